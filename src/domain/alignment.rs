@@ -1,0 +1,501 @@
+//! The alignment rules of SPEC section 1 and the projection they produce. Everything
+//! here is a pure function of an `Initiative` (itself a fold of the events), so the
+//! live projection, a rebuild and an as-of replay can never disagree. `decide` uses
+//! the same evaluation to tell whether a decision may be accepted.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::event::OverrideRecord;
+use super::state::{Decision, DecisionStatus, Feedback, Initiative, Stakeholder};
+use super::values::*;
+
+/// Ordered from best to worst, so `max` picks the state that wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionState {
+    NotApplicable,
+    Approved,
+    Pending,
+    Blocked,
+    Rejected,
+}
+
+impl FunctionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionState::NotApplicable => "not_applicable",
+            FunctionState::Approved => "approved",
+            FunctionState::Pending => "pending",
+            FunctionState::Blocked => "blocked",
+            FunctionState::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionAlignment {
+    Aligned,
+    Pending,
+    Blocked,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitiativeStatus {
+    NoDecisions,
+    Pending,
+    Blocked,
+    Aligned,
+}
+
+impl InitiativeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InitiativeStatus::NoDecisions => "no_decisions",
+            InitiativeStatus::Pending => "pending",
+            InitiativeStatus::Blocked => "blocked",
+            InitiativeStatus::Aligned => "aligned",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::NoDecisions, Self::Pending, Self::Blocked, Self::Aligned].into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// One function's state on one open decision, with the reason in words and the people
+/// who can move it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FunctionEval {
+    pub function: Function,
+    pub state: FunctionState,
+    pub reason: String,
+    /// Approvers who can sign (pending), the rejecting approvers (rejected), or the
+    /// objection authors (blocked).
+    pub can_sign: Vec<Principal>,
+}
+
+/// The alignment of one decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionEval {
+    pub alignment: DecisionAlignment,
+    pub functions: Vec<FunctionEval>,
+    /// Open objections against the decision, from any function.
+    pub objections: Vec<FeedbackId>,
+}
+
+impl DecisionEval {
+    pub fn approved(&self) -> usize {
+        self.functions.iter().filter(|f| f.state == FunctionState::Approved).count()
+    }
+}
+
+/// Whether a sign-off counts now: its signer is still an approver of the function and,
+/// for an approval, no material revision came after the revision it signed.
+fn counts(initiative: &Initiative, decision: &Decision, sign_off: &super::state::SignOff) -> bool {
+    let still_approver = initiative.has_role(&sign_off.signer, &sign_off.function, Role::Approver);
+    match sign_off.verdict {
+        Verdict::Reject => still_approver,
+        Verdict::Approve => still_approver && sign_off.revision >= decision.material_base,
+    }
+}
+
+/// Evaluates one function on one decision.
+pub fn evaluate_function(initiative: &Initiative, decision: &Decision, function: &Function) -> FunctionEval {
+    let verdicts: Vec<_> = decision.sign_offs.iter().filter(|s| &s.function == function).collect();
+    let rejections: Vec<_> = verdicts.iter().filter(|s| s.verdict == Verdict::Reject && counts(initiative, decision, s)).collect();
+    if !rejections.is_empty() {
+        let reason = rejections.iter().map(|s| format!("rejected by {}: {}", s.signer, s.reason)).collect::<Vec<_>>().join("; ");
+        return FunctionEval {
+            function: function.clone(),
+            state: FunctionState::Rejected,
+            reason,
+            can_sign: rejections.iter().map(|s| s.signer.clone()).collect(),
+        };
+    }
+    let objections: Vec<&Feedback> = initiative.open_objections(Some(decision.id)).filter(|f| &f.function == function).collect();
+    if !objections.is_empty() {
+        let reason = objections.iter().map(|f| format!("objection by {}: {}", f.author, summarize(&f.body))).collect::<Vec<_>>().join("; ");
+        return FunctionEval {
+            function: function.clone(),
+            state: FunctionState::Blocked,
+            reason,
+            can_sign: unique(objections.iter().map(|f| f.author.clone())),
+        };
+    }
+    let approvals: Vec<_> = verdicts.iter().filter(|s| s.verdict == Verdict::Approve && counts(initiative, decision, s)).collect();
+    if let Some(approval) = approvals.first() {
+        return FunctionEval {
+            function: function.clone(),
+            state: FunctionState::Approved,
+            reason: format!("approved by {} at revision {}", approval.signer, approval.revision),
+            can_sign: Vec::new(),
+        };
+    }
+    let approvers = initiative.approvers(function);
+    let stale: Vec<_> = verdicts
+        .iter()
+        .filter(|s| s.verdict == Verdict::Approve && s.revision < decision.material_base && approvers.contains(&&s.signer))
+        .collect();
+    let reason = if approvers.is_empty() {
+        format!("no approver assigned for {function}")
+    } else if !stale.is_empty() {
+        stale
+            .iter()
+            .map(|s| format!("approval by {} of revision {} went stale at revision {} (material)", s.signer, s.revision, decision.material_base))
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else {
+        "waiting for sign-off".to_owned()
+    };
+    FunctionEval { function: function.clone(), state: FunctionState::Pending, reason, can_sign: approvers.into_iter().cloned().collect() }
+}
+
+/// Evaluates a decision: every function it needs, and the objections against it.
+pub fn evaluate_decision(initiative: &Initiative, decision: &Decision) -> DecisionEval {
+    let functions: Vec<FunctionEval> =
+        decision.required_functions().iter().map(|f| evaluate_function(initiative, decision, f)).collect();
+    let objections: Vec<FeedbackId> = initiative.open_objections(Some(decision.id)).map(|f| f.id).collect();
+    let alignment = if !decision.is_open() {
+        DecisionAlignment::Closed
+    } else if !objections.is_empty() || functions.iter().any(|f| f.state >= FunctionState::Blocked) {
+        DecisionAlignment::Blocked
+    } else if functions.iter().all(|f| f.state == FunctionState::Approved) {
+        DecisionAlignment::Aligned
+    } else {
+        DecisionAlignment::Pending
+    };
+    DecisionEval { alignment, functions, objections }
+}
+
+fn summarize(text: &str) -> String {
+    const LIMIT: usize = 120;
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() > LIMIT || line.len() < text.len() {
+        format!("{}…", line.chars().take(LIMIT).collect::<String>())
+    } else {
+        line.to_owned()
+    }
+}
+
+fn unique(principals: impl Iterator<Item = Principal>) -> Vec<Principal> {
+    principals.collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FunctionStatus {
+    pub function: Function,
+    pub state: FunctionState,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutstandingItem {
+    /// `None` for an initiative-level objection.
+    pub decision_id: Option<DecisionId>,
+    pub decision_title: String,
+    pub revision: u32,
+    pub function: Function,
+    pub state: FunctionState,
+    pub can_sign: Vec<Principal>,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StaleSignOff {
+    pub decision_id: DecisionId,
+    pub function: Function,
+    pub signer: Principal,
+    pub signed_revision: u32,
+    pub stale_since_revision: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceCounts {
+    pub internal: u32,
+    pub user_research: u32,
+    pub customer: u32,
+}
+
+impl EvidenceCounts {
+    fn of<'a>(feedback: impl Iterator<Item = &'a Feedback>) -> Self {
+        let mut counts = Self::default();
+        for item in feedback {
+            match item.source {
+                FeedbackSource::Internal => counts.internal += 1,
+                FeedbackSource::UserResearch => counts.user_research += 1,
+                FeedbackSource::Customer => counts.customer += 1,
+            }
+        }
+        counts
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverrideView {
+    pub decision_id: DecisionId,
+    pub decision_title: String,
+    pub accepted_by: Principal,
+    pub accepted_at: DateTime<Utc>,
+    pub record: OverrideRecord,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionSummary {
+    pub decision_id: DecisionId,
+    pub title: String,
+    pub status: DecisionStatus,
+    pub alignment: DecisionAlignment,
+    pub revision: u32,
+    pub functions: Vec<FunctionStatus>,
+    pub approved: u32,
+    pub required: u32,
+    pub evidence: EvidenceCounts,
+}
+
+/// The alignment projection of one initiative: what dashboards read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlignmentView {
+    pub initiative_id: InitiativeId,
+    pub key: InitiativeKey,
+    pub title: String,
+    pub summary: String,
+    pub owner: Principal,
+    pub stage: Stage,
+    pub archived: bool,
+    pub required_functions: Vec<Function>,
+    pub status: InitiativeStatus,
+    pub functions: Vec<FunctionStatus>,
+    pub score: f64,
+    pub approved_pairs: u32,
+    pub total_pairs: u32,
+    pub outstanding: Vec<OutstandingItem>,
+    pub stale_sign_offs: Vec<StaleSignOff>,
+    pub open_objections: Vec<Feedback>,
+    pub open_concerns: Vec<Feedback>,
+    pub evidence: EvidenceCounts,
+    pub overrides: Vec<OverrideView>,
+    pub decisions: Vec<DecisionSummary>,
+    pub stakeholders: Vec<Stakeholder>,
+    pub last_activity: DateTime<Utc>,
+    pub version: u64,
+}
+
+impl AlignmentView {
+    /// Functions outstanding (not approved) on some open decision: the list filter.
+    pub fn outstanding_functions(&self) -> Vec<String> {
+        unique_strings(self.outstanding.iter().filter(|o| o.decision_id.is_some()).map(|o| o.function.to_string()))
+    }
+
+    /// Everyone with a sign-off waiting on them: the inbox index (see `inbox`).
+    pub fn awaiting(&self) -> Vec<String> {
+        if self.archived {
+            return Vec::new();
+        }
+        unique_strings(
+            self.outstanding
+                .iter()
+                .filter(|o| o.decision_id.is_some() && o.state == FunctionState::Pending)
+                .flat_map(|o| o.can_sign.iter().map(|p| p.to_string())),
+        )
+    }
+}
+
+fn unique_strings(values: impl Iterator<Item = String>) -> Vec<String> {
+    values.collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// The alignment projection of an initiative.
+pub fn project(initiative: &Initiative) -> AlignmentView {
+    let mut outstanding = Vec::new();
+    let mut stale_sign_offs = Vec::new();
+    let mut decisions = Vec::new();
+    let mut overrides = Vec::new();
+    let mut approved_pairs = 0u32;
+    let mut total_pairs = 0u32;
+    let mut open_count = 0usize;
+    let mut accepted_count = 0usize;
+    let mut any_blocked = false;
+    let mut any_pending = false;
+    // Worst state per function across open decisions.
+    let mut function_states: std::collections::BTreeMap<Function, FunctionState> =
+        initiative.required_functions.iter().map(|f| (f.clone(), FunctionState::NotApplicable)).collect();
+
+    for decision in initiative.decisions.values() {
+        let eval = evaluate_decision(initiative, decision);
+        let evidence = EvidenceCounts::of(initiative.feedback.values().filter(|f| f.decision_id == Some(decision.id)));
+        decisions.push(DecisionSummary {
+            decision_id: decision.id,
+            title: decision.title().to_owned(),
+            status: decision.status,
+            alignment: eval.alignment,
+            revision: decision.revision(),
+            functions: eval.functions.iter().map(|f| FunctionStatus { function: f.function.clone(), state: f.state }).collect(),
+            approved: eval.approved() as u32,
+            required: eval.functions.len() as u32,
+            evidence,
+        });
+        if decision.status == DecisionStatus::Accepted || decision.status == DecisionStatus::Superseded {
+            accepted_count += usize::from(decision.status == DecisionStatus::Accepted);
+            if let (Some(record), Some(closure)) = (&decision.r#override, &decision.closure) {
+                overrides.push(OverrideView {
+                    decision_id: decision.id,
+                    decision_title: decision.title().to_owned(),
+                    accepted_by: closure.by.clone(),
+                    accepted_at: closure.at,
+                    record: record.clone(),
+                });
+            }
+        }
+        if !decision.is_open() {
+            continue;
+        }
+        open_count += 1;
+        any_blocked |= eval.alignment == DecisionAlignment::Blocked;
+        any_pending |= eval.alignment == DecisionAlignment::Pending;
+        for function in &eval.functions {
+            total_pairs += 1;
+            let worst = function_states.entry(function.function.clone()).or_insert(FunctionState::NotApplicable);
+            *worst = (*worst).max(function.state);
+            if function.state == FunctionState::Approved {
+                approved_pairs += 1;
+                continue;
+            }
+            outstanding.push(OutstandingItem {
+                decision_id: Some(decision.id),
+                decision_title: decision.title().to_owned(),
+                revision: decision.revision(),
+                function: function.function.clone(),
+                state: function.state,
+                can_sign: function.can_sign.clone(),
+                reason: function.reason.clone(),
+            });
+        }
+        // Objections from functions the decision does not need still block it.
+        for objection in initiative.open_objections(Some(decision.id)) {
+            if !decision.required_functions().contains(&objection.function) {
+                outstanding.push(objection_item(objection, Some(decision)));
+            }
+        }
+        for sign_off in &decision.sign_offs {
+            let approver = initiative.has_role(&sign_off.signer, &sign_off.function, Role::Approver);
+            if sign_off.verdict == Verdict::Approve && approver && sign_off.revision < decision.material_base {
+                stale_sign_offs.push(StaleSignOff {
+                    decision_id: decision.id,
+                    function: sign_off.function.clone(),
+                    signer: sign_off.signer.clone(),
+                    signed_revision: sign_off.revision,
+                    stale_since_revision: decision.material_base,
+                });
+            }
+        }
+    }
+
+    let initiative_objections: Vec<&Feedback> = initiative.open_objections(None).collect();
+    for objection in &initiative_objections {
+        outstanding.push(objection_item(objection, None));
+        if let Some(state) = function_states.get_mut(&objection.function) {
+            *state = (*state).max(FunctionState::Blocked);
+        }
+    }
+
+    let status = if any_blocked || !initiative_objections.is_empty() {
+        InitiativeStatus::Blocked
+    } else if any_pending {
+        InitiativeStatus::Pending
+    } else if open_count > 0 || accepted_count > 0 {
+        InitiativeStatus::Aligned
+    } else {
+        InitiativeStatus::NoDecisions
+    };
+    let score = if total_pairs > 0 {
+        f64::from(approved_pairs) / f64::from(total_pairs)
+    } else if status == InitiativeStatus::Aligned {
+        1.0
+    } else {
+        0.0
+    };
+
+    AlignmentView {
+        initiative_id: initiative.id,
+        key: initiative.key.clone(),
+        title: initiative.title.clone(),
+        summary: initiative.summary.clone(),
+        owner: initiative.owner.clone(),
+        stage: initiative.stage,
+        archived: initiative.archived.is_some(),
+        required_functions: initiative.required_functions.iter().cloned().collect(),
+        status,
+        functions: function_states.into_iter().map(|(function, state)| FunctionStatus { function, state }).collect(),
+        score,
+        approved_pairs,
+        total_pairs,
+        outstanding,
+        stale_sign_offs,
+        open_objections: initiative.feedback.values().filter(|f| f.is_open_objection()).cloned().collect(),
+        open_concerns: initiative.feedback.values().filter(|f| f.is_open() && f.kind == FeedbackKind::Concern).cloned().collect(),
+        evidence: EvidenceCounts::of(initiative.feedback.values()),
+        overrides,
+        decisions,
+        stakeholders: initiative.stakeholders.iter().cloned().collect(),
+        last_activity: initiative.last_activity,
+        version: initiative.version,
+    }
+}
+
+fn objection_item(objection: &Feedback, decision: Option<&Decision>) -> OutstandingItem {
+    OutstandingItem {
+        decision_id: decision.map(|d| d.id),
+        decision_title: decision.map(|d| d.title().to_owned()).unwrap_or_default(),
+        revision: decision.map(|d| d.revision()).unwrap_or_default(),
+        function: objection.function.clone(),
+        state: FunctionState::Blocked,
+        can_sign: vec![objection.author.clone()],
+        reason: format!("objection by {}: {}", objection.author, summarize(&objection.body)),
+    }
+}
+
+/// One item of a stakeholder's inbox: a sign-off waiting on them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InboxItem {
+    pub decision_id: DecisionId,
+    pub decision_title: String,
+    pub revision: u32,
+    pub function: Function,
+    pub state: FunctionState,
+    pub reason: String,
+}
+
+/// The sign-offs waiting on `principal`: functions they approve for that are still
+/// pending on an open decision (a function already approved, rejected or blocked by an
+/// objection is not waiting on another signature).
+pub fn inbox(initiative: &Initiative, principal: &Principal) -> Vec<InboxItem> {
+    let mut items = Vec::new();
+    if initiative.archived.is_some() {
+        return items;
+    }
+    for decision in initiative.decisions.values().filter(|d| d.is_open()) {
+        for function in decision.required_functions() {
+            if !initiative.has_role(principal, function, Role::Approver) {
+                continue;
+            }
+            let eval = evaluate_function(initiative, decision, function);
+            if eval.state != FunctionState::Pending {
+                continue;
+            }
+            items.push(InboxItem {
+                decision_id: decision.id,
+                decision_title: decision.title().to_owned(),
+                revision: decision.revision(),
+                function: function.clone(),
+                state: eval.state,
+                reason: eval.reason,
+            });
+        }
+    }
+    items
+}

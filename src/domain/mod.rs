@@ -1,0 +1,22 @@
+//! The pure core of Accord: values, commands, events, the state folded from them, the
+//! rules that decide commands and the alignment projection. Nothing in here does I/O
+//! or knows about gRPC or SQL, so every rule is testable as given(events) / when
+//! (command) / then(events or error).
+
+pub mod alignment;
+pub mod command;
+pub mod decide;
+pub mod error;
+pub mod event;
+pub mod state;
+pub mod values;
+
+pub use alignment::{AlignmentView, project};
+pub use command::Command;
+pub use decide::decide;
+pub use error::DomainError;
+pub use event::{Event, Recorded};
+pub use state::{Initiative, evolve, fold};
+
+#[cfg(test)]
+mod tests;

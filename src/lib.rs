@@ -1,0 +1,26 @@
+//! Accord: an event-sourced stakeholder alignment service.
+//!
+//! The crate is laid out in rings, inside out:
+//! - [`domain`]: the pure rules — values, commands, events, the fold, `decide`, and the
+//!   alignment projection. No I/O.
+//! - [`store`]: the append-only event log and the projections it maintains in the same
+//!   transaction (PostgreSQL), plus the gap-free global read.
+//! - [`grpc`]: the tonic services — conversion between proto and domain, the caller's
+//!   identity, one error mapping.
+//! - [`server`] and [`config`]: start-up, wiring and graceful shutdown; `main.rs` only
+//!   parses flags and calls into them.
+
+pub mod config;
+pub mod domain;
+pub mod grpc;
+pub mod server;
+pub mod store;
+
+/// The generated protobuf and gRPC code of package `accord.v1`.
+pub mod proto {
+    #![allow(clippy::all, clippy::pedantic)]
+    tonic::include_proto!("accord.v1");
+
+    /// The file descriptor set, served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("accord_descriptor");
+}
