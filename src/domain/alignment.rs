@@ -97,7 +97,7 @@ impl DecisionEval {
 
 /// Whether a sign-off counts now: its signer is still an approver of the function and,
 /// for an approval, no material revision came after the revision it signed.
-fn counts(initiative: &Initiative, decision: &Decision, sign_off: &super::state::SignOff) -> bool {
+pub fn sign_off_counts(initiative: &Initiative, decision: &Decision, sign_off: &super::state::SignOff) -> bool {
     let still_approver = initiative.has_role(&sign_off.signer, &sign_off.function, Role::Approver);
     match sign_off.verdict {
         Verdict::Reject => still_approver,
@@ -108,9 +108,11 @@ fn counts(initiative: &Initiative, decision: &Decision, sign_off: &super::state:
 /// Evaluates one function on one decision.
 pub fn evaluate_function(initiative: &Initiative, decision: &Decision, function: &Function) -> FunctionEval {
     let verdicts: Vec<_> = decision.sign_offs.iter().filter(|s| &s.function == function).collect();
-    let rejections: Vec<_> = verdicts.iter().filter(|s| s.verdict == Verdict::Reject && counts(initiative, decision, s)).collect();
+    let rejections: Vec<_> =
+        verdicts.iter().filter(|s| s.verdict == Verdict::Reject && sign_off_counts(initiative, decision, s)).collect();
     if !rejections.is_empty() {
-        let reason = rejections.iter().map(|s| format!("rejected by {}: {}", s.signer, s.reason)).collect::<Vec<_>>().join("; ");
+        let reason =
+            rejections.iter().map(|s| format!("rejected by {}: {}", s.signer, s.reason)).collect::<Vec<_>>().join("; ");
         return FunctionEval {
             function: function.clone(),
             state: FunctionState::Rejected,
@@ -118,9 +120,14 @@ pub fn evaluate_function(initiative: &Initiative, decision: &Decision, function:
             can_sign: rejections.iter().map(|s| s.signer.clone()).collect(),
         };
     }
-    let objections: Vec<&Feedback> = initiative.open_objections(Some(decision.id)).filter(|f| &f.function == function).collect();
+    let objections: Vec<&Feedback> =
+        initiative.open_objections(Some(decision.id)).filter(|f| &f.function == function).collect();
     if !objections.is_empty() {
-        let reason = objections.iter().map(|f| format!("objection by {}: {}", f.author, summarize(&f.body))).collect::<Vec<_>>().join("; ");
+        let reason = objections
+            .iter()
+            .map(|f| format!("objection by {}: {}", f.author, summarize(&f.body)))
+            .collect::<Vec<_>>()
+            .join("; ");
         return FunctionEval {
             function: function.clone(),
             state: FunctionState::Blocked,
@@ -128,7 +135,8 @@ pub fn evaluate_function(initiative: &Initiative, decision: &Decision, function:
             can_sign: unique(objections.iter().map(|f| f.author.clone())),
         };
     }
-    let approvals: Vec<_> = verdicts.iter().filter(|s| s.verdict == Verdict::Approve && counts(initiative, decision, s)).collect();
+    let approvals: Vec<_> =
+        verdicts.iter().filter(|s| s.verdict == Verdict::Approve && sign_off_counts(initiative, decision, s)).collect();
     if let Some(approval) = approvals.first() {
         return FunctionEval {
             function: function.clone(),
@@ -140,20 +148,32 @@ pub fn evaluate_function(initiative: &Initiative, decision: &Decision, function:
     let approvers = initiative.approvers(function);
     let stale: Vec<_> = verdicts
         .iter()
-        .filter(|s| s.verdict == Verdict::Approve && s.revision < decision.material_base && approvers.contains(&&s.signer))
+        .filter(|s| {
+            s.verdict == Verdict::Approve && s.revision < decision.material_base && approvers.contains(&&s.signer)
+        })
         .collect();
     let reason = if approvers.is_empty() {
         format!("no approver assigned for {function}")
     } else if !stale.is_empty() {
         stale
             .iter()
-            .map(|s| format!("approval by {} of revision {} went stale at revision {} (material)", s.signer, s.revision, decision.material_base))
+            .map(|s| {
+                format!(
+                    "approval by {} of revision {} went stale at revision {} (material)",
+                    s.signer, s.revision, decision.material_base
+                )
+            })
             .collect::<Vec<_>>()
             .join("; ")
     } else {
         "waiting for sign-off".to_owned()
     };
-    FunctionEval { function: function.clone(), state: FunctionState::Pending, reason, can_sign: approvers.into_iter().cloned().collect() }
+    FunctionEval {
+        function: function.clone(),
+        state: FunctionState::Pending,
+        reason,
+        can_sign: approvers.into_iter().cloned().collect(),
+    }
 }
 
 /// Evaluates a decision: every function it needs, and the objections against it.
@@ -222,7 +242,7 @@ pub struct EvidenceCounts {
 }
 
 impl EvidenceCounts {
-    fn of<'a>(feedback: impl Iterator<Item = &'a Feedback>) -> Self {
+    pub fn of<'a>(feedback: impl Iterator<Item = &'a Feedback>) -> Self {
         let mut counts = Self::default();
         for item in feedback {
             match item.source {
@@ -305,6 +325,32 @@ impl AlignmentView {
     }
 }
 
+impl AlignmentView {
+    /// The sign-offs waiting on `principal`: functions they approve for that are still
+    /// pending on an open decision. A function already approved, rejected, or blocked by
+    /// an objection is not waiting on another signature; an archived initiative waits on
+    /// nobody.
+    pub fn inbox(&self, principal: &Principal) -> Vec<InboxItem> {
+        if self.archived {
+            return Vec::new();
+        }
+        self.outstanding
+            .iter()
+            .filter(|o| o.state == FunctionState::Pending && o.can_sign.contains(principal))
+            .filter_map(|o| {
+                Some(InboxItem {
+                    decision_id: o.decision_id?,
+                    decision_title: o.decision_title.clone(),
+                    revision: o.revision,
+                    function: o.function.clone(),
+                    state: o.state,
+                    reason: o.reason.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
 fn unique_strings(values: impl Iterator<Item = String>) -> Vec<String> {
     values.collect::<BTreeSet<_>>().into_iter().collect()
 }
@@ -334,7 +380,11 @@ pub fn project(initiative: &Initiative) -> AlignmentView {
             status: decision.status,
             alignment: eval.alignment,
             revision: decision.revision(),
-            functions: eval.functions.iter().map(|f| FunctionStatus { function: f.function.clone(), state: f.state }).collect(),
+            functions: eval
+                .functions
+                .iter()
+                .map(|f| FunctionStatus { function: f.function.clone(), state: f.state })
+                .collect(),
             approved: eval.approved() as u32,
             required: eval.functions.len() as u32,
             evidence,
@@ -437,7 +487,12 @@ pub fn project(initiative: &Initiative) -> AlignmentView {
         outstanding,
         stale_sign_offs,
         open_objections: initiative.feedback.values().filter(|f| f.is_open_objection()).cloned().collect(),
-        open_concerns: initiative.feedback.values().filter(|f| f.is_open() && f.kind == FeedbackKind::Concern).cloned().collect(),
+        open_concerns: initiative
+            .feedback
+            .values()
+            .filter(|f| f.is_open() && f.kind == FeedbackKind::Concern)
+            .cloned()
+            .collect(),
         evidence: EvidenceCounts::of(initiative.feedback.values()),
         overrides,
         decisions,
@@ -470,32 +525,7 @@ pub struct InboxItem {
     pub reason: String,
 }
 
-/// The sign-offs waiting on `principal`: functions they approve for that are still
-/// pending on an open decision (a function already approved, rejected or blocked by an
-/// objection is not waiting on another signature).
+/// The sign-offs waiting on `principal` in one initiative (see `AlignmentView::inbox`).
 pub fn inbox(initiative: &Initiative, principal: &Principal) -> Vec<InboxItem> {
-    let mut items = Vec::new();
-    if initiative.archived.is_some() {
-        return items;
-    }
-    for decision in initiative.decisions.values().filter(|d| d.is_open()) {
-        for function in decision.required_functions() {
-            if !initiative.has_role(principal, function, Role::Approver) {
-                continue;
-            }
-            let eval = evaluate_function(initiative, decision, function);
-            if eval.state != FunctionState::Pending {
-                continue;
-            }
-            items.push(InboxItem {
-                decision_id: decision.id,
-                decision_title: decision.title().to_owned(),
-                revision: decision.revision(),
-                function: function.clone(),
-                state: eval.state,
-                reason: eval.reason,
-            });
-        }
-    }
-    items
+    project(initiative).inbox(principal)
 }

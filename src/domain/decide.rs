@@ -73,9 +73,15 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
         Command::AssignStakeholder { principal, function, role } => {
             require_manager(initiative, actor, "assign stakeholders to")?;
             if initiative.has_role(principal, function, *role) {
-                return Err(DomainError::AlreadyExists(format!("{principal} is already {role} for {function} on {key}")));
+                return Err(DomainError::AlreadyExists(format!(
+                    "{principal} is already {role} for {function} on {key}"
+                )));
             }
-            Ok(vec![Event::StakeholderAssigned { principal: principal.clone(), function: function.clone(), role: *role }])
+            Ok(vec![Event::StakeholderAssigned {
+                principal: principal.clone(),
+                function: function.clone(),
+                role: *role,
+            }])
         }
 
         Command::RemoveStakeholder { principal, function, role } => {
@@ -83,7 +89,11 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
             if !initiative.has_role(principal, function, *role) {
                 return Err(DomainError::not_found(format!("{principal} is not {role} for {function} on {key}")));
             }
-            Ok(vec![Event::StakeholderRemoved { principal: principal.clone(), function: function.clone(), role: *role }])
+            Ok(vec![Event::StakeholderRemoved {
+                principal: principal.clone(),
+                function: function.clone(),
+                role: *role,
+            }])
         }
 
         Command::ProposeDecision { decision_id, content, required_functions, supersedes } => {
@@ -93,6 +103,9 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
                 return Err(DomainError::denied(format!(
                     "{actor} holds no driver, approver or contributor role on {key} and may not propose decisions"
                 )));
+            }
+            if initiative.decisions.contains_key(decision_id) {
+                return Err(DomainError::AlreadyExists(format!("decision {decision_id} exists already on {key}")));
             }
             if let Some(old) = supersedes {
                 let old = find_decision(initiative, old, "supersedes")?;
@@ -129,7 +142,11 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
                     .sign_offs
                     .iter()
                     .filter(|s| s.verdict == Verdict::Approve && s.revision >= decision.material_base)
-                    .map(|s| StaleApproval { signer: s.signer.clone(), function: s.function.clone(), revision: s.revision })
+                    .map(|s| StaleApproval {
+                        signer: s.signer.clone(),
+                        function: s.function.clone(),
+                        revision: s.revision,
+                    })
                     .collect()
             } else {
                 Vec::new()
@@ -152,13 +169,17 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
             let r#override = if eval.alignment == DecisionAlignment::Aligned {
                 None
             } else {
-                let Some(reason) = override_reason else {
+                // A blank reason is no written reason: it cannot justify an override.
+                let Some(reason) = override_reason.as_ref().filter(|r| !r.trim().is_empty()) else {
                     let waiting = eval
                         .functions
                         .iter()
                         .filter(|f| f.state != FunctionState::Approved)
                         .map(|f| format!("{} {}", f.function, f.state.as_str()))
-                        .chain((!eval.objections.is_empty()).then(|| format!("{} open objection(s)", eval.objections.len())))
+                        .chain(
+                            (!eval.objections.is_empty())
+                                .then(|| format!("{} open objection(s)", eval.objections.len())),
+                        )
                         .collect::<Vec<_>>()
                         .join(", ");
                     return Err(DomainError::precondition(format!(
@@ -176,7 +197,8 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
                     objections: eval.objections.clone(),
                 })
             };
-            let mut events = vec![Event::DecisionAccepted { decision_id: *decision_id, revision: decision.revision(), r#override }];
+            let mut events =
+                vec![Event::DecisionAccepted { decision_id: *decision_id, revision: decision.revision(), r#override }];
             // A decision proposed as superseding an accepted one replaces it on acceptance.
             if let Some(old) = decision.supersedes.and_then(|id| initiative.decisions.get(&id)) {
                 if old.status == DecisionStatus::Accepted {
@@ -218,6 +240,12 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
                     )));
                 }
             }
+            // A decision supersedes at most one other; a second link would overwrite the first.
+            if let Some(earlier) = new.supersedes.filter(|earlier| earlier != decision_id) {
+                return Err(DomainError::precondition(format!(
+                    "decision {superseded_by} already supersedes decision {earlier}; a decision supersedes at most one other"
+                )));
+            }
             Ok(vec![Event::DecisionSuperseded { decision_id: *decision_id, superseded_by: *superseded_by }])
         }
 
@@ -238,6 +266,9 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
                 return Err(DomainError::denied(format!(
                     "{actor} holds no driver, approver or contributor role for {function} on {key}, so may not give feedback for it"
                 )));
+            }
+            if initiative.feedback.contains_key(feedback_id) {
+                return Err(DomainError::AlreadyExists(format!("feedback {feedback_id} exists already on {key}")));
             }
             Ok(vec![Event::FeedbackRecorded {
                 feedback_id: *feedback_id,
@@ -334,7 +365,12 @@ fn require_driver(initiative: &Initiative, actor: &Principal, what: &str) -> Res
     }
 }
 
-fn require_author_or_driver(initiative: &Initiative, feedback: &Feedback, actor: &Principal, what: &str) -> Result<(), DomainError> {
+fn require_author_or_driver(
+    initiative: &Initiative,
+    feedback: &Feedback,
+    actor: &Principal,
+    what: &str,
+) -> Result<(), DomainError> {
     if &feedback.author == actor || initiative.is_driver(actor) {
         Ok(())
     } else {
@@ -346,10 +382,9 @@ fn require_author_or_driver(initiative: &Initiative, feedback: &Feedback, actor:
 }
 
 fn find_decision<'a>(initiative: &'a Initiative, id: &DecisionId, field: &str) -> Result<&'a Decision, DomainError> {
-    initiative
-        .decisions
-        .get(id)
-        .ok_or_else(|| DomainError::not_found(format!("{field}: decision {id} not found on initiative {}", initiative.key)))
+    initiative.decisions.get(id).ok_or_else(|| {
+        DomainError::not_found(format!("{field}: decision {id} not found on initiative {}", initiative.key))
+    })
 }
 
 /// A decision that must still be proposed for the command to make sense.
@@ -366,9 +401,7 @@ fn open_decision<'a>(initiative: &'a Initiative, id: &DecisionId, verb: &str) ->
 }
 
 fn find_feedback<'a>(initiative: &'a Initiative, id: &FeedbackId) -> Result<&'a Feedback, DomainError> {
-    initiative
-        .feedback
-        .get(id)
-        .ok_or_else(|| DomainError::not_found(format!("feedback_id: feedback {id} not found on initiative {}", initiative.key)))
+    initiative.feedback.get(id).ok_or_else(|| {
+        DomainError::not_found(format!("feedback_id: feedback {id} not found on initiative {}", initiative.key))
+    })
 }
-

@@ -280,10 +280,18 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
             initiative.archived = Some(Archived { by: actor.clone(), at, reason: reason.clone() });
         }
         Event::StakeholderAssigned { principal, function, role } => {
-            initiative.stakeholders.insert(Stakeholder { principal: principal.clone(), function: function.clone(), role: *role });
+            initiative.stakeholders.insert(Stakeholder {
+                principal: principal.clone(),
+                function: function.clone(),
+                role: *role,
+            });
         }
         Event::StakeholderRemoved { principal, function, role } => {
-            initiative.stakeholders.remove(&Stakeholder { principal: principal.clone(), function: function.clone(), role: *role });
+            initiative.stakeholders.remove(&Stakeholder {
+                principal: principal.clone(),
+                function: function.clone(),
+                role: *role,
+            });
         }
         Event::DecisionProposed { decision_id, content, required_functions, supersedes } => {
             let revision = Revision {

@@ -147,7 +147,9 @@ impl Function {
         } else {
             Err(invalid(
                 field,
-                format!("{value:?} is not a function: use a lower-case slug of at most 32 characters (e.g. engineering, legal)"),
+                format!(
+                    "{value:?} is not a function: use a lower-case slug of at most 32 characters (e.g. engineering, legal)"
+                ),
             ))
         }
     }
@@ -167,7 +169,10 @@ impl Function {
             return Ok(None);
         }
         if values.len() > MAX_FUNCTIONS {
-            return Err(invalid(field, format!("names {} functions; at most {MAX_FUNCTIONS} are allowed", values.len())));
+            return Err(invalid(
+                field,
+                format!("names {} functions; at most {MAX_FUNCTIONS} are allowed", values.len()),
+            ));
         }
         let mut set = BTreeSet::new();
         for value in values {

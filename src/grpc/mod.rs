@@ -1,1 +1,13 @@
-//! TODO
+//! The gRPC edge: tonic services that parse requests into domain commands and queries,
+//! run them against the store, and map results and errors back to the wire. Everything
+//! cross-cutting lives in one place each: the caller's identity (`identity`), the error
+//! mapping (`status`), proto ↔ domain conversion (`convert`).
+
+pub mod commands;
+pub mod convert;
+pub mod identity;
+pub mod queries;
+pub mod status;
+
+pub use commands::Commands;
+pub use queries::Queries;

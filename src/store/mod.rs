@@ -1,1 +1,178 @@
-//! TODO
+//! The event store: the append-only log, the idempotency record and the projections
+//! maintained in the same transaction as each append. This module holds what every
+//! backend shares — the command envelope, the outcome, stored events, the hash chain
+//! and the error type; `postgres` is the production backend.
+//!
+//! The application cycle for a command is: lock the stream head and load the folded
+//! state (a snapshot kept beside the head, so no command re-reads its stream) → check
+//! idempotency and the expected version → `decide` → `evolve` → append events, hashes,
+//! the new head and the alignment row in one transaction.
+
+pub mod hash;
+pub mod postgres;
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::domain::{Command, DomainError, Event, Recorded, values::*};
+
+pub use hash::{EventContent, ZERO_HASH, event_hash};
+pub use postgres::PgStore;
+
+/// How a command names its initiative: by id, or by its unique key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InitiativeRef {
+    Id(InitiativeId),
+    Key(InitiativeKey),
+}
+
+impl InitiativeRef {
+    /// Accepts a UUID or a key, as every request's `initiative` field does.
+    pub fn parse(field: &str, value: &str) -> Result<Self, DomainError> {
+        if value.is_empty() {
+            return Err(DomainError::invalid(field, "is required (an initiative id or key)"));
+        }
+        match Uuid::try_parse(value) {
+            Ok(id) => Ok(Self::Id(InitiativeId(id))),
+            Err(_) => InitiativeKey::parse(field, value).map(Self::Key),
+        }
+    }
+}
+
+impl std::fmt::Display for InitiativeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InitiativeRef::Id(id) => id.fmt(f),
+            InitiativeRef::Key(key) => key.fmt(f),
+        }
+    }
+}
+
+/// Idempotency key of a command: 1-128 printable ASCII characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CommandId(String);
+
+impl CommandId {
+    pub fn parse(field: &str, value: &str) -> Result<Self, DomainError> {
+        parse_token(field, value).map(Self)
+    }
+
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Correlation and causation ids come from other systems: 1-128 printable ASCII characters.
+pub fn parse_token(field: &str, value: &str) -> Result<String, DomainError> {
+    if value.is_empty() || value.len() > 128 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(DomainError::invalid(field, "must be 1-128 printable ASCII characters without spaces"));
+    }
+    Ok(value.to_owned())
+}
+
+/// A command with everything the store needs to run and record it.
+#[derive(Clone, Debug)]
+pub struct CommandEnvelope {
+    /// `None` for `CreateInitiative`, which starts a new stream.
+    pub target: Option<InitiativeRef>,
+    pub command: Command,
+    pub actor: Principal,
+    pub command_id: CommandId,
+    pub expected_version: Option<u64>,
+    pub correlation_id: String,
+    pub causation_id: String,
+    /// Hash of the request as sent: a reused command id with a different request is refused.
+    pub fingerprint: [u8; 32],
+}
+
+/// What a command did: the result a retry with the same command id gets again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandOutcome {
+    pub initiative_id: InitiativeId,
+    pub stream_version: u64,
+    pub global_position: u64,
+    pub created_id: Option<Uuid>,
+    pub replayed: bool,
+}
+
+/// An event as stored, with all its metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    pub position: i64,
+    pub stream_id: Uuid,
+    pub stream_version: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: serde_json::Value,
+    pub actor: String,
+    pub command_id: String,
+    pub correlation_id: String,
+    pub causation_id: String,
+    pub recorded_at: DateTime<Utc>,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+impl StoredEvent {
+    /// The event as the fold sees it; a stored event that does not decode is corruption.
+    pub fn to_recorded(&self) -> Result<Recorded, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt(format!("event at position {}: {what}", self.position));
+        let event = Event::from_stored(&self.event_type, self.schema_version, self.payload.clone()).map_err(corrupt)?;
+        let actor = Principal::parse("actor", &self.actor).map_err(|e| corrupt(e.to_string()))?;
+        let version = u64::try_from(self.stream_version).map_err(|_| corrupt("negative stream version".into()))?;
+        Ok(Recorded { version, actor, recorded_at: self.recorded_at, event })
+    }
+
+    pub fn content(&self) -> EventContent<'_> {
+        EventContent {
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            event_id: self.event_id,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: &self.payload,
+            actor: &self.actor,
+            command_id: &self.command_id,
+            correlation_id: &self.correlation_id,
+            causation_id: &self.causation_id,
+            recorded_at: self.recorded_at,
+        }
+    }
+}
+
+/// Where a reader of the global log stands: the commit-order key of the last event it
+/// read. See `PgStore::read_all`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GlobalCursor {
+    pub tx_id: u64,
+    pub position: i64,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The domain refused the command (or a query's target does not exist).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The database cannot be reached or is shutting down.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The stored history cannot be folded or decoded.
+    #[error("corrupt history: {0}")]
+    Corrupt(String),
+    /// Anything else: logged in full, reported to callers as an internal error.
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+/// Current time at the database's precision (microseconds), so that what is hashed and
+/// folded before the write equals what is read back.
+pub fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}

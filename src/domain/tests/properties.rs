@@ -1,0 +1,393 @@
+//! Property tests: arbitrary command sequences from a small fixed cast of people,
+//! functions, decisions and feedback. Most commands are refused; the ones accepted
+//! build a history on which the fold, the snapshot and the stored event schema must
+//! all agree.
+
+use proptest::collection::{btree_set, vec};
+use proptest::option;
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::FileFailurePersistence;
+
+use super::*;
+use crate::domain::alignment::{DecisionAlignment, FunctionState, InitiativeStatus, evaluate_decision};
+use crate::domain::event::SCHEMA_VERSION;
+use crate::domain::state::DecisionStatus;
+
+const PEOPLE: &[&str] = &[OWNER, DRIVER, ENG, DES, BIZ, CONTRIB, INFORMED, STRANGER];
+const FUNCTIONS: &[&str] = &["engineering", "design", "business", "legal", "product"];
+
+fn person() -> impl Strategy<Value = &'static str> {
+    select(PEOPLE)
+}
+
+fn principal() -> impl Strategy<Value = Principal> {
+    person().prop_map(who)
+}
+
+fn function() -> impl Strategy<Value = Function> {
+    select(FUNCTIONS).prop_map(func)
+}
+
+fn functions() -> impl Strategy<Value = Option<BTreeSet<Function>>> {
+    option::of(btree_set(function(), 1..=3))
+}
+
+fn decision_id() -> impl Strategy<Value = DecisionId> {
+    (1u128..=3).prop_map(dec)
+}
+
+fn feedback_id() -> impl Strategy<Value = FeedbackId> {
+    (1u128..=3).prop_map(fb)
+}
+
+fn text() -> impl Strategy<Value = String> {
+    select(&["", "  ", "ok", "because of the deadline"][..]).prop_map(String::from)
+}
+
+fn decision_content() -> impl Strategy<Value = DecisionContent> {
+    (select(&["Use Stripe", "Use Adyen"][..]), select(&["Stripe", "Adyen", "Both"][..]))
+        .prop_map(|(title, proposal)| content(title, proposal))
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        1 => Just(create()),
+        2 => (option::of(text()), option::of(text()), option::of(principal()), functions()).prop_map(
+            |(title, summary, owner, required_functions)| Command::UpdateInitiative { title, summary, owner, required_functions }
+        ),
+        2 => select(Stage::ALL).prop_map(|stage| Command::ChangeStage { stage }),
+        1 => text().prop_map(|reason| Command::ArchiveInitiative { reason }),
+        6 => (principal(), function(), select(Role::ALL))
+            .prop_map(|(principal, function, role)| Command::AssignStakeholder { principal, function, role }),
+        3 => (principal(), function(), select(Role::ALL))
+            .prop_map(|(principal, function, role)| Command::RemoveStakeholder { principal, function, role }),
+        6 => (decision_id(), decision_content(), functions(), option::of(decision_id())).prop_map(
+            |(decision_id, content, required_functions, supersedes)| Command::ProposeDecision {
+                decision_id,
+                content,
+                required_functions,
+                supersedes
+            }
+        ),
+        5 => (decision_id(), select(RevisionKind::ALL), decision_content(), functions(), text()).prop_map(
+            |(decision_id, kind, content, required_functions, note)| Command::ReviseDecision {
+                decision_id,
+                kind,
+                content,
+                required_functions,
+                note
+            }
+        ),
+        4 => (decision_id(), option::of(text()))
+            .prop_map(|(decision_id, override_reason)| Command::AcceptDecision { decision_id, override_reason }),
+        2 => (decision_id(), text()).prop_map(|(decision_id, reason)| Command::RejectDecision { decision_id, reason }),
+        2 => (decision_id(), text()).prop_map(|(decision_id, reason)| Command::WithdrawDecision { decision_id, reason }),
+        2 => (decision_id(), decision_id())
+            .prop_map(|(decision_id, superseded_by)| Command::SupersedeDecision { decision_id, superseded_by }),
+        5 => (
+            feedback_id(),
+            option::of(decision_id()),
+            function(),
+            select(FeedbackKind::ALL),
+            select(FeedbackSource::ALL),
+            text()
+        )
+            .prop_map(|(feedback_id, decision_id, function, kind, source, body)| Command::RecordFeedback {
+                feedback_id,
+                decision_id,
+                function,
+                kind,
+                source,
+                body
+            }),
+        3 => (feedback_id(), text()).prop_map(|(feedback_id, resolution)| Command::ResolveFeedback { feedback_id, resolution }),
+        2 => (feedback_id(), text()).prop_map(|(feedback_id, reason)| Command::ReopenFeedback { feedback_id, reason }),
+        10 => (decision_id(), function(), select(Verdict::ALL), text(), text(), option::of(1u32..=3)).prop_map(
+            |(decision_id, function, verdict, reason, comment, revision)| Command::RecordSignOff {
+                decision_id,
+                function,
+                verdict,
+                reason,
+                comment,
+                revision
+            }
+        ),
+        2 => (decision_id(), function()).prop_map(|(decision_id, function)| Command::RevokeSignOff { decision_id, function }),
+    ]
+}
+
+/// A starting point (the full team, or a bare initiative) and the commands to try.
+fn scenario() -> impl Strategy<Value = (bool, Vec<(&'static str, Command)>)> {
+    (any::<bool>(), vec((person(), command()), 0..60))
+}
+
+/// What running a scenario produced: every recorded event and the state after each.
+struct Run {
+    events: Vec<Recorded>,
+    /// `states[i]` is the state after `events[i]`.
+    states: Vec<Initiative>,
+    accepted_commands: usize,
+}
+
+/// Runs every command through `decide`, skipping the refused ones and folding the
+/// events of the others one by one; checks the per-command rules on the way.
+fn run(with_team: bool, steps: &[(&'static str, Command)]) -> Result<Run, TestCaseError> {
+    let history = if with_team { team() } else { History::new().given(OWNER, create()) };
+    let mut events = history.events.clone();
+    let mut state = history.state.clone();
+    let mut states: Vec<Initiative> = Vec::new();
+    for prefix in 1..=events.len() {
+        states.push(fold(&events[..prefix]).unwrap().unwrap());
+    }
+    let mut accepted_commands = 0;
+    for (actor, command) in steps {
+        let actor_id = who(actor);
+        let decided = decide(state.as_ref(), command, &actor_id);
+        prop_assert_eq!(&decided, &decide(state.as_ref(), command, &actor_id), "decide is deterministic");
+        let new_events = match decided {
+            Ok(new_events) => new_events,
+            Err(DomainError::InvalidArgument { field, .. }) => {
+                prop_assert!(!field.is_empty(), "an invalid argument names its field");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        accepted_commands += 1;
+        prop_assert!(!new_events.is_empty(), "an accepted command records something: {:?}", command);
+        let before = state.clone().expect("only CreateInitiative succeeds on an empty stream, and it is refused here");
+        for event in &new_events {
+            if let Event::DecisionAccepted { decision_id, r#override, .. } = event {
+                let alignment = evaluate_decision(&before, &before.decisions[decision_id]).alignment;
+                match r#override {
+                    None => prop_assert_eq!(alignment, DecisionAlignment::Aligned, "accepted without override"),
+                    Some(record) => {
+                        prop_assert_ne!(alignment, DecisionAlignment::Aligned, "an override of an aligned decision");
+                        prop_assert!(!record.reason.trim().is_empty(), "an override needs a written reason");
+                    }
+                }
+            }
+            if let Event::SignOffRecorded { decision_id, revision, .. } = event {
+                prop_assert_eq!(
+                    *revision,
+                    before.decisions[decision_id].revision(),
+                    "sign-offs are for the current revision"
+                );
+            }
+        }
+        for event in new_events {
+            let version = events.len() as u64 + 1;
+            let recorded = Recorded { version, actor: actor_id.clone(), recorded_at: at(version), event };
+            let next = evolve(state.take(), &recorded)
+                .map_err(|e| TestCaseError::fail(format!("decide produced an event the fold refuses: {e}")))?;
+            states.push(next.clone());
+            state = Some(next);
+            events.push(recorded);
+        }
+    }
+    Ok(Run { events, states, accepted_commands })
+}
+
+/// Invariants of one state that every history the rules allow must keep.
+fn check_invariants(state: &Initiative) -> Result<(), TestCaseError> {
+    for decision in state.decisions.values() {
+        let numbers: Vec<u32> = decision.revisions.iter().map(|r| r.number).collect();
+        prop_assert_eq!(numbers, (1..=decision.revisions.len() as u32).collect::<Vec<_>>());
+        prop_assert!(decision.material_base >= 1 && decision.material_base <= decision.revision());
+        let mut holders = BTreeSet::new();
+        for sign_off in &decision.sign_offs {
+            prop_assert!(
+                holders.insert((&sign_off.signer, &sign_off.function)),
+                "one verdict in force per signer and function"
+            );
+            prop_assert!(sign_off.revision <= decision.revision());
+        }
+        let in_history = decision.sign_off_history.iter().filter(|s| !s.replaced && !s.revoked).count();
+        prop_assert_eq!(in_history, decision.sign_offs.len(), "the history's unmarked verdicts are the ones in force");
+        prop_assert_eq!(decision.is_open(), decision.closure.is_none());
+        if let Some(newer) = decision.superseded_by {
+            prop_assert_eq!(decision.status, DecisionStatus::Superseded);
+            let newer = &state.decisions[&newer];
+            prop_assert_eq!(newer.supersedes, Some(decision.id), "supersession links both ways");
+            prop_assert!(matches!(newer.status, DecisionStatus::Accepted | DecisionStatus::Superseded));
+        }
+        if decision.status == DecisionStatus::Superseded {
+            prop_assert!(decision.superseded_by.is_some());
+        }
+        if decision.r#override.is_some() {
+            prop_assert!(matches!(decision.status, DecisionStatus::Accepted | DecisionStatus::Superseded));
+        }
+    }
+    let view = project(state);
+    prop_assert!(view.approved_pairs <= view.total_pairs);
+    prop_assert!((0.0..=1.0).contains(&view.score));
+    prop_assert_eq!(view.version, state.version);
+    let open = state.decisions.values().filter(|d| d.is_open()).count();
+    match view.status {
+        InitiativeStatus::Aligned => prop_assert_eq!(view.approved_pairs, view.total_pairs),
+        InitiativeStatus::NoDecisions => prop_assert_eq!(open, 0),
+        InitiativeStatus::Pending => prop_assert!(open > 0 && view.approved_pairs < view.total_pairs),
+        InitiativeStatus::Blocked => {}
+    }
+    if view.status != InitiativeStatus::Blocked {
+        prop_assert!(view.outstanding.iter().all(|o| o.state == FunctionState::Pending));
+    }
+    for person in PEOPLE {
+        for item in inbox(state, &who(person)) {
+            prop_assert_eq!(item.state, FunctionState::Pending);
+            prop_assert!(state.has_role(&who(person), &item.function, Role::Approver));
+            prop_assert!(view.awaiting().contains(&person.to_string()));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    // Failing cases are kept beside this file (`properties.regressions`), not in a
+    // crate-level folder.
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    /// (e) `decide` never panics (a panic fails the case), and every event it returns folds.
+    #[test]
+    fn decide_never_panics_and_its_events_always_fold((with_team, steps) in scenario()) {
+        let run = run(with_team, &steps)?;
+        prop_assert!(run.accepted_commands <= steps.len());
+    }
+
+    /// (a) Folding all events at once gives the state built incrementally, at every prefix.
+    #[test]
+    fn folding_all_events_at_once_equals_folding_incrementally((with_team, steps) in scenario()) {
+        let run = run(with_team, &steps)?;
+        prop_assert_eq!(fold(&run.events).unwrap(), run.states.last().cloned());
+        for (i, state) in run.states.iter().enumerate() {
+            prop_assert_eq!(fold(&run.events[..=i]).unwrap(), Some(state.clone()));
+        }
+    }
+
+    /// (b) The JSON snapshot of the state round-trips to an equal state and projection.
+    #[test]
+    fn state_snapshot_round_trips_through_json_with_an_equal_projection((with_team, steps) in scenario()) {
+        let run = run(with_team, &steps)?;
+        for state in &run.states {
+            let json = serde_json::to_string(state).unwrap();
+            let back: Initiative = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&back, state);
+            prop_assert_eq!(project(&back), project(state));
+        }
+    }
+
+    /// (c) Every event round-trips through its stored type, schema version and payload.
+    #[test]
+    fn every_event_round_trips_through_its_stored_payload((with_team, steps) in scenario()) {
+        let run = run(with_team, &steps)?;
+        for recorded in &run.events {
+            let event = &recorded.event;
+            let payload = event.payload();
+            prop_assert!(payload.is_object(), "the payload is a JSON object: {}", payload);
+            prop_assert!(payload.get("type").is_none(), "the payload does not repeat the type");
+            let back = Event::from_stored(event.event_type(), SCHEMA_VERSION, payload).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(&back, event);
+        }
+    }
+
+    /// (d) The state's version is the number of events, and versions count up from 1.
+    #[test]
+    fn state_version_equals_the_number_of_events((with_team, steps) in scenario()) {
+        let run = run(with_team, &steps)?;
+        for (i, (recorded, state)) in run.events.iter().zip(&run.states).enumerate() {
+            prop_assert_eq!(recorded.version, i as u64 + 1);
+            prop_assert_eq!(state.version, i as u64 + 1);
+            prop_assert_eq!(state.last_activity, recorded.recorded_at);
+        }
+        prop_assert_eq!(run.states.last().map(|s| s.version), Some(run.events.len() as u64));
+    }
+
+    /// The rules never let a history reach a state that breaks the model's invariants.
+    #[test]
+    fn every_reachable_state_keeps_the_invariants((with_team, steps) in scenario()) {
+        let run = run(with_team, &steps)?;
+        for state in &run.states {
+            check_invariants(state)?;
+        }
+    }
+}
+
+#[test]
+fn from_stored_refuses_an_unknown_schema_version_or_an_undecodable_payload() {
+    let event = Event::StageChanged { from: Stage::Discovery, to: Stage::Delivery };
+    let error = Event::from_stored("StageChanged", SCHEMA_VERSION + 1, event.payload()).unwrap_err();
+    assert!(error.contains("unknown schema version 2"), "{error}");
+    let error =
+        Event::from_stored("StageChanged", SCHEMA_VERSION, serde_json::json!({ "from": "nowhere" })).unwrap_err();
+    assert!(error.contains("undecodable payload"), "{error}");
+    let error = Event::from_stored("NoSuchEvent", SCHEMA_VERSION, serde_json::json!({})).unwrap_err();
+    assert!(error.starts_with("NoSuchEvent"), "{error}");
+}
+
+#[test]
+fn the_payload_of_an_update_leaves_out_unchanged_fields() {
+    let event =
+        Event::InitiativeUpdated { title: Some("T".into()), summary: None, owner: None, required_functions: None };
+    assert_eq!(event.payload(), serde_json::json!({ "title": "T" }));
+    assert_eq!(Event::from_stored("InitiativeUpdated", SCHEMA_VERSION, event.payload()).unwrap(), event);
+}
+
+#[test]
+fn the_stored_payload_names_the_override_field_override() {
+    let history = proposed().given(DRIVER, accept_overriding(dec(1), "deadline"));
+    let payload = history.events.last().unwrap().event.payload();
+    assert_eq!(payload["override"]["reason"], serde_json::json!("deadline"));
+}
+
+#[test]
+fn the_fold_refuses_histories_the_rules_could_not_have_produced() {
+    let created = History::new().given(OWNER, create()).events[0].clone();
+    let stage = |version| Recorded {
+        version,
+        actor: who(OWNER),
+        recorded_at: at(version),
+        event: Event::StageChanged { from: Stage::Discovery, to: Stage::Delivery },
+    };
+    // An event before the creation; the creation twice; a gap in versions; an unknown decision.
+    assert!(fold(&[stage(1)]).unwrap_err().message.contains("before InitiativeCreated"));
+    let mut twice = created.clone();
+    twice.version = 2;
+    assert!(fold(&[created.clone(), twice]).unwrap_err().message.contains("twice"));
+    assert_eq!(fold(&[created.clone(), stage(3)]).unwrap_err().version, 3);
+    let revoke = Recorded {
+        version: 2,
+        actor: who(ENG),
+        recorded_at: at(2),
+        event: Event::SignOffRevoked { decision_id: dec(1), function: func("engineering") },
+    };
+    assert!(fold(&[created, revoke]).unwrap_err().message.contains("unknown decision"));
+    assert_eq!(fold(&[]).unwrap(), None);
+}
+
+#[test]
+fn tmp_coverage_stats() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    use std::collections::BTreeMap;
+    let mut runner = TestRunner::deterministic();
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut cmds, mut ok) = (0, 0);
+    for _ in 0..256 {
+        let (with_team, steps) = scenario().new_tree(&mut runner).unwrap().current();
+        let run = run(with_team, &steps).unwrap();
+        cmds += steps.len();
+        ok += run.accepted_commands;
+        for r in &run.events {
+            *counts.entry(r.event.event_type()).or_default() += 1;
+        }
+        if let Some(s) = run.states.last() {
+            *statuses.entry(format!("{:?}", project(s).status)).or_default() += 1;
+        }
+    }
+    eprintln!("commands {cmds} accepted {ok}\n{counts:#?}\n{statuses:#?}");
+}

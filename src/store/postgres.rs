@@ -1,0 +1,705 @@
+//! The PostgreSQL event store.
+//!
+//! Writers: a command locks its stream head (`SELECT … FOR UPDATE` on `streams`), so
+//! commands on one initiative run one at a time while commands on different
+//! initiatives proceed in parallel and share group commit. Everything a command writes
+//! — its events, the idempotency record, the new head with the folded state, and the
+//! alignment row — goes out in one statement and commits together: four round trips
+//! per command (BEGIN, lock+load, write, COMMIT), and no event stream is ever re-read.
+//!
+//! Readers of the global log: every event stores the id of the transaction that wrote
+//! it (`tx_id`). A reader only returns events of transactions that completed before its
+//! snapshot (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`), ordered by
+//! `(tx_id, position)`. Any event committed later belongs to a transaction at or above
+//! that horizon, so it sorts after everything already returned: a late commit can delay
+//! a reader but never be skipped, with no timeouts and no global write lock.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{
+    PgPool, Postgres, Row, Transaction,
+    migrate::{MigrateDatabase, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::{
+    AlignmentView, DomainError, Event, Initiative, decide, event::SCHEMA_VERSION, evolve, fold, project,
+};
+
+/// The embedded PostgreSQL migrations.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How many times a command is retried after a transient conflict (a concurrent first
+/// use of the same command id, a serialization failure, a deadlock).
+const ATTEMPTS: usize = 3;
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// The filters of a list query; `None` means "any".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub pending_function: Option<String>,
+    pub stage: Option<String>,
+    pub owner: Option<String>,
+    pub text: Option<String>,
+    pub include_archived: bool,
+}
+
+/// One initiative's view in an inbox query.
+pub type InboxRow = AlignmentView;
+
+impl PgStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Connects, creating the database if it does not exist, and applies migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        if !Postgres::database_exists(url).await.map_err(map_sqlx)? {
+            info!(%url, "creating database");
+            Postgres::create_database(url).await.map_err(map_sqlx)?;
+        }
+        let options: PgConnectOptions = url.parse().map_err(map_sqlx)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(map_sqlx)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => map_sqlx(e),
+            other => StoreError::Corrupt(format!("migrations: {other}")),
+        })
+    }
+
+    /// Runs a command: load → idempotency → expected version → decide → append.
+    pub async fn execute(&self, envelope: &CommandEnvelope) -> Result<CommandOutcome, StoreError> {
+        let mut last_error = None;
+        for _ in 0..ATTEMPTS {
+            match self.try_execute(envelope).await {
+                Err(Retry::Again(error)) => last_error = Some(error),
+                Err(Retry::Fail(error)) => return Err(error),
+                Ok(outcome) => return Ok(outcome),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| StoreError::Unavailable("too many conflicting attempts".into())))
+    }
+
+    async fn try_execute(&self, envelope: &CommandEnvelope) -> Result<CommandOutcome, Retry> {
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let head = match &envelope.target {
+            None => {
+                if let Some(done) = find_command(&mut tx, envelope).await? {
+                    return Ok(done);
+                }
+                Head::empty()
+            }
+            Some(target) => {
+                let Some(head) = lock_head(&mut tx, target, envelope).await? else {
+                    return Err(Retry::Fail(DomainError::not_found(format!("initiative {target} not found")).into()));
+                };
+                if let Some(done) = head.replay.clone() {
+                    return Ok(done);
+                }
+                head
+            }
+        };
+        if let Some(expected) = envelope.expected_version {
+            if expected != head.version {
+                return Err(Retry::Fail(DomainError::VersionConflict { expected, actual: head.version }.into()));
+            }
+        }
+        let events =
+            decide(head.state.as_ref(), &envelope.command, &envelope.actor).map_err(|e| Retry::Fail(e.into()))?;
+        let append = Append::prepare(&head, envelope, events).map_err(Retry::Fail)?;
+        let position = append.write(&mut tx, envelope).await?;
+        tx.commit().await.map_err(fail)?;
+        Ok(CommandOutcome {
+            initiative_id: append.state.id,
+            stream_version: append.state.version,
+            global_position: u64::try_from(position).unwrap_or_default(),
+            created_id: envelope.command.created_id(),
+            replayed: false,
+        })
+    }
+
+    /// The folded state of one initiative (from its head snapshot).
+    pub async fn initiative(&self, target: &InitiativeRef) -> Result<Option<Initiative>, StoreError> {
+        let sql = match target {
+            InitiativeRef::Id(_) => "SELECT state FROM streams WHERE stream_id = $1",
+            InitiativeRef::Key(_) => "SELECT state FROM streams WHERE key = $2",
+        };
+        let row = bind_target(sqlx::query(sql), target).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
+        row.map(|row| decode_state(&row)).transpose()
+    }
+
+    /// One initiative's alignment projection.
+    pub async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
+        let sql = match target {
+            InitiativeRef::Id(_) => "SELECT view FROM alignment WHERE initiative_id = $1",
+            InitiativeRef::Key(_) => "SELECT view FROM alignment WHERE key = $2",
+        };
+        let row = bind_target(sqlx::query(sql), target).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
+        row.map(|row| decode_view(&row)).transpose()
+    }
+
+    /// Alignment views ordered by key, after `after_key`, at most `limit` of them.
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        after_key: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AlignmentView>, StoreError> {
+        let text = filter.text.as_deref().map(|t| format!("%{}%", escape_like(t)));
+        let rows = sqlx::query(
+            "SELECT view FROM alignment
+             WHERE ($1::text IS NULL OR status = $1)
+               AND ($2::text IS NULL OR outstanding_functions @> ARRAY[$2::text])
+               AND ($3::text IS NULL OR stage = $3)
+               AND ($4::text IS NULL OR owner = $4)
+               AND ($5::text IS NULL OR key ILIKE $5 OR title ILIKE $5)
+               AND ($6 OR NOT archived)
+               AND ($7::text IS NULL OR key > $7)
+             ORDER BY key
+             LIMIT $8",
+        )
+        .bind(&filter.status)
+        .bind(&filter.pending_function)
+        .bind(&filter.stage)
+        .bind(&filter.owner)
+        .bind(text)
+        .bind(filter.include_archived)
+        .bind(after_key)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(decode_view).collect()
+    }
+
+    /// The alignment views of every initiative with a sign-off waiting on `principal`.
+    pub async fn awaiting(&self, principal: &Principal) -> Result<Vec<InboxRow>, StoreError> {
+        let rows = sqlx::query("SELECT view FROM alignment WHERE awaiting @> ARRAY[$1::text] ORDER BY key")
+            .bind(principal.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter().map(decode_view).collect()
+    }
+
+    /// Events of one stream from `from_version` (inclusive), in order.
+    pub async fn read_stream(
+        &self,
+        stream_id: Uuid,
+        from_version: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
+        ))
+        .bind(stream_id)
+        .bind(from_version)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    /// The global log after `after`, in commit order, never skipping a late commit: only
+    /// transactions that completed before this read's snapshot are returned (see the
+    /// module comment). Returns the events with the cursor of each.
+    pub async fn read_all(
+        &self,
+        after: GlobalCursor,
+        limit: i64,
+    ) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT tx_id::text::bigint AS tx, {EVENT_COLUMNS} FROM events
+             WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+               AND (tx_id, position) > ($1::text::xid8, $2)
+             ORDER BY tx_id, position
+             LIMIT $3"
+        ))
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter()
+            .map(|row| {
+                let tx: i64 = row.try_get("tx").map_err(map_sqlx)?;
+                let event = decode_event(row)?;
+                Ok((GlobalCursor { tx_id: u64::try_from(tx).unwrap_or_default(), position: event.position }, event))
+            })
+            .collect()
+    }
+
+    /// Rebuilds the stream heads and alignment projection of every initiative from the
+    /// log, one initiative per transaction, while the service keeps running: each
+    /// initiative's head is locked only while it is rebuilt. Returns how many were rebuilt.
+    pub async fn rebuild_projections(&self) -> Result<u64, StoreError> {
+        let streams: Vec<Uuid> = sqlx::query_scalar("SELECT DISTINCT stream_id FROM events ORDER BY stream_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        let mut rebuilt = 0;
+        for stream_id in streams {
+            self.rebuild_stream(stream_id).await?;
+            rebuilt += 1;
+        }
+        Ok(rebuilt)
+    }
+
+    async fn rebuild_stream(&self, stream_id: Uuid) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        sqlx::query("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE")
+            .bind(stream_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        let rows =
+            sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"))
+                .bind(stream_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+        let events = rows.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
+        let recorded = events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, _>>()?;
+        let state = fold(&recorded)
+            .map_err(|e| StoreError::Corrupt(format!("stream {stream_id}: {e}")))?
+            .ok_or_else(|| StoreError::Corrupt(format!("stream {stream_id} has no events")))?;
+        let last = events.last().ok_or_else(|| StoreError::Corrupt(format!("stream {stream_id} has no events")))?;
+        let projection = Projection::of(&state)?;
+        sqlx::query(
+            "WITH st AS (
+               INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (stream_id) DO UPDATE SET key = EXCLUDED.key, version = EXCLUDED.version,
+                 head_hash = EXCLUDED.head_hash, last_position = EXCLUDED.last_position,
+                 state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+             )
+             INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
+               outstanding_functions, awaiting, score, last_activity, version, view)
+             VALUES ($1, $2, $8, $9, $10, $11, $12, $13, $14, $15, $7, $3, $16)
+             ON CONFLICT (initiative_id) DO UPDATE SET key = EXCLUDED.key, title = EXCLUDED.title,
+               owner = EXCLUDED.owner, stage = EXCLUDED.stage, status = EXCLUDED.status,
+               archived = EXCLUDED.archived, outstanding_functions = EXCLUDED.outstanding_functions,
+               awaiting = EXCLUDED.awaiting, score = EXCLUDED.score, last_activity = EXCLUDED.last_activity,
+               version = EXCLUDED.version, view = EXCLUDED.view",
+        )
+        .bind(stream_id)
+        .bind(state.key.as_str())
+        .bind(last.stream_version)
+        .bind(&last.hash)
+        .bind(last.position)
+        .bind(&projection.state_json)
+        .bind(state.last_activity)
+        .bind(&projection.view.title)
+        .bind(projection.view.owner.as_str())
+        .bind(projection.view.stage.as_str())
+        .bind(projection.view.status.as_str())
+        .bind(projection.view.archived)
+        .bind(projection.view.outstanding_functions())
+        .bind(projection.view.awaiting())
+        .bind(projection.view.score)
+        .bind(&projection.view_json)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx)
+    }
+}
+
+/// The stored columns of an event, in `decode_event`'s order.
+const EVENT_COLUMNS: &str = "position, stream_id, stream_version, event_id, event_type, schema_version, payload, \
+     actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash";
+
+fn decode_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        position: row.try_get("position").map_err(map_sqlx)?,
+        stream_id: row.try_get("stream_id").map_err(map_sqlx)?,
+        stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
+        event_id: row.try_get("event_id").map_err(map_sqlx)?,
+        event_type: row.try_get("event_type").map_err(map_sqlx)?,
+        schema_version: row.try_get("schema_version").map_err(map_sqlx)?,
+        payload: row.try_get("payload").map_err(map_sqlx)?,
+        actor: row.try_get("actor").map_err(map_sqlx)?,
+        command_id: row.try_get("command_id").map_err(map_sqlx)?,
+        correlation_id: row.try_get("correlation_id").map_err(map_sqlx)?,
+        causation_id: row.try_get("causation_id").map_err(map_sqlx)?,
+        recorded_at: row.try_get("recorded_at").map_err(map_sqlx)?,
+        prev_hash: row.try_get("prev_hash").map_err(map_sqlx)?,
+        hash: row.try_get("hash").map_err(map_sqlx)?,
+    })
+}
+
+fn decode_state(row: &PgRow) -> Result<Initiative, StoreError> {
+    let state: serde_json::Value = row.try_get("state").map_err(map_sqlx)?;
+    serde_json::from_value(state).map_err(|e| StoreError::Corrupt(format!("stream state snapshot: {e}")))
+}
+
+fn decode_view(row: &PgRow) -> Result<AlignmentView, StoreError> {
+    let view: serde_json::Value = row.try_get("view").map_err(map_sqlx)?;
+    serde_json::from_value(view).map_err(|e| StoreError::Corrupt(format!("alignment view: {e}")))
+}
+
+fn bind_target<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    target: &InitiativeRef,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    match target {
+        InitiativeRef::Id(id) => query.bind(id.0).bind(None::<String>),
+        InitiativeRef::Key(key) => query.bind(None::<Uuid>).bind(key.as_str().to_owned()),
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// The head of a stream as a command finds it, locked.
+struct Head {
+    stream_id: Option<Uuid>,
+    version: u64,
+    head_hash: Vec<u8>,
+    state: Option<Initiative>,
+    /// Set when the command id was seen before on this stream.
+    replay: Option<CommandOutcome>,
+}
+
+impl Head {
+    fn empty() -> Self {
+        Self { stream_id: None, version: 0, head_hash: ZERO_HASH.to_vec(), state: None, replay: None }
+    }
+}
+
+enum Retry {
+    /// A transient conflict: run the command again from the start.
+    Again(StoreError),
+    Fail(StoreError),
+}
+
+fn fail(error: sqlx::Error) -> Retry {
+    let transient = matches!(&error, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("40001" | "40P01"))
+            || (db.code().as_deref() == Some("23505") && db.constraint() == Some("commands_pkey")));
+    if transient { Retry::Again(map_sqlx(error)) } else { Retry::Fail(map_sqlx(error)) }
+}
+
+impl From<StoreError> for Retry {
+    fn from(error: StoreError) -> Self {
+        Retry::Fail(error)
+    }
+}
+
+/// Looks up a command id; a match returns the stored outcome, a reuse of the id for a
+/// different request is refused.
+async fn find_command(
+    tx: &mut Transaction<'_, Postgres>,
+    envelope: &CommandEnvelope,
+) -> Result<Option<CommandOutcome>, Retry> {
+    let row = sqlx::query(
+        "SELECT stream_id, fingerprint, stream_version, global_position, created_id FROM commands WHERE command_id = $1",
+    )
+    .bind(envelope.command_id.as_str())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(fail)?;
+    row.map(|row| replay_from(&row, envelope, None)).transpose().map_err(Retry::Fail)
+}
+
+fn replay_from(row: &PgRow, envelope: &CommandEnvelope, stream: Option<Uuid>) -> Result<CommandOutcome, StoreError> {
+    let stream_id: Uuid = row.try_get("c_stream_id").or_else(|_| row.try_get("stream_id")).map_err(map_sqlx)?;
+    let fingerprint: Vec<u8> = row.try_get("fingerprint").map_err(map_sqlx)?;
+    let same_stream = stream.is_none_or(|s| s == stream_id);
+    if !same_stream || fingerprint != envelope.fingerprint {
+        return Err(DomainError::invalid(
+            "command_id",
+            format!("{:?} was already used for a different command", envelope.command_id.as_str()),
+        )
+        .into());
+    }
+    let version: i64 = row.try_get("c_stream_version").or_else(|_| row.try_get("stream_version")).map_err(map_sqlx)?;
+    let position: i64 = row.try_get("global_position").map_err(map_sqlx)?;
+    Ok(CommandOutcome {
+        initiative_id: InitiativeId(stream_id),
+        stream_version: u64::try_from(version).unwrap_or_default(),
+        global_position: u64::try_from(position).unwrap_or_default(),
+        created_id: row.try_get("created_id").map_err(map_sqlx)?,
+        replayed: true,
+    })
+}
+
+/// Locks the stream head and loads its state and, in the same round trip, any earlier
+/// use of the command id.
+async fn lock_head(
+    tx: &mut Transaction<'_, Postgres>,
+    target: &InitiativeRef,
+    envelope: &CommandEnvelope,
+) -> Result<Option<Head>, Retry> {
+    let sql = match target {
+        InitiativeRef::Id(_) => LOCK_HEAD_BY_ID,
+        InitiativeRef::Key(_) => LOCK_HEAD_BY_KEY,
+    };
+    let row = bind_target(sqlx::query(sql), target)
+        .bind(envelope.command_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(fail)?;
+    let Some(row) = row else { return Ok(None) };
+    let stream_id: Uuid = row.try_get("stream_id").map_err(fail)?;
+    let found_command: Option<String> = row.try_get("command_id").map_err(fail)?;
+    let replay = match found_command {
+        Some(_) => Some(replay_from(&row, envelope, Some(stream_id)).map_err(Retry::Fail)?),
+        None => None,
+    };
+    let version: i64 = row.try_get("version").map_err(fail)?;
+    Ok(Some(Head {
+        stream_id: Some(stream_id),
+        version: u64::try_from(version).unwrap_or_default(),
+        head_hash: row.try_get("head_hash").map_err(fail)?,
+        state: Some(decode_state(&row)?),
+        replay,
+    }))
+}
+
+const LOCK_HEAD_BY_ID: &str = "SELECT s.stream_id, s.version, s.head_hash, s.state, c.command_id,
+       c.stream_id AS c_stream_id, c.fingerprint, c.stream_version AS c_stream_version, c.global_position, c.created_id
+  FROM streams s LEFT JOIN commands c ON c.command_id = $3
+ WHERE s.stream_id = $1 AND $2::text IS NULL
+   FOR UPDATE OF s";
+
+const LOCK_HEAD_BY_KEY: &str = "SELECT s.stream_id, s.version, s.head_hash, s.state, c.command_id,
+       c.stream_id AS c_stream_id, c.fingerprint, c.stream_version AS c_stream_version, c.global_position, c.created_id
+  FROM streams s LEFT JOIN commands c ON c.command_id = $3
+ WHERE s.key = $2 AND $1::uuid IS NULL
+   FOR UPDATE OF s";
+
+/// The folded state and its projection, serialised for storage.
+struct Projection {
+    view: AlignmentView,
+    state_json: serde_json::Value,
+    view_json: serde_json::Value,
+}
+
+impl Projection {
+    fn of(state: &Initiative) -> Result<Self, StoreError> {
+        let view = project(state);
+        let encode = |e: serde_json::Error| StoreError::Corrupt(format!("cannot encode projection: {e}"));
+        Ok(Self {
+            state_json: serde_json::to_value(state).map_err(encode)?,
+            view_json: serde_json::to_value(&view).map_err(encode)?,
+            view,
+        })
+    }
+}
+
+/// The events a command appends, hashed and folded, ready to write.
+struct Append {
+    stream_id: Uuid,
+    versions: Vec<i64>,
+    event_ids: Vec<Uuid>,
+    types: Vec<String>,
+    payloads: Vec<serde_json::Value>,
+    prev_hashes: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
+    recorded_at: DateTime<Utc>,
+    state: Initiative,
+    projection: Projection,
+}
+
+impl Append {
+    fn prepare(head: &Head, envelope: &CommandEnvelope, events: Vec<Event>) -> Result<Self, StoreError> {
+        let recorded_at = now_micros();
+        let stream_id = match (&head.stream_id, &envelope.command) {
+            (Some(id), _) => *id,
+            (None, crate::domain::Command::CreateInitiative { id, .. }) => id.0,
+            (None, _) => return Err(DomainError::not_found("initiative not found").into()),
+        };
+        let mut versions = Vec::with_capacity(events.len());
+        let mut event_ids = Vec::with_capacity(events.len());
+        let mut types = Vec::with_capacity(events.len());
+        let mut payloads = Vec::with_capacity(events.len());
+        let mut prev_hashes = Vec::with_capacity(events.len());
+        let mut hashes = Vec::with_capacity(events.len());
+        let mut state = head.state.clone();
+        let mut prev_hash = head.head_hash.clone();
+        let mut version = head.version;
+        for event in events {
+            version += 1;
+            let stream_version =
+                i64::try_from(version).map_err(|_| StoreError::Corrupt("stream version overflow".into()))?;
+            let event_id = Uuid::now_v7();
+            let payload = event.payload();
+            let hash = event_hash(
+                &prev_hash,
+                &EventContent {
+                    stream_id,
+                    stream_version,
+                    event_id,
+                    event_type: event.event_type(),
+                    schema_version: SCHEMA_VERSION,
+                    payload: &payload,
+                    actor: envelope.actor.as_str(),
+                    command_id: envelope.command_id.as_str(),
+                    correlation_id: &envelope.correlation_id,
+                    causation_id: &envelope.causation_id,
+                    recorded_at,
+                },
+            );
+            versions.push(stream_version);
+            event_ids.push(event_id);
+            types.push(event.event_type().to_owned());
+            payloads.push(payload);
+            prev_hashes.push(prev_hash);
+            prev_hash = hash.to_vec();
+            hashes.push(prev_hash.clone());
+            let recorded = Recorded { version, actor: envelope.actor.clone(), recorded_at, event };
+            state = Some(evolve(state, &recorded).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        let state = state.ok_or_else(|| StoreError::Corrupt("a command produced no events".into()))?;
+        let projection = Projection::of(&state)?;
+        Ok(Append {
+            stream_id,
+            versions,
+            event_ids,
+            types,
+            payloads,
+            prev_hashes,
+            hashes,
+            recorded_at,
+            state,
+            projection,
+        })
+    }
+
+    /// Writes the events, the command record, the head and the alignment row in one
+    /// statement; returns the global position of the last event.
+    async fn write(&self, tx: &mut Transaction<'_, Postgres>, envelope: &CommandEnvelope) -> Result<i64, Retry> {
+        let view = &self.projection.view;
+        let schema_versions = vec![SCHEMA_VERSION; self.versions.len()];
+        let version = self.versions.last().copied().unwrap_or_default();
+        let head_hash = self.hashes.last().cloned().unwrap_or_default();
+        let row = sqlx::query(APPEND)
+            .bind(self.stream_id)
+            .bind(&self.versions)
+            .bind(&self.event_ids)
+            .bind(&self.types)
+            .bind(&schema_versions)
+            .bind(&self.payloads)
+            .bind(envelope.actor.as_str())
+            .bind(envelope.command_id.as_str())
+            .bind(&envelope.correlation_id)
+            .bind(&envelope.causation_id)
+            .bind(self.recorded_at)
+            .bind(&self.prev_hashes)
+            .bind(&self.hashes)
+            .bind(envelope.fingerprint.as_slice())
+            .bind(version)
+            .bind(envelope.command.created_id())
+            .bind(self.state.key.as_str())
+            .bind(&head_hash)
+            .bind(&self.projection.state_json)
+            .bind(&view.title)
+            .bind(view.owner.as_str())
+            .bind(view.stage.as_str())
+            .bind(view.status.as_str())
+            .bind(view.archived)
+            .bind(view.outstanding_functions())
+            .bind(view.awaiting())
+            .bind(view.score)
+            .bind(&self.projection.view_json)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db)
+                    if db.code().as_deref() == Some("23505")
+                        && matches!(db.constraint(), Some("streams_key_key" | "alignment_key_key")) =>
+                {
+                    Retry::Fail(
+                        DomainError::AlreadyExists(format!("an initiative with key {} exists already", self.state.key))
+                            .into(),
+                    )
+                }
+                sqlx::Error::Database(db)
+                    if db.code().as_deref() == Some("23505")
+                        && db.constraint() == Some("events_stream_id_stream_version_key") =>
+                {
+                    Retry::Again(StoreError::Unavailable("concurrent append to the same stream".into()))
+                }
+                _ => fail(e),
+            })?;
+        row.try_get("last").map_err(fail)
+    }
+}
+
+const APPEND: &str = "WITH ev AS (
+    INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload,
+                        actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash)
+    SELECT $1, u.v, u.id, u.t, u.sv, u.p, $7, $8, $9, $10, $11, u.ph, u.h
+      FROM UNNEST($2::bigint[], $3::uuid[], $4::text[], $5::int[], $6::jsonb[], $12::bytea[], $13::bytea[])
+           AS u(v, id, t, sv, p, ph, h)
+    RETURNING position
+), pos AS (
+    SELECT max(position) AS last FROM ev
+), cmd AS (
+    INSERT INTO commands (command_id, stream_id, fingerprint, stream_version, global_position, created_id, recorded_at)
+    SELECT $8, $1, $14, $15, last, $16, $11 FROM pos
+), st AS (
+    INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
+    SELECT $1, $17, $15, $18, last, $19, $11 FROM pos
+    ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, head_hash = EXCLUDED.head_hash,
+        last_position = EXCLUDED.last_position, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+), al AS (
+    INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
+                           outstanding_functions, awaiting, score, last_activity, version, view)
+    VALUES ($1, $17, $20, $21, $22, $23, $24, $25, $26, $27, $11, $15, $28)
+    ON CONFLICT (initiative_id) DO UPDATE SET title = EXCLUDED.title, owner = EXCLUDED.owner,
+        stage = EXCLUDED.stage, status = EXCLUDED.status, archived = EXCLUDED.archived,
+        outstanding_functions = EXCLUDED.outstanding_functions, awaiting = EXCLUDED.awaiting,
+        score = EXCLUDED.score, last_activity = EXCLUDED.last_activity, version = EXCLUDED.version,
+        view = EXCLUDED.view
+)
+SELECT last FROM pos";
+
+/// Maps a database error: connection trouble is `Unavailable`, the rest is internal.
+pub fn map_sqlx(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| {
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+            }) =>
+        {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => {
+            warn!(error = %error, "database error");
+            StoreError::Database(error)
+        }
+    }
+}
