@@ -1,0 +1,13 @@
+//! Behaviour through the real gRPC API over loopback against a real PostgreSQL, one
+//! fresh database per test (`#[sqlx::test]`).
+
+#![allow(dead_code)]
+
+mod concurrency;
+mod errors;
+mod idempotency;
+mod queries;
+mod rebuild;
+mod scenario;
+mod store;
+mod support;
