@@ -105,10 +105,10 @@ pub struct Decision {
     pub proposed_at: DateTime<Utc>,
     pub supersedes: Option<DecisionId>,
     pub superseded_by: Option<DecisionId>,
-    /// The verdicts in force: at most one per signer and function.
+    /// The verdicts in force: at most one per signer and function. Earlier verdicts are
+    /// not kept here (the state would grow with every vote); `sign_off_history` rebuilds
+    /// them from the decision's events when someone asks.
     pub sign_offs: Vec<SignOff>,
-    /// Every verdict ever recorded, oldest first.
-    pub sign_off_history: Vec<SignOff>,
     pub closure: Option<Closure>,
     pub r#override: Option<OverrideRecord>,
 }
@@ -313,7 +313,6 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
                 supersedes: *supersedes,
                 superseded_by: None,
                 sign_offs: Vec::new(),
-                sign_off_history: Vec::new(),
                 closure: None,
                 r#override: None,
             };
@@ -392,14 +391,11 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
                 replaced: false,
                 revoked: false,
             };
-            mark_history(decision, actor, function, |s| s.replaced = true);
             decision.sign_offs.retain(|s| !(&s.signer == actor && &s.function == function));
-            decision.sign_offs.push(sign_off.clone());
-            decision.sign_off_history.push(sign_off);
+            decision.sign_offs.push(sign_off);
         }
         Event::SignOffRevoked { decision_id, function } => {
             let decision = decision_mut(&mut initiative, decision_id, &fail)?;
-            mark_history(decision, actor, function, |s| s.revoked = true);
             decision.sign_offs.retain(|s| !(&s.signer == actor && &s.function == function));
         }
     }
@@ -420,16 +416,40 @@ fn close(decision: &mut Decision, status: DecisionStatus, actor: &Principal, at:
     decision.closure = Some(Closure { by: actor.clone(), at, reason: reason.to_owned() });
 }
 
-/// Marks the signer's verdict in force (the last unreplaced, unrevoked one) in the history.
-fn mark_history(decision: &mut Decision, signer: &Principal, function: &Function, mark: impl FnOnce(&mut SignOff)) {
-    if let Some(entry) = decision
-        .sign_off_history
-        .iter_mut()
-        .rev()
-        .find(|s| &s.signer == signer && &s.function == function && !s.replaced && !s.revoked)
-    {
-        mark(entry);
+/// Every verdict recorded on one decision, oldest first, each marked when a later
+/// verdict of the same signer for the same function replaced it or when it was revoked.
+pub fn sign_off_history<'a>(decision: DecisionId, events: impl IntoIterator<Item = &'a Recorded>) -> Vec<SignOff> {
+    let mut history: Vec<SignOff> = Vec::new();
+    let in_force = |history: &mut Vec<SignOff>, signer: &Principal, function: &Function| -> Option<usize> {
+        history.iter().rposition(|s| &s.signer == signer && &s.function == function && !s.replaced && !s.revoked)
+    };
+    for recorded in events {
+        match &recorded.event {
+            Event::SignOffRecorded { decision_id, revision, function, verdict, reason, comment } if *decision_id == decision => {
+                if let Some(i) = in_force(&mut history, &recorded.actor, function) {
+                    history[i].replaced = true;
+                }
+                history.push(SignOff {
+                    signer: recorded.actor.clone(),
+                    function: function.clone(),
+                    verdict: *verdict,
+                    revision: *revision,
+                    reason: reason.clone(),
+                    comment: comment.clone(),
+                    at: recorded.recorded_at,
+                    replaced: false,
+                    revoked: false,
+                });
+            }
+            Event::SignOffRevoked { decision_id, function } if *decision_id == decision => {
+                if let Some(i) = in_force(&mut history, &recorded.actor, function) {
+                    history[i].revoked = true;
+                }
+            }
+            _ => {}
+        }
     }
+    history
 }
 
 fn decision_mut<'a>(

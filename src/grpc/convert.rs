@@ -54,7 +54,8 @@ pub fn role(field: &str, raw: i32) -> Result<Role, DomainError> {
 }
 
 pub fn revision_kind(field: &str, raw: i32) -> Result<RevisionKind, DomainError> {
-    proto_enum(field, raw, true, |k: pb::RevisionKind| match k {
+    // Not `required` here: the `and_then` below says which values are allowed.
+    proto_enum(field, raw, false, |k: pb::RevisionKind| match k {
         pb::RevisionKind::Unspecified => None,
         pb::RevisionKind::Material => Some(RevisionKind::Material),
         pb::RevisionKind::Editorial => Some(RevisionKind::Editorial),
@@ -85,7 +86,8 @@ pub fn feedback_source(field: &str, raw: i32) -> Result<FeedbackSource, DomainEr
 }
 
 pub fn verdict(field: &str, raw: i32) -> Result<Verdict, DomainError> {
-    proto_enum(field, raw, true, |s: pb::Verdict| match s {
+    // Not `required` here: the `and_then` below says which values are allowed.
+    proto_enum(field, raw, false, |s: pb::Verdict| match s {
         pb::Verdict::Unspecified => None,
         pb::Verdict::Approve => Some(Verdict::Approve),
         pb::Verdict::Reject => Some(Verdict::Reject),
@@ -393,7 +395,11 @@ fn sign_off(s: &state::SignOff, counts: bool) -> pb::SignOff {
 }
 
 /// One decision in full, evaluated against its initiative.
-pub fn decision_detail(initiative: &Initiative, decision: &state::Decision) -> pb::DecisionDetail {
+pub fn decision_detail(
+    initiative: &Initiative,
+    decision: &state::Decision,
+    history: &[state::SignOff],
+) -> pb::DecisionDetail {
     let eval = evaluate_decision(initiative, decision);
     let thread: Vec<&state::Feedback> =
         initiative.feedback.values().filter(|f| f.decision_id == Some(decision.id)).collect();
@@ -424,7 +430,7 @@ pub fn decision_detail(initiative: &Initiative, decision: &state::Decision) -> p
             })
             .collect(),
         sign_offs: decision.sign_offs.iter().map(|s| sign_off(s, counts(s))).collect(),
-        sign_off_history: decision.sign_off_history.iter().map(|s| sign_off(s, false)).collect(),
+        sign_off_history: history.iter().map(|s| sign_off(s, false)).collect(),
         feedback: thread.iter().map(|f| feedback(f)).collect(),
         outstanding: if decision.is_open() {
             eval.functions

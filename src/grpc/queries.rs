@@ -12,9 +12,9 @@ use tonic::{Request, Response, Status};
 
 use super::convert as c;
 use super::status::{domain_status, store_status};
-use crate::domain::{DomainError, values::*};
+use crate::domain::{DomainError, state::sign_off_history, values::*};
 use crate::proto::{self as pb, alignment_service_server::AlignmentService};
-use crate::store::{InitiativeRef, PgStore, postgres::ListFilter};
+use crate::store::{InitiativeRef, PgStore, StoredEvent, postgres::ListFilter};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -134,6 +134,9 @@ impl AlignmentService for Queries {
         let decision = initiative.decisions.get(&decision_id).ok_or_else(|| {
             Status::not_found(format!("decision {decision_id} not found on initiative {}", initiative.key))
         })?;
-        Ok(Response::new(c::decision_detail(&initiative, decision)))
+        let events = self.store.sign_off_events(initiative.id, decision_id).await.map_err(store_status)?;
+        let recorded = events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, _>>().map_err(store_status)?;
+        let history = sign_off_history(decision_id, &recorded);
+        Ok(Response::new(c::decision_detail(&initiative, decision, &history)))
     }
 }

@@ -224,6 +224,22 @@ impl PgStore {
         rows.iter().map(decode_event).collect()
     }
 
+    /// The sign-off events of one decision, in stream order: its verdict history.
+    pub async fn sign_off_events(&self, stream: InitiativeId, decision: DecisionId) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+              WHERE stream_id = $1 AND event_type IN ('SignOffRecorded', 'SignOffRevoked')
+                AND payload->>'decision_id' = $2
+              ORDER BY stream_version"
+        ))
+        .bind(stream.0)
+        .bind(decision.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(decode_event).collect()
+    }
+
     /// The global log after `after`, in commit order, never skipping a late commit: only
     /// transactions that completed before this read's snapshot are returned (see the
     /// module comment). Returns the events with the cursor of each.
