@@ -36,9 +36,14 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--clients" => {
                 let value = it.next().ok_or("--clients needs a value")?;
-                args.clients = value.split(',').map(|c| c.parse().map_err(|_| format!("bad client count {c}"))).collect::<Result<_, _>>()?;
+                args.clients = value
+                    .split(',')
+                    .map(|c| c.parse().map_err(|_| format!("bad client count {c}")))
+                    .collect::<Result<_, _>>()?;
             }
-            "--seconds" => args.seconds = it.next().ok_or("--seconds needs a value")?.parse().map_err(|_| "bad --seconds")?,
+            "--seconds" => {
+                args.seconds = it.next().ok_or("--seconds needs a value")?.parse().map_err(|_| "bad --seconds")?
+            }
             "--shared" => args.shared = true,
             "--database-url" => args.database_url = it.next().ok_or("--database-url needs a value")?,
             "--bench" => {}
@@ -58,7 +63,11 @@ fn with_actor<T>(message: T, actor: &str) -> Request<T> {
 
 /// Creates an initiative with one approver per client (function `f{n}`) and a decision
 /// needing all of them; returns the decision id.
-async fn setup(client: &mut CommandServiceClient<Channel>, key: &str, approvers: &[usize]) -> Result<String, tonic::Status> {
+async fn setup(
+    client: &mut CommandServiceClient<Channel>,
+    key: &str,
+    approvers: &[usize],
+) -> Result<String, tonic::Status> {
     let owner = "owner@bench.io";
     let functions: Vec<String> = approvers.iter().map(|n| format!("f{n}")).collect();
     client
@@ -160,7 +169,8 @@ async fn run(url: &str, clients: usize, seconds: u64, shared: bool) -> Result<(f
                         decision_id: decision.clone(),
                         function: format!("f{n}"),
                         verdict: pb::Verdict::Approve.into(),
-                        comment: "Looks good to me, the API boundary is clear and the rollout plan covers the risks.".into(),
+                        comment: "Looks good to me, the API boundary is clear and the rollout plan covers the risks."
+                            .into(),
                         ..Default::default()
                     };
                     let started = Instant::now();

@@ -35,7 +35,10 @@ async fn board(queries: &mut AlignmentServiceClient<Channel>, key: &str) -> Resu
         println!("       waiting: {} on {:?} — {}", item.function, item.decision_title, item.reason);
     }
     for stale in &view.stale_sign_offs {
-        println!("       stale: {} ({}) signed revision {}, now at {}", stale.signer, stale.function, stale.signed_revision, stale.stale_since_revision);
+        println!(
+            "       stale: {} ({}) signed revision {}, now at {}",
+            stale.signer, stale.function, stale.signed_revision, stale.stale_since_revision
+        );
     }
     Ok(())
 }
@@ -66,7 +69,8 @@ async fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let server = args.next().unwrap_or_else(|| "http://127.0.0.1:50051".into());
     let key = args.next().unwrap_or_else(|| "CHECKOUT-42".into());
-    let channel = Channel::from_shared(server.clone())?.connect().await.map_err(|e| format!("cannot reach {server}: {e}"))?;
+    let channel =
+        Channel::from_shared(server.clone())?.connect().await.map_err(|e| format!("cannot reach {server}: {e}"))?;
     let mut commands = CommandServiceClient::new(channel.clone());
     let mut queries = AlignmentServiceClient::new(channel);
     let (pm, driver, eng, des, biz) =
@@ -74,12 +78,15 @@ async fn main() -> Result<(), Error> {
 
     println!("2. {pm} creates {key} and assigns a driver and one approver per function");
     commands
-        .create_initiative(as_(pm, pb::CreateInitiativeRequest {
-            key: key.clone(),
-            title: "New checkout".into(),
-            summary: "Rebuild checkout around a payment provider.".into(),
-            ..Default::default()
-        }))
+        .create_initiative(as_(
+            pm,
+            pb::CreateInitiativeRequest {
+                key: key.clone(),
+                title: "New checkout".into(),
+                summary: "Rebuild checkout around a payment provider.".into(),
+                ..Default::default()
+            },
+        ))
         .await?;
     for (who, function, role) in [
         (driver, "product", pb::Role::Driver),
@@ -88,43 +95,52 @@ async fn main() -> Result<(), Error> {
         (biz, "business", pb::Role::Approver),
     ] {
         commands
-            .assign_stakeholder(as_(pm, pb::AssignStakeholderRequest {
-                initiative: key.clone(),
-                principal: who.into(),
-                function: function.into(),
-                role: role.into(),
-                ..Default::default()
-            }))
+            .assign_stakeholder(as_(
+                pm,
+                pb::AssignStakeholderRequest {
+                    initiative: key.clone(),
+                    principal: who.into(),
+                    function: function.into(),
+                    role: role.into(),
+                    ..Default::default()
+                },
+            ))
             .await?;
     }
     board(&mut queries, &key).await?;
 
     println!("3. {driver} proposes \"Use Stripe for payments\"; design records a user-research concern");
     let decision = commands
-        .propose_decision(as_(driver, pb::ProposeDecisionRequest {
-            initiative: key.clone(),
-            content: Some(pb::DecisionContent {
-                title: "Use Stripe for payments".into(),
-                context: "Checkout needs a payment provider.".into(),
-                options: vec!["Stripe".into(), "Adyen".into(), "Build in-house".into()],
-                proposal: "Integrate Stripe Checkout.".into(),
-                rationale: "Fastest to integrate.".into(),
-            }),
-            ..Default::default()
-        }))
+        .propose_decision(as_(
+            driver,
+            pb::ProposeDecisionRequest {
+                initiative: key.clone(),
+                content: Some(pb::DecisionContent {
+                    title: "Use Stripe for payments".into(),
+                    context: "Checkout needs a payment provider.".into(),
+                    options: vec!["Stripe".into(), "Adyen".into(), "Build in-house".into()],
+                    proposal: "Integrate Stripe Checkout.".into(),
+                    rationale: "Fastest to integrate.".into(),
+                }),
+                ..Default::default()
+            },
+        ))
         .await?
         .into_inner()
         .created_id;
     commands
-        .record_feedback(as_(des, pb::RecordFeedbackRequest {
-            initiative: key.clone(),
-            decision_id: decision.clone(),
-            function: "design".into(),
-            kind: pb::FeedbackKind::Concern.into(),
-            source: pb::FeedbackSource::UserResearch.into(),
-            body: "Study participants distrusted the redirect to a hosted page.".into(),
-            ..Default::default()
-        }))
+        .record_feedback(as_(
+            des,
+            pb::RecordFeedbackRequest {
+                initiative: key.clone(),
+                decision_id: decision.clone(),
+                function: "design".into(),
+                kind: pb::FeedbackKind::Concern.into(),
+                source: pb::FeedbackSource::UserResearch.into(),
+                body: "Study participants distrusted the redirect to a hosted page.".into(),
+                ..Default::default()
+            },
+        ))
         .await?;
     board(&mut queries, &key).await?;
 
@@ -139,15 +155,18 @@ async fn main() -> Result<(), Error> {
     commands.record_sign_off(as_(eng, sign("engineering"))).await?;
     commands.record_sign_off(as_(des, sign("design"))).await?;
     let objection = commands
-        .record_feedback(as_(biz, pb::RecordFeedbackRequest {
-            initiative: key.clone(),
-            decision_id: decision.clone(),
-            function: "business".into(),
-            kind: pb::FeedbackKind::Objection.into(),
-            source: pb::FeedbackSource::Customer.into(),
-            body: "Stripe's fees are above our negotiated rate.".into(),
-            ..Default::default()
-        }))
+        .record_feedback(as_(
+            biz,
+            pb::RecordFeedbackRequest {
+                initiative: key.clone(),
+                decision_id: decision.clone(),
+                function: "business".into(),
+                kind: pb::FeedbackKind::Objection.into(),
+                source: pb::FeedbackSource::Customer.into(),
+                body: "Stripe's fees are above our negotiated rate.".into(),
+                ..Default::default()
+            },
+        ))
         .await?
         .into_inner()
         .created_id;
@@ -155,42 +174,47 @@ async fn main() -> Result<(), Error> {
 
     println!("5. {driver} revises the decision materially: the two approvals go stale, the objection stays");
     commands
-        .revise_decision(as_(driver, pb::ReviseDecisionRequest {
-            initiative: key.clone(),
-            decision_id: decision.clone(),
-            kind: pb::RevisionKind::Material.into(),
-            content: Some(pb::DecisionContent {
-                title: "Use Stripe for payments".into(),
-                context: "Checkout needs a payment provider.".into(),
-                options: vec!["Stripe".into(), "Adyen".into(), "Build in-house".into()],
-                proposal: "Integrate Stripe at the negotiated enterprise rate.".into(),
-                rationale: "Fastest to integrate; fees now match Adyen.".into(),
-            }),
-            note: "Negotiated enterprise pricing.".into(),
-            ..Default::default()
-        }))
+        .revise_decision(as_(
+            driver,
+            pb::ReviseDecisionRequest {
+                initiative: key.clone(),
+                decision_id: decision.clone(),
+                kind: pb::RevisionKind::Material.into(),
+                content: Some(pb::DecisionContent {
+                    title: "Use Stripe for payments".into(),
+                    context: "Checkout needs a payment provider.".into(),
+                    options: vec!["Stripe".into(), "Adyen".into(), "Build in-house".into()],
+                    proposal: "Integrate Stripe at the negotiated enterprise rate.".into(),
+                    rationale: "Fastest to integrate; fees now match Adyen.".into(),
+                }),
+                note: "Negotiated enterprise pricing.".into(),
+                ..Default::default()
+            },
+        ))
         .await?;
     board(&mut queries, &key).await?;
 
     println!("6. business resolves its objection; all three approve revision 2; the driver accepts");
     commands
-        .resolve_feedback(as_(biz, pb::ResolveFeedbackRequest {
-            initiative: key.clone(),
-            feedback_id: objection,
-            resolution: "The enterprise rate matches Adyen's.".into(),
-            ..Default::default()
-        }))
+        .resolve_feedback(as_(
+            biz,
+            pb::ResolveFeedbackRequest {
+                initiative: key.clone(),
+                feedback_id: objection,
+                resolution: "The enterprise rate matches Adyen's.".into(),
+                ..Default::default()
+            },
+        ))
         .await?;
     commands.record_sign_off(as_(eng, sign("engineering"))).await?;
     commands.record_sign_off(as_(des, sign("design"))).await?;
     commands.record_sign_off(as_(biz, sign("business"))).await?;
     board(&mut queries, &key).await?;
     commands
-        .accept_decision(as_(driver, pb::AcceptDecisionRequest {
-            initiative: key.clone(),
-            decision_id: decision.clone(),
-            ..Default::default()
-        }))
+        .accept_decision(as_(
+            driver,
+            pb::AcceptDecisionRequest { initiative: key.clone(), decision_id: decision.clone(), ..Default::default() },
+        ))
         .await?;
     let detail = queries
         .get_decision(pb::GetDecisionRequest { initiative: key.clone(), decision_id: decision })

@@ -448,9 +448,8 @@ pub fn project(initiative: &Initiative) -> AlignmentView {
     let initiative_objections: Vec<&Feedback> = initiative.open_objections(None).collect();
     for objection in &initiative_objections {
         outstanding.push(objection_item(objection, None));
-        if let Some(state) = function_states.get_mut(&objection.function) {
-            *state = (*state).max(FunctionState::Blocked);
-        }
+        let state = function_states.entry(objection.function.clone()).or_insert(FunctionState::NotApplicable);
+        *state = (*state).max(FunctionState::Blocked);
     }
 
     let status = if any_blocked || !initiative_objections.is_empty() {
@@ -486,7 +485,15 @@ pub fn project(initiative: &Initiative) -> AlignmentView {
         total_pairs,
         outstanding,
         stale_sign_offs,
-        open_objections: initiative.feedback.values().filter(|f| f.is_open_objection()).cloned().collect(),
+        // Objections that stand: against the initiative or an open decision (one left open
+        // on a decision that was accepted by override is history, shown with the override).
+        open_objections: initiative
+            .feedback
+            .values()
+            .filter(|f| f.is_open_objection())
+            .filter(|f| f.decision_id.is_none_or(|d| initiative.decisions.get(&d).is_some_and(Decision::is_open)))
+            .cloned()
+            .collect(),
         open_concerns: initiative
             .feedback
             .values()

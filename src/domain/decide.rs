@@ -1,7 +1,7 @@
 //! `decide`: the rules that turn a command and the current state into new events, or
 //! into the reason the command is refused. Pure: no clock, no ids, no I/O.
 
-use super::alignment::{DecisionAlignment, FunctionState, evaluate_decision};
+use super::alignment::{DecisionAlignment, FunctionState, evaluate_decision, sign_off_counts};
 use super::command::Command;
 use super::error::DomainError;
 use super::event::{Event, OverrideRecord, StaleApproval};
@@ -141,7 +141,7 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
                 decision
                     .sign_offs
                     .iter()
-                    .filter(|s| s.verdict == Verdict::Approve && s.revision >= decision.material_base)
+                    .filter(|s| s.verdict == Verdict::Approve && sign_off_counts(initiative, decision, s))
                     .map(|s| StaleApproval {
                         signer: s.signer.clone(),
                         function: s.function.clone(),
@@ -200,10 +200,10 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
             let mut events =
                 vec![Event::DecisionAccepted { decision_id: *decision_id, revision: decision.revision(), r#override }];
             // A decision proposed as superseding an accepted one replaces it on acceptance.
-            if let Some(old) = decision.supersedes.and_then(|id| initiative.decisions.get(&id)) {
-                if old.status == DecisionStatus::Accepted {
-                    events.push(Event::DecisionSuperseded { decision_id: old.id, superseded_by: *decision_id });
-                }
+            if let Some(old) = decision.supersedes.and_then(|id| initiative.decisions.get(&id))
+                && old.status == DecisionStatus::Accepted
+            {
+                events.push(Event::DecisionSuperseded { decision_id: old.id, superseded_by: *decision_id });
             }
             Ok(events)
         }
@@ -294,6 +294,17 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
             if feedback.is_open() {
                 return Err(DomainError::precondition(format!("feedback {feedback_id} is not resolved")));
             }
+            // An objection may only stand against an open decision, reopened or new.
+            if let Some(decision) = feedback.decision_id.and_then(|d| initiative.decisions.get(&d))
+                && feedback.kind == FeedbackKind::Objection
+                && !decision.is_open()
+            {
+                return Err(DomainError::precondition(format!(
+                    "decision {} is {}; an objection against it cannot be reopened",
+                    decision.id,
+                    decision.status.as_str()
+                )));
+            }
             require_author_or_driver(initiative, feedback, actor, "reopen")?;
             Ok(vec![Event::FeedbackReopened { feedback_id: *feedback_id, reason: reason.clone() }])
         }
@@ -310,12 +321,12 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
                 return Err(DomainError::denied(format!("{actor} is not an approver for {function} on {key}")));
             }
             let current = decision.revision();
-            if let Some(read) = revision {
-                if *read != current {
-                    return Err(DomainError::precondition(format!(
-                        "you signed revision {read} but decision {decision_id} is at revision {current}; read it again and sign revision {current}"
-                    )));
-                }
+            if let Some(read) = revision
+                && *read != current
+            {
+                return Err(DomainError::precondition(format!(
+                    "you signed revision {read} but decision {decision_id} is at revision {current}; read it again and sign revision {current}"
+                )));
             }
             if *verdict == Verdict::Reject && reason.trim().is_empty() {
                 return Err(DomainError::invalid("reason", "is required to reject"));

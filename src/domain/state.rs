@@ -425,7 +425,9 @@ pub fn sign_off_history<'a>(decision: DecisionId, events: impl IntoIterator<Item
     };
     for recorded in events {
         match &recorded.event {
-            Event::SignOffRecorded { decision_id, revision, function, verdict, reason, comment } if *decision_id == decision => {
+            Event::SignOffRecorded { decision_id, revision, function, verdict, reason, comment }
+                if *decision_id == decision =>
+            {
                 if let Some(i) = in_force(&mut history, &recorded.actor, function) {
                     history[i].replaced = true;
                 }

@@ -27,8 +27,8 @@ fn invalid(field: &str, message: impl Into<String>) -> DomainError {
     DomainError::invalid(field, message)
 }
 
-/// Rejects characters PostgreSQL cannot store in text (NUL) and Unicode
-/// non-characters that would only ever come from a broken client.
+/// Rejects the one character PostgreSQL cannot store in text or jsonb: NUL. Everything
+/// else (control characters, bidi marks, emoji) is stored verbatim.
 fn check_storable(field: &str, value: &str) -> Result<(), DomainError> {
     if value.contains('\0') {
         return Err(invalid(field, "must not contain NUL characters"));

@@ -48,6 +48,11 @@ impl Commands {
         let (target, command) = parse(&message).map_err(domain_status)?;
         let mut fingerprint = Sha256::new();
         fingerprint.update(rpc.as_bytes());
+        // The caller is part of the command: the same request from someone else is a
+        // different command, never a replay of theirs. (NUL cannot occur in a principal.)
+        fingerprint.update([0]);
+        fingerprint.update(caller.0.as_str().as_bytes());
+        fingerprint.update([0]);
         fingerprint.update(message.encode_to_vec());
         let envelope = CommandEnvelope {
             target,

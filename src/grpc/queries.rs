@@ -135,7 +135,8 @@ impl AlignmentService for Queries {
             Status::not_found(format!("decision {decision_id} not found on initiative {}", initiative.key))
         })?;
         let events = self.store.sign_off_events(initiative.id, decision_id).await.map_err(store_status)?;
-        let recorded = events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, _>>().map_err(store_status)?;
+        let recorded =
+            events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, _>>().map_err(store_status)?;
         let history = sign_off_history(decision_id, &recorded);
         Ok(Response::new(c::decision_detail(&initiative, decision, &history)))
     }

@@ -122,10 +122,10 @@ impl PgStore {
                 head
             }
         };
-        if let Some(expected) = envelope.expected_version {
-            if expected != head.version {
-                return Err(Retry::Fail(DomainError::VersionConflict { expected, actual: head.version }.into()));
-            }
+        if let Some(expected) = envelope.expected_version
+            && expected != head.version
+        {
+            return Err(Retry::Fail(DomainError::VersionConflict { expected, actual: head.version }.into()));
         }
         let events =
             decide(head.state.as_ref(), &envelope.command, &envelope.actor).map_err(|e| Retry::Fail(e.into()))?;
@@ -225,7 +225,11 @@ impl PgStore {
     }
 
     /// The sign-off events of one decision, in stream order: its verdict history.
-    pub async fn sign_off_events(&self, stream: InitiativeId, decision: DecisionId) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn sign_off_events(
+        &self,
+        stream: InitiativeId,
+        decision: DecisionId,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {EVENT_COLUMNS} FROM events
               WHERE stream_id = $1 AND event_type IN ('SignOffRecorded', 'SignOffRevoked')
@@ -450,7 +454,8 @@ fn replay_from(row: &PgRow, envelope: &CommandEnvelope, stream: Option<Uuid>) ->
     let same_stream = stream.is_none_or(|s| s == stream_id);
     if !same_stream || fingerprint != envelope.fingerprint {
         return Err(DomainError::invalid(
-            "command_id",
+            // The request's field, as for a malformed id (`grpc::commands`).
+            "options.command_id",
             format!("{:?} was already used for a different command", envelope.command_id.as_str()),
         )
         .into());
@@ -652,7 +657,10 @@ impl Append {
                     if db.code().as_deref() == Some("23505")
                         && matches!(db.constraint(), Some("streams_key_key" | "alignment_key_key")) =>
                 {
-                    Retry::Fail(
+                    // Retried, not failed: the winner may be a concurrent first use of this
+                    // very command id, whose stored result the next attempt replays. A
+                    // genuine duplicate conflicts again and ends with this error.
+                    Retry::Again(
                         DomainError::AlreadyExists(format!("an initiative with key {} exists already", self.state.key))
                             .into(),
                     )

@@ -94,16 +94,26 @@ fn to_command(op: &Op, created: &mut Created) -> Option<(usize, Command)> {
     };
     let roles = [Role::Driver, Role::Approver, Role::Contributor, Role::Informed];
     Some(match op {
-        Op::Assign { person, function: f, role } => {
-            (0, Command::AssignStakeholder { principal: principal(*person), function: function(*f), role: roles[*role] })
-        }
-        Op::Remove { person, function: f, role } => {
-            (0, Command::RemoveStakeholder { principal: principal(*person), function: function(*f), role: roles[*role] })
-        }
+        Op::Assign { person, function: f, role } => (
+            0,
+            Command::AssignStakeholder { principal: principal(*person), function: function(*f), role: roles[*role] },
+        ),
+        Op::Remove { person, function: f, role } => (
+            0,
+            Command::RemoveStakeholder { principal: principal(*person), function: function(*f), role: roles[*role] },
+        ),
         Op::Propose { actor } => {
             let id = DecisionId(Uuid::now_v7());
             created.decisions.push(id);
-            (*actor, Command::ProposeDecision { decision_id: id, content: content(0), required_functions: None, supersedes: None })
+            (
+                *actor,
+                Command::ProposeDecision {
+                    decision_id: id,
+                    content: content(0),
+                    required_functions: None,
+                    supersedes: None,
+                },
+            )
         }
         Op::Revise { actor, decision, material } => {
             created.revisions += 1;
@@ -128,9 +138,10 @@ fn to_command(op: &Op, created: &mut Created) -> Option<(usize, Command)> {
         Op::Reject { actor, decision } => {
             (*actor, Command::RejectDecision { decision_id: pick(&created.decisions, *decision)?, reason: "no".into() })
         }
-        Op::Withdraw { actor, decision } => {
-            (*actor, Command::WithdrawDecision { decision_id: pick(&created.decisions, *decision)?, reason: String::new() })
-        }
+        Op::Withdraw { actor, decision } => (
+            *actor,
+            Command::WithdrawDecision { decision_id: pick(&created.decisions, *decision)?, reason: String::new() },
+        ),
         Op::Supersede { actor, old, new } => (
             *actor,
             Command::SupersedeDecision {
@@ -159,9 +170,10 @@ fn to_command(op: &Op, created: &mut Created) -> Option<(usize, Command)> {
             *actor,
             Command::ResolveFeedback { feedback_id: pick(&created.feedback, *feedback)?, resolution: "done".into() },
         ),
-        Op::Reopen { actor, feedback } => {
-            (*actor, Command::ReopenFeedback { feedback_id: pick(&created.feedback, *feedback)?, reason: String::new() })
-        }
+        Op::Reopen { actor, feedback } => (
+            *actor,
+            Command::ReopenFeedback { feedback_id: pick(&created.feedback, *feedback)?, reason: String::new() },
+        ),
         Op::Sign { actor, decision, function: f, approve } => (
             *actor,
             Command::RecordSignOff {
@@ -173,9 +185,10 @@ fn to_command(op: &Op, created: &mut Created) -> Option<(usize, Command)> {
                 revision: None,
             },
         ),
-        Op::Revoke { actor, decision, function: f } => {
-            (*actor, Command::RevokeSignOff { decision_id: pick(&created.decisions, *decision)?, function: function(*f) })
-        }
+        Op::Revoke { actor, decision, function: f } => (
+            *actor,
+            Command::RevokeSignOff { decision_id: pick(&created.decisions, *decision)?, function: function(*f) },
+        ),
         Op::Stage { actor, stage } => (*actor, Command::ChangeStage { stage: Stage::ALL[*stage] }),
         Op::Archive { actor } => (*actor, Command::ArchiveInitiative { reason: String::new() }),
     })
@@ -222,7 +235,9 @@ async fn run_history(store: &PgStore, case: usize, ops: &[(bool, Op)]) -> usize 
     accepted
 }
 
-async fn projections(pool: &PgPool) -> Vec<(Uuid, i64, serde_json::Value, Vec<u8>, i64, serde_json::Value, Vec<String>, Vec<String>)> {
+async fn projections(
+    pool: &PgPool,
+) -> Vec<(Uuid, i64, serde_json::Value, Vec<u8>, i64, serde_json::Value, Vec<String>, Vec<String>)> {
     sqlx::query_as(
         "SELECT s.stream_id, s.version, s.state, s.head_hash, s.last_position, a.view, a.awaiting, a.outstanding_functions
            FROM streams s JOIN alignment a ON a.initiative_id = s.stream_id ORDER BY s.stream_id",
@@ -268,7 +283,10 @@ async fn rebuild_restores_a_projection_that_was_damaged(pool: PgPool) {
     let ops = history().new_tree(&mut runner).expect("generate").current();
     run_history(&store, 0, &ops).await;
     let live = projections(&pool).await;
-    sqlx::query("UPDATE alignment SET view = '{}'::jsonb, status = 'aligned', awaiting = '{}'").execute(&pool).await.expect("damage");
+    sqlx::query("UPDATE alignment SET view = '{}'::jsonb, status = 'aligned', awaiting = '{}'")
+        .execute(&pool)
+        .await
+        .expect("damage");
     sqlx::query("DELETE FROM streams").execute(&pool).await.expect("drop heads");
     store.rebuild_projections().await.expect("rebuild");
     assert_eq!(projections(&pool).await, live);

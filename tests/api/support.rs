@@ -208,3 +208,149 @@ pub async fn sign(
 pub fn function_state(view: &pb::InitiativeAlignment, function: &str) -> pb::FunctionState {
     view.functions.iter().find(|f| f.function == function).map(|f| f.state()).unwrap_or(pb::FunctionState::Unspecified)
 }
+
+// ---- Helpers of the errors, concurrency, idempotency and queries tests -------------
+
+impl TestApp {
+    /// A real server whose store points at a PostgreSQL that cannot be reached (port 1):
+    /// every call that needs the database fails once the 500 ms acquire timeout passes.
+    /// Its `pool` is that unreachable pool, so `log()` cannot be used on it.
+    pub async fn spawn_unreachable() -> TestApp {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_millis(500))
+            .connect_lazy("postgres://postgres@127.0.0.1:1/none")
+            .expect("a lazy pool");
+        TestApp::spawn(pool).await
+    }
+}
+
+/// The fields named by the `BadRequest` details of a status (empty when it has none).
+pub fn bad_fields(status: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts INVALID_ARGUMENT whose details name exactly `field` and whose message is
+/// "`field`: …" and contains `says`.
+#[track_caller]
+pub fn assert_invalid(status: &Status, field: &str, says: &str) {
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(bad_fields(status), vec![field.to_owned()], "field violations of {status:?}");
+    assert!(status.message().starts_with(&format!("{field}: ")), "message names {field}: {:?}", status.message());
+    assert!(status.message().contains(says), "message {:?} should say {says:?}", status.message());
+}
+
+/// Asserts the status code and that the message contains every one of `says`.
+#[track_caller]
+pub fn assert_status(status: &Status, code: tonic::Code, says: &[&str]) {
+    assert_eq!(status.code(), code, "{status:?}");
+    for part in says {
+        assert!(status.message().contains(part), "message {:?} should contain {part:?}", status.message());
+    }
+}
+
+/// A CreateInitiativeRequest with the defaults (caller as owner, discovery, default functions).
+pub fn new_initiative(key: &str, title: &str) -> pb::CreateInitiativeRequest {
+    pb::CreateInitiativeRequest {
+        options: None,
+        key: key.to_owned(),
+        title: title.to_owned(),
+        summary: String::new(),
+        owner: String::new(),
+        stage: pb::Stage::Unspecified.into(),
+        required_functions: vec![],
+    }
+}
+
+pub async fn create_initiative(app: &TestApp, actor: &str, key: &str, title: &str) -> pb::CommandResponse {
+    app.as_(actor).create_initiative(new_initiative(key, title)).await.expect("create initiative").into_inner()
+}
+
+pub fn assignment(initiative: &str, principal: &str, function: &str, role: pb::Role) -> pb::AssignStakeholderRequest {
+    pb::AssignStakeholderRequest {
+        options: None,
+        initiative: initiative.to_owned(),
+        principal: principal.to_owned(),
+        function: function.to_owned(),
+        role: role.into(),
+    }
+}
+
+pub async fn assign_role(
+    app: &TestApp,
+    actor: &str,
+    initiative: &str,
+    principal: &str,
+    function: &str,
+    role: pb::Role,
+) {
+    app.as_(actor).assign_stakeholder(assignment(initiative, principal, function, role)).await.expect("assign");
+}
+
+pub fn proposal(initiative: &str, title: &str) -> pb::ProposeDecisionRequest {
+    pb::ProposeDecisionRequest {
+        options: None,
+        initiative: initiative.to_owned(),
+        content: content(title, "Do it."),
+        required_functions: vec![],
+        supersedes: String::new(),
+    }
+}
+
+pub async fn propose_decision(app: &TestApp, actor: &str, initiative: &str, title: &str) -> pb::CommandResponse {
+    app.as_(actor).propose_decision(proposal(initiative, title)).await.expect("propose").into_inner()
+}
+
+pub fn sign_off_request(
+    initiative: &str,
+    decision_id: &str,
+    function: &str,
+    verdict: pb::Verdict,
+) -> pb::RecordSignOffRequest {
+    pb::RecordSignOffRequest {
+        options: None,
+        initiative: initiative.to_owned(),
+        decision_id: decision_id.to_owned(),
+        function: function.to_owned(),
+        verdict: verdict.into(),
+        reason: if verdict == pb::Verdict::Reject { "Not convinced.".to_owned() } else { String::new() },
+        comment: String::new(),
+        revision: None,
+    }
+}
+
+pub fn feedback_request(
+    initiative: &str,
+    decision_id: &str,
+    function: &str,
+    kind: pb::FeedbackKind,
+    body: &str,
+) -> pb::RecordFeedbackRequest {
+    pb::RecordFeedbackRequest {
+        options: None,
+        initiative: initiative.to_owned(),
+        decision_id: decision_id.to_owned(),
+        function: function.to_owned(),
+        kind: kind.into(),
+        source: pb::FeedbackSource::Internal.into(),
+        body: body.to_owned(),
+    }
+}
+
+pub fn acceptance(initiative: &str, decision_id: &str, override_reason: &str) -> pb::AcceptDecisionRequest {
+    pb::AcceptDecisionRequest {
+        options: None,
+        initiative: initiative.to_owned(),
+        decision_id: decision_id.to_owned(),
+        override_reason: override_reason.to_owned(),
+    }
+}
+
+/// The versions of one stream in the log, in log order.
+pub fn stream_versions(log: &[(i64, uuid::Uuid, i64, String, Vec<u8>)], stream: &str) -> Vec<i64> {
+    log.iter().filter(|(_, s, _, _, _)| s.to_string() == stream).map(|(_, _, v, _, _)| *v).collect()
+}

@@ -14,6 +14,7 @@ mod properties;
 mod scenario;
 mod sign_offs;
 mod stakeholders;
+mod standing;
 mod values;
 
 use std::collections::BTreeSet;
@@ -26,7 +27,7 @@ use super::command::Command;
 use super::decide::decide;
 use super::error::DomainError;
 use super::event::{DecisionContent, Event, Recorded};
-use super::state::{Decision, Feedback, Initiative, evolve, fold};
+use super::state::{Decision, Feedback, Initiative, SignOff, evolve, fold, sign_off_history};
 use super::values::*;
 
 // ---------------------------------------------------------------------------------
@@ -319,6 +320,11 @@ impl History {
 
     fn inbox(&self, principal: &str) -> Vec<InboxItem> {
         inbox(self.state(), &who(principal))
+    }
+
+    /// Every verdict recorded on a decision, marked replaced / revoked, rebuilt from the events.
+    fn sign_off_history(&self, id: DecisionId) -> Vec<SignOff> {
+        sign_off_history(id, &self.events)
     }
 
     fn version(&self) -> u64 {

@@ -1,7 +1,6 @@
 //! Sign-offs: who may sign what, verdicts replacing each other, revoking.
 
 use super::*;
-use crate::domain::state::SignOff;
 
 #[test]
 fn approval_by_an_approver_of_the_function_records_the_current_revision() {
@@ -110,7 +109,7 @@ fn a_later_verdict_by_the_same_person_replaces_the_earlier_one_and_history_marks
     let decision = history.decision(dec(1));
     let in_force: Vec<_> = decision.sign_offs.iter().map(|s| (s.signer.as_str(), s.verdict)).collect();
     assert_eq!(in_force, vec![(BIZ, Verdict::Approve)]);
-    let marks: Vec<_> = decision.sign_off_history.iter().map(|s| (s.verdict, s.replaced, s.revoked)).collect();
+    let marks: Vec<_> = history.sign_off_history(dec(1)).iter().map(|s| (s.verdict, s.replaced, s.revoked)).collect();
     assert_eq!(marks, vec![(Verdict::Reject, true, false), (Verdict::Approve, false, false)]);
 }
 
@@ -122,7 +121,7 @@ fn a_verdict_by_another_approver_of_the_same_function_does_not_replace_the_first
         .given(STRANGER, reject(dec(1), "business", "no budget"));
     let signers: Vec<_> = history.decision(dec(1)).sign_offs.iter().map(|s| (s.signer.as_str(), s.verdict)).collect();
     assert_eq!(signers, vec![(BIZ, Verdict::Approve), (STRANGER, Verdict::Reject)]);
-    assert!(history.decision(dec(1)).sign_off_history.iter().all(|s| !s.replaced));
+    assert!(history.sign_off_history(dec(1)).iter().all(|s| !s.replaced));
 }
 
 #[test]
@@ -141,7 +140,7 @@ fn revoke_removes_the_signers_verdict_and_history_marks_it_revoked() {
     assert_eq!(events, vec![Event::SignOffRevoked { decision_id: dec(1), function: func("engineering") }]);
     let decision = history.decision(dec(1));
     assert!(decision.sign_offs.is_empty());
-    let marks: Vec<_> = decision.sign_off_history.iter().map(|s: &SignOff| (s.replaced, s.revoked)).collect();
+    let marks: Vec<_> = history.sign_off_history(dec(1)).iter().map(|s: &SignOff| (s.replaced, s.revoked)).collect();
     assert_eq!(marks, vec![(false, true)]);
 }
 
@@ -179,7 +178,21 @@ fn revoke_then_sign_again_keeps_both_in_history() {
         .given(ENG, revoke(dec(1), "engineering"))
         .given(ENG, reject(dec(1), "engineering", "on reflection, no"));
     let decision = history.decision(dec(1));
-    let marks: Vec<_> = decision.sign_off_history.iter().map(|s| (s.verdict, s.replaced, s.revoked)).collect();
+    let marks: Vec<_> = history.sign_off_history(dec(1)).iter().map(|s| (s.verdict, s.replaced, s.revoked)).collect();
     assert_eq!(marks, vec![(Verdict::Approve, false, true), (Verdict::Reject, false, false)]);
     assert_eq!(decision.sign_offs.len(), 1);
+}
+
+#[test]
+fn sign_off_history_lists_only_the_verdicts_on_the_decision_asked_for() {
+    let history = proposed()
+        .given(DRIVER, propose(dec(2)))
+        .given(ENG, approve(dec(1), "engineering"))
+        .given(ENG, reject(dec(2), "engineering", "not this one"))
+        .given(ENG, approve(dec(2), "engineering"));
+    let on_first: Vec<_> = history.sign_off_history(dec(1)).iter().map(|s| (s.verdict, s.replaced)).collect();
+    assert_eq!(on_first, vec![(Verdict::Approve, false)]);
+    let on_second: Vec<_> = history.sign_off_history(dec(2)).iter().map(|s| (s.verdict, s.replaced)).collect();
+    assert_eq!(on_second, vec![(Verdict::Reject, true), (Verdict::Approve, false)]);
+    assert!(history.sign_off_history(dec(3)).is_empty());
 }
