@@ -15,5 +15,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .file_descriptor_set_path(out_dir.join("accord_descriptor.bin"))
         .compile_protos(&protos, &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
+    // sqlx::migrate! embeds these; rebuild when one changes.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }

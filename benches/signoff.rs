@@ -3,7 +3,7 @@
 //! `../shared/bench/pg-baseline` run in the same sitting (see README, "Performance").
 //!
 //!   cargo bench --bench signoff -- [--clients 1,16] [--seconds 10] [--shared]
-//!       [--database-url postgres://postgres@127.0.0.1:5432/accord_bench]
+//!       [--database-url postgres://postgres@127.0.0.1:5432/accord_bench | sqlite:///tmp/accord-bench.db]
 //!
 //! Each client signs as its own approver. By default each client works on its own
 //! initiative (appends to different streams proceed in parallel); with `--shared` all
@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use accord::proto::{self as pb, command_service_client::CommandServiceClient};
-use accord::store::PgStore;
+use accord::store::Store;
 use sqlx::{Postgres, migrate::MigrateDatabase};
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
@@ -126,10 +126,15 @@ async fn setup(
 }
 
 async fn run(url: &str, clients: usize, seconds: u64, shared: bool) -> Result<(f64, f64, u64), String> {
-    if Postgres::database_exists(url).await.map_err(|e| e.to_string())? {
+    // A fresh store for every run.
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    } else if Postgres::database_exists(url).await.map_err(|e| e.to_string())? {
         Postgres::drop_database(url).await.map_err(|e| e.to_string())?;
     }
-    let store = PgStore::connect(url, 64).await.map_err(|e| e.to_string())?;
+    let store = Store::open(url, 64).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -10,6 +10,7 @@
 //! - [`server`] and [`config`]: start-up, wiring and graceful shutdown; `main.rs` only
 //!   parses flags and calls into them.
 
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod grpc;

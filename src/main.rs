@@ -1,4 +1,5 @@
-//! The `accord` binary: parses flags, starts tracing, and hands over to the library.
+//! The `accord` binary: parses flags, starts tracing, and hands over to the library —
+//! the server commands to `server`/`store`, every other command to the client (`cli`).
 
 use std::process::ExitCode;
 
@@ -6,46 +7,70 @@ use clap::Parser;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
+use accord::cli::{self, Globals};
 use accord::config::{Cli, Commands, LogFormat};
-use accord::store::PgStore;
+use accord::store::Store;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(&cli.log, cli.log_format);
-    match run(cli.command).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            error!("{message}");
-            eprintln!("accord: {message}");
-            ExitCode::FAILURE
+    let argv: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(error) => return ExitCode::from(cli::report_usage_error(&error, &argv)),
+    };
+    let default_filter = if matches!(cli.command, Commands::Client(_)) { "warn" } else { "info" };
+    init_tracing(cli.log.as_deref().unwrap_or(default_filter), cli.log_format);
+    match cli.command {
+        Commands::Client(command) => {
+            let globals =
+                Globals { server: cli.server, actor: cli.actor, json: cli.json, correlation_id: cli.correlation_id };
+            ExitCode::from(cli::run(globals, command).await)
         }
+        server_command => match run_server_command(server_command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                error!("{message}");
+                eprintln!("accord: {message}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
-async fn run(command: Commands) -> Result<(), String> {
+async fn open(store: &accord::config::StoreArgs, max_connections: u32) -> Result<Store, String> {
+    if store.database_url.is_none() {
+        std::fs::create_dir_all(&store.data_dir)
+            .map_err(|e| format!("cannot create the data folder {}: {e}", store.data_dir.display()))?;
+    }
+    let url = store.url();
+    let opened = Store::open(&url, max_connections)
+        .await
+        .map_err(|e| format!("cannot open the event store at {}: {e}", redact(&url)))?;
+    info!(store = opened.kind(), url = %redact(&url), "event store ready");
+    Ok(opened)
+}
+
+async fn run_server_command(command: Commands) -> Result<(), String> {
     match command {
         Commands::Serve { listen, store } => {
-            let pg = PgStore::connect(&store.database_url, store.max_connections)
-                .await
-                .map_err(|e| format!("cannot open the event store at {}: {e}", redact(&store.database_url)))?;
-            info!(store = "postgres", url = %redact(&store.database_url), "event store ready");
+            let store = open(&store, store.max_connections).await?;
             let listener =
                 tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            accord::server::serve(listener, pg, accord::server::shutdown_signal()).await.map_err(|e| e.to_string())
+            accord::server::serve(listener, store, accord::server::shutdown_signal()).await.map_err(|e| e.to_string())
         }
         Commands::Migrate { store } => {
-            PgStore::connect(&store.database_url, 2).await.map_err(|e| e.to_string())?;
-            info!(url = %redact(&store.database_url), "migrations applied");
+            open(&store, 2).await?;
+            info!("migrations applied");
             Ok(())
         }
         Commands::RebuildProjections { store } => {
-            let pg = PgStore::connect(&store.database_url, 4).await.map_err(|e| e.to_string())?;
-            let rebuilt = pg.rebuild_projections().await.map_err(|e| e.to_string())?;
+            let store = open(&store, 4).await?;
+            let rebuilt = store.rebuild_projections().await.map_err(|e| e.to_string())?;
             info!(initiatives = rebuilt, "projections rebuilt");
             println!("rebuilt the projections of {rebuilt} initiatives");
             Ok(())
         }
+        Commands::Client(_) => Err("a client command reached the server dispatch".to_owned()),
     }
 }
 

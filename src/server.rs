@@ -13,7 +13,7 @@ use crate::grpc::{Commands, Queries, identity::identify};
 use crate::proto::{
     FILE_DESCRIPTOR_SET, alignment_service_server::AlignmentServiceServer, command_service_server::CommandServiceServer,
 };
-use crate::store::PgStore;
+use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -27,7 +27,7 @@ pub enum ServeError {
 /// allowed to finish.
 pub async fn serve(
     listener: TcpListener,
-    store: PgStore,
+    store: Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -13,15 +13,15 @@ use super::identity::{Caller, Trace};
 use super::status::{domain_status, store_status};
 use crate::domain::{Command, DomainError, values::*};
 use crate::proto::{self as pb, command_service_server::CommandService};
-use crate::store::{CommandEnvelope, CommandId, InitiativeRef, PgStore};
+use crate::store::{CommandEnvelope, CommandId, InitiativeRef, Store};
 
 #[derive(Clone, Debug)]
 pub struct Commands {
-    store: PgStore,
+    store: Store,
 }
 
 impl Commands {
-    pub fn new(store: PgStore) -> Self {
+    pub fn new(store: Store) -> Self {
         Self { store }
     }
 

@@ -14,18 +14,18 @@ use super::convert as c;
 use super::status::{domain_status, store_status};
 use crate::domain::{DomainError, state::sign_off_history, values::*};
 use crate::proto::{self as pb, alignment_service_server::AlignmentService};
-use crate::store::{InitiativeRef, PgStore, StoredEvent, postgres::ListFilter};
+use crate::store::{InitiativeRef, ListFilter, Store, StoredEvent};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
 
 #[derive(Clone, Debug)]
 pub struct Queries {
-    store: PgStore,
+    store: Store,
 }
 
 impl Queries {
-    pub fn new(store: PgStore) -> Self {
+    pub fn new(store: Store) -> Self {
         Self { store }
     }
 }

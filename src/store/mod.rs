@@ -1,24 +1,29 @@
 //! The event store: the append-only log, the idempotency record and the projections
 //! maintained in the same transaction as each append. This module holds what every
-//! backend shares — the command envelope, the outcome, stored events, the hash chain
-//! and the error type; `postgres` is the production backend.
+//! backend shares — the command envelope, the outcome, stored events, the hash chain,
+//! the error type, and `Store`, which dispatches to a backend: `postgres` (production)
+//! or `sqlite` (embedded, the default with no configuration). `append` holds the half
+//! of a command that does not depend on the backend.
 //!
 //! The application cycle for a command is: lock the stream head and load the folded
 //! state (a snapshot kept beside the head, so no command re-reads its stream) → check
 //! idempotency and the expected version → `decide` → `evolve` → append events, hashes,
 //! the new head and the alignment row in one transaction.
 
+pub mod append;
 pub mod hash;
 pub mod postgres;
+pub mod sqlite;
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::domain::{Command, DomainError, Event, Recorded, values::*};
+use crate::domain::{AlignmentView, Command, DomainError, Event, Initiative, Recorded, values::*};
 
 pub use hash::{EventContent, ZERO_HASH, event_hash};
 pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 /// How a command names its initiative: by id, or by its unique key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,4 +180,108 @@ pub enum StoreError {
 pub fn now_micros() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// The filters of a list query; `None` means "any".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub pending_function: Option<String>,
+    pub stage: Option<String>,
+    pub owner: Option<String>,
+    pub text: Option<String>,
+    pub include_archived: bool,
+}
+
+/// The event store the service runs on: PostgreSQL in production, SQLite embedded.
+/// Both backends offer the same operations with the same guarantees; the behaviour
+/// tests run against each.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Postgres(PgStore),
+    Sqlite(SqliteStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Postgres($store) => $call.await,
+            Store::Sqlite($store) => $call.await,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the store a database URL names: `postgres://…` or `sqlite://PATH`.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PgStore::connect(url, max_connections).await?))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(Store::Sqlite(SqliteStore::open(std::path::Path::new(path)).await?))
+        } else {
+            Err(StoreError::Unavailable(format!("unsupported database URL {url:?}: use postgres://… or sqlite://PATH")))
+        }
+    }
+
+    /// "postgres" or "sqlite", for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Postgres(_) => "postgres",
+            Store::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub async fn execute(&self, envelope: &CommandEnvelope) -> Result<CommandOutcome, StoreError> {
+        dispatch!(self, s => s.execute(envelope))
+    }
+
+    pub async fn initiative(&self, target: &InitiativeRef) -> Result<Option<Initiative>, StoreError> {
+        dispatch!(self, s => s.initiative(target))
+    }
+
+    pub async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
+        dispatch!(self, s => s.alignment(target))
+    }
+
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        after_key: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AlignmentView>, StoreError> {
+        dispatch!(self, s => s.list(filter, after_key, limit))
+    }
+
+    pub async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
+        dispatch!(self, s => s.awaiting(principal))
+    }
+
+    pub async fn read_stream(
+        &self,
+        stream_id: Uuid,
+        from_version: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        dispatch!(self, s => s.read_stream(stream_id, from_version, limit))
+    }
+
+    pub async fn sign_off_events(
+        &self,
+        stream: InitiativeId,
+        decision: DecisionId,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        dispatch!(self, s => s.sign_off_events(stream, decision))
+    }
+
+    pub async fn read_all(
+        &self,
+        after: GlobalCursor,
+        limit: i64,
+    ) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
+        dispatch!(self, s => s.read_all(after, limit))
+    }
+
+    pub async fn rebuild_projections(&self) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.rebuild_projections())
+    }
 }

@@ -16,7 +16,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use sqlx::{
     PgPool, Postgres, Row, Transaction,
     migrate::{MigrateDatabase, Migrator},
@@ -25,10 +24,9 @@ use sqlx::{
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use super::append::{Append, Head, StoredCommand, plan, refold};
 use super::*;
-use crate::domain::{
-    AlignmentView, DomainError, Event, Initiative, decide, event::SCHEMA_VERSION, evolve, fold, project,
-};
+use crate::domain::{AlignmentView, DomainError, Initiative, event::SCHEMA_VERSION};
 
 /// The embedded PostgreSQL migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -41,20 +39,6 @@ const ATTEMPTS: usize = 3;
 pub struct PgStore {
     pool: PgPool,
 }
-
-/// The filters of a list query; `None` means "any".
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ListFilter {
-    pub status: Option<String>,
-    pub pending_function: Option<String>,
-    pub stage: Option<String>,
-    pub owner: Option<String>,
-    pub text: Option<String>,
-    pub include_archived: bool,
-}
-
-/// One initiative's view in an inbox query.
-pub type InboxRow = AlignmentView;
 
 impl PgStore {
     pub fn new(pool: PgPool) -> Self {
@@ -122,23 +106,10 @@ impl PgStore {
                 head
             }
         };
-        if let Some(expected) = envelope.expected_version
-            && expected != head.version
-        {
-            return Err(Retry::Fail(DomainError::VersionConflict { expected, actual: head.version }.into()));
-        }
-        let events =
-            decide(head.state.as_ref(), &envelope.command, &envelope.actor).map_err(|e| Retry::Fail(e.into()))?;
-        let append = Append::prepare(&head, envelope, events).map_err(Retry::Fail)?;
+        let append = plan(&head, envelope).map_err(Retry::Fail)?;
         let position = append.write(&mut tx, envelope).await?;
         tx.commit().await.map_err(fail)?;
-        Ok(CommandOutcome {
-            initiative_id: append.state.id,
-            stream_version: append.state.version,
-            global_position: u64::try_from(position).unwrap_or_default(),
-            created_id: envelope.command.created_id(),
-            replayed: false,
-        })
+        Ok(append.outcome(envelope, position))
     }
 
     /// The folded state of one initiative (from its head snapshot).
@@ -196,7 +167,7 @@ impl PgStore {
     }
 
     /// The alignment views of every initiative with a sign-off waiting on `principal`.
-    pub async fn awaiting(&self, principal: &Principal) -> Result<Vec<InboxRow>, StoreError> {
+    pub async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
         let rows = sqlx::query("SELECT view FROM alignment WHERE awaiting @> ARRAY[$1::text] ORDER BY key")
             .bind(principal.as_str())
             .fetch_all(&self.pool)
@@ -304,12 +275,8 @@ impl PgStore {
                 .await
                 .map_err(map_sqlx)?;
         let events = rows.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
-        let recorded = events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, _>>()?;
-        let state = fold(&recorded)
-            .map_err(|e| StoreError::Corrupt(format!("stream {stream_id}: {e}")))?
-            .ok_or_else(|| StoreError::Corrupt(format!("stream {stream_id} has no events")))?;
+        let (state, projection) = refold(stream_id, &events)?;
         let last = events.last().ok_or_else(|| StoreError::Corrupt(format!("stream {stream_id} has no events")))?;
-        let projection = Projection::of(&state)?;
         sqlx::query(
             "WITH st AS (
                INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
@@ -397,22 +364,6 @@ fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
-/// The head of a stream as a command finds it, locked.
-struct Head {
-    stream_id: Option<Uuid>,
-    version: u64,
-    head_hash: Vec<u8>,
-    state: Option<Initiative>,
-    /// Set when the command id was seen before on this stream.
-    replay: Option<CommandOutcome>,
-}
-
-impl Head {
-    fn empty() -> Self {
-        Self { stream_id: None, version: 0, head_hash: ZERO_HASH.to_vec(), state: None, replay: None }
-    }
-}
-
 enum Retry {
     /// A transient conflict: run the command again from the start.
     Again(StoreError),
@@ -449,26 +400,14 @@ async fn find_command(
 }
 
 fn replay_from(row: &PgRow, envelope: &CommandEnvelope, stream: Option<Uuid>) -> Result<CommandOutcome, StoreError> {
-    let stream_id: Uuid = row.try_get("c_stream_id").or_else(|_| row.try_get("stream_id")).map_err(map_sqlx)?;
-    let fingerprint: Vec<u8> = row.try_get("fingerprint").map_err(map_sqlx)?;
-    let same_stream = stream.is_none_or(|s| s == stream_id);
-    if !same_stream || fingerprint != envelope.fingerprint {
-        return Err(DomainError::invalid(
-            // The request's field, as for a malformed id (`grpc::commands`).
-            "options.command_id",
-            format!("{:?} was already used for a different command", envelope.command_id.as_str()),
-        )
-        .into());
-    }
-    let version: i64 = row.try_get("c_stream_version").or_else(|_| row.try_get("stream_version")).map_err(map_sqlx)?;
-    let position: i64 = row.try_get("global_position").map_err(map_sqlx)?;
-    Ok(CommandOutcome {
-        initiative_id: InitiativeId(stream_id),
-        stream_version: u64::try_from(version).unwrap_or_default(),
-        global_position: u64::try_from(position).unwrap_or_default(),
+    let stored = StoredCommand {
+        stream_id: row.try_get("c_stream_id").or_else(|_| row.try_get("stream_id")).map_err(map_sqlx)?,
+        fingerprint: row.try_get("fingerprint").map_err(map_sqlx)?,
+        stream_version: row.try_get("c_stream_version").or_else(|_| row.try_get("stream_version")).map_err(map_sqlx)?,
+        global_position: row.try_get("global_position").map_err(map_sqlx)?,
         created_id: row.try_get("created_id").map_err(map_sqlx)?,
-        replayed: true,
-    })
+    };
+    stored.replay(envelope, stream)
 }
 
 /// Locks the stream head and loads its state and, in the same round trip, any earlier
@@ -516,104 +455,7 @@ const LOCK_HEAD_BY_KEY: &str = "SELECT s.stream_id, s.version, s.head_hash, s.st
  WHERE s.key = $2 AND $1::uuid IS NULL
    FOR UPDATE OF s";
 
-/// The folded state and its projection, serialised for storage.
-struct Projection {
-    view: AlignmentView,
-    state_json: serde_json::Value,
-    view_json: serde_json::Value,
-}
-
-impl Projection {
-    fn of(state: &Initiative) -> Result<Self, StoreError> {
-        let view = project(state);
-        let encode = |e: serde_json::Error| StoreError::Corrupt(format!("cannot encode projection: {e}"));
-        Ok(Self {
-            state_json: serde_json::to_value(state).map_err(encode)?,
-            view_json: serde_json::to_value(&view).map_err(encode)?,
-            view,
-        })
-    }
-}
-
-/// The events a command appends, hashed and folded, ready to write.
-struct Append {
-    stream_id: Uuid,
-    versions: Vec<i64>,
-    event_ids: Vec<Uuid>,
-    types: Vec<String>,
-    payloads: Vec<serde_json::Value>,
-    prev_hashes: Vec<Vec<u8>>,
-    hashes: Vec<Vec<u8>>,
-    recorded_at: DateTime<Utc>,
-    state: Initiative,
-    projection: Projection,
-}
-
 impl Append {
-    fn prepare(head: &Head, envelope: &CommandEnvelope, events: Vec<Event>) -> Result<Self, StoreError> {
-        let recorded_at = now_micros();
-        let stream_id = match (&head.stream_id, &envelope.command) {
-            (Some(id), _) => *id,
-            (None, crate::domain::Command::CreateInitiative { id, .. }) => id.0,
-            (None, _) => return Err(DomainError::not_found("initiative not found").into()),
-        };
-        let mut versions = Vec::with_capacity(events.len());
-        let mut event_ids = Vec::with_capacity(events.len());
-        let mut types = Vec::with_capacity(events.len());
-        let mut payloads = Vec::with_capacity(events.len());
-        let mut prev_hashes = Vec::with_capacity(events.len());
-        let mut hashes = Vec::with_capacity(events.len());
-        let mut state = head.state.clone();
-        let mut prev_hash = head.head_hash.clone();
-        let mut version = head.version;
-        for event in events {
-            version += 1;
-            let stream_version =
-                i64::try_from(version).map_err(|_| StoreError::Corrupt("stream version overflow".into()))?;
-            let event_id = Uuid::now_v7();
-            let payload = event.payload();
-            let hash = event_hash(
-                &prev_hash,
-                &EventContent {
-                    stream_id,
-                    stream_version,
-                    event_id,
-                    event_type: event.event_type(),
-                    schema_version: SCHEMA_VERSION,
-                    payload: &payload,
-                    actor: envelope.actor.as_str(),
-                    command_id: envelope.command_id.as_str(),
-                    correlation_id: &envelope.correlation_id,
-                    causation_id: &envelope.causation_id,
-                    recorded_at,
-                },
-            );
-            versions.push(stream_version);
-            event_ids.push(event_id);
-            types.push(event.event_type().to_owned());
-            payloads.push(payload);
-            prev_hashes.push(prev_hash);
-            prev_hash = hash.to_vec();
-            hashes.push(prev_hash.clone());
-            let recorded = Recorded { version, actor: envelope.actor.clone(), recorded_at, event };
-            state = Some(evolve(state, &recorded).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-        }
-        let state = state.ok_or_else(|| StoreError::Corrupt("a command produced no events".into()))?;
-        let projection = Projection::of(&state)?;
-        Ok(Append {
-            stream_id,
-            versions,
-            event_ids,
-            types,
-            payloads,
-            prev_hashes,
-            hashes,
-            recorded_at,
-            state,
-            projection,
-        })
-    }
-
     /// Writes the events, the command record, the head and the alignment row in one
     /// statement; returns the global position of the last event.
     async fn write(&self, tx: &mut Transaction<'_, Postgres>, envelope: &CommandEnvelope) -> Result<i64, Retry> {

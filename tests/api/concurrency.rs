@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use accord::proto as pb;
 use futures::future::join_all;
-use sqlx::PgPool;
 use tonic::Code;
 
 use crate::support::*;
@@ -29,9 +28,7 @@ async fn twelve_approvers(app: &TestApp) -> (String, String, Vec<(String, &'stat
     (created.initiative_id, decision.created_id, approvers)
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn twelve_parallel_sign_offs_with_one_expected_version_admit_exactly_one_and_abort_the_rest(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn twelve_parallel_sign_offs_with_one_expected_version_admit_exactly_one_and_abort_the_rest(app: TestApp) {
     let (initiative_id, decision_id, approvers) = twelve_approvers(&app).await;
     let before = app.log().await;
     let version = app.alignment("RACE-1").await.version;
@@ -66,11 +63,9 @@ async fn twelve_parallel_sign_offs_with_one_expected_version_admit_exactly_one_a
     assert_eq!(view.approved_pairs, 1, "the projection holds the winner's approval only");
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
 async fn twelve_parallel_sign_offs_without_expected_version_all_succeed_with_contiguous_distinct_versions(
-    pool: PgPool,
+    app: TestApp,
 ) {
-    let app = TestApp::spawn(pool).await;
     let (initiative_id, decision_id, approvers) = twelve_approvers(&app).await;
     let before = app.log().await;
 
@@ -110,9 +105,7 @@ async fn twelve_parallel_sign_offs_without_expected_version_all_succeed_with_con
     assert_eq!(detail.sign_off_history.len(), 12);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn sixteen_initiatives_created_and_signed_in_parallel_all_succeed_with_contiguous_streams(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn sixteen_initiatives_created_and_signed_in_parallel_all_succeed_with_contiguous_streams(app: TestApp) {
     let app = &app;
     let work = (0..16).map(|n| async move {
         let key = format!("PAR-{n}");
@@ -147,9 +140,7 @@ async fn sixteen_initiatives_created_and_signed_in_parallel_all_succeed_with_con
     assert_eq!(positions.len(), log.len(), "global positions are unique");
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn one_key_created_by_eight_concurrent_callers_has_one_winner_and_seven_already_exists(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn one_key_created_by_eight_concurrent_callers_has_one_winner_and_seven_already_exists(app: TestApp) {
     let callers: Vec<String> = (0..8).map(|n| format!("pm{n}@example.com")).collect();
     let calls = callers.iter().map(|who| {
         let mut client = app.as_(who);
@@ -171,3 +162,10 @@ async fn one_key_created_by_eight_concurrent_callers_has_one_winner_and_seven_al
     assert_eq!(view.owner, callers[winners[0]], "the winner owns it");
     assert_eq!(view.title, format!("Created by {}", callers[winners[0]]));
 }
+
+crate::on_both_stores!(
+    twelve_parallel_sign_offs_with_one_expected_version_admit_exactly_one_and_abort_the_rest,
+    twelve_parallel_sign_offs_without_expected_version_all_succeed_with_contiguous_distinct_versions,
+    sixteen_initiatives_created_and_signed_in_parallel_all_succeed_with_contiguous_streams,
+    one_key_created_by_eight_concurrent_callers_has_one_winner_and_seven_already_exists,
+);

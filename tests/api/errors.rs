@@ -3,7 +3,6 @@
 //! `BadRequest` details for bad input, and the log unchanged after every refusal.
 
 use accord::proto as pb;
-use sqlx::PgPool;
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
@@ -15,9 +14,7 @@ fn reject_request(initiative: &str, decision_id: &str, function: &str) -> pb::Re
 
 // ---- INVALID_ARGUMENT ----------------------------------------------------------------
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn empty_or_blank_title_is_invalid_argument_naming_title_and_writes_nothing(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn empty_or_blank_title_is_invalid_argument_naming_title_and_writes_nothing(app: TestApp) {
     checkout(&app).await;
     for title in ["", "   \t "] {
         let before = app.log().await;
@@ -34,9 +31,7 @@ async fn empty_or_blank_title_is_invalid_argument_naming_title_and_writes_nothin
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn title_over_200_characters_is_invalid_argument_and_200_multibyte_characters_are_accepted(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn title_over_200_characters_is_invalid_argument_and_200_multibyte_characters_are_accepted(app: TestApp) {
     checkout(&app).await;
     let before = app.log().await;
     let status =
@@ -56,9 +51,7 @@ async fn title_over_200_characters_is_invalid_argument_and_200_multibyte_charact
     assert_eq!(app.alignment("PAYMENTS-1").await.title, title);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn text_over_20000_characters_is_invalid_argument_naming_the_field_and_20000_are_accepted(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn text_over_20000_characters_is_invalid_argument_naming_the_field_and_20000_are_accepted(app: TestApp) {
     let ids = checkout(&app).await;
     let before = app.log().await;
 
@@ -86,9 +79,7 @@ async fn text_over_20000_characters_is_invalid_argument_naming_the_field_and_200
     assert_eq!(app.log().await.len(), before.len() + 1);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn nul_character_in_text_is_invalid_argument_naming_the_field(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn nul_character_in_text_is_invalid_argument_naming_the_field(app: TestApp) {
     let ids = checkout(&app).await;
     let before = app.log().await;
 
@@ -108,9 +99,7 @@ async fn nul_character_in_text_is_invalid_argument_naming_the_field(pool: PgPool
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn malformed_or_missing_uuid_is_invalid_argument_naming_the_id_field(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn malformed_or_missing_uuid_is_invalid_argument_naming_the_id_field(app: TestApp) {
     checkout(&app).await;
     let before = app.log().await;
 
@@ -143,9 +132,7 @@ async fn malformed_or_missing_uuid_is_invalid_argument_naming_the_id_field(pool:
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn unknown_enum_value_is_invalid_argument_naming_the_field_and_the_value(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn unknown_enum_value_is_invalid_argument_naming_the_field_and_the_value(app: TestApp) {
     let ids = checkout(&app).await;
     let before = app.log().await;
 
@@ -173,9 +160,7 @@ async fn unknown_enum_value_is_invalid_argument_naming_the_field_and_the_value(p
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn unspecified_required_enum_is_invalid_argument_saying_it_is_required(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn unspecified_required_enum_is_invalid_argument_saying_it_is_required(app: TestApp) {
     let ids = checkout(&app).await;
     let before = app.log().await;
 
@@ -220,9 +205,7 @@ async fn unspecified_required_enum_is_invalid_argument_saying_it_is_required(poo
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn badly_shaped_initiative_key_is_invalid_argument_naming_key_with_the_rule(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn badly_shaped_initiative_key_is_invalid_argument_naming_key_with_the_rule(app: TestApp) {
     checkout(&app).await;
     let before = app.log().await;
     let too_long = format!("K{}", "-1".repeat(16));
@@ -243,9 +226,7 @@ async fn badly_shaped_initiative_key_is_invalid_argument_naming_key_with_the_rul
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn bad_function_slug_is_invalid_argument_naming_the_function_field(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn bad_function_slug_is_invalid_argument_naming_the_function_field(app: TestApp) {
     let ids = checkout(&app).await;
     let before = app.log().await;
 
@@ -271,9 +252,7 @@ async fn bad_function_slug_is_invalid_argument_naming_the_function_field(pool: P
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn bad_command_id_is_invalid_argument_naming_options_command_id(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn bad_command_id_is_invalid_argument_naming_options_command_id(app: TestApp) {
     let ids = checkout(&app).await;
     let before = app.log().await;
     for command_id in ["has spaces".to_owned(), "c".repeat(129), "ключ".to_owned(), "tab\there".to_owned()] {
@@ -290,9 +269,7 @@ async fn bad_command_id_is_invalid_argument_naming_options_command_id(pool: PgPo
     app.as_(ENGINEER).record_sign_off(request).await.expect("128-char command id");
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn bad_correlation_or_causation_metadata_is_invalid_argument_naming_the_header(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn bad_correlation_or_causation_metadata_is_invalid_argument_naming_the_header(app: TestApp) {
     let ids = checkout(&app).await;
     let before = app.log().await;
     let cases = [
@@ -310,9 +287,7 @@ async fn bad_correlation_or_causation_metadata_is_invalid_argument_naming_the_he
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn rejection_without_reason_and_bad_principal_are_invalid_argument_naming_the_field(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn rejection_without_reason_and_bad_principal_are_invalid_argument_naming_the_field(app: TestApp) {
     let ids = checkout(&app).await;
     let before = app.log().await;
 
@@ -334,9 +309,7 @@ async fn rejection_without_reason_and_bad_principal_are_invalid_argument_naming_
 
 // ---- NOT_FOUND -----------------------------------------------------------------------
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn unknown_initiative_by_id_or_key_is_not_found_naming_it(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn unknown_initiative_by_id_or_key_is_not_found_naming_it(app: TestApp) {
     let ids = checkout(&app).await;
     let before = app.log().await;
     let unknown = uuid::Uuid::now_v7().to_string();
@@ -369,9 +342,7 @@ async fn unknown_initiative_by_id_or_key_is_not_found_naming_it(pool: PgPool) {
     assert_status(&status, Code::NotFound, &["initiative NOPE-1 not found"]);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn unknown_decision_id_is_not_found_naming_the_decision_and_initiative(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn unknown_decision_id_is_not_found_naming_the_decision_and_initiative(app: TestApp) {
     checkout(&app).await;
     let before = app.log().await;
     let unknown = uuid::Uuid::now_v7().to_string();
@@ -392,9 +363,7 @@ async fn unknown_decision_id_is_not_found_naming_the_decision_and_initiative(poo
     assert_status(&status, Code::NotFound, &[&format!("decision {unknown} not found on initiative CHECKOUT-42")]);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn unknown_feedback_id_is_not_found_naming_the_feedback(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn unknown_feedback_id_is_not_found_naming_the_feedback(app: TestApp) {
     checkout(&app).await;
     let before = app.log().await;
     let unknown = uuid::Uuid::now_v7().to_string();
@@ -423,9 +392,7 @@ async fn unknown_feedback_id_is_not_found_naming_the_feedback(pool: PgPool) {
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn removing_a_role_nobody_holds_is_not_found_naming_person_role_and_function(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn removing_a_role_nobody_holds_is_not_found_naming_person_role_and_function(app: TestApp) {
     checkout(&app).await;
     let before = app.log().await;
     let status = app
@@ -445,9 +412,7 @@ async fn removing_a_role_nobody_holds_is_not_found_naming_person_role_and_functi
 
 // ---- ALREADY_EXISTS ------------------------------------------------------------------
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn duplicate_initiative_key_in_any_case_is_already_exists_naming_the_key(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn duplicate_initiative_key_in_any_case_is_already_exists_naming_the_key(app: TestApp) {
     checkout(&app).await;
     let before = app.log().await;
     for (who, key) in [(OWNER, "CHECKOUT-42"), (DRIVER, "checkout-42"), (ENGINEER, " Checkout-42 ")] {
@@ -459,9 +424,7 @@ async fn duplicate_initiative_key_in_any_case_is_already_exists_naming_the_key(p
     assert_eq!(app.alignment("CHECKOUT-42").await.title, "New checkout", "the original is untouched");
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn duplicate_stakeholder_assignment_is_already_exists_naming_person_role_and_function(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn duplicate_stakeholder_assignment_is_already_exists_naming_person_role_and_function(app: TestApp) {
     checkout(&app).await;
     let before = app.log().await;
     let request = assignment("CHECKOUT-42", ENGINEER, "engineering", pb::Role::Approver);
@@ -480,9 +443,7 @@ async fn duplicate_stakeholder_assignment_is_already_exists_naming_person_role_a
 
 // ---- FAILED_PRECONDITION -------------------------------------------------------------
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn signing_a_withdrawn_decision_is_failed_precondition_naming_its_status(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn signing_a_withdrawn_decision_is_failed_precondition_naming_its_status(app: TestApp) {
     let ids = checkout(&app).await;
     app.as_(DRIVER)
         .withdraw_decision(pb::WithdrawDecisionRequest {
@@ -505,9 +466,7 @@ async fn signing_a_withdrawn_decision_is_failed_precondition_naming_its_status(p
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn signing_a_superseded_decision_is_failed_precondition_naming_its_status(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn signing_a_superseded_decision_is_failed_precondition_naming_its_status(app: TestApp) {
     let ids = checkout(&app).await;
     app.as_(DRIVER)
         .accept_decision(acceptance("CHECKOUT-42", &ids.decision_id, "Deadline."))
@@ -541,9 +500,7 @@ async fn signing_a_superseded_decision_is_failed_precondition_naming_its_status(
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn accepting_unaligned_decision_needs_an_override_reason_which_the_alignment_then_shows(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn accepting_unaligned_decision_needs_an_override_reason_which_the_alignment_then_shows(app: TestApp) {
     let ids = checkout(&app).await;
     sign(&app, ENGINEER, &ids.decision_id, "engineering", pb::Verdict::Approve, "").await.expect("eng approves");
     let before = app.log().await;
@@ -592,9 +549,7 @@ async fn accepting_unaligned_decision_needs_an_override_reason_which_the_alignme
     assert_eq!(detail.closed_by, DRIVER);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn objection_on_a_closed_decision_is_failed_precondition(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn objection_on_a_closed_decision_is_failed_precondition(app: TestApp) {
     let ids = checkout(&app).await;
     app.as_(DRIVER)
         .accept_decision(acceptance("CHECKOUT-42", &ids.decision_id, "Deadline."))
@@ -614,9 +569,7 @@ async fn objection_on_a_closed_decision_is_failed_precondition(pool: PgPool) {
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn signing_a_stale_revision_number_is_failed_precondition_naming_both_revisions(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn signing_a_stale_revision_number_is_failed_precondition_naming_both_revisions(app: TestApp) {
     let ids = checkout(&app).await;
     app.as_(DRIVER)
         .revise_decision(pb::ReviseDecisionRequest {
@@ -645,9 +598,7 @@ async fn signing_a_stale_revision_number_is_failed_precondition_naming_both_revi
     app.as_(ENGINEER).record_sign_off(request).await.expect("current revision");
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn every_command_on_an_archived_initiative_is_failed_precondition_naming_who_archived(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn every_command_on_an_archived_initiative_is_failed_precondition_naming_who_archived(app: TestApp) {
     let ids = checkout(&app).await;
     app.as_(OWNER)
         .archive_initiative(pb::ArchiveInitiativeRequest {
@@ -681,9 +632,7 @@ async fn every_command_on_an_archived_initiative_is_failed_precondition_naming_w
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn signing_for_a_function_the_decision_does_not_need_is_failed_precondition_listing_needed(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn signing_for_a_function_the_decision_does_not_need_is_failed_precondition_listing_needed(app: TestApp) {
     let ids = checkout(&app).await;
     assign_role(&app, OWNER, "CHECKOUT-42", "ann@example.com", "legal", pb::Role::Approver).await;
     let before = app.log().await;
@@ -702,9 +651,7 @@ async fn signing_for_a_function_the_decision_does_not_need_is_failed_preconditio
 
 // ---- PERMISSION_DENIED ---------------------------------------------------------------
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn signing_for_a_function_one_is_not_approver_of_is_permission_denied(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn signing_for_a_function_one_is_not_approver_of_is_permission_denied(app: TestApp) {
     let ids = checkout(&app).await;
     let before = app.log().await;
     let status =
@@ -718,9 +665,7 @@ async fn signing_for_a_function_one_is_not_approver_of_is_permission_denied(pool
     assert_eq!(function_state(&app.alignment("CHECKOUT-42").await, "design"), pb::FunctionState::Pending);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn accepting_as_anyone_but_a_driver_is_permission_denied_even_for_the_owner(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn accepting_as_anyone_but_a_driver_is_permission_denied_even_for_the_owner(app: TestApp) {
     let ids = checkout(&app).await;
     for (who, function) in [(ENGINEER, "engineering"), (DESIGNER, "design"), (BUSINESS, "business")] {
         sign(&app, who, &ids.decision_id, function, pb::Verdict::Approve, "").await.expect("approve");
@@ -741,9 +686,7 @@ async fn accepting_as_anyone_but_a_driver_is_permission_denied_even_for_the_owne
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn informed_stakeholder_giving_feedback_is_permission_denied(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn informed_stakeholder_giving_feedback_is_permission_denied(app: TestApp) {
     let ids = checkout(&app).await;
     assign_role(&app, OWNER, "CHECKOUT-42", "ivy@example.com", "business", pb::Role::Informed).await;
     let before = app.log().await;
@@ -757,9 +700,7 @@ async fn informed_stakeholder_giving_feedback_is_permission_denied(pool: PgPool)
     assert_eq!(app.log().await, before);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn outsider_assigning_stakeholders_is_permission_denied_naming_who_may(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn outsider_assigning_stakeholders_is_permission_denied_naming_who_may(app: TestApp) {
     checkout(&app).await;
     let before = app.log().await;
     let request = assignment("CHECKOUT-42", "mallory@example.com", "engineering", pb::Role::Approver);
@@ -776,9 +717,7 @@ async fn outsider_assigning_stakeholders_is_permission_denied_naming_who_may(poo
 
 // ---- ABORTED -------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn wrong_expected_version_is_aborted_with_the_current_version_in_message_and_error_info(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn wrong_expected_version_is_aborted_with_the_current_version_in_message_and_error_info(app: TestApp) {
     let ids = checkout(&app).await;
     assert_eq!(app.alignment("CHECKOUT-42").await.version, 6);
     let before = app.log().await;
@@ -803,9 +742,7 @@ async fn wrong_expected_version_is_aborted_with_the_current_version_in_message_a
 
 // ---- UNAUTHENTICATED -----------------------------------------------------------------
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn command_without_identity_or_with_malformed_identity_is_unauthenticated(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn command_without_identity_or_with_malformed_identity_is_unauthenticated(app: TestApp) {
     let ids = checkout(&app).await;
     let before = app.log().await;
 
@@ -844,3 +781,37 @@ async fn database_down_is_unavailable_without_sql_or_connection_details_in_the_m
         app.as_(OWNER).create_initiative(new_initiative("bad key", "Payments")).await.expect_err("bad key, no db");
     assert_invalid(&status, "key", "must be 2-32 upper-case letters");
 }
+
+crate::on_both_stores!(
+    empty_or_blank_title_is_invalid_argument_naming_title_and_writes_nothing,
+    title_over_200_characters_is_invalid_argument_and_200_multibyte_characters_are_accepted,
+    text_over_20000_characters_is_invalid_argument_naming_the_field_and_20000_are_accepted,
+    nul_character_in_text_is_invalid_argument_naming_the_field,
+    malformed_or_missing_uuid_is_invalid_argument_naming_the_id_field,
+    unknown_enum_value_is_invalid_argument_naming_the_field_and_the_value,
+    unspecified_required_enum_is_invalid_argument_saying_it_is_required,
+    badly_shaped_initiative_key_is_invalid_argument_naming_key_with_the_rule,
+    bad_function_slug_is_invalid_argument_naming_the_function_field,
+    bad_command_id_is_invalid_argument_naming_options_command_id,
+    bad_correlation_or_causation_metadata_is_invalid_argument_naming_the_header,
+    rejection_without_reason_and_bad_principal_are_invalid_argument_naming_the_field,
+    unknown_initiative_by_id_or_key_is_not_found_naming_it,
+    unknown_decision_id_is_not_found_naming_the_decision_and_initiative,
+    unknown_feedback_id_is_not_found_naming_the_feedback,
+    removing_a_role_nobody_holds_is_not_found_naming_person_role_and_function,
+    duplicate_initiative_key_in_any_case_is_already_exists_naming_the_key,
+    duplicate_stakeholder_assignment_is_already_exists_naming_person_role_and_function,
+    signing_a_withdrawn_decision_is_failed_precondition_naming_its_status,
+    signing_a_superseded_decision_is_failed_precondition_naming_its_status,
+    accepting_unaligned_decision_needs_an_override_reason_which_the_alignment_then_shows,
+    objection_on_a_closed_decision_is_failed_precondition,
+    signing_a_stale_revision_number_is_failed_precondition_naming_both_revisions,
+    every_command_on_an_archived_initiative_is_failed_precondition_naming_who_archived,
+    signing_for_a_function_the_decision_does_not_need_is_failed_precondition_listing_needed,
+    signing_for_a_function_one_is_not_approver_of_is_permission_denied,
+    accepting_as_anyone_but_a_driver_is_permission_denied_even_for_the_owner,
+    informed_stakeholder_giving_feedback_is_permission_denied,
+    outsider_assigning_stakeholders_is_permission_denied_naming_who_may,
+    wrong_expected_version_is_aborted_with_the_current_version_in_message_and_error_info,
+    command_without_identity_or_with_malformed_identity_is_unauthenticated,
+);

@@ -3,7 +3,6 @@
 
 use accord::proto as pb;
 use futures::future::join_all;
-use sqlx::PgPool;
 use tonic::Code;
 
 use crate::support::*;
@@ -13,9 +12,7 @@ fn result_of(response: &pb::CommandResponse) -> (String, u64, u64, String) {
     (response.initiative_id.clone(), response.stream_version, response.global_position, response.created_id.clone())
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn repeated_create_initiative_returns_the_original_result_replayed_and_appends_nothing(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn repeated_create_initiative_returns_the_original_result_replayed_and_appends_nothing(app: TestApp) {
     let mut request = new_initiative("PAYMENTS-1", "Payments");
     request.options = options("create-payments");
     let first = app.as_(OWNER).create_initiative(request.clone()).await.expect("create").into_inner();
@@ -33,9 +30,7 @@ async fn repeated_create_initiative_returns_the_original_result_replayed_and_app
     assert_eq!(app.alignment("PAYMENTS-1").await.version, 1);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn repeated_propose_decision_returns_the_same_decision_id_replayed_and_appends_nothing(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn repeated_propose_decision_returns_the_same_decision_id_replayed_and_appends_nothing(app: TestApp) {
     let ids = checkout(&app).await;
     let mut request = proposal("CHECKOUT-42", "Use Adyen for payouts");
     request.options = options("propose-adyen");
@@ -51,9 +46,7 @@ async fn repeated_propose_decision_returns_the_same_decision_id_replayed_and_app
     assert_eq!(app.alignment("CHECKOUT-42").await.decisions.len(), 2, "one decision was added, not two");
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn repeated_record_sign_off_returns_the_original_result_replayed_and_appends_nothing(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn repeated_record_sign_off_returns_the_original_result_replayed_and_appends_nothing(app: TestApp) {
     let ids = checkout(&app).await;
     let mut request = sign_off_request("CHECKOUT-42", &ids.decision_id, "engineering", pb::Verdict::Approve);
     request.options = options("eng-approves");
@@ -75,11 +68,9 @@ async fn repeated_record_sign_off_returns_the_original_result_replayed_and_appen
     assert_eq!(detail.sign_off_history.len(), 1, "the repeat recorded no second verdict");
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
 async fn retry_after_the_stream_moved_on_returns_the_original_result_even_if_its_expected_version_now_conflicts(
-    pool: PgPool,
+    app: TestApp,
 ) {
-    let app = TestApp::spawn(pool).await;
     let ids = checkout(&app).await;
     let mut request = sign_off_request("CHECKOUT-42", &ids.decision_id, "engineering", pb::Verdict::Approve);
     request.options = Some(pb::CommandOptions { command_id: "eng-at-6".into(), expected_version: Some(6) });
@@ -106,9 +97,7 @@ async fn retry_after_the_stream_moved_on_returns_the_original_result_even_if_its
     assert_eq!(app.log().await, log);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn reusing_a_command_id_for_a_different_request_is_invalid_argument_naming_command_id(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn reusing_a_command_id_for_a_different_request_is_invalid_argument_naming_command_id(app: TestApp) {
     let ids = checkout(&app).await;
     let mut request = sign_off_request("CHECKOUT-42", &ids.decision_id, "engineering", pb::Verdict::Approve);
     request.options = options("once");
@@ -143,9 +132,7 @@ async fn reusing_a_command_id_for_a_different_request_is_invalid_argument_naming
     assert_eq!(app.log().await, log);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn a_refused_command_records_nothing_so_its_command_id_stays_free(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn a_refused_command_records_nothing_so_its_command_id_stays_free(app: TestApp) {
     let ids = checkout(&app).await;
     let mut request = sign_off_request("CHECKOUT-42", &ids.decision_id, "legal", pb::Verdict::Approve);
     request.options = options("legal-approves");
@@ -178,9 +165,7 @@ async fn a_refused_command_records_nothing_so_its_command_id_stays_free(pool: Pg
     assert_eq!(function_state(&app.alignment("CHECKOUT-42").await, "legal"), pb::FunctionState::Approved);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn eight_concurrent_identical_creates_make_one_initiative_and_eight_identical_responses(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn eight_concurrent_identical_creates_make_one_initiative_and_eight_identical_responses(app: TestApp) {
     let mut request = new_initiative("PAYMENTS-1", "Payments");
     request.options = options("create-payments-once");
     let calls = (0..8).map(|_| {
@@ -201,9 +186,7 @@ async fn eight_concurrent_identical_creates_make_one_initiative_and_eight_identi
     assert_eq!(page.initiatives.len(), 1);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn eight_concurrent_identical_sign_offs_append_one_event_and_return_identical_results(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn eight_concurrent_identical_sign_offs_append_one_event_and_return_identical_results(app: TestApp) {
     let ids = checkout(&app).await;
     let before = app.log().await;
     let mut request = sign_off_request("CHECKOUT-42", &ids.decision_id, "engineering", pb::Verdict::Approve);
@@ -222,9 +205,7 @@ async fn eight_concurrent_identical_sign_offs_append_one_event_and_return_identi
     assert_eq!(log.last().map(|e| e.3.as_str()), Some("SignOffRecorded"));
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn another_caller_reusing_a_command_id_gets_invalid_argument_not_a_replay_of_someone_elses_result(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn another_caller_reusing_a_command_id_gets_invalid_argument_not_a_replay_of_someone_elses_result(app: TestApp) {
     let ids = checkout(&app).await;
     let mut request = sign_off_request("CHECKOUT-42", &ids.decision_id, "engineering", pb::Verdict::Approve);
     request.options = options("approve-engineering");
@@ -237,3 +218,15 @@ async fn another_caller_reusing_a_command_id_gets_invalid_argument_not_a_replay_
     assert_invalid(&status, "options.command_id", "\"approve-engineering\" was already used for a different command");
     assert_eq!(app.log().await, log);
 }
+
+crate::on_both_stores!(
+    repeated_create_initiative_returns_the_original_result_replayed_and_appends_nothing,
+    repeated_propose_decision_returns_the_same_decision_id_replayed_and_appends_nothing,
+    repeated_record_sign_off_returns_the_original_result_replayed_and_appends_nothing,
+    retry_after_the_stream_moved_on_returns_the_original_result_even_if_its_expected_version_now_conflicts,
+    reusing_a_command_id_for_a_different_request_is_invalid_argument_naming_command_id,
+    a_refused_command_records_nothing_so_its_command_id_stays_free,
+    eight_concurrent_identical_creates_make_one_initiative_and_eight_identical_responses,
+    eight_concurrent_identical_sign_offs_append_one_event_and_return_identical_results,
+    another_caller_reusing_a_command_id_gets_invalid_argument_not_a_replay_of_someone_elses_result,
+);

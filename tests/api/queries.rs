@@ -77,17 +77,13 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 // ---- ListAlignments filters ----------------------------------------------------------
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn list_without_filters_returns_every_unarchived_initiative_in_key_order(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn list_without_filters_returns_every_unarchived_initiative_in_key_order(app: TestApp) {
     portfolio(&app).await;
     let all = keys(&app, pb::ListAlignmentsRequest::default()).await;
     assert_eq!(all, strings(&["ALPHA-1", "BETA-2", "DELTA-4", "EPSILON-5", "GAMMA-3"]));
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn list_status_filter_returns_only_initiatives_with_that_status(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn list_status_filter_returns_only_initiatives_with_that_status(app: TestApp) {
     portfolio(&app).await;
     let by = |status: pb::InitiativeStatus| pb::ListAlignmentsRequest { status: status.into(), ..Default::default() };
     assert_eq!(keys(&app, by(pb::InitiativeStatus::Pending)).await, strings(&["BETA-2", "GAMMA-3"]));
@@ -98,9 +94,7 @@ async fn list_status_filter_returns_only_initiatives_with_that_status(pool: PgPo
     assert!(views.initiatives.iter().all(|v| v.status() == pb::InitiativeStatus::Blocked));
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn list_pending_function_filter_returns_initiatives_where_that_function_is_not_yet_approved(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn list_pending_function_filter_returns_initiatives_where_that_function_is_not_yet_approved(app: TestApp) {
     portfolio(&app).await;
     let by = |function: &str| pb::ListAlignmentsRequest { pending_function: function.into(), ..Default::default() };
     assert_eq!(keys(&app, by("business")).await, strings(&["BETA-2", "DELTA-4", "GAMMA-3"]));
@@ -110,9 +104,7 @@ async fn list_pending_function_filter_returns_initiatives_where_that_function_is
     assert_invalid(&status, "pending_function", "\"Legal\" is not a function");
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn list_stage_filter_returns_only_initiatives_in_that_stage(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn list_stage_filter_returns_only_initiatives_in_that_stage(app: TestApp) {
     portfolio(&app).await;
     let by = |stage: pb::Stage| pb::ListAlignmentsRequest { stage: stage.into(), ..Default::default() };
     assert_eq!(keys(&app, by(pb::Stage::Definition)).await, strings(&["DELTA-4", "GAMMA-3"]));
@@ -120,9 +112,7 @@ async fn list_stage_filter_returns_only_initiatives_in_that_stage(pool: PgPool) 
     assert_eq!(keys(&app, by(pb::Stage::Sunset)).await, Vec::<String>::new());
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn list_owner_filter_returns_only_initiatives_of_that_owner(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn list_owner_filter_returns_only_initiatives_of_that_owner(app: TestApp) {
     portfolio(&app).await;
     let by = |owner: &str| pb::ListAlignmentsRequest { owner: owner.into(), ..Default::default() };
     assert_eq!(keys(&app, by(SAM)).await, strings(&["BETA-2"]));
@@ -130,9 +120,7 @@ async fn list_owner_filter_returns_only_initiatives_of_that_owner(pool: PgPool) 
     assert_eq!(keys(&app, by("nobody@example.com")).await, Vec::<String>::new());
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn list_text_filter_matches_key_or_title_case_insensitively_and_treats_wildcards_literally(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn list_text_filter_matches_key_or_title_case_insensitively_and_treats_wildcards_literally(app: TestApp) {
     portfolio(&app).await;
     let by = |text: &str| pb::ListAlignmentsRequest { text: text.into(), ..Default::default() };
     assert_eq!(keys(&app, by("PAYMENTS")).await, strings(&["ALPHA-1", "GAMMA-3"]), "title, any case");
@@ -144,9 +132,7 @@ async fn list_text_filter_matches_key_or_title_case_insensitively_and_treats_wil
     assert_eq!(keys(&app, by("roadmap")).await, Vec::<String>::new());
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn list_excludes_archived_initiatives_unless_include_archived_is_set(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn list_excludes_archived_initiatives_unless_include_archived_is_set(app: TestApp) {
     portfolio(&app).await;
     let payments = |include_archived| pb::ListAlignmentsRequest {
         text: "payments".into(),
@@ -166,9 +152,7 @@ async fn list_excludes_archived_initiatives_unless_include_archived_is_set(pool:
     assert!(zeta.archived);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn list_filters_combine_with_and(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn list_filters_combine_with_and(app: TestApp) {
     portfolio(&app).await;
     let request = pb::ListAlignmentsRequest {
         status: pb::InitiativeStatus::Pending.into(),
@@ -206,9 +190,7 @@ fn page_keys(page: &pb::ListAlignmentsResponse) -> Vec<String> {
     page.initiatives.iter().map(|i| i.key.clone()).collect()
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn seven_initiatives_in_pages_of_three_come_as_3_3_1_in_key_order_without_repeats(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn seven_initiatives_in_pages_of_three_come_as_3_3_1_in_key_order_without_repeats(app: TestApp) {
     seven(&app).await;
     let first = page(&app, 3, "").await;
     assert_eq!(page_keys(&first), strings(&["KEY-A", "KEY-B", "KEY-C"]));
@@ -226,9 +208,7 @@ async fn seven_initiatives_in_pages_of_three_come_as_3_3_1_in_key_order_without_
     assert!(whole.next_page_token.is_empty());
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn page_token_stays_valid_while_initiatives_are_created_between_pages(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn page_token_stays_valid_while_initiatives_are_created_between_pages(app: TestApp) {
     seven(&app).await;
     let first = page(&app, 3, "").await;
     assert_eq!(page_keys(&first), strings(&["KEY-A", "KEY-B", "KEY-C"]));
@@ -249,9 +229,7 @@ async fn page_token_stays_valid_while_initiatives_are_created_between_pages(pool
     assert!(!seen.contains(&"KEY-AB".to_owned()), "a key before the cursor is not served late");
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn page_token_with_different_filters_or_not_issued_by_the_service_is_invalid_argument(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn page_token_with_different_filters_or_not_issued_by_the_service_is_invalid_argument(app: TestApp) {
     seven(&app).await;
     let first = page(&app, 3, "").await;
     let status = app
@@ -288,9 +266,7 @@ async fn page_token_with_different_filters_or_not_issued_by_the_service_is_inval
     assert_eq!(page_keys(&next), strings(&["KEY-D", "KEY-E", "KEY-F", "KEY-G"]));
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn page_size_over_500_is_invalid_argument_naming_page_size_and_500_is_accepted(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn page_size_over_500_is_invalid_argument_naming_page_size_and_500_is_accepted(app: TestApp) {
     seven(&app).await;
     let status = app
         .queries()
@@ -303,9 +279,7 @@ async fn page_size_over_500_is_invalid_argument_naming_page_size_and_500_is_acce
 
 // ---- GetAlignment --------------------------------------------------------------------
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn alignment_is_the_same_by_id_by_key_and_by_lower_case_key(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn alignment_is_the_same_by_id_by_key_and_by_lower_case_key(app: TestApp) {
     let ids = checkout(&app).await;
     let by_key = app.alignment("CHECKOUT-42").await;
     assert_eq!(by_key.initiative_id, ids.initiative_id);
@@ -331,9 +305,7 @@ async fn inbox(app: &TestApp, principal: &str) -> Vec<(String, String, String, u
         .collect()
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn inbox_lists_exactly_the_pending_sign_offs_of_a_principal_and_drops_one_once_signed(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn inbox_lists_exactly_the_pending_sign_offs_of_a_principal_and_drops_one_once_signed(app: TestApp) {
     let ids = checkout(&app).await;
     let mut request = new_initiative("ONBOARD-7", "Onboarding");
     request.required_functions = vec!["engineering".into(), "security".into()];
@@ -366,9 +338,7 @@ async fn inbox_lists_exactly_the_pending_sign_offs_of_a_principal_and_drops_one_
     assert_eq!(inbox(&app, BUSINESS).await, vec![]);
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn inbox_item_returns_at_the_new_revision_when_an_approval_goes_stale(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn inbox_item_returns_at_the_new_revision_when_an_approval_goes_stale(app: TestApp) {
     let ids = checkout(&app).await;
     sign(&app, ENGINEER, &ids.decision_id, "engineering", pb::Verdict::Approve, "").await.expect("approve");
     assert_eq!(inbox(&app, ENGINEER).await, vec![]);
@@ -397,9 +367,7 @@ async fn inbox_item_returns_at_the_new_revision_when_an_approval_goes_stale(pool
     assert!(item.reason.contains("went stale at revision 2"), "{item:?}");
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn inbox_drops_every_item_of_an_archived_initiative(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn inbox_drops_every_item_of_an_archived_initiative(app: TestApp) {
     checkout(&app).await;
     assert_eq!(inbox(&app, DESIGNER).await.len(), 1);
     app.as_(OWNER)
@@ -418,9 +386,7 @@ async fn inbox_drops_every_item_of_an_archived_initiative(pool: PgPool) {
 
 // ---- GetDecision ---------------------------------------------------------------------
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn decision_detail_shows_revisions_matrix_with_stale_approvals_marked_history_and_thread(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+async fn decision_detail_shows_revisions_matrix_with_stale_approvals_marked_history_and_thread(app: TestApp) {
     let ids = checkout(&app).await;
     let d = ids.decision_id.clone();
     sign(&app, ENGINEER, &d, "engineering", pb::Verdict::Approve, "").await.expect("eng approves r1");
@@ -568,3 +534,23 @@ async fn server_reflection_lists_the_accord_services_and_health(pool: PgPool) {
         assert!(services.contains(expected), "{expected} missing from {services:?}");
     }
 }
+
+crate::on_both_stores!(
+    list_without_filters_returns_every_unarchived_initiative_in_key_order,
+    list_status_filter_returns_only_initiatives_with_that_status,
+    list_pending_function_filter_returns_initiatives_where_that_function_is_not_yet_approved,
+    list_stage_filter_returns_only_initiatives_in_that_stage,
+    list_owner_filter_returns_only_initiatives_of_that_owner,
+    list_text_filter_matches_key_or_title_case_insensitively_and_treats_wildcards_literally,
+    list_excludes_archived_initiatives_unless_include_archived_is_set,
+    list_filters_combine_with_and,
+    seven_initiatives_in_pages_of_three_come_as_3_3_1_in_key_order_without_repeats,
+    page_token_stays_valid_while_initiatives_are_created_between_pages,
+    page_token_with_different_filters_or_not_issued_by_the_service_is_invalid_argument,
+    page_size_over_500_is_invalid_argument_naming_page_size_and_500_is_accepted,
+    alignment_is_the_same_by_id_by_key_and_by_lower_case_key,
+    inbox_lists_exactly_the_pending_sign_offs_of_a_principal_and_drops_one_once_signed,
+    inbox_item_returns_at_the_new_revision_when_an_approval_goes_stale,
+    inbox_drops_every_item_of_an_archived_initiative,
+    decision_detail_shows_revisions_matrix_with_stale_approvals_marked_history_and_thread,
+);

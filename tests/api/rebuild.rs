@@ -5,12 +5,14 @@
 
 use std::collections::BTreeSet;
 
+use accord::domain::{AlignmentView, Initiative};
 use accord::domain::{Command, event::DecisionContent, values::*};
-use accord::store::{CommandEnvelope, CommandId, InitiativeRef, PgStore};
+use accord::store::{CommandEnvelope, CommandId, InitiativeRef, ListFilter, Store};
+
+use crate::support::TestApp;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 const PEOPLE: [&str; 5] = ["owner@x.io", "drv@x.io", "eng@x.io", "des@x.io", "biz@x.io"];
@@ -208,7 +210,7 @@ fn envelope(target: Option<InitiativeRef>, command: Command, actor: usize) -> Co
     }
 }
 
-async fn run_history(store: &PgStore, case: usize, ops: &[(bool, Op)]) -> usize {
+async fn run_history(store: &Store, case: usize, ops: &[(bool, Op)]) -> usize {
     let mut targets = Vec::new();
     for side in 0..2 {
         let key = InitiativeKey::parse("key", &format!("P{case}-{side}")).expect("key");
@@ -235,21 +237,42 @@ async fn run_history(store: &PgStore, case: usize, ops: &[(bool, Op)]) -> usize 
     accepted
 }
 
-async fn projections(
-    pool: &PgPool,
-) -> Vec<(Uuid, i64, serde_json::Value, Vec<u8>, i64, serde_json::Value, Vec<String>, Vec<String>)> {
+/// Every initiative's alignment view and folded state, through the store's own reads.
+async fn projections(store: &Store) -> Vec<(AlignmentView, Initiative)> {
+    let all = ListFilter { include_archived: true, ..ListFilter::default() };
+    let views = store.list(&all, None, 100_000).await.expect("list projections");
+    let mut out = Vec::new();
+    for view in views {
+        let state = store.initiative(&InitiativeRef::Id(view.initiative_id)).await.expect("read state");
+        out.push((view, state.expect("every projected initiative has a head")));
+    }
+    out
+}
+
+type RawRow = (Uuid, i64, serde_json::Value, Vec<u8>, i64, serde_json::Value, Vec<String>, Vec<String>);
+
+/// On PostgreSQL, the stored rows themselves: head hash, last position, index arrays.
+async fn raw_rows(store: &Store) -> Vec<RawRow> {
+    let Store::Postgres(pg) = store else { return Vec::new() };
     sqlx::query_as(
         "SELECT s.stream_id, s.version, s.state, s.head_hash, s.last_position, a.view, a.awaiting, a.outstanding_functions
            FROM streams s JOIN alignment a ON a.initiative_id = s.stream_id ORDER BY s.stream_id",
     )
-    .fetch_all(pool)
+    .fetch_all(pg.pool())
     .await
     .expect("read projections")
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn rebuilt_projections_equal_the_live_ones_for_generated_histories(pool: PgPool) {
-    let store = PgStore::new(pool.clone());
+async fn execute_sql(store: &Store, sql: &'static str) {
+    match store {
+        Store::Postgres(pg) => sqlx::query(sql).execute(pg.pool()).await.map(|_| ()),
+        Store::Sqlite(lite) => sqlx::query(sql).execute(lite.pool()).await.map(|_| ()),
+    }
+    .expect(sql);
+}
+
+async fn rebuilt_projections_equal_the_live_ones_for_generated_histories(app: TestApp) {
+    let store = &app.store;
     // Sampled with a fixed seed (no shrinking: each case needs the database).
     let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]));
     let strategy = history();
@@ -257,37 +280,41 @@ async fn rebuilt_projections_equal_the_live_ones_for_generated_histories(pool: P
     const CASES: usize = 40;
     for case in 0..CASES {
         let ops = strategy.new_tree(&mut runner).expect("generate history").current();
-        accepted += run_history(&store, case, &ops).await;
+        accepted += run_history(store, case, &ops).await;
     }
     assert!(accepted > CASES * 5, "the generator exercises the rules, {accepted} commands accepted");
 
-    let live = projections(&pool).await;
+    let live = projections(store).await;
+    let live_raw = raw_rows(store).await;
     assert_eq!(live.len(), CASES * 2);
-    let statuses: BTreeSet<String> =
-        live.iter().filter_map(|row| row.5.get("status").and_then(|s| s.as_str()).map(str::to_owned)).collect();
+    let statuses: BTreeSet<&str> = live.iter().map(|(view, _)| view.status.as_str()).collect();
     assert!(statuses.len() >= 3, "histories reach several alignment states: {statuses:?}");
 
     let rebuilt_count = store.rebuild_projections().await.expect("rebuild");
     assert_eq!(rebuilt_count, (CASES * 2) as u64);
-    let rebuilt = projections(&pool).await;
-    for (live, rebuilt) in live.iter().zip(&rebuilt) {
-        assert_eq!(live, rebuilt, "stream {} differs after rebuild", live.0);
-    }
+    let rebuilt = projections(store).await;
     assert_eq!(live.len(), rebuilt.len());
+    for (live, rebuilt) in live.iter().zip(&rebuilt) {
+        assert_eq!(live, rebuilt, "initiative {} differs after rebuild", live.0.key);
+    }
+    assert_eq!(live_raw, raw_rows(store).await, "stored rows differ after rebuild");
 }
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn rebuild_restores_a_projection_that_was_damaged(pool: PgPool) {
-    let store = PgStore::new(pool.clone());
+async fn rebuild_restores_a_projection_that_was_damaged(app: TestApp) {
+    let store = &app.store;
     let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[9; 32]));
     let ops = history().new_tree(&mut runner).expect("generate").current();
-    run_history(&store, 0, &ops).await;
-    let live = projections(&pool).await;
-    sqlx::query("UPDATE alignment SET view = '{}'::jsonb, status = 'aligned', awaiting = '{}'")
-        .execute(&pool)
-        .await
-        .expect("damage");
-    sqlx::query("DELETE FROM streams").execute(&pool).await.expect("drop heads");
+    run_history(store, 0, &ops).await;
+    let live = projections(store).await;
+    let live_raw = raw_rows(store).await;
+    execute_sql(store, "UPDATE alignment SET view = '{}', status = 'aligned', title = 'damaged'").await;
+    execute_sql(store, "DELETE FROM streams").await;
     store.rebuild_projections().await.expect("rebuild");
-    assert_eq!(projections(&pool).await, live);
+    assert_eq!(projections(store).await, live);
+    assert_eq!(raw_rows(store).await, live_raw);
 }
+
+crate::on_both_stores!(
+    rebuilt_projections_equal_the_live_ones_for_generated_histories,
+    rebuild_restores_a_projection_that_was_damaged,
+);

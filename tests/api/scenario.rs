@@ -1,14 +1,10 @@
 //! SPEC section 4, steps 2-6, end to end through the gRPC API.
 
 use accord::proto as pb;
-use sqlx::PgPool;
 
 use crate::support::*;
 
-#[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
-async fn checkout_scenario_reaches_alignment_through_a_material_revision(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
-
+async fn checkout_scenario_reaches_alignment_through_a_material_revision(app: TestApp) {
     // Steps 2-3: the initiative, its people, the decision and a user-research concern.
     let ids = checkout(&app).await;
     app.as_(DESIGNER)
@@ -158,3 +154,5 @@ async fn checkout_scenario_reaches_alignment_through_a_material_revision(pool: P
     let versions: Vec<i64> = log.iter().map(|(_, _, v, _, _)| *v).collect();
     assert_eq!(versions, (1..=16).collect::<Vec<i64>>());
 }
+
+crate::on_both_stores!(checkout_scenario_reaches_alignment_through_a_material_revision,);

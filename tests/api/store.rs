@@ -17,7 +17,7 @@ use crate::support::*;
 /// so a read may lag behind a commit for a moment (delayed, never skipped): poll, with
 /// a bound so a bug fails the test instead of hanging it.
 async fn read_until(
-    store: &accord::store::PgStore,
+    store: &accord::store::Store,
     mut cursor: GlobalCursor,
     count: usize,
 ) -> Vec<(GlobalCursor, accord::store::StoredEvent)> {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use accord::proto::{
     self as pb, alignment_service_client::AlignmentServiceClient, command_service_client::CommandServiceClient,
 };
-use accord::store::PgStore;
+use accord::store::{PgStore, Store};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tonic::{
@@ -33,15 +33,56 @@ impl Interceptor for As {
 
 pub struct TestApp {
     pub address: SocketAddr,
-    pub store: PgStore,
-    pub pool: PgPool,
+    pub store: Store,
     channel: Channel,
     stop: Option<oneshot::Sender<()>>,
+    /// The SQLite store's folder, removed when the test ends.
+    _data_dir: Option<tempfile::TempDir>,
+}
+
+/// Declares each listed `async fn(TestApp)` twice: as a test on PostgreSQL (a fresh
+/// database from `#[sqlx::test]`) and as a test on SQLite (a fresh file in a temporary
+/// folder). One suite, both stores.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($test:ident),+ $(,)?) => {
+        mod postgres {
+            $(
+                #[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
+                async fn $test(pool: sqlx::PgPool) {
+                    super::$test($crate::support::TestApp::postgres(pool).await).await
+                }
+            )+
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::support::TestApp::sqlite().await).await
+                }
+            )+
+        }
+    };
 }
 
 impl TestApp {
+    pub async fn postgres(pool: PgPool) -> TestApp {
+        TestApp::serve(Store::Postgres(PgStore::new(pool)), None).await
+    }
+
+    pub async fn sqlite() -> TestApp {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("accord.db").display());
+        let store = Store::open(&url, 8).await.expect("open SQLite store");
+        TestApp::serve(store, Some(dir)).await
+    }
+
+    /// Kept for the PostgreSQL-only tests of the store's mechanics.
     pub async fn spawn(pool: PgPool) -> TestApp {
-        let store = PgStore::new(pool.clone());
+        TestApp::postgres(pool).await
+    }
+
+    async fn serve(store: Store, data_dir: Option<tempfile::TempDir>) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let address = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -53,7 +94,15 @@ impl TestApp {
             accord::server::serve(listener, server_store, shutdown).await.expect("server runs");
         });
         let channel = Channel::from_shared(format!("http://{address}")).expect("uri").connect_lazy();
-        TestApp { address, store, pool, channel, stop: Some(stop) }
+        TestApp { address, store, channel, stop: Some(stop), _data_dir: data_dir }
+    }
+
+    /// The PostgreSQL pool (for the tests of PostgreSQL's own mechanics).
+    pub fn pg_pool(&self) -> &PgPool {
+        match &self.store {
+            Store::Postgres(store) => store.pool(),
+            Store::Sqlite(_) => panic!("this test needs the PostgreSQL store"),
+        }
     }
 
     /// A command client acting as `actor`.
@@ -77,10 +126,17 @@ impl TestApp {
     /// Every stored event as (position, stream, version, type, hash): to show a failed
     /// command left the log unchanged.
     pub async fn log(&self) -> Vec<(i64, uuid::Uuid, i64, String, Vec<u8>)> {
-        sqlx::query_as("SELECT position, stream_id, stream_version, event_type, hash FROM events ORDER BY position")
-            .fetch_all(&self.pool)
-            .await
-            .expect("read log")
+        const LOG: &str = "SELECT position, stream_id, stream_version, event_type, hash FROM events ORDER BY position";
+        match &self.store {
+            Store::Postgres(store) => sqlx::query_as(LOG).fetch_all(store.pool()).await.expect("read log"),
+            Store::Sqlite(store) => {
+                let rows: Vec<(i64, String, i64, String, Vec<u8>)> =
+                    sqlx::query_as(LOG).fetch_all(store.pool()).await.expect("read log");
+                rows.into_iter()
+                    .map(|(p, s, v, t, h)| (p, s.parse().expect("stored stream id is a UUID"), v, t, h))
+                    .collect()
+            }
+        }
     }
 
     pub async fn alignment(&self, initiative: &str) -> pb::InitiativeAlignment {
@@ -214,13 +270,13 @@ pub fn function_state(view: &pb::InitiativeAlignment, function: &str) -> pb::Fun
 impl TestApp {
     /// A real server whose store points at a PostgreSQL that cannot be reached (port 1):
     /// every call that needs the database fails once the 500 ms acquire timeout passes.
-    /// Its `pool` is that unreachable pool, so `log()` cannot be used on it.
+    /// `log()` cannot be used on it.
     pub async fn spawn_unreachable() -> TestApp {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .acquire_timeout(std::time::Duration::from_millis(500))
             .connect_lazy("postgres://postgres@127.0.0.1:1/none")
             .expect("a lazy pool");
-        TestApp::spawn(pool).await
+        TestApp::postgres(pool).await
     }
 }
 

@@ -1,0 +1,156 @@
+//! The connection to a running Accord server: the address, one eager connect that turns
+//! "nothing answers" into one clear line, and the metadata every request carries — the
+//! caller (`x-accord-actor`, read by the server's identity seam) and, when given, the
+//! correlation id.
+
+use std::time::Duration;
+
+use tonic::{
+    Request, Response, Status,
+    metadata::{AsciiMetadataValue, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint},
+};
+
+use super::output::{ExitClass, Failure};
+use crate::config::DEFAULT_SERVER;
+use crate::grpc::identity::{ACTOR_HEADER, CORRELATION_HEADER};
+use crate::proto::{alignment_service_client::AlignmentServiceClient, command_service_client::CommandServiceClient};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub type Commands = CommandServiceClient<InterceptedService<Channel, RequestMetadata>>;
+pub type Queries = AlignmentServiceClient<InterceptedService<Channel, RequestMetadata>>;
+
+/// The caller's identity when neither --as nor ACCORD_AS is given: `$USER@localhost`.
+pub fn default_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()
+        .filter(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_graphic()))
+        .unwrap_or_else(|| "anonymous".to_owned());
+    format!("{user}@localhost")
+}
+
+/// The server URL: `host:port` gets `http://`; anything tonic cannot parse is refused.
+pub fn server_url(given: Option<&str>) -> Result<String, Failure> {
+    let given = given.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(DEFAULT_SERVER);
+    let url = if given.contains("://") { given.to_owned() } else { format!("http://{given}") };
+    Endpoint::from_shared(url.clone()).map_err(|_| {
+        Failure::invalid(format!("--server {given:?} is not an address; expected e.g. {DEFAULT_SERVER}"))
+    })?;
+    Ok(url)
+}
+
+/// Adds the caller and the correlation id to every request.
+#[derive(Clone, Debug)]
+pub struct RequestMetadata {
+    actor: AsciiMetadataValue,
+    correlation_id: Option<AsciiMetadataValue>,
+}
+
+impl Interceptor for RequestMetadata {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request.metadata_mut().insert(ACTOR_HEADER, self.actor.clone());
+        if let Some(correlation_id) = &self.correlation_id {
+            request.metadata_mut().insert(CORRELATION_HEADER, correlation_id.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A connected client acting as one principal.
+#[derive(Clone, Debug)]
+pub struct Client {
+    channel: Channel,
+    server: String,
+    actor: String,
+    metadata: RequestMetadata,
+}
+
+impl Client {
+    /// Connects now, so that a missing server is reported before anything else happens.
+    pub async fn connect(server: &str, actor: &str, correlation_id: Option<&str>) -> Result<Client, Failure> {
+        let metadata = request_metadata(actor, correlation_id)?;
+        let channel = open_channel(server).await?;
+        Ok(Client { channel, server: server.to_owned(), actor: actor.to_owned(), metadata })
+    }
+
+    /// The same connection, acting as someone else.
+    pub fn acting_as(&self, actor: &str, correlation_id: Option<&str>) -> Result<Client, Failure> {
+        let metadata = request_metadata(actor, correlation_id)?;
+        Ok(Client { channel: self.channel.clone(), server: self.server.clone(), actor: actor.to_owned(), metadata })
+    }
+
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    pub fn commands(&self) -> Commands {
+        CommandServiceClient::with_interceptor(self.channel.clone(), self.metadata.clone())
+    }
+
+    pub fn queries(&self) -> Queries {
+        AlignmentServiceClient::with_interceptor(self.channel.clone(), self.metadata.clone())
+    }
+
+    /// The reply of a call, or the server's refusal as a one-line failure.
+    pub fn reply<T>(&self, result: Result<Response<T>, Status>) -> Result<T, Failure> {
+        result.map(Response::into_inner).map_err(|status| Failure::from_status(&status, &self.server))
+    }
+}
+
+fn request_metadata(actor: &str, correlation_id: Option<&str>) -> Result<RequestMetadata, Failure> {
+    if actor.is_empty() || !actor.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(Failure::invalid(format!(
+            "--as {actor:?} is not a principal: use printable ASCII without spaces, e.g. pm@example.com"
+        )));
+    }
+    let actor = MetadataValue::try_from(actor)
+        .map_err(|_| Failure::invalid(format!("--as {actor:?} cannot be sent as request metadata")))?;
+    let correlation_id = match correlation_id {
+        None => None,
+        Some(id) if !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_graphic()) => {
+            Some(MetadataValue::try_from(id).map_err(|_| Failure::invalid("--correlation-id cannot be sent"))?)
+        }
+        Some(id) => {
+            return Err(Failure::invalid(format!(
+                "--correlation-id {id:?} must be 1-128 printable ASCII characters without spaces"
+            )));
+        }
+    };
+    Ok(RequestMetadata { actor, correlation_id })
+}
+
+async fn open_channel(server: &str) -> Result<Channel, Failure> {
+    let endpoint = Endpoint::from_shared(server.to_owned())
+        .map_err(|_| {
+            Failure::invalid(format!("--server {server:?} is not an address; expected e.g. {DEFAULT_SERVER}"))
+        })?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT);
+    endpoint.connect().await.map_err(|error| {
+        Failure::new(
+            ExitClass::Unavailable,
+            format!(
+                "cannot reach an Accord server at {server} ({}); start one with `accord serve`, \
+                 or point --server / ACCORD_SERVER at a running one",
+                root_cause(&error)
+            ),
+        )
+    })
+}
+
+/// The innermost reason of an error chain ("Connection refused (os error 111)").
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    super::output::one_line(&current.to_string())
+}

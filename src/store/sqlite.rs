@@ -1,0 +1,1446 @@
+//! The embedded SQLite event store: the same log, idempotency record, stream heads and
+//! alignment projection as `postgres`, with the same guarantees and errors, in one file
+//! and no database server — what `accord serve` runs on by default.
+//!
+//! Writers: SQLite admits one write transaction per database file at a time, and a
+//! writer that finds the lock taken can only sleep and poll (the busy handler) until a
+//! timeout ends in "database is locked". So the store does not let its own commands race
+//! for that lock: every write (a command, a stream rebuild) runs on the one write
+//! connection, owned by a tokio `Mutex` — FIFO, so writers queue fairly and never see
+//! SQLite's lock — and is spawned as its own task, so a caller that goes away (a gRPC
+//! request cancelled mid-command) cannot release the mutex before its transaction has
+//! committed or rolled back. Against other processes on the same file (say `accord
+//! rebuild-projections` next to a running server), each write transaction starts with
+//! `BEGIN IMMEDIATE`: it takes the write lock before it reads the stream head, so it
+//! never has to upgrade a read snapshot to a write (which WAL refuses at once, without
+//! waiting), and the busy timeout waits for the other process. A busy error that outlasts
+//! it is retried, then reported as `Unavailable`, never as a raw error.
+//!
+//! Readers use their own pool. WAL mode lets them read a consistent snapshot while the
+//! writer appends, so queries never wait for commands.
+//!
+//! Pragmas, per connection: `journal_mode=WAL` (concurrent readers, one fsync per commit);
+//! `synchronous=FULL` — in WAL mode, NORMAL can lose the last acknowledged commands on a
+//! power cut or OS crash; an audit log that has told a caller "recorded at position N"
+//! must not, just as PostgreSQL's default `synchronous_commit=on` does not, and one fsync
+//! per command is cheap at an embedded store's write rate; `foreign_keys=ON` (the schema
+//! declares none today, so a future one is enforced); `busy_timeout` of five seconds.
+//!
+//! Readers of the global log never skip a late commit: positions are assigned inside the
+//! one write transaction that may exist, and it commits before the next writer can assign
+//! any, so commit order is position order and every snapshot holds a prefix of the log
+//! (see `read_all`). The cursor's `tx_id` is always 0 here.
+//!
+//! Text search (`list`) uses LIKE, which in SQLite ignores case for ASCII letters only;
+//! PostgreSQL's ILIKE also folds other letters ("É" matches "é" there, not here).
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{
+    Row, Sqlite, SqlitePool, Transaction,
+    migrate::{MigrateError, Migrator},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+};
+use tokio::sync::Mutex;
+use tracing::{error, warn};
+use uuid::Uuid;
+
+use super::append::{Append, Head, StoredCommand, plan, refold};
+use super::*;
+use crate::domain::{AlignmentView, DomainError, Initiative, event::SCHEMA_VERSION};
+
+/// The embedded SQLite migrations.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a connection waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a query waits for a free connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections for concurrent readers (each is one SQLite handle on its own thread).
+const READERS: u32 = 8;
+
+/// How many times a write is tried when another process holds the write lock past the
+/// busy timeout, or wrote the same command, key or stream version first.
+const ATTEMPTS: usize = 3;
+
+/// Every write transaction takes the write lock up front (see the module comment).
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    /// The readers' connections.
+    pool: SqlitePool,
+    /// The single write connection (a pool of one, so it reconnects if it breaks); only
+    /// the holder of this lock writes.
+    writer: Arc<Mutex<SqlitePool>>,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating its folder and the file if missing, and
+    /// applies the migrations. A file that is not an SQLite database is `Corrupt`; a
+    /// location that cannot be created or written is `Unavailable`; both name the path.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create the folder {} of the SQLite database: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        // The writer connects first: it creates the file and switches it to WAL, which
+        // is a property of the file, so the readers need not set it again.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone().create_if_missing(true).journal_mode(SqliteJournalMode::Wal))
+            .await
+            .map_err(|e| open_error(path, e))?;
+        MIGRATOR.run(&writer).await.map_err(|e| match e {
+            MigrateError::Execute(e) => open_error(path, e),
+            other => StoreError::Corrupt(format!("migrations of {}: {other}", path.display())),
+        })?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_error(path, e))?;
+        Ok(Self { pool, writer: Arc::new(Mutex::new(writer)) })
+    }
+
+    /// The readers' pool. Writes through it bypass the store's writer lock; they are
+    /// safe (SQLite serialises them) but may wait for the busy timeout.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Runs `work` on the write connection, as the only writer of this store, in its own
+    /// task so that it finishes even if the caller stops waiting.
+    async fn write<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(SqlitePool) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let writer = Arc::clone(&self.writer);
+        let task = tokio::spawn(async move {
+            let pool = writer.lock().await;
+            work(pool.clone()).await
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(e) if e.is_cancelled() => Err(StoreError::Unavailable("the store is shutting down".into())),
+            Err(e) => {
+                error!(error = %e, "SQLite write task failed");
+                Err(StoreError::Database(sqlx::Error::Protocol(format!("the write task failed: {e}"))))
+            }
+        }
+    }
+
+    /// Runs a command: load → idempotency → expected version → decide → append.
+    pub async fn execute(&self, envelope: &CommandEnvelope) -> Result<CommandOutcome, StoreError> {
+        let envelope = envelope.clone();
+        self.write(move |pool| async move { attempts(|| try_execute(&pool, &envelope)).await }).await
+    }
+
+    /// The folded state of one initiative (from its head snapshot).
+    pub async fn initiative(&self, target: &InitiativeRef) -> Result<Option<Initiative>, StoreError> {
+        let sql = match target {
+            InitiativeRef::Id(_) => "SELECT state FROM streams WHERE stream_id = ?1",
+            InitiativeRef::Key(_) => "SELECT state FROM streams WHERE key = ?1",
+        };
+        let row = sqlx::query(sql).bind(target_text(target)).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
+        row.map(|row| decode_state(&row)).transpose()
+    }
+
+    /// One initiative's alignment projection.
+    pub async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
+        let sql = match target {
+            InitiativeRef::Id(_) => "SELECT view FROM alignment WHERE initiative_id = ?1",
+            InitiativeRef::Key(_) => "SELECT view FROM alignment WHERE key = ?1",
+        };
+        let row = sqlx::query(sql).bind(target_text(target)).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
+        row.map(|row| decode_view(&row)).transpose()
+    }
+
+    /// Alignment views ordered by key, after `after_key`, at most `limit` of them.
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        after_key: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AlignmentView>, StoreError> {
+        let text = filter.text.as_deref().map(|t| format!("%{}%", escape_like(t)));
+        let rows = sqlx::query(
+            r"SELECT view FROM alignment
+             WHERE (?1 IS NULL OR status = ?1)
+               AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(alignment.outstanding_functions) AS f
+                                           WHERE f.value = ?2))
+               AND (?3 IS NULL OR stage = ?3)
+               AND (?4 IS NULL OR owner = ?4)
+               AND (?5 IS NULL OR key LIKE ?5 ESCAPE '\' OR title LIKE ?5 ESCAPE '\')
+               AND (?6 OR NOT archived)
+               AND (?7 IS NULL OR key > ?7)
+             ORDER BY key
+             LIMIT ?8",
+        )
+        .bind(&filter.status)
+        .bind(&filter.pending_function)
+        .bind(&filter.stage)
+        .bind(&filter.owner)
+        .bind(text)
+        .bind(filter.include_archived)
+        .bind(after_key)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(decode_view).collect()
+    }
+
+    /// The alignment views of every initiative with a sign-off waiting on `principal`.
+    pub async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT view FROM alignment
+              WHERE EXISTS (SELECT 1 FROM json_each(alignment.awaiting) AS a WHERE a.value = ?1)
+              ORDER BY key",
+        )
+        .bind(principal.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(decode_view).collect()
+    }
+
+    /// Events of one stream from `from_version` (inclusive), in order.
+    pub async fn read_stream(
+        &self,
+        stream_id: Uuid,
+        from_version: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND stream_version >= ?2 ORDER BY stream_version LIMIT ?3"
+        ))
+        .bind(stream_id.to_string())
+        .bind(from_version)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    /// The sign-off events of one decision, in stream order: its verdict history.
+    pub async fn sign_off_events(
+        &self,
+        stream: InitiativeId,
+        decision: DecisionId,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+              WHERE stream_id = ?1 AND event_type IN ('SignOffRecorded', 'SignOffRevoked')
+                AND json_extract(payload, '$.decision_id') = ?2
+              ORDER BY stream_version"
+        ))
+        .bind(stream.0.to_string())
+        .bind(decision.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    /// The global log after `after`, in commit order, with the cursor of each event.
+    ///
+    /// Ordering by position is commit order here, so this never skips a late commit: a
+    /// position is assigned only inside a write transaction, SQLite admits one at a time
+    /// (across processes too), and it commits or rolls back before the next one assigns
+    /// anything, always above every committed position. So the events a snapshot holds are
+    /// a prefix of the log — a writer in flight is not yet in it, and everything it adds
+    /// will come after what this read returns.
+    pub async fn read_all(
+        &self,
+        after: GlobalCursor,
+        limit: i64,
+    ) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
+        let rows =
+            sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"))
+                .bind(after.position)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_sqlx)?;
+        rows.iter()
+            .map(|row| {
+                let event = decode_event(row)?;
+                Ok((GlobalCursor { tx_id: 0, position: event.position }, event))
+            })
+            .collect()
+    }
+
+    /// Rebuilds the stream heads and alignment projection of every initiative from the
+    /// log, one initiative per transaction, while the service keeps running: commands
+    /// queue behind one initiative's rebuild at a time. Returns how many were rebuilt.
+    pub async fn rebuild_projections(&self) -> Result<u64, StoreError> {
+        let streams: Vec<String> = sqlx::query_scalar("SELECT DISTINCT stream_id FROM events ORDER BY stream_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        let mut rebuilt = 0;
+        for stream in streams {
+            let stream_id = parse_uuid("stream_id", &stream)?;
+            self.write(move |pool| async move { attempts(|| rebuild_stream(&pool, stream_id)).await }).await?;
+            rebuilt += 1;
+        }
+        Ok(rebuilt)
+    }
+}
+
+/// Runs a write until it succeeds, fails for good, or has been tried `ATTEMPTS` times.
+async fn attempts<T, F, Fut>(mut run: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Retry>>,
+{
+    let mut last_error = None;
+    for _ in 0..ATTEMPTS {
+        match run().await {
+            Ok(done) => return Ok(done),
+            Err(Retry::Fail(error)) => return Err(error),
+            Err(Retry::Again(error)) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| StoreError::Unavailable("too many conflicting attempts".into())))
+}
+
+/// One attempt at a command, in one write transaction (the caller holds the writer lock).
+async fn try_execute(pool: &SqlitePool, envelope: &CommandEnvelope) -> Result<CommandOutcome, Retry> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(fail)?;
+    let head = match &envelope.target {
+        None => {
+            if let Some(done) = find_command(&mut tx, envelope).await? {
+                return Ok(done);
+            }
+            Head::empty()
+        }
+        Some(target) => {
+            let Some(head) = load_head(&mut tx, target, envelope).await? else {
+                return Err(Retry::Fail(DomainError::not_found(format!("initiative {target} not found")).into()));
+            };
+            if let Some(done) = head.replay.clone() {
+                return Ok(done);
+            }
+            head
+        }
+    };
+    let append = plan(&head, envelope).map_err(Retry::Fail)?;
+    let position = write_append(&mut tx, &append, envelope).await?;
+    tx.commit().await.map_err(fail)?;
+    Ok(append.outcome(envelope, position))
+}
+
+/// Looks up a command id; a match returns the stored outcome, a reuse of the id for a
+/// different request is refused.
+async fn find_command(
+    tx: &mut Transaction<'_, Sqlite>,
+    envelope: &CommandEnvelope,
+) -> Result<Option<CommandOutcome>, Retry> {
+    let row = sqlx::query(
+        "SELECT stream_id, fingerprint, stream_version, global_position, created_id FROM commands WHERE command_id = ?1",
+    )
+    .bind(envelope.command_id.as_str())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(fail)?;
+    row.map(|row| replay_from(&row, envelope, None, "stream_id", "stream_version")).transpose().map_err(Retry::Fail)
+}
+
+fn replay_from(
+    row: &SqliteRow,
+    envelope: &CommandEnvelope,
+    stream: Option<Uuid>,
+    stream_column: &str,
+    version_column: &str,
+) -> Result<CommandOutcome, StoreError> {
+    let created_id: Option<String> = row.try_get("created_id").map_err(map_sqlx)?;
+    let stored = StoredCommand {
+        stream_id: uuid_column(row, stream_column)?,
+        fingerprint: row.try_get("fingerprint").map_err(map_sqlx)?,
+        stream_version: row.try_get(version_column).map_err(map_sqlx)?,
+        global_position: row.try_get("global_position").map_err(map_sqlx)?,
+        created_id: created_id.map(|id| parse_uuid("created_id", &id)).transpose()?,
+    };
+    stored.replay(envelope, stream)
+}
+
+/// Loads the stream head and its state and, in the same query, any earlier use of the
+/// command id. (The write lock is already held: no row lock is needed.)
+async fn load_head(
+    tx: &mut Transaction<'_, Sqlite>,
+    target: &InitiativeRef,
+    envelope: &CommandEnvelope,
+) -> Result<Option<Head>, Retry> {
+    let sql = match target {
+        InitiativeRef::Id(_) => LOAD_HEAD_BY_ID,
+        InitiativeRef::Key(_) => LOAD_HEAD_BY_KEY,
+    };
+    let row = sqlx::query(sql)
+        .bind(target_text(target))
+        .bind(envelope.command_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(fail)?;
+    let Some(row) = row else { return Ok(None) };
+    let stream_id = uuid_column(&row, "stream_id")?;
+    let found_command: Option<String> = row.try_get("command_id").map_err(fail)?;
+    let replay = match found_command {
+        Some(_) => Some(replay_from(&row, envelope, Some(stream_id), "c_stream_id", "c_stream_version")?),
+        None => None,
+    };
+    let version: i64 = row.try_get("version").map_err(fail)?;
+    Ok(Some(Head {
+        stream_id: Some(stream_id),
+        version: u64::try_from(version)
+            .map_err(|_| StoreError::Corrupt(format!("stream {stream_id} has a negative version")))?,
+        head_hash: row.try_get("head_hash").map_err(fail)?,
+        state: Some(decode_state(&row)?),
+        replay,
+    }))
+}
+
+const LOAD_HEAD_BY_ID: &str = "SELECT s.stream_id, s.version, s.head_hash, s.state, c.command_id,
+       c.stream_id AS c_stream_id, c.fingerprint, c.stream_version AS c_stream_version, c.global_position, c.created_id
+  FROM streams s LEFT JOIN commands c ON c.command_id = ?2
+ WHERE s.stream_id = ?1";
+
+const LOAD_HEAD_BY_KEY: &str = "SELECT s.stream_id, s.version, s.head_hash, s.state, c.command_id,
+       c.stream_id AS c_stream_id, c.fingerprint, c.stream_version AS c_stream_version, c.global_position, c.created_id
+  FROM streams s LEFT JOIN commands c ON c.command_id = ?2
+ WHERE s.key = ?1";
+
+/// Writes the events, the command record, the head and the alignment row of `append`;
+/// returns the global position of the last event.
+async fn write_append(
+    tx: &mut Transaction<'_, Sqlite>,
+    append: &Append,
+    envelope: &CommandEnvelope,
+) -> Result<i64, Retry> {
+    let stream_id = append.stream_id.to_string();
+    let recorded_at = append.recorded_at.timestamp_micros();
+    let conflict = |e: sqlx::Error| write_conflict(e, append);
+    let mut last = None;
+    let events = append.versions.iter().zip(&append.event_ids).zip(&append.types).zip(&append.payloads);
+    for (i, (((version, event_id), event_type), payload)) in events.enumerate() {
+        let (Some(prev_hash), Some(hash)) = (append.prev_hashes.get(i), append.hashes.get(i)) else {
+            return Err(Retry::Fail(StoreError::Corrupt("an append has fewer hashes than events".into())));
+        };
+        let done = sqlx::query(
+            "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload,
+                                 actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )
+        .bind(&stream_id)
+        .bind(version)
+        .bind(event_id.to_string())
+        .bind(event_type)
+        .bind(SCHEMA_VERSION)
+        .bind(encode_json(payload)?)
+        .bind(envelope.actor.as_str())
+        .bind(envelope.command_id.as_str())
+        .bind(&envelope.correlation_id)
+        .bind(&envelope.causation_id)
+        .bind(recorded_at)
+        .bind(prev_hash)
+        .bind(hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(conflict)?;
+        last = Some(done.last_insert_rowid());
+    }
+    let (Some(position), Some(version), Some(head_hash)) = (last, append.versions.last(), append.hashes.last()) else {
+        return Err(Retry::Fail(StoreError::Corrupt("a command produced no events".into())));
+    };
+    sqlx::query(
+        "INSERT INTO commands (command_id, stream_id, fingerprint, stream_version, global_position, created_id, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(envelope.command_id.as_str())
+    .bind(&stream_id)
+    .bind(envelope.fingerprint.as_slice())
+    .bind(version)
+    .bind(position)
+    .bind(envelope.command.created_id().map(|id| id.to_string()))
+    .bind(recorded_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict)?;
+    sqlx::query(
+        "INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, head_hash = excluded.head_hash,
+             last_position = excluded.last_position, state = excluded.state, updated_at = excluded.updated_at",
+    )
+    .bind(&stream_id)
+    .bind(append.state.key.as_str())
+    .bind(version)
+    .bind(head_hash)
+    .bind(position)
+    .bind(encode_json(&append.projection.state_json)?)
+    .bind(recorded_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict)?;
+    let view = &append.projection.view;
+    sqlx::query(
+        "INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
+                                outstanding_functions, awaiting, score, last_activity, version, view)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (initiative_id) DO UPDATE SET title = excluded.title, owner = excluded.owner,
+             stage = excluded.stage, status = excluded.status, archived = excluded.archived,
+             outstanding_functions = excluded.outstanding_functions, awaiting = excluded.awaiting,
+             score = excluded.score, last_activity = excluded.last_activity, version = excluded.version,
+             view = excluded.view",
+    )
+    .bind(&stream_id)
+    .bind(append.state.key.as_str())
+    .bind(&view.title)
+    .bind(view.owner.as_str())
+    .bind(view.stage.as_str())
+    .bind(view.status.as_str())
+    .bind(view.archived)
+    .bind(encode_json(&view.outstanding_functions())?)
+    .bind(encode_json(&view.awaiting())?)
+    .bind(view.score)
+    .bind(recorded_at)
+    .bind(version)
+    .bind(encode_json(&append.projection.view_json)?)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict)?;
+    Ok(position)
+}
+
+/// A uniqueness conflict of an append, as PostgreSQL reports it. With this process's
+/// writers serialised, only another process can cause the retried ones.
+fn write_conflict(error: sqlx::Error, append: &Append) -> Retry {
+    match unique_violation(&error) {
+        Some("streams.key" | "alignment.key") => {
+            // Retried, not failed: the winner may be another process's first use of this
+            // very command id, whose stored result the next attempt replays. A genuine
+            // duplicate conflicts again and ends with this error.
+            Retry::Again(
+                DomainError::AlreadyExists(format!("an initiative with key {} exists already", append.state.key))
+                    .into(),
+            )
+        }
+        Some("events.stream_id, events.stream_version") => {
+            Retry::Again(StoreError::Unavailable("concurrent append to the same stream".into()))
+        }
+        _ => fail(error),
+    }
+}
+
+/// Rebuilds one stream's head and alignment row from its events, in one write transaction.
+async fn rebuild_stream(pool: &SqlitePool, stream_id: Uuid) -> Result<(), Retry> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(fail)?;
+    let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 ORDER BY stream_version"))
+        .bind(stream_id.to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(fail)?;
+    let events = rows.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
+    let (state, projection) = refold(stream_id, &events)?;
+    let last = events.last().ok_or_else(|| StoreError::Corrupt(format!("stream {stream_id} has no events")))?;
+    let stream = stream_id.to_string();
+    let last_activity = state.last_activity.timestamp_micros();
+    sqlx::query(
+        "INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (stream_id) DO UPDATE SET key = excluded.key, version = excluded.version,
+             head_hash = excluded.head_hash, last_position = excluded.last_position,
+             state = excluded.state, updated_at = excluded.updated_at",
+    )
+    .bind(&stream)
+    .bind(state.key.as_str())
+    .bind(last.stream_version)
+    .bind(&last.hash)
+    .bind(last.position)
+    .bind(encode_json(&projection.state_json)?)
+    .bind(last_activity)
+    .execute(&mut *tx)
+    .await
+    .map_err(fail)?;
+    let view = &projection.view;
+    sqlx::query(
+        "INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
+                                outstanding_functions, awaiting, score, last_activity, version, view)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (initiative_id) DO UPDATE SET key = excluded.key, title = excluded.title,
+             owner = excluded.owner, stage = excluded.stage, status = excluded.status,
+             archived = excluded.archived, outstanding_functions = excluded.outstanding_functions,
+             awaiting = excluded.awaiting, score = excluded.score, last_activity = excluded.last_activity,
+             version = excluded.version, view = excluded.view",
+    )
+    .bind(&stream)
+    .bind(state.key.as_str())
+    .bind(&view.title)
+    .bind(view.owner.as_str())
+    .bind(view.stage.as_str())
+    .bind(view.status.as_str())
+    .bind(view.archived)
+    .bind(encode_json(&view.outstanding_functions())?)
+    .bind(encode_json(&view.awaiting())?)
+    .bind(view.score)
+    .bind(last_activity)
+    .bind(last.stream_version)
+    .bind(encode_json(&projection.view_json)?)
+    .execute(&mut *tx)
+    .await
+    .map_err(fail)?;
+    tx.commit().await.map_err(fail)
+}
+
+/// The stored columns of an event, in `decode_event`'s order.
+const EVENT_COLUMNS: &str = "position, stream_id, stream_version, event_id, event_type, schema_version, payload, \
+     actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash";
+
+fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    let position: i64 = row.try_get("position").map_err(map_sqlx)?;
+    let corrupt = |what: String| StoreError::Corrupt(format!("event at position {position}: {what}"));
+    let payload: String = row.try_get("payload").map_err(map_sqlx)?;
+    let recorded_at: i64 = row.try_get("recorded_at").map_err(map_sqlx)?;
+    Ok(StoredEvent {
+        position,
+        stream_id: uuid_column(row, "stream_id")?,
+        stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
+        event_id: uuid_column(row, "event_id")?,
+        event_type: row.try_get("event_type").map_err(map_sqlx)?,
+        schema_version: row.try_get("schema_version").map_err(map_sqlx)?,
+        payload: serde_json::from_str(&payload).map_err(|e| corrupt(format!("payload: {e}")))?,
+        actor: row.try_get("actor").map_err(map_sqlx)?,
+        command_id: row.try_get("command_id").map_err(map_sqlx)?,
+        correlation_id: row.try_get("correlation_id").map_err(map_sqlx)?,
+        causation_id: row.try_get("causation_id").map_err(map_sqlx)?,
+        recorded_at: DateTime::from_timestamp_micros(recorded_at)
+            .ok_or_else(|| corrupt(format!("recorded_at {recorded_at} is out of range")))?,
+        prev_hash: row.try_get("prev_hash").map_err(map_sqlx)?,
+        hash: row.try_get("hash").map_err(map_sqlx)?,
+    })
+}
+
+fn decode_state(row: &SqliteRow) -> Result<Initiative, StoreError> {
+    let state: String = row.try_get("state").map_err(map_sqlx)?;
+    serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("stream state snapshot: {e}")))
+}
+
+fn decode_view(row: &SqliteRow) -> Result<AlignmentView, StoreError> {
+    let view: String = row.try_get("view").map_err(map_sqlx)?;
+    serde_json::from_str(&view).map_err(|e| StoreError::Corrupt(format!("alignment view: {e}")))
+}
+
+fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode JSON: {e}")))
+}
+
+/// A UUID column, stored as canonical hyphenated text.
+fn uuid_column(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
+    let text: String = row.try_get(column).map_err(map_sqlx)?;
+    parse_uuid(column, &text)
+}
+
+fn parse_uuid(column: &str, text: &str) -> Result<Uuid, StoreError> {
+    Uuid::try_parse(text).map_err(|e| StoreError::Corrupt(format!("{column} {text:?} is not a UUID: {e}")))
+}
+
+/// The id or key a query looks an initiative up by, as stored.
+fn target_text(target: &InitiativeRef) -> String {
+    match target {
+        InitiativeRef::Id(id) => id.0.to_string(),
+        InitiativeRef::Key(key) => key.as_str().to_owned(),
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+enum Retry {
+    /// A transient conflict: run the write again from the start.
+    Again(StoreError),
+    Fail(StoreError),
+}
+
+impl From<StoreError> for Retry {
+    fn from(error: StoreError) -> Self {
+        Retry::Fail(error)
+    }
+}
+
+/// Busy (another process held the write lock past the timeout) and a concurrent first
+/// use of a command id are transient; anything else fails the write.
+fn fail(error: sqlx::Error) -> Retry {
+    let transient = matches!(primary_code(&error), Some(SQLITE_BUSY | SQLITE_LOCKED))
+        || unique_violation(&error) == Some("commands.command_id");
+    if transient { Retry::Again(map_sqlx(error)) } else { Retry::Fail(map_sqlx(error)) }
+}
+
+// SQLite's primary result codes (https://www.sqlite.org/rescode.html).
+const SQLITE_PERM: i32 = 3;
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_READONLY: i32 = 8;
+const SQLITE_IOERR: i32 = 10;
+const SQLITE_CORRUPT: i32 = 11;
+const SQLITE_FULL: i32 = 13;
+const SQLITE_CANTOPEN: i32 = 14;
+const SQLITE_NOTADB: i32 = 26;
+
+/// The primary result code of a database error (sqlx reports the extended one).
+fn primary_code(error: &sqlx::Error) -> Option<i32> {
+    match error {
+        sqlx::Error::Database(db) => db.code().and_then(|code| code.parse::<i32>().ok()).map(|code| code & 0xff),
+        _ => None,
+    }
+}
+
+/// The columns of a violated UNIQUE or PRIMARY KEY constraint, as SQLite names them
+/// ("streams.key"); SQLite has no constraint names to match on.
+fn unique_violation(error: &sqlx::Error) -> Option<&str> {
+    match error {
+        sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+            db.message().strip_prefix("UNIQUE constraint failed: ")
+        }
+        _ => None,
+    }
+}
+
+/// Maps a database error: a busy or unusable database is `Unavailable`, a damaged file
+/// `Corrupt`, the rest is internal (logged here in full; callers never see SQL).
+pub fn map_sqlx(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => match primary_code(&error) {
+            Some(SQLITE_BUSY | SQLITE_LOCKED) => {
+                StoreError::Unavailable("the database is busy: another process kept its write lock too long".into())
+            }
+            Some(SQLITE_PERM | SQLITE_READONLY | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN) => {
+                StoreError::Unavailable(error.to_string())
+            }
+            Some(SQLITE_CORRUPT | SQLITE_NOTADB) => {
+                StoreError::Corrupt(format!("the database file is damaged: {error}"))
+            }
+            _ => {
+                warn!(error = %error, "database error");
+                StoreError::Database(error)
+            }
+        },
+    }
+}
+
+/// An error opening the database, with its path and SQLite's own words: what an operator
+/// needs to fix it.
+fn open_error(path: &Path, error: sqlx::Error) -> StoreError {
+    let (path, detail) = (path.display(), error.to_string());
+    match map_sqlx(error) {
+        StoreError::Corrupt(_) => {
+            StoreError::Corrupt(format!("{path} is not an SQLite database, or it is damaged: {detail}"))
+        }
+        StoreError::Unavailable(_) => {
+            StoreError::Unavailable(format!("cannot open the SQLite database {path}: {detail}"))
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The SQLite store's guarantees, against real database files in temporary folders:
+    //! opening (and refusing what cannot be opened), the append-only log, the command
+    //! cycle with its hash chain, idempotency, version conflicts, concurrent writers in
+    //! one process and across two, the gap-free global log, queries and rebuilds.
+
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::PathBuf;
+
+    use sha2::{Digest, Sha256};
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::domain::Command;
+    use crate::domain::event::DecisionContent;
+    use crate::domain::values::{FeedbackKind, FeedbackSource, Function, InitiativeKey, Role, Stage, Verdict};
+
+    const OWNER: &str = "olivia@example.com";
+    const DRIVER: &str = "dana@example.com";
+    const ENG: &str = "erin@example.com";
+    const DES: &str = "desmond@example.com";
+    const BIZ: &str = "bianca@example.com";
+
+    struct Fixture {
+        dir: TempDir,
+        store: SqliteStore,
+    }
+
+    impl Fixture {
+        async fn new() -> Self {
+            let dir = tempfile::tempdir().expect("temporary folder");
+            let store = SqliteStore::open(&dir.path().join("accord.db")).await.expect("open store");
+            Self { dir, store }
+        }
+
+        fn path(&self) -> PathBuf {
+            self.dir.path().join("accord.db")
+        }
+
+        async fn run(&self, actor: &str, target: Option<&InitiativeRef>, command: Command) -> CommandOutcome {
+            self.store.execute(&envelope(actor, target, command)).await.expect("command succeeds")
+        }
+
+        async fn refuse(&self, envelope: &CommandEnvelope) -> StoreError {
+            self.store.execute(envelope).await.expect_err("command is refused")
+        }
+
+        /// Creates an initiative with a driver and one approver per default function.
+        async fn team(&self, key: &str) -> InitiativeRef {
+            let target = InitiativeRef::Id(self.run(OWNER, None, create(key)).await.initiative_id);
+            self.run(OWNER, Some(&target), assign(DRIVER, "product", Role::Driver)).await;
+            for (who, function) in [(ENG, "engineering"), (DES, "design"), (BIZ, "business")] {
+                self.run(DRIVER, Some(&target), assign(who, function, Role::Approver)).await;
+            }
+            target
+        }
+
+        async fn count(&self, table: &str) -> i64 {
+            sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+                .fetch_one(self.store.pool())
+                .await
+                .expect("count rows")
+        }
+    }
+
+    fn who(principal: &str) -> Principal {
+        Principal::parse("principal", principal).expect("valid principal")
+    }
+
+    fn func(name: &str) -> Function {
+        Function::parse("function", name).expect("valid function")
+    }
+
+    fn key(key: &str) -> InitiativeRef {
+        InitiativeRef::Key(InitiativeKey::parse("key", key).expect("valid key"))
+    }
+
+    /// A command from `actor` with a fresh command id and a fingerprint of the request.
+    fn envelope(actor: &str, target: Option<&InitiativeRef>, command: Command) -> CommandEnvelope {
+        let command_id = CommandId::generate();
+        let mut fingerprint = Sha256::new();
+        fingerprint.update(actor.as_bytes());
+        fingerprint.update(format!("{target:?} {command:?}").as_bytes());
+        CommandEnvelope {
+            target: target.cloned(),
+            command,
+            actor: who(actor),
+            correlation_id: format!("corr-{}", command_id.as_str()),
+            causation_id: format!("cause-{}", command_id.as_str()),
+            command_id,
+            expected_version: None,
+            fingerprint: fingerprint.finalize().into(),
+        }
+    }
+
+    fn create(key: &str) -> Command {
+        create_as(key, &format!("Initiative {key}"), None, None)
+    }
+
+    fn create_as(key: &str, title: &str, owner: Option<&str>, stage: Option<Stage>) -> Command {
+        Command::CreateInitiative {
+            id: InitiativeId::new_v7(),
+            key: InitiativeKey::parse("key", key).expect("valid key"),
+            title: title.into(),
+            summary: "A faster checkout".into(),
+            owner: owner.map(who),
+            stage,
+            required_functions: None,
+        }
+    }
+
+    fn assign(principal: &str, function: &str, role: Role) -> Command {
+        Command::AssignStakeholder { principal: who(principal), function: func(function), role }
+    }
+
+    fn propose(decision_id: DecisionId) -> Command {
+        Command::ProposeDecision {
+            decision_id,
+            content: DecisionContent {
+                title: "Use Stripe for payments".into(),
+                context: "Payments are slow".into(),
+                options: vec!["Stripe".into(), "Adyen".into()],
+                proposal: "Stripe".into(),
+                rationale: "Best fit".into(),
+            },
+            required_functions: None,
+            supersedes: None,
+        }
+    }
+
+    fn sign(decision_id: DecisionId, function: &str, verdict: Verdict) -> Command {
+        Command::RecordSignOff {
+            decision_id,
+            function: func(function),
+            verdict,
+            reason: if verdict == Verdict::Reject { "too expensive".into() } else { String::new() },
+            comment: String::new(),
+            revision: None,
+        }
+    }
+
+    fn comment(function: &str) -> Command {
+        Command::RecordFeedback {
+            feedback_id: FeedbackId::new_v7(),
+            decision_id: None,
+            function: func(function),
+            kind: FeedbackKind::Comment,
+            source: FeedbackSource::Internal,
+            body: "a comment".into(),
+        }
+    }
+
+    /// Checks versions 1..=n and every hash of a whole stream, recomputed from what was
+    /// read back; returns the head hash.
+    #[track_caller]
+    fn verify_chain(events: &[StoredEvent]) -> Vec<u8> {
+        let mut prev = ZERO_HASH.to_vec();
+        for (i, event) in events.iter().enumerate() {
+            assert_eq!(event.stream_version, i as i64 + 1, "contiguous versions");
+            assert_eq!(event.prev_hash, prev, "prev_hash of version {}", event.stream_version);
+            let hash = event_hash(&event.prev_hash, &event.content());
+            assert_eq!(event.hash, hash.to_vec(), "hash of version {}", event.stream_version);
+            prev = event.hash.clone();
+        }
+        prev
+    }
+
+    async fn stream_of(store: &SqliteStore, target: &InitiativeRef) -> Vec<StoredEvent> {
+        let state = store.initiative(target).await.expect("query").expect("initiative exists");
+        store.read_stream(state.id.0, 1, 10_000).await.expect("read stream")
+    }
+
+    async fn pragma(store: &SqliteStore, name: &str) -> String {
+        let row = sqlx::query(&format!("PRAGMA {name}")).fetch_one(store.pool()).await.expect("pragma");
+        row.try_get::<String, _>(0).or_else(|_| row.try_get::<i64, _>(0).map(|v| v.to_string())).expect("value")
+    }
+
+    #[tokio::test]
+    async fn open_creates_the_folder_and_the_file_and_opening_again_keeps_everything() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("nested").join("deeper").join("accord.db");
+        let store = SqliteStore::open(&path).await.expect("open creates folder and file");
+        assert!(path.is_file(), "the database file exists");
+        assert_eq!(pragma(&store, "journal_mode").await, "wal");
+        assert_eq!(pragma(&store, "synchronous").await, "2", "FULL");
+        assert_eq!(pragma(&store, "foreign_keys").await, "1");
+        assert_eq!(pragma(&store, "busy_timeout").await, "5000");
+        let outcome = store.execute(&envelope(OWNER, None, create("CHECKOUT-42"))).await.expect("create");
+        store.pool().close().await;
+
+        let again = SqliteStore::open(&path).await.expect("open is idempotent");
+        let migrations: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+            .fetch_one(again.pool())
+            .await
+            .expect("migrations table");
+        assert_eq!(migrations, 1, "migrations are applied once");
+        let view = again.alignment(&key("CHECKOUT-42")).await.expect("query").expect("kept");
+        assert_eq!((view.initiative_id, view.version), (outcome.initiative_id, 1));
+    }
+
+    #[tokio::test]
+    async fn open_refuses_a_file_that_is_not_an_sqlite_database_and_leaves_it_alone() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("accord.db");
+        let garbage = "this is a shopping list, not a database\n".repeat(200);
+        std::fs::write(&path, &garbage).expect("write garbage");
+        match SqliteStore::open(&path).await {
+            Err(StoreError::Corrupt(reason)) => {
+                assert!(reason.contains(&path.display().to_string()), "names the file: {reason}");
+                assert!(reason.contains("not an SQLite database"), "says what is wrong: {reason}");
+            }
+            other => panic!("expected a corrupt-file error, got {other:?}"),
+        }
+        assert_eq!(std::fs::read_to_string(&path).expect("read back"), garbage, "the file is untouched");
+    }
+
+    #[tokio::test]
+    async fn open_reports_a_location_it_cannot_create_or_write() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "not a folder").expect("write file");
+
+        // The folder cannot be created: a path component is a file.
+        match SqliteStore::open(&file.join("sub").join("accord.db")).await {
+            Err(StoreError::Unavailable(reason)) => assert!(reason.contains("cannot create the folder"), "{reason}"),
+            other => panic!("expected unavailable, got {other:?}"),
+        }
+        // The path is a folder, not a file.
+        match SqliteStore::open(dir.path()).await {
+            Err(StoreError::Unavailable(reason)) => {
+                assert!(reason.contains("cannot open the SQLite database"), "{reason}")
+            }
+            other => panic!("expected unavailable, got {other:?}"),
+        }
+        // A read-only location: /proc refuses new files even to root.
+        #[cfg(target_os = "linux")]
+        match SqliteStore::open(Path::new("/proc/self/accord-test.db")).await {
+            Err(StoreError::Unavailable(reason)) => {
+                assert!(reason.contains("cannot open the SQLite database"), "{reason}")
+            }
+            other => panic!("expected unavailable, got {other:?}"),
+        }
+        // A folder without write permission (only meaningful when permissions apply to us).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let locked = dir.path().join("read-only");
+            std::fs::create_dir(&locked).expect("create folder");
+            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+            if std::fs::write(locked.join("probe"), "x").is_err() {
+                match SqliteStore::open(&locked.join("accord.db")).await {
+                    Err(StoreError::Unavailable(reason)) => {
+                        assert!(reason.contains("cannot open the SQLite database"), "{reason}")
+                    }
+                    other => panic!("expected unavailable, got {other:?}"),
+                }
+            }
+            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).expect("chmod back");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_database_refuses_update_and_delete_of_the_log() {
+        let fx = Fixture::new().await;
+        fx.team("CHECKOUT-42").await;
+        let before = fx.count("events").await;
+        for sql in [
+            "UPDATE events SET actor = 'mallory@example.com' WHERE stream_version = 1",
+            "UPDATE events SET payload = '{}'",
+            "DELETE FROM events WHERE stream_version = 2",
+            "DELETE FROM events",
+        ] {
+            let error = sqlx::query(sql).execute(fx.store.pool()).await.expect_err(sql);
+            assert!(error.to_string().contains("append-only"), "{sql}: {error}");
+        }
+        assert_eq!(fx.count("events").await, before, "nothing changed");
+        verify_chain(&stream_of(&fx.store, &key("CHECKOUT-42")).await);
+    }
+
+    #[tokio::test]
+    async fn a_command_cycle_appends_a_verifiable_hash_chain_and_maintains_head_and_projection() {
+        let fx = Fixture::new().await;
+        let created = fx.run(OWNER, None, create("CHECKOUT-42")).await;
+        assert_eq!((created.stream_version, created.replayed), (1, false));
+        assert_eq!(created.created_id, Some(created.initiative_id.0));
+        let target = InitiativeRef::Id(created.initiative_id);
+        fx.run(OWNER, Some(&key("CHECKOUT-42")), assign(DRIVER, "product", Role::Driver)).await;
+        for (who, function) in [(ENG, "engineering"), (DES, "design"), (BIZ, "business")] {
+            fx.run(DRIVER, Some(&target), assign(who, function, Role::Approver)).await;
+        }
+        let decision = DecisionId::new_v7();
+        let proposed = fx.run(DRIVER, Some(&target), propose(decision)).await;
+        assert_eq!((proposed.stream_version, proposed.created_id), (6, Some(decision.0)));
+        let signed = fx.run(ENG, Some(&target), sign(decision, "engineering", Verdict::Approve)).await;
+        assert_eq!(signed.stream_version, 7);
+
+        let events = stream_of(&fx.store, &target).await;
+        assert_eq!(events.len(), 7);
+        let head_hash = verify_chain(&events);
+        let last = events.last().expect("events");
+        assert_eq!(last.position as u64, signed.global_position);
+        assert_eq!(last.event_type, "SignOffRecorded");
+        assert_eq!((last.actor.as_str(), last.schema_version), (ENG, SCHEMA_VERSION));
+        assert!(last.correlation_id.starts_with("corr-") && last.causation_id.starts_with("cause-"));
+        assert!(events.windows(2).all(|w| w[0].position < w[1].position && w[0].recorded_at <= w[1].recorded_at));
+        let tail = fx.store.read_stream(created.initiative_id.0, 6, 1).await.expect("read from version");
+        assert_eq!(tail.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![6]);
+
+        let (version, stored_head, last_position): (i64, Vec<u8>, i64) =
+            sqlx::query_as("SELECT version, head_hash, last_position FROM streams WHERE key = 'CHECKOUT-42'")
+                .fetch_one(fx.store.pool())
+                .await
+                .expect("head");
+        assert_eq!((version, stored_head, last_position), (7, head_hash, last.position));
+
+        let state = fx.store.initiative(&key("CHECKOUT-42")).await.expect("query").expect("state");
+        assert_eq!((state.id, state.version, state.last_activity), (created.initiative_id, 7, last.recorded_at));
+        let view = fx.store.alignment(&target).await.expect("query").expect("view");
+        assert_eq!((view.version, view.status.as_str(), view.approved_pairs, view.total_pairs), (7, "pending", 1, 3));
+        assert_eq!(view.outstanding_functions(), vec!["business".to_owned(), "design".to_owned()]);
+        let waiting: Vec<_> = fx.store.awaiting(&who(DES)).await.expect("inbox").into_iter().map(|v| v.key).collect();
+        assert_eq!(waiting, vec![state.key.clone()]);
+        assert!(fx.store.awaiting(&who(ENG)).await.expect("inbox").is_empty(), "engineering has signed");
+
+        let history = fx.store.sign_off_events(created.initiative_id, decision).await.expect("sign-offs");
+        assert_eq!(history.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![7]);
+        assert!(fx.store.sign_off_events(created.initiative_id, DecisionId::new_v7()).await.expect("none").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_repeated_command_id_replays_and_a_reused_one_is_refused() {
+        let fx = Fixture::new().await;
+        let create = envelope(OWNER, None, create("CHECKOUT-42"));
+        let first = fx.store.execute(&create).await.expect("create");
+        let again = fx.store.execute(&create).await.expect("replay");
+        assert_eq!(again, CommandOutcome { replayed: true, ..first.clone() });
+        let target = InitiativeRef::Id(first.initiative_id);
+
+        let assign_driver = envelope(OWNER, Some(&target), assign(DRIVER, "product", Role::Driver));
+        let assigned = fx.store.execute(&assign_driver).await.expect("assign");
+        // The same request again, even naming the initiative by key, replays.
+        let by_key = CommandEnvelope { target: Some(key("CHECKOUT-42")), ..assign_driver.clone() };
+        assert_eq!(fx.store.execute(&by_key).await.expect("replay"), CommandOutcome { replayed: true, ..assigned });
+        assert_eq!(fx.count("events").await, 2, "replays append nothing");
+        assert_eq!(fx.count("commands").await, 2);
+
+        let refused = |error: StoreError| match error {
+            StoreError::Domain(DomainError::InvalidArgument { field, message }) => {
+                assert_eq!(field, "options.command_id");
+                assert!(message.contains("already used for a different command"), "{message}");
+            }
+            other => panic!("expected invalid argument, got {other:?}"),
+        };
+        // The same id for a different request, on the same stream and as a create.
+        let mut different = envelope(OWNER, Some(&target), assign(ENG, "engineering", Role::Approver));
+        different.command_id = assign_driver.command_id.clone();
+        refused(fx.refuse(&different).await);
+        let mut other_create = envelope(OWNER, None, self::create("OTHER-1"));
+        other_create.command_id = assign_driver.command_id.clone();
+        refused(fx.refuse(&other_create).await);
+        // The same id and request on another initiative.
+        let other = InitiativeRef::Id(fx.run(OWNER, None, self::create("OTHER-2")).await.initiative_id);
+        let elsewhere = CommandEnvelope { target: Some(other), ..assign_driver.clone() };
+        refused(fx.refuse(&elsewhere).await);
+        assert_eq!(fx.count("events").await, 3, "refusals append nothing");
+    }
+
+    #[tokio::test]
+    async fn an_expected_version_conflict_fails_and_writes_nothing() {
+        let fx = Fixture::new().await;
+        let target = fx.team("CHECKOUT-42").await;
+        let (events, commands) = (fx.count("events").await, fx.count("commands").await);
+        let mut stale = envelope(DRIVER, Some(&target), propose(DecisionId::new_v7()));
+        stale.expected_version = Some(3);
+        match fx.refuse(&stale).await {
+            StoreError::Domain(DomainError::VersionConflict { expected: 3, actual: 5 }) => {}
+            other => panic!("expected a version conflict, got {other:?}"),
+        }
+        assert_eq!((fx.count("events").await, fx.count("commands").await), (events, commands));
+        let view = fx.store.alignment(&target).await.expect("query").expect("view");
+        assert_eq!(view.version, 5);
+        // The right version goes through, and the refused command id was not recorded.
+        stale.expected_version = Some(5);
+        assert_eq!(fx.store.execute(&stale).await.expect("current version").stream_version, 6);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_initiative_is_not_found_and_a_taken_key_already_exists() {
+        let fx = Fixture::new().await;
+        fx.run(OWNER, None, create("CHECKOUT-42")).await;
+        let missing = InitiativeRef::Id(InitiativeId::new_v7());
+        match fx.refuse(&envelope(OWNER, Some(&missing), comment("product"))).await {
+            StoreError::Domain(DomainError::NotFound(message)) => {
+                assert_eq!(message, format!("initiative {missing} not found"))
+            }
+            other => panic!("expected not found, got {other:?}"),
+        }
+        match fx.refuse(&envelope(OWNER, None, create("CHECKOUT-42"))).await {
+            StoreError::Domain(DomainError::AlreadyExists(message)) => {
+                assert_eq!(message, "an initiative with key CHECKOUT-42 exists already")
+            }
+            other => panic!("expected already exists, got {other:?}"),
+        }
+        assert_eq!((fx.count("events").await, fx.count("streams").await, fx.count("alignment").await), (1, 1, 1));
+        assert!(fx.store.initiative(&missing).await.expect("query").is_none());
+        assert!(fx.store.alignment(&key("NOPE-1")).await.expect("query").is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_lock_held_elsewhere_is_waited_for_and_a_busy_error_is_unavailable_not_locked() {
+        use sqlx::{ConnectOptions, Connection};
+        let fx = Fixture::new().await;
+        let impatient = SqliteConnectOptions::new().filename(fx.path()).busy_timeout(Duration::ZERO);
+        let mut holder = impatient.connect().await.expect("connect");
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.expect("take the write lock");
+
+        // What SQLite reports to a writer that does not wait is mapped, not passed on.
+        let mut other = impatient.connect().await.expect("connect");
+        let busy = sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.expect_err("busy");
+        match map_sqlx(busy) {
+            StoreError::Unavailable(reason) => assert!(!reason.contains("locked"), "{reason}"),
+            other => panic!("expected unavailable, got {other:?}"),
+        }
+
+        // The store's writer waits (busy timeout) for the other process to let go.
+        let store = fx.store.clone();
+        let pending = tokio::spawn(async move { store.execute(&envelope(OWNER, None, create("CHECKOUT-42"))).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!pending.is_finished(), "the command waits for the write lock");
+        sqlx::query("ROLLBACK").execute(&mut holder).await.expect("release the write lock");
+        let outcome = pending.await.expect("task").expect("the command commits once the lock is free");
+        assert_eq!(outcome.stream_version, 1);
+        holder.close().await.expect("close");
+        other.close().await.expect("close");
+    }
+
+    /// Runs `commands` concurrently, each in its own task; every one must succeed.
+    async fn concurrently(store: &SqliteStore, commands: Vec<CommandEnvelope>) -> Vec<CommandOutcome> {
+        let tasks: Vec<_> = commands
+            .into_iter()
+            .map(|envelope| {
+                let store = store.clone();
+                tokio::spawn(async move { store.execute(&envelope).await })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            match task.await.expect("task finished") {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(error) => panic!("a concurrent command failed: {error:?}"),
+            }
+        }
+        outcomes
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn thirty_two_concurrent_commands_on_one_initiative_all_commit_in_contiguous_versions() {
+        let fx = Fixture::new().await;
+        let target = InitiativeRef::Id(fx.run(OWNER, None, create("CHECKOUT-42")).await.initiative_id);
+        let commands = (0..32)
+            .map(|i| {
+                envelope(OWNER, Some(&target), assign(&format!("p{i}@example.com"), "engineering", Role::Contributor))
+            })
+            .collect();
+        let outcomes = concurrently(&fx.store, commands).await;
+        let versions: BTreeSet<u64> = outcomes.iter().map(|o| o.stream_version).collect();
+        assert_eq!(versions, (2..=33).collect(), "one version each, no gaps");
+        let positions: BTreeSet<u64> = outcomes.iter().map(|o| o.global_position).collect();
+        assert_eq!(positions.len(), 32);
+        let events = stream_of(&fx.store, &target).await;
+        assert_eq!(events.len(), 33);
+        verify_chain(&events);
+        let state = fx.store.initiative(&target).await.expect("query").expect("state");
+        assert_eq!((state.version, state.stakeholders.len()), (33, 32));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn thirty_two_concurrent_commands_on_different_initiatives_all_commit() {
+        let fx = Fixture::new().await;
+        let commands = (0..32).map(|i| envelope(OWNER, None, create(&format!("INIT-{i}")))).collect();
+        let created = concurrently(&fx.store, commands).await;
+        let follow_ups = created
+            .iter()
+            .map(|o| {
+                envelope(OWNER, Some(&InitiativeRef::Id(o.initiative_id)), assign(DRIVER, "product", Role::Driver))
+            })
+            .collect();
+        let assigned = concurrently(&fx.store, follow_ups).await;
+        assert!(created.iter().all(|o| o.stream_version == 1) && assigned.iter().all(|o| o.stream_version == 2));
+        let positions: BTreeSet<u64> = created.iter().chain(&assigned).map(|o| o.global_position).collect();
+        assert_eq!(positions, (1..=64).collect(), "every event has its own position, none skipped");
+        for outcome in &created {
+            verify_chain(&stream_of(&fx.store, &InitiativeRef::Id(outcome.initiative_id)).await);
+        }
+        assert_eq!(fx.count("alignment").await, 32);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_stores_on_one_file_wait_for_each_other_instead_of_failing() {
+        // Two stores on one file have separate writer locks, like two processes: only
+        // BEGIN IMMEDIATE and the busy timeout keep them apart.
+        let fx = Fixture::new().await;
+        let other = SqliteStore::open(&fx.path()).await.expect("second store");
+        let target = InitiativeRef::Id(fx.run(OWNER, None, create("CHECKOUT-42")).await.initiative_id);
+        let commands: Vec<_> = (0..32)
+            .map(|i| envelope(OWNER, Some(&target), assign(&format!("p{i}@example.com"), "design", Role::Informed)))
+            .collect();
+        let mut handles = Vec::new();
+        for (i, envelope) in commands.into_iter().enumerate() {
+            let store = if i % 2 == 0 { fx.store.clone() } else { other.clone() };
+            handles.push(tokio::spawn(async move { store.execute(&envelope).await }));
+        }
+        let mut versions = BTreeSet::new();
+        for handle in handles {
+            versions.insert(handle.await.expect("task").expect("command succeeds").stream_version);
+        }
+        assert_eq!(versions, (2..=33).collect());
+        verify_chain(&stream_of(&other, &target).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn read_all_returns_every_event_once_in_order_across_pages_while_writers_append() {
+        let fx = Fixture::new().await;
+        fx.team("CHECKOUT-42").await;
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let store = fx.store.clone();
+                tokio::spawn(async move {
+                    for i in 0..5 {
+                        store.execute(&envelope(OWNER, None, create(&format!("W{w}-{i}")))).await.expect("create");
+                    }
+                })
+            })
+            .collect();
+        // Tail the log while the writers run, then read the rest.
+        let mut cursor = GlobalCursor::default();
+        let mut seen = Vec::new();
+        loop {
+            let finished = writers.iter().all(|w| w.is_finished());
+            let page = fx.store.read_all(cursor, 7).await.expect("read page");
+            assert!(page.len() <= 7);
+            if let Some((last, _)) = page.last() {
+                cursor = *last;
+            } else if finished {
+                break;
+            } else {
+                tokio::task::yield_now().await;
+            }
+            seen.extend(page);
+        }
+        for writer in writers {
+            writer.await.expect("writer");
+        }
+        seen.extend(fx.store.read_all(cursor, 1000).await.expect("rest"));
+        let positions: Vec<i64> = seen.iter().map(|(_, e)| e.position).collect();
+        let all: Vec<i64> = sqlx::query_scalar("SELECT position FROM events ORDER BY position")
+            .fetch_all(fx.store.pool())
+            .await
+            .expect("positions");
+        assert_eq!(all.len(), 5 + 40);
+        assert_eq!(positions, all, "every event, once, in position order");
+        assert!(seen.iter().all(|(c, e)| *c == GlobalCursor { tx_id: 0, position: e.position }));
+        assert!(fx.store.read_all(cursor, 100).await.expect("past the end").is_empty());
+        // Every event read back verifies against its stream's chain.
+        let mut by_stream: BTreeMap<Uuid, Vec<StoredEvent>> = BTreeMap::new();
+        for (_, event) in seen {
+            by_stream.entry(event.stream_id).or_default().push(event);
+        }
+        for events in by_stream.values() {
+            verify_chain(events);
+        }
+    }
+
+    /// Everything a rebuild derives: heads (with their state snapshots) and alignment rows.
+    async fn projections(store: &SqliteStore) -> Vec<(String, i64, Vec<u8>, i64, String, String)> {
+        sqlx::query_as(
+            "SELECT s.key, s.version, s.head_hash, s.last_position, s.state,
+                    json_array(a.key, a.title, a.owner, a.stage, a.status, a.archived, json(a.outstanding_functions),
+                               json(a.awaiting), a.score, a.last_activity, a.version, json(a.view), s.updated_at)
+               FROM streams s JOIN alignment a ON a.initiative_id = s.stream_id
+              ORDER BY s.key",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("projections")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn rebuild_gives_exactly_the_live_projection_even_while_commands_run() {
+        let fx = Fixture::new().await;
+        for name in ["CHECKOUT-42", "SEARCH-7", "ONBOARD-1"] {
+            let target = fx.team(name).await;
+            let decision = DecisionId::new_v7();
+            fx.run(DRIVER, Some(&target), propose(decision)).await;
+            fx.run(ENG, Some(&target), sign(decision, "engineering", Verdict::Approve)).await;
+            fx.run(BIZ, Some(&target), sign(decision, "business", Verdict::Reject)).await;
+        }
+        fx.run(OWNER, Some(&key("ONBOARD-1")), Command::ArchiveInitiative { reason: "done".into() }).await;
+        let live = projections(&fx.store).await;
+        assert_eq!(live.len(), 3);
+
+        // Damage the projection (it is not part of the log), then rebuild.
+        sqlx::query("UPDATE alignment SET status = 'aligned', awaiting = '[]', view = '{}'")
+            .execute(fx.store.pool())
+            .await
+            .expect("damage alignment");
+        sqlx::query("DELETE FROM streams WHERE key = 'SEARCH-7'").execute(fx.store.pool()).await.expect("drop a head");
+        assert_eq!(fx.store.rebuild_projections().await.expect("rebuild"), 3);
+        assert_eq!(projections(&fx.store).await, live, "rebuilt equals live");
+
+        // A rebuild does not stop the service: commands go on while it runs.
+        let target = key("CHECKOUT-42");
+        let commands: Vec<_> = (0..16)
+            .map(|i| envelope(OWNER, Some(&target), assign(&format!("p{i}@example.com"), "design", Role::Informed)))
+            .collect();
+        let rebuild = {
+            let store = fx.store.clone();
+            tokio::spawn(async move { store.rebuild_projections().await })
+        };
+        let outcomes = concurrently(&fx.store, commands).await;
+        assert_eq!(rebuild.await.expect("task").expect("rebuild"), 3);
+        assert_eq!(outcomes.iter().map(|o| o.stream_version).collect::<BTreeSet<_>>(), (9..=24).collect());
+        let live = projections(&fx.store).await;
+        fx.store.rebuild_projections().await.expect("rebuild again");
+        assert_eq!(projections(&fx.store).await, live, "rebuilt equals live after concurrent commands");
+    }
+
+    #[tokio::test]
+    async fn list_filters_orders_and_pages_like_postgres() {
+        let fx = Fixture::new().await;
+        fx.run(OWNER, None, create_as("ALPHA-1", "Payments 100% faster", None, None)).await;
+        fx.run(OWNER, None, create_as("BETA-2", "Under_score search", Some(BIZ), Some(Stage::Delivery))).await;
+        let gamma = InitiativeRef::Id(
+            fx.run(OWNER, None, create_as("GAMMA-3", "Old payments", None, None)).await.initiative_id,
+        );
+        fx.run(OWNER, Some(&gamma), Command::ArchiveInitiative { reason: "done".into() }).await;
+        let delta = fx.team("DELTA-4").await;
+        fx.run(DRIVER, Some(&delta), propose(DecisionId::new_v7())).await;
+
+        let keys = |views: Vec<AlignmentView>| views.into_iter().map(|v| v.key.as_str().to_owned()).collect::<Vec<_>>();
+        let list = |filter: ListFilter, after: Option<&'static str>, limit: i64| {
+            let store = fx.store.clone();
+            async move { keys(store.list(&filter, after, limit).await.expect("list")) }
+        };
+        let text = |t: &str| ListFilter { text: Some(t.into()), ..ListFilter::default() };
+
+        assert_eq!(list(ListFilter::default(), None, 50).await, ["ALPHA-1", "BETA-2", "DELTA-4"]);
+        let archived_too = ListFilter { include_archived: true, ..ListFilter::default() };
+        assert_eq!(list(archived_too.clone(), None, 50).await, ["ALPHA-1", "BETA-2", "DELTA-4", "GAMMA-3"]);
+        assert_eq!(list(archived_too.clone(), Some("ALPHA-1"), 2).await, ["BETA-2", "DELTA-4"]);
+        assert_eq!(list(archived_too, Some("DELTA-4"), 2).await, ["GAMMA-3"]);
+        let pending = ListFilter { status: Some("pending".into()), ..ListFilter::default() };
+        assert_eq!(list(pending, None, 50).await, ["DELTA-4"]);
+        let waiting_on_design = ListFilter { pending_function: Some("design".into()), ..ListFilter::default() };
+        assert_eq!(list(waiting_on_design, None, 50).await, ["DELTA-4"]);
+        let waiting_on_legal = ListFilter { pending_function: Some("legal".into()), ..ListFilter::default() };
+        assert!(list(waiting_on_legal, None, 50).await.is_empty());
+        let delivery = ListFilter { stage: Some("delivery".into()), ..ListFilter::default() };
+        assert_eq!(list(delivery, None, 50).await, ["BETA-2"]);
+        let owned = ListFilter { owner: Some(BIZ.into()), ..ListFilter::default() };
+        assert_eq!(list(owned, None, 50).await, ["BETA-2"]);
+        // Text matches key or title, ignoring (ASCII) case; %, _ and \ are literal.
+        assert_eq!(list(text("alpha"), None, 50).await, ["ALPHA-1"]);
+        assert_eq!(list(text("PAYMENTS"), None, 50).await, ["ALPHA-1"]);
+        assert_eq!(list(text("%"), None, 50).await, ["ALPHA-1"]);
+        assert_eq!(list(text("_"), None, 50).await, ["BETA-2"]);
+        assert!(list(text("\\"), None, 50).await.is_empty());
+        assert!(list(text("a%f"), None, 50).await.is_empty());
+        let archived_text = ListFilter { include_archived: true, ..text("payments") };
+        assert_eq!(list(archived_text, None, 50).await, ["ALPHA-1", "GAMMA-3"]);
+
+        assert_eq!(keys(fx.store.awaiting(&who(DES)).await.expect("inbox")), ["DELTA-4"]);
+        assert!(fx.store.awaiting(&who(OWNER)).await.expect("inbox").is_empty());
+    }
+}
