@@ -10,7 +10,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     unsafe { env::set_var("PROTOC", protoc) };
 
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    let protos = ["proto/accord/v1/types.proto", "proto/accord/v1/commands.proto", "proto/accord/v1/alignment.proto"];
+    let protos = [
+        "proto/accord/v1/types.proto",
+        "proto/accord/v1/commands.proto",
+        "proto/accord/v1/alignment.proto",
+        "proto/accord/v1/audit.proto",
+    ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("accord_descriptor.bin"))
         .compile_protos(&protos, &["proto"])?;

@@ -22,6 +22,7 @@ Examples:
   accord --as pm@example.com initiative create CHECKOUT-42 --title \"New checkout\"
   accord status                                     # the alignment board
   accord --json status CHECKOUT-42 | jq .status
+  accord audit history CHECKOUT-42                  # who did what, when
 
 Exit codes:
   0  ok
@@ -30,7 +31,8 @@ Exit codes:
   3  not found (initiative, decision, feedback)
   4  conflict (version mismatch, already exists, a rule of the domain refused it)
   5  permission denied or no caller identity
-  6  unavailable (no server at --server, or its database is down)";
+  6  unavailable (no server at --server, or its database is down)
+  7  verification failed (`accord audit verify` found a broken hash chain or checkpoint)";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -655,3 +655,536 @@ fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("address").port()
 }
+
+// ---------------------------------------------------------------------------------------
+// accord audit
+
+/// The event types of the scenario below, in stream order (versions 1 to 16).
+const SCENARIO_EVENTS: [&str; 16] = [
+    "InitiativeCreated",
+    "StakeholderAssigned",
+    "StakeholderAssigned",
+    "StakeholderAssigned",
+    "StakeholderAssigned",
+    "DecisionProposed",
+    "FeedbackRecorded",
+    "SignOffRecorded",
+    "SignOffRecorded",
+    "FeedbackRecorded",
+    "DecisionRevised",
+    "FeedbackResolved",
+    "SignOffRecorded",
+    "SignOffRecorded",
+    "SignOffRecorded",
+    "DecisionAccepted",
+];
+
+/// The stream version at the end of step 4 (engineering and design approved, business objected).
+const STEP_4_VERSION: &str = "10";
+/// The stream version of the material revision (step 5).
+const REVISION_VERSION: u64 = 11;
+
+/// Plays steps 2–6 of the spec's scenario on `key` (16 events); returns the decision's short id.
+fn play_scenario(s: &Server, key: &str) -> String {
+    set_up_checkout(s, key);
+    let decision = propose(s, key, "Use Stripe for payments")["short_id"].as_str().expect("short id").to_owned();
+    s.ok(
+        DES,
+        &[
+            "feedback",
+            "add",
+            key,
+            "Participants distrusted the redirect.",
+            "--decision",
+            &decision,
+            "--kind",
+            "concern",
+        ],
+    );
+    s.ok(ENG, &["signoff", "approve", key, &decision]);
+    s.ok(DES, &["signoff", "approve", key, &decision]);
+    let objection = s.json(
+        BIZ,
+        &[
+            "feedback",
+            "add",
+            key,
+            "Fees are above our negotiated rate.",
+            "--decision",
+            &decision,
+            "--kind",
+            "objection",
+        ],
+    );
+    s.ok(DRIVER, &["decision", "revise", key, &decision, "--material", "--proposal", "Stripe, enterprise rate."]);
+    let objection = objection["short_id"].as_str().expect("short id");
+    s.ok(BIZ, &["feedback", "resolve", key, objection, "--resolution", "The rate matches."]);
+    for who in [ENG, DES, BIZ] {
+        s.ok(who, &["signoff", "approve", key, &decision]);
+    }
+    s.ok(DRIVER, &["decision", "accept", key, &decision]);
+    decision
+}
+
+/// `read` again until `done` holds of what it returns (for up to START_DEADLINE).
+fn eventually<T: std::fmt::Debug>(read: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = std::time::Instant::now() + START_DEADLINE;
+    loop {
+        let value = read();
+        if done(&value) || std::time::Instant::now() > deadline {
+            assert!(done(&value), "still not there after {START_DEADLINE:?}: {value:?}");
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Each line of stdout as a JSON object (JSON Lines).
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))).collect()
+}
+
+#[test]
+fn audit_history_as_a_timeline_and_as_json_lines() {
+    for_each_store(|s| {
+        let decision = play_scenario(s, "CHECKOUT-42");
+        set_up_checkout(s, "PAYMENTS-7");
+
+        // For people: a header and one line per event, in stream order, saying who did what.
+        let text = s.ok(PM, &["audit", "history", "checkout-42"]).stdout;
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 17, "a header and 16 events:\n{text}");
+        for word in ["AT", "VER", "POS", "BY", "EVENT", "WHAT"] {
+            assert!(lines[0].contains(word), "{}", lines[0]);
+        }
+        assert!(!lines[0].contains("INITIATIVE"), "one initiative needs no initiative column: {}", lines[0]);
+        for (line, event_type) in lines[1..].iter().zip(SCENARIO_EVENTS) {
+            assert!(line.contains(event_type) && line.contains(" UTC "), "{event_type} expected:\n{text}");
+        }
+        assert!(lines[1].contains(PM) && lines[1].contains("created CHECKOUT-42 \"New checkout\""), "{text}");
+        assert!(lines[8].contains(ENG) && lines[8].contains(&format!("approved decision {decision} (revision 1)")));
+        assert!(lines[10].contains("objection") && lines[10].contains("Fees are above our negotiated rate."), "{text}");
+        assert!(
+            lines[11].contains(DRIVER)
+                && lines[11].contains("to revision 2 (material)")
+                && lines[11].contains("stale now: eve@example.com for engineering"),
+            "{text}"
+        );
+        assert!(lines[16].contains(&format!("accepted decision {decision} (revision 2)")), "{text}");
+
+        // For scripts: one object per event with every stored field, chained by hash.
+        let events = json_lines(&s.ok(PM, &["--json", "audit", "history", "CHECKOUT-42"]).stdout);
+        assert_eq!(events.len(), 16);
+        let types: Vec<&str> = events.iter().filter_map(|e| e["event_type"].as_str()).collect();
+        assert_eq!(types, SCENARIO_EVENTS);
+        for (i, event) in events.iter().enumerate() {
+            assert_eq!(event["stream_version"], i + 1);
+            for field in ["position", "stream_id", "event_id", "schema_version", "actor", "command_id"] {
+                assert!(!event[field].is_null(), "{field} missing: {event}");
+            }
+            for field in ["correlation_id", "causation_id", "prev_hash", "hash", "recorded_at"] {
+                assert!(event[field].as_str().is_some_and(|v| !v.is_empty()), "{field} missing: {event}");
+            }
+            assert!(event["payload"].is_object(), "the payload is JSON, not text: {event}");
+            let at = event["recorded_at"].as_str().expect("time");
+            assert!(at.ends_with('Z') && at.split('.').nth(1).is_some_and(|f| f.len() == 7), "{at}");
+            if i > 0 {
+                assert_eq!(event["prev_hash"], events[i - 1]["hash"], "the chain links event {}", i + 1);
+                assert!(event["position"].as_u64() > events[i - 1]["position"].as_u64());
+            }
+        }
+        assert_eq!(events[0]["prev_hash"], "0".repeat(64));
+        assert_eq!(events[9]["payload"]["kind"], "objection");
+
+        // Filters: event types (any spelling, repeated or comma-separated) and a starting version.
+        let sign_offs =
+            json_lines(&s.ok(PM, &["--json", "audit", "history", "CHECKOUT-42", "--type", "SignOffRecorded"]).stdout);
+        assert_eq!(sign_offs.len(), 5);
+        assert!(sign_offs.iter().all(|e| e["event_type"] == "SignOffRecorded"));
+        let some = s.ok(PM, &["audit", "history", "CHECKOUT-42", "--type", "signoffrecorded,decision-revised"]).stdout;
+        assert_eq!(some.lines().count(), 1 + 6, "{some}");
+        let later =
+            json_lines(&s.ok(PM, &["--json", "audit", "history", "CHECKOUT-42", "--from-version", "11"]).stdout);
+        let versions: Vec<u64> = later.iter().filter_map(|e| e["stream_version"].as_u64()).collect();
+        assert_eq!(versions, (11..=16).collect::<Vec<_>>());
+
+        // The whole log: both initiatives, with an initiative column; after a position.
+        let all = s.ok(PM, &["audit", "history"]).stdout;
+        assert!(all.lines().next().is_some_and(|h| h.contains("INITIATIVE")), "{all}");
+        assert_eq!(all.lines().count(), 1 + 16 + 5, "{all}");
+        assert!(all.contains("CHECKOUT-42") && all.contains("PAYMENTS-7"), "{all}");
+        let last_of_checkout = events[15]["position"].as_u64().expect("position").to_string();
+        // A filtered read of the whole log ends where PostgreSQL can tell that nothing will
+        // commit before it any more: a transaction of another test on the server may hold it back.
+        let after = eventually(
+            || json_lines(&s.ok(PM, &["--json", "audit", "history", "--after-position", &last_of_checkout]).stdout),
+            |after| after.len() == 5,
+        );
+        assert_eq!(after[0]["payload"]["key"], "PAYMENTS-7");
+
+        // Refusals.
+        s.run(PM, &["audit", "history", "CHECKOUT-99"]).fails(3, &["CHECKOUT-99"]);
+        s.run(PM, &["audit", "history", "CHECKOUT-42", "--type", "Approved"]).fails(2, &["Approved"]);
+        s.run(PM, &["audit", "history", "--from-version", "3"]).fails(2, &["accord audit history --help"]);
+        s.run(PM, &["audit", "history", "CHECKOUT-42", "--after-position", "3"]).fails(2, &["--after-position"]);
+    });
+}
+
+/// A child process that is killed, if still running, when the test ends (or fails).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn audit_history_follow_prints_new_events_until_interrupted() {
+    for_each_store(|s| {
+        set_up_checkout(s, "CHECKOUT-42");
+        for json in [false, true] {
+            let mut command = accord_command();
+            command.args(["--server", &s.address, "--as", PM]);
+            if json {
+                command.arg("--json");
+            }
+            command.args(["audit", "history", "CHECKOUT-42", "--follow"]);
+            let mut child = Reaped(command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("accord runs"));
+            let stdout = child.0.stdout.take().expect("piped stdout");
+            let (lines, next) = mpsc::channel::<String>();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    let _ = lines.send(line);
+                }
+            });
+            let wait_for = |what: &str| loop {
+                let line = next.recv_timeout(START_DEADLINE).unwrap_or_else(|_| panic!("no line with {what:?}"));
+                if line.contains(what) {
+                    return line;
+                }
+            };
+            let marker = wait_for("caught");
+            if json {
+                // The text run before this one changed the stage: a sixth event.
+                assert_eq!(serde_json::from_str::<Value>(&marker).expect("JSON")["caught_up"]["position"], 6);
+            } else {
+                assert!(marker.contains("caught up at position 5") && marker.contains("Ctrl-C"), "{marker}");
+            }
+            s.ok(PM, &["initiative", "stage", "CHECKOUT-42", if json { "delivery" } else { "definition" }]);
+            let live = wait_for("StageChanged");
+            assert!(live.contains(if json { "\"to\":\"delivery\"" } else { "stage discovery → definition" }), "{live}");
+
+            // Ctrl-C ends it, with success.
+            let interrupted =
+                Command::new("kill").args(["-INT", &child.0.id().to_string()]).status().expect("kill runs");
+            assert!(interrupted.success());
+            let status = child.0.wait().expect("accord exits");
+            assert_eq!(status.code(), Some(0), "Ctrl-C exits 0");
+        }
+    });
+}
+
+#[test]
+fn audit_as_of_and_explain_replay_the_past() {
+    for_each_store(|s| {
+        let decision = play_scenario(s, "CHECKOUT-42");
+
+        // Step 4 of the scenario: blocked, 2 of 3. Now: aligned.
+        let then = s.json(PM, &["audit", "as-of", "CHECKOUT-42", "--version", STEP_4_VERSION]);
+        assert_eq!(
+            (then["status"].as_str(), then["approved_pairs"].as_u64(), then["version"].as_u64()),
+            (Some("blocked"), Some(2), Some(10))
+        );
+        assert_eq!(then["functions"]["business"], "blocked");
+        assert_eq!(then["open_objections"][0]["body"], "Fees are above our negotiated rate.");
+        assert_eq!(s.json(PM, &["status", "CHECKOUT-42"])["status"], "aligned");
+        let board = s.ok(PM, &["audit", "as-of", "checkout-42", "--version", STEP_4_VERSION]).stdout;
+        assert!(board.starts_with("CHECKOUT-42 as it was at version 10"), "{board}");
+        assert!(board.contains("blocked") && board.contains("Open objections"), "{board}");
+        let now = chrono::Utc::now().to_rfc3339();
+        let today = s.json(PM, &["audit", "as-of", "CHECKOUT-42", "--at", &now]);
+        assert_eq!((today["status"].as_str(), today["version"].as_u64()), (Some("aligned"), Some(16)));
+
+        // Before the initiative existed; a version it never had; no point in time at all.
+        s.run(PM, &["audit", "as-of", "CHECKOUT-42", "--at", "2000-01-01"]).fails(3, &["CHECKOUT-42", "did not exist"]);
+        s.run(PM, &["audit", "as-of", "CHECKOUT-42", "--version", "99"]).fails(2, &["version"]);
+        s.run(PM, &["audit", "as-of", "CHECKOUT-42"]).fails(2, &["accord audit as-of --help"]);
+        s.run(PM, &["audit", "as-of", "CHECKOUT-42", "--at", "yesterday"]).fails(2, &["RFC 3339"]);
+
+        // Just after the material revision: the stale approvals name the revision, the objection blocks.
+        let version = REVISION_VERSION.to_string();
+        let explained = s.json(PM, &["audit", "explain", "CHECKOUT-42", &decision, "--version", &version]);
+        assert_eq!((explained["status"].as_str(), explained["version"].as_u64()), (Some("blocked"), Some(11)));
+        let functions = explained["decisions"][0]["functions"].as_array().expect("functions");
+        let function = |name: &str| functions.iter().find(|f| f["function"] == name).expect("function").clone();
+        let engineering = function("engineering");
+        assert_eq!(engineering["state"], "pending");
+        let events = engineering["events"].as_array().expect("events");
+        assert!(
+            events.iter().any(|e| e["event_type"] == "DecisionRevised"
+                && e["stream_version"] == REVISION_VERSION
+                && e["summary"].as_str().is_some_and(|s| s.contains("revision 2 (material)"))),
+            "the material revision behind the stale approval: {engineering}"
+        );
+        assert!(events.iter().any(|e| e["event_type"] == "SignOffRecorded" && e["actor"] == ENG), "{engineering}");
+        let business = function("business");
+        assert_eq!(business["state"], "blocked");
+        assert!(
+            business["events"].as_array().expect("events").iter().any(|e| e["actor"] == BIZ
+                && e["stream_version"] == 10
+                && e["summary"].as_str().is_some_and(|s| s.contains("Fees are above our negotiated rate."))),
+            "the objection: {business}"
+        );
+        let text = s.ok(PM, &["audit", "explain", "CHECKOUT-42", "--version", &version]).stdout;
+        for expected in [
+            "CHECKOUT-42 is blocked at version 11",
+            "engineering: pending",
+            "made earlier approvals stale",
+            "business: blocked",
+            "Fees are above our negotiated rate.",
+            "lifecycle:",
+        ] {
+            assert!(text.contains(expected), "explain should show {expected:?}:\n{text}");
+        }
+
+        // Now: the lifecycle ends with the acceptance.
+        let lifecycle = s.json(PM, &["audit", "explain", "CHECKOUT-42"])["decisions"][0]["lifecycle"].clone();
+        let lifecycle = lifecycle.as_array().expect("lifecycle");
+        assert_eq!(lifecycle.first().map(|e| &e["event_type"]), Some(&Value::from("DecisionProposed")));
+        assert_eq!(
+            lifecycle.last().map(|e| (&e["event_type"], &e["actor"])),
+            Some((&"DecisionAccepted".into(), &DRIVER.into()))
+        );
+        s.run(PM, &["audit", "explain", "CHECKOUT-42", "ffffffff"]).fails(3, &["ffffffff"]);
+    });
+}
+
+#[test]
+fn audit_verify_and_checkpoints_on_an_untouched_log() {
+    for_each_store(|s| {
+        play_scenario(s, "CHECKOUT-42");
+        set_up_checkout(s, "PAYMENTS-7");
+        assert_eq!(
+            s.ok(PM, &["audit", "verify"]).stdout.trim(),
+            "OK: 21 events in 2 initiatives verified, 0 checkpoints"
+        );
+
+        let created = s.ok(PM, &["audit", "checkpoint", "create"]).stdout;
+        assert!(
+            created.starts_with("checkpoint 1 created at ") && created.contains("2 initiatives, 21 events"),
+            "{created}"
+        );
+        let root = created.lines().find_map(|l| l.strip_prefix("root ")).expect("root line").to_owned();
+        assert!(root.len() == 64 && root.chars().all(|c| c.is_ascii_hexdigit()), "{root}");
+        let full = s.json(PM, &["audit", "checkpoint", "create"]);
+        assert_eq!(
+            (full["id"].as_u64(), full["events"].as_u64(), full["root"].as_str()),
+            (Some(2), Some(21), Some(root.as_str()))
+        );
+        let heads = full["heads"].as_array().expect("heads");
+        assert_eq!(
+            heads.iter().filter_map(|h| h["version"].as_u64()).collect::<std::collections::BTreeSet<_>>(),
+            [5, 16].into()
+        );
+        assert!(heads.iter().all(|h| h["hash"].as_str().is_some_and(|x| x.len() == 64)));
+        assert_eq!(s.ok(PM, &["audit", "checkpoint", "create", "--root-only"]).stdout.trim(), root);
+
+        let listed = s.json(PM, &["audit", "checkpoint", "list"]);
+        assert_eq!(listed["checkpoints"].as_array().map(Vec::len), Some(3));
+        assert_eq!(listed["checkpoints"][0]["heads"].as_array().map(Vec::len), Some(2));
+        let table = s.ok(PM, &["audit", "checkpoint"]).stdout;
+        assert_eq!(table.lines().count(), 4, "a header and three checkpoints:\n{table}");
+        assert!(table.lines().skip(1).all(|l| l.ends_with(&root)), "{table}");
+
+        assert_eq!(
+            s.ok(PM, &["audit", "verify"]).stdout.trim(),
+            "OK: 21 events in 2 initiatives verified, 3 checkpoints"
+        );
+        assert!(
+            s.ok(PM, &["audit", "verify", "payments-7"]).stdout.starts_with("OK: 5 events in 1 initiative verified")
+        );
+        let verified = s.json(PM, &["audit", "verify"]);
+        assert_eq!((verified["ok"].as_bool(), verified["first_break"].is_null()), (Some(true), true));
+        s.run(PM, &["audit", "verify", "NOPE-1"]).fails(3, &["NOPE-1"]);
+    });
+}
+
+/// Runs SQL on the server's database directly, past the triggers that keep the log
+/// append-only, as someone with access to the database could.
+fn tamper(server: &Server, postgres: &str, sqlite: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        match &server._database {
+            Some(database) => {
+                let pool = sqlx::PgPool::connect(&database.url).await.expect("connect to PostgreSQL");
+                let sql = format!("ALTER TABLE events DISABLE TRIGGER USER; {postgres}");
+                sqlx::raw_sql(&sql).execute(&pool).await.expect("tamper with PostgreSQL");
+            }
+            None => {
+                let url = format!("sqlite://{}", server.workdir.path().join("accord.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.expect("open the SQLite file");
+                let sql = format!("DROP TRIGGER events_no_update; {sqlite}");
+                sqlx::raw_sql(&sql).execute(&pool).await.expect("tamper with SQLite");
+            }
+        }
+    });
+}
+
+#[test]
+fn audit_verify_names_the_first_broken_link_and_exits_7() {
+    for_each_store(|s| {
+        let created = set_up_checkout(s, "CHECKOUT-42");
+        let stream = created["initiative_id"].as_str().expect("id").to_owned();
+        set_up_checkout(s, "PAYMENTS-7");
+        // Someone with access to the database rewrites who was assigned at version 2.
+        tamper(
+            s,
+            &format!(
+                "UPDATE events SET payload = jsonb_set(payload, '{{principal}}', '\"mallory@example.com\"')
+                  WHERE stream_id = '{stream}' AND stream_version = 2"
+            ),
+            &format!(
+                "UPDATE events SET payload = json_set(payload, '$.principal', 'mallory@example.com')
+                  WHERE stream_id = '{stream}' AND stream_version = 2"
+            ),
+        );
+        s.run(PM, &["audit", "verify"])
+            .fails(7, &["verification FAILED", "CHECKOUT-42", &stream, "version 2", "position 2"]);
+        let report = s.run(PM, &["--json", "audit", "verify"]);
+        assert_eq!(report.code, 7, "{}", report.stderr);
+        let report = report.json();
+        let broken = &report["first_break"];
+        assert_eq!(report["ok"], false);
+        assert_eq!(
+            (broken["key"].as_str(), broken["stream_id"].as_str(), broken["stream_version"].as_u64()),
+            (Some("CHECKOUT-42"), Some(stream.as_str()), Some(2))
+        );
+        assert!(broken["reason"].as_str().is_some_and(|r| !r.is_empty()), "{report}");
+        s.run(PM, &["audit", "verify", "CHECKOUT-42"]).fails(7, &["CHECKOUT-42", "version 2"]);
+        // The other initiative's chain is intact.
+        assert!(s.ok(PM, &["audit", "verify", "PAYMENTS-7"]).stdout.starts_with("OK: 5 events in 1 initiative"));
+    });
+}
+
+/// Starts a server on `store`, or `None` (said on stderr) if that store cannot run here.
+fn server_on(store: Store) -> Option<Server> {
+    match Server::start(store) {
+        Started::Running(server) => Some(server),
+        Started::Unfinished => {
+            eprintln!("— {store:?} store: skipped ({SQLITE_UNFINISHED})");
+            None
+        }
+    }
+}
+
+/// `accord audit import` of `file` on `server`.
+fn import(server: &Server, file: &Path) -> Run {
+    server.run(PM, &["audit", "import", &file.display().to_string()])
+}
+
+/// An export without the global positions, which belong to the store that assigned them.
+fn without_positions(export: &str) -> Vec<Value> {
+    json_lines(export)
+        .into_iter()
+        .map(|mut e| {
+            e.as_object_mut().map(|o| o.remove("position"));
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn export_and_import_move_the_log_between_stores() {
+    let Some(postgres) = server_on(Store::Postgres) else { return };
+    play_scenario(&postgres, "CHECKOUT-42");
+    set_up_checkout(&postgres, "PAYMENTS-7");
+    let decision = propose(&postgres, "PAYMENTS-7", "Adopt Adyen")["short_id"].as_str().expect("id").to_owned();
+    postgres.ok(BIZ, &["signoff", "reject", "PAYMENTS-7", &decision, "--reason", "Fees."]);
+    postgres.ok(DRIVER, &["decision", "accept", "PAYMENTS-7", &decision, "--override", "Launch date is fixed."]);
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let file = folder.path().join("accord.jsonl");
+
+    let exported = postgres.ok(PM, &["audit", "export", "-o", &file.display().to_string()]);
+    assert_eq!(exported.stdout, "", "the export went to the file");
+    assert!(exported.stderr.contains("exported 24 events of 2 initiatives to "), "{}", exported.stderr);
+    let original = std::fs::read_to_string(&file).expect("the export");
+    assert_eq!(original.lines().count(), 24);
+    assert_eq!(original, postgres.ok(PM, &["audit", "export"]).stdout, "the same lines on stdout");
+    let one = postgres.ok(PM, &["audit", "export", "CHECKOUT-42"]);
+    assert_eq!((one.stdout.lines().count(), one.stderr.trim()), (16, "exported 16 events of CHECKOUT-42"));
+
+    // PostgreSQL → SQLite: the same boards, a verified chain, the same events.
+    let Some(sqlite) = server_on(Store::Sqlite) else { return };
+    let imported = import(&sqlite, &file);
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    assert!(imported.stdout.starts_with("imported 24 events of 2 initiatives"), "{}", imported.stdout);
+    for key in ["CHECKOUT-42", "PAYMENTS-7"] {
+        assert_eq!(sqlite.json(PM, &["status", key]), postgres.json(PM, &["status", key]), "{key} after the import");
+    }
+    assert_eq!(
+        sqlite.ok(PM, &["audit", "verify"]).stdout.trim(),
+        "OK: 24 events in 2 initiatives verified, 0 checkpoints"
+    );
+    let again = sqlite.ok(PM, &["audit", "export"]).stdout;
+    assert_eq!(without_positions(&again), without_positions(&original));
+
+    // And back, from standard input, into a fresh PostgreSQL.
+    let Some(back) = server_on(Store::Postgres) else { return };
+    let mut command = accord_command();
+    command.args(["--server", &back.address, "--as", PM, "--json", "audit", "import", "-"]);
+    command.stdin(std::fs::File::open(&file).expect("the export"));
+    let run = Run::of(command, &["audit", "import", "-"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!((run.json()["events"].as_u64(), run.json()["initiatives"].as_u64()), (Some(24), Some(2)));
+    assert_eq!(back.json(PM, &["status", "CHECKOUT-42"]), postgres.json(PM, &["status", "CHECKOUT-42"]));
+    assert_eq!(
+        back.ok(PM, &["audit", "verify"]).stdout.trim(),
+        "OK: 24 events in 2 initiatives verified, 0 checkpoints"
+    );
+
+    // A store that holds events already takes no import.
+    import(&back, &file).fails(4, &["not empty"]);
+    import(&back, &folder.path().join("missing.jsonl")).fails(2, &["missing.jsonl"]);
+}
+
+#[test]
+fn a_corrupted_export_is_refused_naming_its_line_and_nothing_is_written() {
+    for (from, to) in [(Store::Postgres, Store::Sqlite), (Store::Sqlite, Store::Postgres)] {
+        let (Some(source), Some(target)) = (server_on(from), server_on(to)) else { continue };
+        eprintln!("— {from:?} → {to:?}");
+        play_scenario(&source, "CHECKOUT-42");
+        let export = source.ok(PM, &["audit", "export"]).stdout;
+        let folder = tempfile::tempdir().expect("temporary folder");
+
+        // Line 5 assigns bo@example.com to business; make it legal, keeping its hash.
+        let mut lines: Vec<String> = export.lines().map(str::to_owned).collect();
+        assert!(lines[4].contains("\"business\""), "{}", lines[4]);
+        lines[4] = lines[4].replace("\"business\"", "\"legal\"");
+        let edited = folder.path().join("edited.jsonl");
+        std::fs::write(&edited, lines.join("\n") + "\n").expect("written");
+        import(&target, &edited).fails(2, &["line 5"]);
+
+        // A file cut by bytes that are not text: refused by the client, the call abandoned.
+        let cut = folder.path().join("cut.jsonl");
+        let mut bytes = export.clone().into_bytes();
+        bytes.extend_from_slice(b"{\"position\": \xff}\n");
+        std::fs::write(&cut, bytes).expect("written");
+        import(&target, &cut).fails(2, &["line 17", "UTF-8", "nothing was imported"]);
+
+        // Nothing of either was written.
+        assert_eq!(
+            target.ok(PM, &["audit", "verify"]).stdout.trim(),
+            "OK: 0 events in 0 initiatives verified, 0 checkpoints"
+        );
+        assert_eq!(target.json(PM, &["status"])["initiatives"].as_array().map(Vec::len), Some(0));
+        assert_eq!(target.ok(PM, &["--json", "audit", "history"]).stdout, "");
+        // The untouched export still goes in whole.
+        let whole = folder.path().join("whole.jsonl");
+        std::fs::write(&whole, &export).expect("written");
+        assert!(import(&target, &whole).stdout.starts_with("imported 16 events of 1 initiative"));
+    }
+}

@@ -2,6 +2,10 @@
 //! "nothing answers" into one clear line, and the metadata every request carries — the
 //! caller (`x-accord-actor`, read by the server's identity seam) and, when given, the
 //! correlation id.
+//!
+//! Every call has a 30 s deadline, except on the second, unbounded channel: a call whose
+//! reply comes only when the work is done (verifying the whole log, importing an export)
+//! takes as long as the log is big.
 
 use std::time::Duration;
 
@@ -15,13 +19,17 @@ use tonic::{
 use super::output::{ExitClass, Failure};
 use crate::config::DEFAULT_SERVER;
 use crate::grpc::identity::{ACTOR_HEADER, CORRELATION_HEADER};
-use crate::proto::{alignment_service_client::AlignmentServiceClient, command_service_client::CommandServiceClient};
+use crate::proto::{
+    alignment_service_client::AlignmentServiceClient, audit_service_client::AuditServiceClient,
+    command_service_client::CommandServiceClient,
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub type Commands = CommandServiceClient<InterceptedService<Channel, RequestMetadata>>;
 pub type Queries = AlignmentServiceClient<InterceptedService<Channel, RequestMetadata>>;
+pub type Audit = AuditServiceClient<InterceptedService<Channel, RequestMetadata>>;
 
 /// The caller's identity when neither --as nor ACCORD_AS is given: `$USER@localhost`.
 pub fn default_actor() -> String {
@@ -64,6 +72,8 @@ impl Interceptor for RequestMetadata {
 #[derive(Clone, Debug)]
 pub struct Client {
     channel: Channel,
+    /// The same server without the per-call deadline (connected on first use).
+    unbounded: Channel,
     server: String,
     actor: String,
     metadata: RequestMetadata,
@@ -74,13 +84,20 @@ impl Client {
     pub async fn connect(server: &str, actor: &str, correlation_id: Option<&str>) -> Result<Client, Failure> {
         let metadata = request_metadata(actor, correlation_id)?;
         let channel = open_channel(server).await?;
-        Ok(Client { channel, server: server.to_owned(), actor: actor.to_owned(), metadata })
+        let unbounded = endpoint(server)?.connect_lazy();
+        Ok(Client { channel, unbounded, server: server.to_owned(), actor: actor.to_owned(), metadata })
     }
 
     /// The same connection, acting as someone else.
     pub fn acting_as(&self, actor: &str, correlation_id: Option<&str>) -> Result<Client, Failure> {
         let metadata = request_metadata(actor, correlation_id)?;
-        Ok(Client { channel: self.channel.clone(), server: self.server.clone(), actor: actor.to_owned(), metadata })
+        Ok(Client {
+            channel: self.channel.clone(),
+            unbounded: self.unbounded.clone(),
+            server: self.server.clone(),
+            actor: actor.to_owned(),
+            metadata,
+        })
     }
 
     pub fn actor(&self) -> &str {
@@ -97,6 +114,16 @@ impl Client {
 
     pub fn queries(&self) -> Queries {
         AlignmentServiceClient::with_interceptor(self.channel.clone(), self.metadata.clone())
+    }
+
+    pub fn audit(&self) -> Audit {
+        AuditServiceClient::with_interceptor(self.channel.clone(), self.metadata.clone())
+    }
+
+    /// The audit service without a call deadline, for calls that answer only when the
+    /// whole log is done (verify, import).
+    pub fn audit_unbounded(&self) -> Audit {
+        AuditServiceClient::with_interceptor(self.unbounded.clone(), self.metadata.clone())
     }
 
     /// The reply of a call, or the server's refusal as a one-line failure.
@@ -127,13 +154,15 @@ fn request_metadata(actor: &str, correlation_id: Option<&str>) -> Result<Request
     Ok(RequestMetadata { actor, correlation_id })
 }
 
+/// The server's endpoint with the connect timeout (and no call deadline).
+fn endpoint(server: &str) -> Result<Endpoint, Failure> {
+    Endpoint::from_shared(server.to_owned())
+        .map(|endpoint| endpoint.connect_timeout(CONNECT_TIMEOUT))
+        .map_err(|_| Failure::invalid(format!("--server {server:?} is not an address; expected e.g. {DEFAULT_SERVER}")))
+}
+
 async fn open_channel(server: &str) -> Result<Channel, Failure> {
-    let endpoint = Endpoint::from_shared(server.to_owned())
-        .map_err(|_| {
-            Failure::invalid(format!("--server {server:?} is not an address; expected e.g. {DEFAULT_SERVER}"))
-        })?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(CALL_TIMEOUT);
+    let endpoint = endpoint(server)?.timeout(CALL_TIMEOUT);
     endpoint.connect().await.map_err(|error| {
         Failure::new(
             ExitClass::Unavailable,

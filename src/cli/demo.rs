@@ -113,7 +113,7 @@ impl Player {
             return Err(Failure::new(ExitClass::Internal, "the demo typed a server command"));
         };
         let client = self.base.acting_as(actor.unwrap_or(self.base.actor()), None)?;
-        let output = execute(&Context { client, style: self.style }, command).await?;
+        let output = execute(&Context { client, style: self.style, json: false }, command).await?;
         println!("{}", indent(&output.text));
         Ok(output)
     }

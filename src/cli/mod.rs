@@ -2,12 +2,15 @@
 //! command group has its own module (arguments and handler side by side); `output`
 //! holds tables, colour, JSON printing and the exit codes; `client` the connection and
 //! the caller's identity; `resolve` key and id-prefix addressing; `demo` the narrated
-//! acceptance scenario.
+//! acceptance scenario; `audit` the history, past boards, explanations, verification,
+//! checkpoints, export and import.
 //!
 //! A handler returns an [`Output`] (human text and the same facts as JSON) or a
 //! [`Failure`] (one line and its exit class); only [`run`] prints and decides the exit
-//! code.
+//! code. The exceptions are the audit commands that stream (a history, an export): they
+//! write each line as it arrives and return [`Output::streamed`].
 
+pub mod audit;
 pub mod client;
 pub mod decision;
 pub mod demo;
@@ -53,6 +56,9 @@ pub enum ClientCommand {
     /// The sign-offs waiting on a person (default: you, as given by --as).
     #[command(after_help = status::INBOX_EXAMPLES)]
     Inbox(status::InboxArgs),
+    /// Audit: the history, past boards, explanations, hash-chain verification, checkpoints, export and import.
+    #[command(subcommand, after_help = audit::EXAMPLES)]
+    Audit(audit::AuditCommand),
     /// Play the spec's acceptance scenario, narrated, with the board after each step.
     #[command(after_help = demo::EXAMPLES)]
     Demo(demo::DemoArgs),
@@ -75,11 +81,13 @@ impl Globals {
     }
 }
 
-/// What a handler works with: a connected client acting as the caller, and the style.
+/// What a handler works with: a connected client acting as the caller, the style, and
+/// whether stdout takes JSON (for the commands that print as they go).
 #[derive(Clone, Debug)]
 pub struct Context {
     pub client: Client,
     pub style: Style,
+    pub json: bool,
 }
 
 /// Runs one client command, prints its result or its one-line failure, and returns the
@@ -89,7 +97,9 @@ pub async fn run(globals: Globals, command: ClientCommand) -> u8 {
     let result = match command {
         ClientCommand::Demo(args) => demo::run(&globals, args, style).await,
         command => match connect(&globals).await {
-            Ok(client) => execute(&Context { client, style }, command).await.map(|output| output.print(globals.json)),
+            Ok(client) => execute(&Context { client, style, json: globals.json }, command)
+                .await
+                .map(|output| output.print(globals.json)),
             Err(failure) => Err(failure),
         },
     };
@@ -117,6 +127,7 @@ pub async fn execute(ctx: &Context, command: ClientCommand) -> Result<Output, Fa
         ClientCommand::Signoff(command) => signoff::run(ctx, command).await,
         ClientCommand::Status(args) => status::status(ctx, args).await,
         ClientCommand::Inbox(args) => status::inbox(ctx, args).await,
+        ClientCommand::Audit(command) => audit::run(ctx, command).await,
         ClientCommand::Demo(_) => Err(Failure::invalid("the demo cannot run as a step of itself")),
     }
 }

@@ -21,6 +21,8 @@ pub enum ExitClass {
     Denied = 5,
     /// No server answers, or its database is down.
     Unavailable = 6,
+    /// `accord audit verify` found a broken link in a hash chain or a checkpoint.
+    VerificationFailed = 7,
 }
 
 impl ExitClass {
@@ -71,6 +73,7 @@ impl Failure {
             Code::PermissionDenied => format!("permission denied: {message}"),
             Code::Aborted => format!("version conflict: {message}"),
             Code::Unavailable | Code::DeadlineExceeded => format!("{message} (server {server})"),
+            Code::Unimplemented => format!("the server at {server} does not offer this yet ({message})"),
             _ => message,
         };
         Failure { class, message }
@@ -87,15 +90,25 @@ pub fn one_line(text: &str) -> String {
 pub struct Output {
     pub text: String,
     pub json: serde_json::Value,
+    /// Written already, as it came (a streamed history or export): nothing left to print.
+    streamed: bool,
 }
 
 impl Output {
     pub fn new(text: impl Into<String>, json: serde_json::Value) -> Output {
-        Output { text: text.into(), json }
+        Output { text: text.into(), json, streamed: false }
+    }
+
+    /// The result of a command that printed as it went, line by line.
+    pub fn streamed() -> Output {
+        Output { text: String::new(), json: serde_json::Value::Null, streamed: true }
     }
 
     /// Writes the output on stdout as text or as pretty JSON.
     pub fn print(&self, as_json: bool) {
+        if self.streamed {
+            return;
+        }
         if as_json {
             match serde_json::to_string_pretty(&self.json) {
                 Ok(json) => println!("{json}"),
@@ -288,5 +301,6 @@ mod tests {
         assert_eq!(ExitClass::of(Code::Unavailable).code(), 6);
         assert_eq!(ExitClass::of(Code::InvalidArgument).code(), 2);
         assert_eq!(ExitClass::of(Code::Internal).code(), 1);
+        assert_eq!(ExitClass::VerificationFailed.code(), 7);
     }
 }

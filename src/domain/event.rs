@@ -146,8 +146,29 @@ pub enum Event {
     },
 }
 
+/// Every stored event type name, for filters.
+pub const EVENT_TYPES: &[&str] = &[
+    "InitiativeCreated",
+    "InitiativeUpdated",
+    "StageChanged",
+    "InitiativeArchived",
+    "StakeholderAssigned",
+    "StakeholderRemoved",
+    "DecisionProposed",
+    "DecisionRevised",
+    "DecisionAccepted",
+    "DecisionRejected",
+    "DecisionWithdrawn",
+    "DecisionSuperseded",
+    "FeedbackRecorded",
+    "FeedbackResolved",
+    "FeedbackReopened",
+    "SignOffRecorded",
+    "SignOffRevoked",
+];
+
 impl Event {
-    /// The stored event type name.
+    /// The stored event type name (one of `EVENT_TYPES`).
     pub fn event_type(&self) -> &'static str {
         match self {
             Event::InitiativeCreated { .. } => "InitiativeCreated",

@@ -8,6 +8,7 @@ pub mod command;
 pub mod decide;
 pub mod error;
 pub mod event;
+pub mod explain;
 pub mod state;
 pub mod values;
 

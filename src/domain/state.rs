@@ -66,6 +66,9 @@ pub struct Revision {
     pub by: Principal,
     pub at: DateTime<Utc>,
     pub note: String,
+    /// The stream version of the event that recorded it.
+    #[serde(default)]
+    pub version: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +80,9 @@ pub struct SignOff {
     pub reason: String,
     pub comment: String,
     pub at: DateTime<Utc>,
+    /// The stream version of the event that recorded it.
+    #[serde(default)]
+    pub version: u64,
     /// Set in the history when a later verdict of the same signer replaced it.
     #[serde(default)]
     pub replaced: bool,
@@ -91,6 +97,9 @@ pub struct Closure {
     pub by: Principal,
     pub at: DateTime<Utc>,
     pub reason: String,
+    /// The stream version of the event that recorded it.
+    #[serde(default)]
+    pub version: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +154,9 @@ pub struct Resolution {
     pub by: Principal,
     pub at: DateTime<Utc>,
     pub text: String,
+    /// The stream version of the event that recorded it.
+    #[serde(default)]
+    pub version: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +170,9 @@ pub struct Feedback {
     pub body: String,
     pub recorded_at: DateTime<Utc>,
     pub resolution: Option<Resolution>,
+    /// The stream version of the event that recorded it.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Feedback {
@@ -302,6 +317,7 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
                 by: actor.clone(),
                 at,
                 note: String::new(),
+                version: recorded.version,
             };
             let decision = Decision {
                 id: *decision_id,
@@ -330,6 +346,7 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
                 by: actor.clone(),
                 at,
                 note: note.clone(),
+                version: recorded.version,
             });
             if *kind == RevisionKind::Material {
                 decision.material_base = *revision;
@@ -339,14 +356,14 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
             let decision = decision_mut(&mut initiative, decision_id, &fail)?;
             decision.status = DecisionStatus::Accepted;
             let reason = r#override.as_ref().map(|o| o.reason.clone()).unwrap_or_default();
-            decision.closure = Some(Closure { by: actor.clone(), at, reason });
+            decision.closure = Some(Closure { by: actor.clone(), at, reason, version: recorded.version });
             decision.r#override = r#override.clone();
         }
         Event::DecisionRejected { decision_id, reason } => {
-            close(decision_mut(&mut initiative, decision_id, &fail)?, DecisionStatus::Rejected, actor, at, reason);
+            close(decision_mut(&mut initiative, decision_id, &fail)?, DecisionStatus::Rejected, recorded, reason);
         }
         Event::DecisionWithdrawn { decision_id, reason } => {
-            close(decision_mut(&mut initiative, decision_id, &fail)?, DecisionStatus::Withdrawn, actor, at, reason);
+            close(decision_mut(&mut initiative, decision_id, &fail)?, DecisionStatus::Withdrawn, recorded, reason);
         }
         Event::DecisionSuperseded { decision_id, superseded_by } => {
             let old = decision_mut(&mut initiative, decision_id, &fail)?;
@@ -366,6 +383,7 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
                 body: body.clone(),
                 recorded_at: at,
                 resolution: None,
+                version: recorded.version,
             };
             if initiative.feedback.insert(*feedback_id, feedback).is_some() {
                 return Err(fail(format!("feedback {feedback_id} recorded twice")));
@@ -373,7 +391,8 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
         }
         Event::FeedbackResolved { feedback_id, resolution } => {
             let feedback = feedback_mut(&mut initiative, feedback_id, &fail)?;
-            feedback.resolution = Some(Resolution { by: actor.clone(), at, text: resolution.clone() });
+            feedback.resolution =
+                Some(Resolution { by: actor.clone(), at, text: resolution.clone(), version: recorded.version });
         }
         Event::FeedbackReopened { feedback_id, .. } => {
             feedback_mut(&mut initiative, feedback_id, &fail)?.resolution = None;
@@ -390,6 +409,7 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
                 at,
                 replaced: false,
                 revoked: false,
+                version: recorded.version,
             };
             decision.sign_offs.retain(|s| !(&s.signer == actor && &s.function == function));
             decision.sign_offs.push(sign_off);
@@ -411,9 +431,14 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Recorded>) -> Result<Option
     Ok(state)
 }
 
-fn close(decision: &mut Decision, status: DecisionStatus, actor: &Principal, at: DateTime<Utc>, reason: &str) {
+fn close(decision: &mut Decision, status: DecisionStatus, recorded: &Recorded, reason: &str) {
     decision.status = status;
-    decision.closure = Some(Closure { by: actor.clone(), at, reason: reason.to_owned() });
+    decision.closure = Some(Closure {
+        by: recorded.actor.clone(),
+        at: recorded.recorded_at,
+        reason: reason.to_owned(),
+        version: recorded.version,
+    });
 }
 
 /// Every verdict recorded on one decision, oldest first, each marked when a later
@@ -441,6 +466,7 @@ pub fn sign_off_history<'a>(decision: DecisionId, events: impl IntoIterator<Item
                     at: recorded.recorded_at,
                     replaced: false,
                     revoked: false,
+                    version: recorded.version,
                 });
             }
             Event::SignOffRevoked { decision_id, function } if *decision_id == decision => {

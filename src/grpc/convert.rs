@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{
     DomainError,
     alignment::{self as al, AlignmentView, DecisionAlignment, FunctionState, InitiativeStatus, evaluate_decision},
-    event,
+    event, explain,
     state::{self, DecisionStatus, Initiative},
     values::{self as v, *},
 };
@@ -474,5 +474,48 @@ pub fn inbox_item(view: &AlignmentView, item: &al::InboxItem) -> pb::InboxItem {
         function: item.function.to_string(),
         state: function_state_pb(item.state).into(),
         reason: item.reason.clone(),
+    }
+}
+
+fn event_ref(event: &explain::EventRef) -> pb::EventRef {
+    pb::EventRef {
+        stream_version: event.version,
+        event_type: event.event_type.clone(),
+        actor: event.actor.to_string(),
+        recorded_at: Some(timestamp(event.at)),
+        summary: event.summary.clone(),
+    }
+}
+
+pub fn explanation(explanation: &explain::Explanation) -> pb::ExplainResponse {
+    pb::ExplainResponse {
+        initiative_id: explanation.initiative_id.to_string(),
+        key: explanation.key.to_string(),
+        status: initiative_status_pb(explanation.status).into(),
+        version: explanation.version,
+        decisions: explanation
+            .decisions
+            .iter()
+            .map(|d| pb::DecisionExplanation {
+                decision_id: d.decision_id.to_string(),
+                title: d.title.clone(),
+                status: decision_status_pb(d.status).into(),
+                alignment: decision_alignment_pb(d.alignment).into(),
+                revision: d.revision,
+                functions: d
+                    .functions
+                    .iter()
+                    .map(|f| pb::FunctionExplanation {
+                        function: f.function.to_string(),
+                        state: function_state_pb(f.state).into(),
+                        reason: f.reason.clone(),
+                        events: f.events.iter().map(event_ref).collect(),
+                    })
+                    .collect(),
+                other_objections: d.other_objections.iter().map(event_ref).collect(),
+                lifecycle: d.lifecycle.iter().map(event_ref).collect(),
+            })
+            .collect(),
+        initiative_objections: explanation.initiative_objections.iter().map(event_ref).collect(),
     }
 }

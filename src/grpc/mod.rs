@@ -3,11 +3,13 @@
 //! cross-cutting lives in one place each: the caller's identity (`identity`), the error
 //! mapping (`status`), proto ↔ domain conversion (`convert`).
 
+pub mod audit;
 pub mod commands;
 pub mod convert;
 pub mod identity;
 pub mod queries;
 pub mod status;
 
+pub use audit::Audit;
 pub use commands::Commands;
 pub use queries::Queries;

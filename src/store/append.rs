@@ -36,9 +36,14 @@ pub struct StoredCommand {
 impl StoredCommand {
     /// The original outcome, when `envelope` repeats the same request (on `stream`, when
     /// the command names one); a reuse of the id for a different request is refused.
+    ///
+    /// A record loaded by an import has no fingerprint (empty): the request a command
+    /// came in is not part of the log. A retry of its id on the same stream replays the
+    /// stored outcome without comparing requests — it still never appends twice.
     pub fn replay(self, envelope: &CommandEnvelope, stream: Option<Uuid>) -> Result<CommandOutcome, StoreError> {
         let same_stream = stream.is_none_or(|s| s == self.stream_id);
-        if !same_stream || self.fingerprint != envelope.fingerprint {
+        let same_request = self.fingerprint.is_empty() || self.fingerprint == envelope.fingerprint;
+        if !same_stream || !same_request {
             return Err(DomainError::invalid(
                 // The request's field, as for a malformed id (`grpc::commands`).
                 "options.command_id",

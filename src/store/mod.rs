@@ -3,7 +3,8 @@
 //! backend shares — the command envelope, the outcome, stored events, the hash chain,
 //! the error type, and `Store`, which dispatches to a backend: `postgres` (production)
 //! or `sqlite` (embedded, the default with no configuration). `append` holds the half
-//! of a command that does not depend on the backend.
+//! of a command that does not depend on the backend; `audit` the backend-independent
+//! half of as-of reads, verification, checkpoints, export and import.
 //!
 //! The application cycle for a command is: lock the stream head and load the folded
 //! state (a snapshot kept beside the head, so no command re-reads its stream) → check
@@ -11,6 +12,7 @@
 //! the new head and the alignment row in one transaction.
 
 pub mod append;
+pub mod audit;
 pub mod hash;
 pub mod postgres;
 pub mod sqlite;
@@ -21,6 +23,7 @@ use uuid::Uuid;
 
 use crate::domain::{AlignmentView, Command, DomainError, Event, Initiative, Recorded, values::*};
 
+pub use audit::{Break, CheckpointRecord, ExportLine, ImportReport, StreamHead, Until, VerifyReport};
 pub use hash::{EventContent, ZERO_HASH, event_hash};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -283,5 +286,71 @@ impl Store {
 
     pub async fn rebuild_projections(&self) -> Result<u64, StoreError> {
         dispatch!(self, s => s.rebuild_projections())
+    }
+
+    // ---- Audit (see `audit`) ----------------------------------------------------------
+
+    /// One stream's events from version 1 up to `until` (inclusive), in version order,
+    /// read through the (stream, version) index: an as-of query never reads the global log.
+    pub async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
+        dispatch!(self, s => s.read_stream_until(stream_id, until))
+    }
+
+    /// The cursor that resumes the global log after a global position a client saw (0:
+    /// from the start). A position past the head resumes at "now": nothing is returned
+    /// until events commit later, and then only those. On PostgreSQL a position the log
+    /// does not hold (a rolled-back append's) resumes after the nearest event below it.
+    pub async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
+        dispatch!(self, s => s.cursor_after_position(after))
+    }
+
+    /// The global log after a global position (see `cursor_after_position`), in commit
+    /// order, with each event's cursor; continue with `read_all` from the last cursor.
+    pub async fn read_all_after_position(
+        &self,
+        after: u64,
+        limit: i64,
+    ) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
+        let cursor = self.cursor_after_position(after).await?;
+        self.read_all(cursor, limit).await
+    }
+
+    /// Recomputes the hash chains of one stream or of the whole log, streaming the
+    /// events, and checks them against every stored checkpoint; reports the first break.
+    pub async fn verify(&self, stream: Option<Uuid>) -> Result<VerifyReport, StoreError> {
+        dispatch!(self, s => s.verify(stream))
+    }
+
+    /// Records every stream's head at one consistent point, with their Merkle root.
+    pub async fn create_checkpoint(&self) -> Result<CheckpointRecord, StoreError> {
+        dispatch!(self, s => s.create_checkpoint())
+    }
+
+    /// Every checkpoint, oldest first.
+    pub async fn list_checkpoints(&self) -> Result<Vec<CheckpointRecord>, StoreError> {
+        dispatch!(self, s => s.list_checkpoints())
+    }
+
+    /// Loads an export — (line number, line) pairs — into an empty store, all or nothing:
+    /// see `import_stream`.
+    pub async fn import<I>(&self, lines: I) -> Result<ImportReport, StoreError>
+    where
+        I: IntoIterator<Item = (usize, String)>,
+        I::IntoIter: Send + 'static,
+    {
+        self.import_stream(tokio_stream::iter(lines.into_iter().map(Ok))).await
+    }
+
+    /// Loads an export into an empty store (`FailedPrecondition` otherwise), checking
+    /// every line as it is read (`audit::Importer`: `InvalidArgument` on "line N"), in
+    /// one transaction: the events (new positions in the file's order, everything else
+    /// as exported), a command record for every command id (retries replay), and every
+    /// initiative's head and projection, folded from its events. Nothing is written on
+    /// any error, including one the stream of lines yields.
+    pub async fn import_stream<S>(&self, lines: S) -> Result<ImportReport, StoreError>
+    where
+        S: tokio_stream::Stream<Item = Result<(usize, String), StoreError>> + Send + Unpin + 'static,
+    {
+        dispatch!(self, s => s.import(lines))
     }
 }

@@ -17,14 +17,15 @@
 use std::time::Duration;
 
 use sqlx::{
-    PgPool, Postgres, Row, Transaction,
+    PgConnection, PgPool, Postgres, Row, Transaction,
     migrate::{MigrateDatabase, Migrator},
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
 };
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::append::{Append, Head, StoredCommand, plan, refold};
+use super::append::{Append, Head, Projection, StoredCommand, plan, refold};
+use super::audit::{self, ImportSink, ImportedCommand, ImportedStream, RawCheckpoint, Verifier, VerifyKey};
 use super::*;
 use crate::domain::{AlignmentView, DomainError, Initiative, event::SCHEMA_VERSION};
 
@@ -277,44 +278,376 @@ impl PgStore {
         let events = rows.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
         let (state, projection) = refold(stream_id, &events)?;
         let last = events.last().ok_or_else(|| StoreError::Corrupt(format!("stream {stream_id} has no events")))?;
-        sqlx::query(
-            "WITH st AS (
-               INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)
-               ON CONFLICT (stream_id) DO UPDATE SET key = EXCLUDED.key, version = EXCLUDED.version,
-                 head_hash = EXCLUDED.head_hash, last_position = EXCLUDED.last_position,
-                 state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
-             )
-             INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
-               outstanding_functions, awaiting, score, last_activity, version, view)
-             VALUES ($1, $2, $8, $9, $10, $11, $12, $13, $14, $15, $7, $3, $16)
-             ON CONFLICT (initiative_id) DO UPDATE SET key = EXCLUDED.key, title = EXCLUDED.title,
-               owner = EXCLUDED.owner, stage = EXCLUDED.stage, status = EXCLUDED.status,
-               archived = EXCLUDED.archived, outstanding_functions = EXCLUDED.outstanding_functions,
-               awaiting = EXCLUDED.awaiting, score = EXCLUDED.score, last_activity = EXCLUDED.last_activity,
-               version = EXCLUDED.version, view = EXCLUDED.view",
-        )
-        .bind(stream_id)
-        .bind(state.key.as_str())
-        .bind(last.stream_version)
-        .bind(&last.hash)
-        .bind(last.position)
-        .bind(&projection.state_json)
-        .bind(state.last_activity)
-        .bind(&projection.view.title)
-        .bind(projection.view.owner.as_str())
-        .bind(projection.view.stage.as_str())
-        .bind(projection.view.status.as_str())
-        .bind(projection.view.archived)
-        .bind(projection.view.outstanding_functions())
-        .bind(projection.view.awaiting())
-        .bind(projection.view.score)
-        .bind(&projection.view_json)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_sqlx)?;
+        let head = HeadRow { stream_id, version: last.stream_version, hash: &last.hash, position: last.position };
+        write_head(&mut tx, &head, &state, &projection).await?;
         tx.commit().await.map_err(map_sqlx)
     }
+}
+
+// ---- Audit: as-of reads, resuming the global log, verification, checkpoints, import ----
+
+impl PgStore {
+    /// One stream's events up to `until` (inclusive), through the (stream, version) index.
+    /// By time: the prefix before the stream's first event recorded after `time`.
+    pub async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = match until {
+            Until::Version(version) => {
+                sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                      WHERE stream_id = $1 AND stream_version <= $2
+                      ORDER BY stream_version"
+                ))
+                .bind(stream_id)
+                .bind(i64::try_from(version).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+            }
+            Until::Time(time) => {
+                sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                      WHERE stream_id = $1
+                        AND stream_version < COALESCE((SELECT min(stream_version) FROM events
+                                                        WHERE stream_id = $1 AND recorded_at > $2),
+                                                      9223372036854775807)
+                      ORDER BY stream_version"
+                ))
+                .bind(stream_id)
+                .bind(time)
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .map_err(map_sqlx)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    /// The cursor after global position `after`, in the commit order `read_all` reads:
+    /// - 0: the start of the log;
+    /// - a position the log holds: that event's (tx_id, position);
+    /// - a position below the head that the log does not hold (an append that rolled
+    ///   back took it): the cursor of the nearest event below it;
+    /// - a position past the head: "now" — (the gap-free horizon, 0). Every event a reader
+    ///   can see now has a transaction id below the horizon, and every transaction still
+    ///   running or yet to start has one at or above it, so the read is empty now and
+    ///   then returns exactly the events committed from then on (including any that were
+    ///   committed but still behind an older running transaction: delayed, never skipped).
+    pub async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
+        if after == 0 {
+            return Ok(GlobalCursor::default());
+        }
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let row = sqlx::query(
+            "SELECT (SELECT max(position) FROM events) AS head,
+                    pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon,
+                    e.tx_id::text::bigint AS tx, e.position
+               FROM (SELECT 1) AS one
+               LEFT JOIN LATERAL (SELECT tx_id, position FROM events WHERE position <= $1
+                                   ORDER BY position DESC LIMIT 1) AS e ON true",
+        )
+        .bind(after)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        let head: Option<i64> = row.try_get("head").map_err(map_sqlx)?;
+        let horizon: i64 = row.try_get("horizon").map_err(map_sqlx)?;
+        let tx: Option<i64> = row.try_get("tx").map_err(map_sqlx)?;
+        let position: Option<i64> = row.try_get("position").map_err(map_sqlx)?;
+        let cursor = match (head, tx, position) {
+            (Some(head), Some(tx), Some(position)) if after <= head => {
+                GlobalCursor { tx_id: u64::try_from(tx).unwrap_or_default(), position }
+            }
+            (Some(head), _, _) if after <= head => GlobalCursor::default(),
+            _ => GlobalCursor { tx_id: u64::try_from(horizon).unwrap_or_default(), position: 0 },
+        };
+        Ok(cursor)
+    }
+
+    /// Verifies one stream or the whole log (see `audit`). Pages of events are read by
+    /// (stream id, version) through its unique index, each page its own statement: the
+    /// log only grows, so a verification that runs beside appends checks what existed
+    /// when each page was read.
+    pub async fn verify(&self, stream: Option<Uuid>) -> Result<VerifyReport, StoreError> {
+        let mut verifier = Verifier::new(stream);
+        for raw in self.raw_checkpoints().await? {
+            verifier.add_checkpoint(raw);
+        }
+        let pool = self.pool.clone();
+        audit::verify_paged(verifier, move |after| {
+            let pool = pool.clone();
+            async move { verify_page(&pool, stream, after).await }
+        })
+        .await
+    }
+
+    /// Records every stream's head and their Merkle root. The heads are read in a
+    /// REPEATABLE READ transaction, so from one snapshot: exactly the appends committed
+    /// before it, and since each append is one transaction and the appends of one stream
+    /// serialise on its head, each stream's head in it closes a complete prefix of that
+    /// stream. (No need for the gap-free horizon here: a checkpoint is a set of heads, not
+    /// a position in the global log.) The heads come from the log itself, not from the
+    /// `streams` projection, via a skip scan of the (stream, version) index.
+    pub async fn create_checkpoint(&self) -> Result<CheckpointRecord, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await.map_err(map_sqlx)?;
+        let heads: Vec<(Uuid, i64, Vec<u8>)> = sqlx::query_as(
+            "WITH RECURSIVE ids(stream_id) AS (
+                 (SELECT stream_id FROM events ORDER BY stream_id LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT e.stream_id FROM events e WHERE e.stream_id > ids.stream_id
+                          ORDER BY e.stream_id LIMIT 1)
+                   FROM ids WHERE ids.stream_id IS NOT NULL
+             )
+             SELECT ids.stream_id, h.stream_version, h.hash
+               FROM ids CROSS JOIN LATERAL (SELECT stream_version, hash FROM events e
+                                             WHERE e.stream_id = ids.stream_id
+                                             ORDER BY stream_version DESC LIMIT 1) AS h
+              WHERE ids.stream_id IS NOT NULL
+              ORDER BY ids.stream_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        let planned = audit::plan_checkpoint(heads)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO checkpoints (created_at, streams, events, root, heads)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(planned.created_at)
+        .bind(planned.streams)
+        .bind(planned.events)
+        .bind(planned.root.as_slice())
+        .bind(&planned.heads_json)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(planned.record(id))
+    }
+
+    /// Every checkpoint, oldest first.
+    pub async fn list_checkpoints(&self) -> Result<Vec<CheckpointRecord>, StoreError> {
+        self.raw_checkpoints()
+            .await?
+            .into_iter()
+            .map(|raw| CheckpointRecord::decode(raw).map_err(StoreError::Corrupt))
+            .collect()
+    }
+
+    async fn raw_checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError> {
+        let rows = sqlx::query("SELECT id, created_at, streams, events, root, heads FROM checkpoints ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter()
+            .map(|row| {
+                Ok(RawCheckpoint {
+                    id: row.try_get("id").map_err(map_sqlx)?,
+                    created_at: row.try_get("created_at").map_err(map_sqlx)?,
+                    streams: row.try_get("streams").map_err(map_sqlx)?,
+                    events: row.try_get("events").map_err(map_sqlx)?,
+                    root: row.try_get("root").map_err(map_sqlx)?,
+                    heads: row.try_get("heads").map_err(map_sqlx)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Loads an export into this store if it holds no event (see `Store::import_stream`).
+    /// The import takes an EXCLUSIVE lock on `events` (reads go on, appends wait for it),
+    /// writes the events with UNNEST in batches with positions 1, 2, … in the file's
+    /// order (and moves the position sequence after them), and commits once at the end.
+    pub async fn import<S>(&self, lines: S) -> Result<ImportReport, StoreError>
+    where
+        S: tokio_stream::Stream<Item = Result<(usize, String), StoreError>> + Send + Unpin,
+    {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE").execute(&mut *tx).await.map_err(map_sqlx)?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut *tx).await.map_err(map_sqlx)?;
+        if count > 0 {
+            return Err(DomainError::precondition(format!("the store is not empty: {count} events")).into());
+        }
+        let mut sink = PgImport { tx };
+        let report = audit::run_import(lines, &mut sink).await?;
+        let mut tx = sink.tx;
+        if report.events > 0 {
+            sqlx::query("SELECT setval(pg_get_serial_sequence('events', 'position'), $1)")
+                .bind(i64::try_from(report.events).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+        }
+        tx.commit().await.map_err(map_sqlx)?;
+        // Fresh statistics, so that the first as-of reads plan an index scan; best effort:
+        // the import has committed whatever happens here.
+        if let Err(error) = sqlx::query("ANALYZE events, commands, streams, alignment").execute(&self.pool).await {
+            warn!(%error, "ANALYZE after an import failed");
+        }
+        Ok(report)
+    }
+}
+
+/// One page of a verification: the events after `after` in (stream id, version) order.
+async fn verify_page(pool: &PgPool, stream: Option<Uuid>, after: VerifyKey) -> Result<Vec<StoredEvent>, StoreError> {
+    let (after_stream, after_version) = after.unwrap_or((Uuid::nil(), 0));
+    let rows = match stream {
+        Some(stream) => {
+            sqlx::query(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2
+                  ORDER BY stream_version LIMIT $3"
+            ))
+            .bind(stream)
+            .bind(if after_stream == stream { after_version } else { 0 })
+            .bind(audit::VERIFY_PAGE)
+            .fetch_all(pool)
+            .await
+        }
+        None => {
+            sqlx::query(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE (stream_id, stream_version) > ($1, $2)
+                  ORDER BY stream_id, stream_version LIMIT $3"
+            ))
+            .bind(after_stream)
+            .bind(after_version)
+            .bind(audit::VERIFY_PAGE)
+            .fetch_all(pool)
+            .await
+        }
+    }
+    .map_err(map_sqlx)?;
+    rows.iter().map(decode_event).collect()
+}
+
+/// An import's writes, in its one transaction.
+struct PgImport {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl ImportSink for PgImport {
+    async fn events(&mut self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let column = |f: fn(&StoredEvent) -> i64| events.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "INSERT INTO events (position, stream_id, stream_version, event_id, event_type, schema_version, payload,
+                                 actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash)
+             OVERRIDING SYSTEM VALUE
+             SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::int[],
+                                  $7::jsonb[], $8::text[], $9::text[], $10::text[], $11::text[],
+                                  $12::timestamptz[], $13::bytea[], $14::bytea[])",
+        )
+        .bind(column(|e| e.position))
+        .bind(events.iter().map(|e| e.stream_id).collect::<Vec<_>>())
+        .bind(column(|e| e.stream_version))
+        .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.schema_version).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.command_id.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.correlation_id.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.causation_id.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.prev_hash.as_slice()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn commands(&mut self, commands: &[ImportedCommand]) -> Result<(), StoreError> {
+        if commands.is_empty() {
+            return Ok(());
+        }
+        // No fingerprint: the request is not part of the log (see `StoredCommand::replay`).
+        sqlx::query(
+            "INSERT INTO commands (command_id, stream_id, fingerprint, stream_version, global_position, created_id,
+                                   recorded_at)
+             SELECT u.c, u.s, ''::bytea, u.v, u.p, u.id, u.t
+               FROM UNNEST($1::text[], $2::uuid[], $3::bigint[], $4::bigint[], $5::uuid[], $6::timestamptz[])
+                    AS u(c, s, v, p, id, t)",
+        )
+        .bind(commands.iter().map(|c| c.command_id.as_str()).collect::<Vec<_>>())
+        .bind(commands.iter().map(|c| c.stream_id).collect::<Vec<_>>())
+        .bind(commands.iter().map(|c| c.stream_version).collect::<Vec<_>>())
+        .bind(commands.iter().map(|c| c.global_position).collect::<Vec<_>>())
+        .bind(commands.iter().map(|c| c.created_id).collect::<Vec<_>>())
+        .bind(commands.iter().map(|c| c.recorded_at).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn streams(&mut self, streams: &[ImportedStream]) -> Result<(), StoreError> {
+        for stream in streams {
+            let head = HeadRow {
+                stream_id: stream.stream_id,
+                version: stream.version,
+                hash: &stream.head_hash,
+                position: stream.last_position,
+            };
+            write_head(&mut self.tx, &head, &stream.state, &stream.projection).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A stream head as `write_head` stores it.
+struct HeadRow<'a> {
+    stream_id: Uuid,
+    version: i64,
+    hash: &'a [u8],
+    position: i64,
+}
+
+/// Writes (inserts or replaces) a stream's head with its folded state, and its
+/// alignment row, in one statement.
+async fn write_head(
+    conn: &mut PgConnection,
+    head: &HeadRow<'_>,
+    state: &Initiative,
+    projection: &Projection,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "WITH st AS (
+           INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (stream_id) DO UPDATE SET key = EXCLUDED.key, version = EXCLUDED.version,
+             head_hash = EXCLUDED.head_hash, last_position = EXCLUDED.last_position,
+             state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+         )
+         INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
+           outstanding_functions, awaiting, score, last_activity, version, view)
+         VALUES ($1, $2, $8, $9, $10, $11, $12, $13, $14, $15, $7, $3, $16)
+         ON CONFLICT (initiative_id) DO UPDATE SET key = EXCLUDED.key, title = EXCLUDED.title,
+           owner = EXCLUDED.owner, stage = EXCLUDED.stage, status = EXCLUDED.status,
+           archived = EXCLUDED.archived, outstanding_functions = EXCLUDED.outstanding_functions,
+           awaiting = EXCLUDED.awaiting, score = EXCLUDED.score, last_activity = EXCLUDED.last_activity,
+           version = EXCLUDED.version, view = EXCLUDED.view",
+    )
+    .bind(head.stream_id)
+    .bind(state.key.as_str())
+    .bind(head.version)
+    .bind(head.hash)
+    .bind(head.position)
+    .bind(&projection.state_json)
+    .bind(state.last_activity)
+    .bind(&projection.view.title)
+    .bind(projection.view.owner.as_str())
+    .bind(projection.view.stage.as_str())
+    .bind(projection.view.status.as_str())
+    .bind(projection.view.archived)
+    .bind(projection.view.outstanding_functions())
+    .bind(projection.view.awaiting())
+    .bind(projection.view.score)
+    .bind(&projection.view_json)
+    .execute(conn)
+    .await
+    .map_err(map_sqlx)?;
+    Ok(())
 }
 
 /// The stored columns of an event, in `decode_event`'s order.

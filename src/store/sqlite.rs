@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{
-    Row, Sqlite, SqlitePool, Transaction,
+    QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction,
     migrate::{MigrateError, Migrator},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
 };
@@ -48,7 +48,8 @@ use tokio::sync::Mutex;
 use tracing::{error, warn};
 use uuid::Uuid;
 
-use super::append::{Append, Head, StoredCommand, plan, refold};
+use super::append::{Append, Head, Projection, StoredCommand, plan, refold};
+use super::audit::{self, ImportSink, ImportedCommand, ImportedStream, RawCheckpoint, Verifier, VerifyKey};
 use super::*;
 use crate::domain::{AlignmentView, DomainError, Initiative, event::SCHEMA_VERSION};
 
@@ -310,6 +311,272 @@ impl SqliteStore {
     }
 }
 
+// ---- Audit: as-of reads, resuming the global log, verification, checkpoints, import ----
+
+impl SqliteStore {
+    /// One stream's events up to `until` (inclusive), through the (stream, version) index.
+    /// By time: the prefix before the stream's first event recorded after `time`.
+    pub async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = match until {
+            Until::Version(version) => {
+                sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                      WHERE stream_id = ?1 AND stream_version <= ?2
+                      ORDER BY stream_version"
+                ))
+                .bind(stream_id.to_string())
+                .bind(i64::try_from(version).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+            }
+            Until::Time(time) => {
+                sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                      WHERE stream_id = ?1
+                        AND stream_version < COALESCE((SELECT min(stream_version) FROM events
+                                                        WHERE stream_id = ?1 AND recorded_at > ?2),
+                                                      9223372036854775807)
+                      ORDER BY stream_version"
+                ))
+                .bind(stream_id.to_string())
+                .bind(time.timestamp_micros())
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .map_err(map_sqlx)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    /// The cursor after global position `after`: position order is commit order here, so
+    /// the cursor is the position itself — except past the head, where it is the head
+    /// ("now": the read is empty, then returns the events appended from then on, whose
+    /// positions are above the head but may be below `after`).
+    pub async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
+        if after == 0 {
+            return Ok(GlobalCursor::default());
+        }
+        let head: Option<i64> =
+            sqlx::query_scalar("SELECT max(position) FROM events").fetch_one(&self.pool).await.map_err(map_sqlx)?;
+        let head = head.unwrap_or(0);
+        let position = i64::try_from(after).unwrap_or(i64::MAX).min(head);
+        Ok(GlobalCursor { tx_id: 0, position })
+    }
+
+    /// Verifies one stream or the whole log (see `audit`), reading pages of events by
+    /// (stream id, version) through its unique index.
+    pub async fn verify(&self, stream: Option<Uuid>) -> Result<VerifyReport, StoreError> {
+        let mut verifier = Verifier::new(stream);
+        for raw in self.raw_checkpoints().await? {
+            verifier.add_checkpoint(raw);
+        }
+        let pool = self.pool.clone();
+        audit::verify_paged(verifier, move |after| {
+            let pool = pool.clone();
+            async move { verify_page(&pool, stream, after).await }
+        })
+        .await
+    }
+
+    /// Records every stream's head and their Merkle root, in one write transaction: the
+    /// single writer appends nothing meanwhile, so the heads are one consistent point.
+    pub async fn create_checkpoint(&self) -> Result<CheckpointRecord, StoreError> {
+        self.write(move |pool| async move { attempts(|| create_checkpoint(&pool)).await }).await
+    }
+
+    /// Every checkpoint, oldest first.
+    pub async fn list_checkpoints(&self) -> Result<Vec<CheckpointRecord>, StoreError> {
+        self.raw_checkpoints()
+            .await?
+            .into_iter()
+            .map(|raw| CheckpointRecord::decode(raw).map_err(StoreError::Corrupt))
+            .collect()
+    }
+
+    async fn raw_checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError> {
+        let rows = sqlx::query("SELECT id, created_at, streams, events, root, heads FROM checkpoints ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.try_get("id").map_err(map_sqlx)?;
+                let created_at: i64 = row.try_get("created_at").map_err(map_sqlx)?;
+                let heads: String = row.try_get("heads").map_err(map_sqlx)?;
+                let corrupt = |what: String| StoreError::Corrupt(format!("checkpoint {id}: {what}"));
+                Ok(RawCheckpoint {
+                    id,
+                    created_at: DateTime::from_timestamp_micros(created_at)
+                        .ok_or_else(|| corrupt(format!("created_at {created_at} is out of range")))?,
+                    streams: row.try_get("streams").map_err(map_sqlx)?,
+                    events: row.try_get("events").map_err(map_sqlx)?,
+                    root: row.try_get("root").map_err(map_sqlx)?,
+                    heads: serde_json::from_str(&heads).map_err(|e| corrupt(format!("heads: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Loads an export into this store if it holds no event (see `Store::import_stream`),
+    /// in one write transaction on the single writer: positions 1, 2, … in the file's
+    /// order, committed once at the end.
+    pub async fn import<S>(&self, lines: S) -> Result<ImportReport, StoreError>
+    where
+        S: tokio_stream::Stream<Item = Result<(usize, String), StoreError>> + Send + Unpin + 'static,
+    {
+        self.write(move |pool| async move {
+            let tx = pool.begin_with(BEGIN_WRITE).await.map_err(map_sqlx)?;
+            let mut sink = SqliteImport { tx };
+            let count: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut *sink.tx).await.map_err(map_sqlx)?;
+            if count > 0 {
+                return Err(DomainError::precondition(format!("the store is not empty: {count} events")).into());
+            }
+            let report = audit::run_import(lines, &mut sink).await?;
+            sink.tx.commit().await.map_err(map_sqlx)?;
+            Ok(report)
+        })
+        .await
+    }
+}
+
+/// One page of a verification: the events after `after` in (stream id, version) order.
+async fn verify_page(
+    pool: &SqlitePool,
+    stream: Option<Uuid>,
+    after: VerifyKey,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let (after_stream, after_version) = after.unwrap_or((Uuid::nil(), 0));
+    let rows = match stream {
+        Some(stream) => {
+            sqlx::query(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND stream_version > ?2
+                  ORDER BY stream_version LIMIT ?3"
+            ))
+            .bind(stream.to_string())
+            .bind(if after_stream == stream { after_version } else { 0 })
+            .bind(audit::VERIFY_PAGE)
+            .fetch_all(pool)
+            .await
+        }
+        None => {
+            sqlx::query(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE (stream_id, stream_version) > (?1, ?2)
+                  ORDER BY stream_id, stream_version LIMIT ?3"
+            ))
+            .bind(after_stream.to_string())
+            .bind(after_version)
+            .bind(audit::VERIFY_PAGE)
+            .fetch_all(pool)
+            .await
+        }
+    }
+    .map_err(map_sqlx)?;
+    rows.iter().map(decode_event).collect()
+}
+
+/// One attempt at a checkpoint (the caller holds the writer lock).
+async fn create_checkpoint(pool: &SqlitePool) -> Result<CheckpointRecord, Retry> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(fail)?;
+    // The bare `hash` comes from the row holding max(stream_version) (SQLite's rule for
+    // a bare column beside max()).
+    let rows: Vec<(String, i64, Vec<u8>)> =
+        sqlx::query_as("SELECT stream_id, max(stream_version), hash FROM events GROUP BY stream_id ORDER BY stream_id")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(fail)?;
+    let heads = rows
+        .into_iter()
+        .map(|(stream, version, hash)| Ok((parse_uuid("stream_id", &stream)?, version, hash)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let planned = audit::plan_checkpoint(heads)?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO checkpoints (created_at, streams, events, root, heads) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+    )
+    .bind(planned.created_at.timestamp_micros())
+    .bind(planned.streams)
+    .bind(planned.events)
+    .bind(planned.root.as_slice())
+    .bind(encode_json(&planned.heads_json)?)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(fail)?;
+    tx.commit().await.map_err(fail)?;
+    Ok(planned.record(id))
+}
+
+/// Rows per multi-row INSERT of an import (SQLite allows 32,766 parameters a statement).
+const IMPORT_ROWS: usize = 500;
+
+/// An import's writes, in its one write transaction.
+struct SqliteImport {
+    tx: Transaction<'static, Sqlite>,
+}
+
+impl ImportSink for SqliteImport {
+    async fn events(&mut self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        for chunk in events.chunks(IMPORT_ROWS) {
+            let payloads = chunk.iter().map(|e| encode_json(&e.payload)).collect::<Result<Vec<_>, _>>()?;
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (position, stream_id, stream_version, event_id, event_type, schema_version, \
+                 payload, actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash) ",
+            );
+            insert.push_values(chunk.iter().zip(payloads), |mut row, (event, payload)| {
+                row.push_bind(event.position)
+                    .push_bind(event.stream_id.to_string())
+                    .push_bind(event.stream_version)
+                    .push_bind(event.event_id.to_string())
+                    .push_bind(event.event_type.as_str())
+                    .push_bind(event.schema_version)
+                    .push_bind(payload)
+                    .push_bind(event.actor.as_str())
+                    .push_bind(event.command_id.as_str())
+                    .push_bind(event.correlation_id.as_str())
+                    .push_bind(event.causation_id.as_str())
+                    .push_bind(event.recorded_at.timestamp_micros())
+                    .push_bind(event.prev_hash.as_slice())
+                    .push_bind(event.hash.as_slice());
+            });
+            insert.build().execute(&mut *self.tx).await.map_err(map_sqlx)?;
+        }
+        Ok(())
+    }
+
+    async fn commands(&mut self, commands: &[ImportedCommand]) -> Result<(), StoreError> {
+        for chunk in commands.chunks(IMPORT_ROWS) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO commands (command_id, stream_id, fingerprint, stream_version, global_position, \
+                 created_id, recorded_at) ",
+            );
+            insert.push_values(chunk, |mut row, command| {
+                // No fingerprint: the request is not part of the log (`StoredCommand::replay`).
+                row.push_bind(command.command_id.as_str())
+                    .push_bind(command.stream_id.to_string())
+                    .push("X''")
+                    .push_bind(command.stream_version)
+                    .push_bind(command.global_position)
+                    .push_bind(command.created_id.map(|id| id.to_string()))
+                    .push_bind(command.recorded_at.timestamp_micros());
+            });
+            insert.build().execute(&mut *self.tx).await.map_err(map_sqlx)?;
+        }
+        Ok(())
+    }
+
+    async fn streams(&mut self, streams: &[ImportedStream]) -> Result<(), StoreError> {
+        for stream in streams {
+            let head = HeadRow {
+                stream_id: stream.stream_id,
+                version: stream.version,
+                hash: &stream.head_hash,
+                position: stream.last_position,
+            };
+            write_head(&mut self.tx, &head, &stream.state, &stream.projection).await.map_err(Retry::into_error)?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs a write until it succeeds, fails for good, or has been tried `ATTEMPTS` times.
 async fn attempts<T, F, Fut>(mut run: F) -> Result<T, StoreError>
 where
@@ -565,7 +832,28 @@ async fn rebuild_stream(pool: &SqlitePool, stream_id: Uuid) -> Result<(), Retry>
     let events = rows.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
     let (state, projection) = refold(stream_id, &events)?;
     let last = events.last().ok_or_else(|| StoreError::Corrupt(format!("stream {stream_id} has no events")))?;
-    let stream = stream_id.to_string();
+    let head = HeadRow { stream_id, version: last.stream_version, hash: &last.hash, position: last.position };
+    write_head(&mut tx, &head, &state, &projection).await?;
+    tx.commit().await.map_err(fail)
+}
+
+/// A stream head as `write_head` stores it.
+struct HeadRow<'a> {
+    stream_id: Uuid,
+    version: i64,
+    hash: &'a [u8],
+    position: i64,
+}
+
+/// Writes (inserts or replaces) a stream's head with its folded state, and its alignment
+/// row.
+async fn write_head(
+    conn: &mut SqliteConnection,
+    head: &HeadRow<'_>,
+    state: &Initiative,
+    projection: &Projection,
+) -> Result<(), Retry> {
+    let stream = head.stream_id.to_string();
     let last_activity = state.last_activity.timestamp_micros();
     sqlx::query(
         "INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
@@ -576,12 +864,12 @@ async fn rebuild_stream(pool: &SqlitePool, stream_id: Uuid) -> Result<(), Retry>
     )
     .bind(&stream)
     .bind(state.key.as_str())
-    .bind(last.stream_version)
-    .bind(&last.hash)
-    .bind(last.position)
+    .bind(head.version)
+    .bind(head.hash)
+    .bind(head.position)
     .bind(encode_json(&projection.state_json)?)
     .bind(last_activity)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(fail)?;
     let view = &projection.view;
@@ -606,12 +894,12 @@ async fn rebuild_stream(pool: &SqlitePool, stream_id: Uuid) -> Result<(), Retry>
     .bind(encode_json(&view.awaiting())?)
     .bind(view.score)
     .bind(last_activity)
-    .bind(last.stream_version)
+    .bind(head.version)
     .bind(encode_json(&projection.view_json)?)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(fail)?;
-    tx.commit().await.map_err(fail)
+    Ok(())
 }
 
 /// The stored columns of an event, in `decode_event`'s order.
@@ -687,6 +975,15 @@ enum Retry {
 impl From<StoreError> for Retry {
     fn from(error: StoreError) -> Self {
         Retry::Fail(error)
+    }
+}
+
+impl Retry {
+    /// The error, where the write is not retried.
+    fn into_error(self) -> StoreError {
+        match self {
+            Retry::Again(error) | Retry::Fail(error) => error,
+        }
     }
 }
 
@@ -964,7 +1261,7 @@ mod tests {
             .fetch_one(again.pool())
             .await
             .expect("migrations table");
-        assert_eq!(migrations, 1, "migrations are applied once");
+        assert_eq!(migrations, MIGRATOR.iter().count() as i64, "migrations are applied once");
         let view = again.alignment(&key("CHECKOUT-42")).await.expect("query").expect("kept");
         assert_eq!((view.initiative_id, view.version), (outcome.initiative_id, 1));
     }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+mod audit;
+mod audit_store;
 mod concurrency;
 mod errors;
 mod idempotency;

@@ -8,6 +8,7 @@
 
 mod alignment;
 mod decisions;
+mod explain;
 mod feedback;
 mod initiative;
 mod properties;

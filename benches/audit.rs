@@ -1,0 +1,369 @@
+//! Audit benchmark: how fast the store verifies, exports, imports and replays as-of,
+//! next to the ceiling of reading the same rows out of PostgreSQL with COPY.
+//!
+//!   cargo bench --bench audit -- [--events 1000000] [--per-initiative 10000]
+//!       [--database-url postgres://postgres@127.0.0.1:5432/accord_audit_bench]
+//!
+//! It builds `--events` events as initiatives of `--per-initiative` events each — created,
+//! an approver assigned, a decision proposed, then sign-offs recorded and revoked in turn,
+//! each event decided and folded by the domain and hash-chained exactly as an append does
+//! — written round-robin across the initiatives (so streams interleave in the log as in
+//! real life) to a JSON Lines file, and loads it into a fresh PostgreSQL database (dropped
+//! and created again) with the store's `import`. Then it measures, on that database:
+//! - `verify` of the whole log (events/s);
+//! - `COPY (SELECT … FROM events ORDER BY position) TO STDOUT` of the same rows (the
+//!   ceiling for reading them at all);
+//! - as-of on one initiative: `read_stream_until` + `fold` + `project`, by version and by time;
+//! - export: `read_all_after_position` pages → `ExportLine` JSON → a file.
+//!
+//! Then it imports that export into a fresh SQLite file and a fresh PostgreSQL database
+//! (`<name>_import`), verifying the SQLite copy too.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use accord::domain::event::{DecisionContent, SCHEMA_VERSION};
+use accord::domain::values::{DecisionId, Function, InitiativeId, InitiativeKey, Principal, Role, Verdict};
+use accord::domain::{Command, Initiative, Recorded, decide, evolve, fold, project};
+use accord::store::{ExportLine, GlobalCursor, Store, StoreError, StoredEvent, Until, ZERO_HASH, event_hash};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgPoolCopyExt;
+use sqlx::{Postgres, migrate::MigrateDatabase};
+use tokio_stream::StreamExt;
+use uuid::Uuid;
+
+struct Args {
+    events: u64,
+    per_initiative: u64,
+    database_url: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        events: 1_000_000,
+        per_initiative: 10_000,
+        database_url: "postgres://postgres@127.0.0.1:5432/accord_audit_bench".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut number = |name: &str| -> Result<u64, String> {
+            let value = it.next().ok_or(format!("{name} needs a value"))?;
+            value.replace(['_', ','], "").parse().map_err(|_| format!("bad {name} {value}"))
+        };
+        match arg.as_str() {
+            "--events" => args.events = number("--events")?,
+            "--per-initiative" => args.per_initiative = number("--per-initiative")?,
+            "--database-url" => args.database_url = it.next().ok_or("--database-url needs a value")?,
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if args.per_initiative < 4 || args.events == 0 {
+        return Err("--per-initiative must be at least 4 and --events at least 1".into());
+    }
+    Ok(args)
+}
+
+type Failure = Box<dyn std::error::Error>;
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    let args = parse_args()?;
+    let dir = tempfile::tempdir()?;
+    let generated = dir.path().join("generated.jsonl");
+    let exported = dir.path().join("exported.jsonl");
+
+    let started = Instant::now();
+    let (events, initiatives, big) = generate(&generated, args.events, args.per_initiative)?;
+    let bytes = std::fs::metadata(&generated)?.len();
+    report("generate (decide + fold + hash + JSON)", events, started.elapsed());
+    println!(
+        "  {events} events in {initiatives} initiatives, {:.0} bytes/line, {:.0} MB",
+        bytes as f64 / events as f64,
+        bytes as f64 / 1e6
+    );
+
+    let postgres = fresh_postgres(&args.database_url).await?;
+    let started = Instant::now();
+    let loaded = postgres.import(lines(&generated)?).await?;
+    report("import into a fresh PostgreSQL", loaded.events, started.elapsed());
+
+    let started = Instant::now();
+    let verified = postgres.verify(None).await?;
+    assert!(verified.ok(), "the generated log verifies: {verified:?}");
+    report("verify the whole log (PostgreSQL)", verified.events_checked, started.elapsed());
+
+    let (rows, copied, elapsed) = copy_out(&postgres).await?;
+    report("COPY … ORDER BY position TO STDOUT (ceiling)", rows, elapsed);
+    println!("  {:.0} MB/s of COPY text", copied as f64 / 1e6 / elapsed.as_secs_f64());
+
+    as_of(&postgres, big, args.per_initiative).await?;
+
+    let started = Instant::now();
+    let written = export(&postgres, &exported, events).await?;
+    report("export (read_all_after_position → ExportLine JSON → file)", written, started.elapsed());
+
+    let sqlite_path = dir.path().join("import.db");
+    let sqlite = Store::open(&format!("sqlite://{}", sqlite_path.display()), 8).await?;
+    let started = Instant::now();
+    let imported = sqlite.import(lines(&exported)?).await?;
+    report("import the export into a fresh SQLite", imported.events, started.elapsed());
+    let started = Instant::now();
+    let verified = sqlite.verify(None).await?;
+    assert!(verified.ok(), "the SQLite copy verifies: {verified:?}");
+    report("verify the whole log (SQLite)", verified.events_checked, started.elapsed());
+
+    let second = fresh_postgres(&format!("{}_import", args.database_url)).await?;
+    let started = Instant::now();
+    let imported = second.import(lines(&exported)?).await?;
+    report("import the export into a fresh PostgreSQL", imported.events, started.elapsed());
+    Ok(())
+}
+
+fn report(what: &str, events: u64, elapsed: Duration) {
+    let rate = events as f64 / elapsed.as_secs_f64();
+    println!("{what:<58} {events:>9} events {:>8.2} s {rate:>10.0} events/s", elapsed.as_secs_f64());
+}
+
+async fn fresh_postgres(url: &str) -> Result<Store, Failure> {
+    if Postgres::database_exists(url).await? {
+        Postgres::drop_database(url).await?;
+    }
+    Ok(Store::open(url, 8).await?)
+}
+
+/// The lines of a JSON Lines file, numbered from 1, for `Store::import`.
+fn lines(path: &Path) -> Result<impl Iterator<Item = (usize, String)> + Send + 'static, Failure> {
+    let reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    // A read error ends the iterator early; the import then sees a shorter file.
+    Ok(reader.lines().map_while(Result::ok).enumerate().map(|(i, line)| (i + 1, line)))
+}
+
+// ---- Generation ----------------------------------------------------------------------
+
+/// One initiative being generated: its folded state and the chain so far.
+struct Builder {
+    id: InitiativeId,
+    key: String,
+    decision: DecisionId,
+    state: Option<Initiative>,
+    version: u64,
+    prev_hash: Vec<u8>,
+    commands: u64,
+    target: u64,
+}
+
+const OWNER: &str = "owner@bench.example";
+const APPROVER: &str = "approver@bench.example";
+
+impl Builder {
+    /// The next command of this initiative: create, assign, propose, then sign-offs
+    /// recorded and revoked in turn.
+    fn next_command(&self) -> Result<(Command, &'static str), Failure> {
+        let engineering = Function::parse("function", "engineering")?;
+        Ok(match self.commands {
+            0 => (
+                Command::CreateInitiative {
+                    id: self.id,
+                    key: InitiativeKey::parse("key", &self.key)?,
+                    title: "Benchmark initiative".into(),
+                    summary: "Many sign-offs.".into(),
+                    owner: None,
+                    stage: None,
+                    required_functions: Some([engineering].into()),
+                },
+                OWNER,
+            ),
+            1 => (
+                Command::AssignStakeholder {
+                    principal: Principal::parse("principal", APPROVER)?,
+                    function: engineering,
+                    role: Role::Approver,
+                },
+                OWNER,
+            ),
+            2 => (
+                Command::ProposeDecision {
+                    decision_id: self.decision,
+                    content: DecisionContent {
+                        title: "Use Stripe for payments".into(),
+                        context: "Checkout needs a payment provider.".into(),
+                        options: vec!["Stripe".into(), "Adyen".into()],
+                        proposal: "Integrate Stripe Checkout.".into(),
+                        rationale: "Fastest to integrate; good API.".into(),
+                    },
+                    required_functions: None,
+                    supersedes: None,
+                },
+                OWNER,
+            ),
+            n if n % 2 == 1 => (
+                Command::RecordSignOff {
+                    decision_id: self.decision,
+                    function: engineering,
+                    verdict: Verdict::Approve,
+                    reason: String::new(),
+                    comment: format!("Looks good (round {n})."),
+                    revision: None,
+                },
+                APPROVER,
+            ),
+            _ => (Command::RevokeSignOff { decision_id: self.decision, function: engineering }, APPROVER),
+        })
+    }
+
+    /// Decides and folds the next command; returns its events as export lines, numbering
+    /// their positions on from `position`.
+    fn step(&mut self, command_no: u64, position: &mut i64, at: DateTime<Utc>) -> Result<Vec<String>, Failure> {
+        let (command, actor) = self.next_command()?;
+        let actor = Principal::parse("actor", actor)?;
+        let events = decide(self.state.as_ref(), &command, &actor)?;
+        let command_id = format!("bench-{command_no}");
+        let mut lines = Vec::with_capacity(events.len());
+        for event in events {
+            self.version += 1;
+            *position += 1;
+            let stored = StoredEvent {
+                position: *position,
+                stream_id: self.id.0,
+                stream_version: i64::try_from(self.version)?,
+                event_id: Uuid::now_v7(),
+                event_type: event.event_type().to_owned(),
+                schema_version: SCHEMA_VERSION,
+                payload: event.payload(),
+                actor: actor.as_str().to_owned(),
+                command_id: command_id.clone(),
+                correlation_id: command_id.clone(),
+                causation_id: command_id.clone(),
+                recorded_at: at,
+                prev_hash: self.prev_hash.clone(),
+                hash: Vec::new(),
+            };
+            let hash = event_hash(&self.prev_hash, &stored.content()).to_vec();
+            let stored = StoredEvent { hash: hash.clone(), ..stored };
+            self.prev_hash = hash;
+            let recorded = Recorded { version: self.version, actor: actor.clone(), recorded_at: at, event };
+            self.state = Some(evolve(self.state.take(), &recorded).map_err(|e| e.message)?);
+            lines.push(ExportLine::from(&stored).to_json()?);
+        }
+        self.commands += 1;
+        Ok(lines)
+    }
+}
+
+/// Writes `total` events to `path`; returns (events, initiatives, the first initiative).
+fn generate(path: &Path, total: u64, per: u64) -> Result<(u64, u64, Uuid), Failure> {
+    let count = total.div_ceil(per);
+    let mut builders: VecDeque<Builder> = (0..count)
+        .map(|i| Builder {
+            id: InitiativeId(Uuid::now_v7()),
+            key: format!("BENCH-{i}"),
+            decision: DecisionId(Uuid::now_v7()),
+            state: None,
+            version: 0,
+            prev_hash: ZERO_HASH.to_vec(),
+            commands: 0,
+            target: per.min(total - i * per),
+        })
+        .collect();
+    let first = builders.front().map(|b| b.id.0).unwrap_or_default();
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let start = DateTime::from_timestamp_micros(1_767_225_600_000_000).unwrap_or_default();
+    let (mut written, mut command_no, mut position) = (0u64, 0u64, 0i64);
+    // Round-robin, one command per initiative at a time, so that streams interleave.
+    while let Some(mut builder) = builders.pop_front() {
+        let at = start + chrono::Duration::milliseconds(i64::try_from(command_no)?);
+        for line in builder.step(command_no, &mut position, at)? {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+            written += 1;
+        }
+        command_no += 1;
+        if builder.version < builder.target {
+            builders.push_back(builder);
+        }
+    }
+    out.flush()?;
+    Ok((written, count, first))
+}
+
+// ---- Measurements --------------------------------------------------------------------
+
+/// COPY of every event row, as text, in position order: rows and bytes.
+async fn copy_out(store: &Store) -> Result<(u64, u64, Duration), Failure> {
+    let Store::Postgres(pg) = store else { return Err("COPY needs PostgreSQL".into()) };
+    let started = Instant::now();
+    let mut stream = pg
+        .pool()
+        .copy_out_raw(
+            "COPY (SELECT position, stream_id, stream_version, event_id, event_type, schema_version, payload, actor,
+                          command_id, correlation_id, causation_id, recorded_at, prev_hash, hash
+                     FROM events ORDER BY position) TO STDOUT",
+        )
+        .await?;
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        bytes += chunk.len() as u64;
+        rows += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    Ok((rows, bytes, started.elapsed()))
+}
+
+/// The alignment as of the middle of one initiative, by version and by time.
+async fn as_of(store: &Store, stream: Uuid, per: u64) -> Result<(), Failure> {
+    let mid = per / 2;
+    let replay = |until: Until| async move {
+        let started = Instant::now();
+        let events = store.read_stream_until(stream, until).await?;
+        let read = started.elapsed();
+        let recorded = events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, StoreError>>()?;
+        let view = fold(&recorded).map_err(|e| e.message)?.map(|state| project(&state));
+        Ok::<_, Failure>((events.len(), view.map(|v| v.version), read, started.elapsed()))
+    };
+    let at = store.read_stream(stream, i64::try_from(mid)?, 1).await?;
+    let time = at.first().map(|e| e.recorded_at).ok_or("the initiative has no middle")?;
+    for (name, until) in
+        [("version", Until::Version(mid)), ("time", Until::Time(time)), ("version (all)", Until::Version(u64::MAX))]
+    {
+        let mut runs = Vec::new();
+        for _ in 0..15 {
+            runs.push(replay(until).await?);
+        }
+        runs.sort_by_key(|run| run.3);
+        let (count, version, read, total) = runs[runs.len() / 2];
+        println!(
+            "as-of by {name:<14} {count:>6} events → version {:>6}: median {:>7.2} ms ({:.2} ms reading)",
+            version.unwrap_or_default(),
+            total.as_secs_f64() * 1e3,
+            read.as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}
+
+/// The whole global log, page by page, as export lines in a file.
+async fn export(store: &Store, path: &Path, expected: u64) -> Result<u64, Failure> {
+    const PAGE: i64 = 10_000;
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let mut written = 0u64;
+    let mut cursor: Option<GlobalCursor> = None;
+    while written < expected {
+        let page = match cursor {
+            None => store.read_all_after_position(0, PAGE).await?,
+            Some(cursor) => store.read_all(cursor, PAGE).await?,
+        };
+        let Some((last, _)) = page.last() else { break };
+        cursor = Some(*last);
+        for (_, event) in &page {
+            out.write_all(ExportLine::from(event).to_json()?.as_bytes())?;
+            out.write_all(b"\n")?;
+            written += 1;
+        }
+    }
+    out.flush()?;
+    Ok(written)
+}

@@ -1,0 +1,341 @@
+//! `AuditService`: the history as auditors read it. Reads stream events in order with
+//! all their metadata; as-of and explain replay one initiative's own events (never the
+//! global log) through the same fold and rules as the live projection; verification,
+//! checkpoints and import are the store's (`store::audit`), exposed here.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
+
+use super::convert as c;
+use super::status::{domain_status, store_status};
+use crate::domain::{DomainError, Initiative, explain::explain, fold, project, values::DecisionId};
+use crate::proto::{self as pb, audit_service_server::AuditService};
+use crate::store::{
+    GlobalCursor, InitiativeRef, Store, StoreError, StoredEvent,
+    audit::{CheckpointRecord, Until},
+};
+
+/// How many events one read fetches from the store.
+const PAGE: i64 = 500;
+/// How often a following read looks for new events once caught up.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+/// Events buffered per reader before the reader waits for its client.
+const BUFFER: usize = 256;
+
+#[derive(Clone, Debug)]
+pub struct Audit {
+    store: Store,
+}
+
+impl Audit {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// The initiative a request names, with its current state.
+    async fn initiative(&self, value: &str) -> Result<Initiative, Status> {
+        let target = InitiativeRef::parse("initiative", value).map_err(domain_status)?;
+        self.store
+            .initiative(&target)
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("initiative {target} not found")))
+    }
+
+    /// The initiative's state as of a past time or version (`None`: now).
+    async fn state_at(&self, value: &str, at: Option<Until>) -> Result<Initiative, Status> {
+        let current = self.initiative(value).await?;
+        let Some(until) = at else { return Ok(current) };
+        if let Until::Version(version) = until
+            && (version == 0 || version > current.version)
+        {
+            return Err(domain_status(DomainError::invalid(
+                "version",
+                format!("must be between 1 and {} (the initiative's current version)", current.version),
+            )));
+        }
+        let events = self.store.read_stream_until(current.id.0, until).await.map_err(store_status)?;
+        let recorded =
+            events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, _>>().map_err(store_status)?;
+        let state = fold(&recorded).map_err(|e| store_status(StoreError::Corrupt(e.to_string())))?;
+        state.ok_or_else(|| match until {
+            Until::Time(time) => Status::not_found(format!(
+                "initiative {} did not exist yet at {}: it was created at {}",
+                current.key,
+                time.to_rfc3339(),
+                current.created_at.to_rfc3339()
+            )),
+            Until::Version(_) => Status::not_found(format!("initiative {} has no events", current.key)),
+        })
+    }
+}
+
+fn until_time(field: &str, time: &prost_types::Timestamp) -> Result<Until, Status> {
+    let nanos = u32::try_from(time.nanos).ok().filter(|n| *n < 1_000_000_000);
+    nanos
+        .and_then(|n| chrono::DateTime::from_timestamp(time.seconds, n))
+        .map(Until::Time)
+        .ok_or_else(|| domain_status(DomainError::invalid(field, "is not a valid timestamp")))
+}
+
+fn as_of(at: Option<&pb::get_alignment_as_of_request::At>) -> Result<Option<Until>, Status> {
+    use pb::get_alignment_as_of_request::At;
+    match at {
+        None => Err(domain_status(DomainError::invalid("at", "is required: a time or a version"))),
+        Some(At::Time(time)) => until_time("time", time).map(Some),
+        Some(At::Version(version)) => Ok(Some(Until::Version(*version))),
+    }
+}
+
+fn explain_at(at: Option<&pb::explain_request::At>) -> Result<Option<Until>, Status> {
+    use pb::explain_request::At;
+    match at {
+        None => Ok(None),
+        Some(At::Time(time)) => until_time("time", time).map(Some),
+        Some(At::Version(version)) => Ok(Some(Until::Version(*version))),
+    }
+}
+
+pub fn stored_event(event: &StoredEvent) -> pb::StoredEvent {
+    pb::StoredEvent {
+        position: u64::try_from(event.position).unwrap_or_default(),
+        stream_id: event.stream_id.to_string(),
+        stream_version: u64::try_from(event.stream_version).unwrap_or_default(),
+        event_id: event.event_id.to_string(),
+        event_type: event.event_type.clone(),
+        schema_version: event.schema_version,
+        payload_json: event.payload.to_string(),
+        actor: event.actor.clone(),
+        command_id: event.command_id.clone(),
+        correlation_id: event.correlation_id.clone(),
+        causation_id: event.causation_id.clone(),
+        recorded_at: Some(c::timestamp(event.recorded_at)),
+        prev_hash: hex::encode(&event.prev_hash),
+        hash: hex::encode(&event.hash),
+    }
+}
+
+/// Where a read is: one stream by version, or the global log by cursor.
+enum Position {
+    Stream { id: Uuid, next_version: i64 },
+    Global { cursor: Option<GlobalCursor>, after_position: u64 },
+}
+
+impl Position {
+    async fn next_page(&mut self, store: &Store) -> Result<Vec<StoredEvent>, StoreError> {
+        match self {
+            Position::Stream { id, next_version } => {
+                let events = store.read_stream(*id, *next_version, PAGE).await?;
+                if let Some(last) = events.last() {
+                    *next_version = last.stream_version + 1;
+                }
+                Ok(events)
+            }
+            Position::Global { cursor, after_position } => {
+                let page = match cursor {
+                    Some(cursor) => store.read_all(*cursor, PAGE).await?,
+                    None => store.read_all_after_position(*after_position, PAGE).await?,
+                };
+                if let Some((last, _)) = page.last() {
+                    *cursor = Some(*last);
+                }
+                Ok(page.into_iter().map(|(_, event)| event).collect())
+            }
+        }
+    }
+}
+
+/// Sends events from `position` until the head, reports caught-up, and with `follow`
+/// keeps polling. Ends quietly when the client goes away.
+async fn pump(
+    store: Store,
+    mut position: Position,
+    types: Vec<String>,
+    follow: bool,
+    tx: mpsc::Sender<Result<pb::ReadEventsResponse, Status>>,
+) {
+    use pb::read_events_response::Item;
+    let mut last_position = 0u64;
+    let mut caught_up_sent = false;
+    loop {
+        let page = match position.next_page(&store).await {
+            Ok(page) => page,
+            Err(error) => {
+                let _ = tx.send(Err(store_status(error))).await;
+                return;
+            }
+        };
+        let full = page.len() as i64 == PAGE;
+        for event in page {
+            last_position = u64::try_from(event.position).unwrap_or(last_position);
+            if !types.is_empty() && !types.contains(&event.event_type) {
+                continue;
+            }
+            let item = Item::Event(stored_event(&event));
+            if tx.send(Ok(pb::ReadEventsResponse { item: Some(item) })).await.is_err() {
+                return;
+            }
+        }
+        if full {
+            continue;
+        }
+        if !caught_up_sent {
+            let item = Item::CaughtUp(pb::CaughtUp { position: last_position });
+            if tx.send(Ok(pb::ReadEventsResponse { item: Some(item) })).await.is_err() {
+                return;
+            }
+            caught_up_sent = true;
+        }
+        if !follow {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(FOLLOW_POLL) => {}
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AuditService for Audit {
+    type ReadEventsStream = ReceiverStream<Result<pb::ReadEventsResponse, Status>>;
+
+    async fn read_events(
+        &self,
+        request: Request<pb::ReadEventsRequest>,
+    ) -> Result<Response<Self::ReadEventsStream>, Status> {
+        let r = request.into_inner();
+        for (i, name) in r.event_types.iter().enumerate() {
+            if !crate::domain::event::EVENT_TYPES.contains(&name.as_str()) {
+                return Err(domain_status(DomainError::invalid(
+                    &format!("event_types[{i}]"),
+                    format!("{name:?} is not an event type (e.g. SignOffRecorded, DecisionRevised)"),
+                )));
+            }
+        }
+        let position = if r.initiative.is_empty() {
+            Position::Global { cursor: None, after_position: r.after_position }
+        } else {
+            let initiative = self.initiative(&r.initiative).await?;
+            let next_version = i64::try_from(r.from_version.max(1)).unwrap_or(i64::MAX);
+            Position::Stream { id: initiative.id.0, next_version }
+        };
+        let (tx, rx) = mpsc::channel(BUFFER);
+        tokio::spawn(pump(self.store.clone(), position, r.event_types, r.follow, tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_alignment_as_of(
+        &self,
+        request: Request<pb::GetAlignmentAsOfRequest>,
+    ) -> Result<Response<pb::InitiativeAlignment>, Status> {
+        let r = request.get_ref();
+        let state = self.state_at(&r.initiative, as_of(r.at.as_ref())?).await?;
+        Ok(Response::new(c::alignment(&project(&state))))
+    }
+
+    async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::ExplainResponse>, Status> {
+        let r = request.get_ref();
+        let decision = c::optional_id("decision_id", &r.decision_id, DecisionId::parse).map_err(domain_status)?;
+        let state = self.state_at(&r.initiative, explain_at(r.at.as_ref())?).await?;
+        if let Some(id) = decision
+            && !state.decisions.contains_key(&id)
+        {
+            return Err(Status::not_found(format!("decision {id} not found on initiative {}", state.key)));
+        }
+        Ok(Response::new(c::explanation(&explain(&state, decision))))
+    }
+
+    async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+        let initiative = &request.get_ref().initiative;
+        let only = if initiative.is_empty() { None } else { Some(self.initiative(initiative).await?.id.0) };
+        let report = self.store.verify(only).await.map_err(store_status)?;
+        Ok(Response::new(pb::VerifyResponse {
+            ok: report.ok(),
+            events_checked: report.events_checked,
+            streams_checked: report.streams_checked,
+            checkpoints_checked: report.checkpoints_checked,
+            first_break: report.first_break.map(|b| pb::Break {
+                stream_id: b.stream_id.to_string(),
+                stream_version: b.stream_version,
+                position: b.position,
+                reason: b.reason,
+            }),
+        }))
+    }
+
+    async fn create_checkpoint(
+        &self,
+        _request: Request<pb::CreateCheckpointRequest>,
+    ) -> Result<Response<pb::Checkpoint>, Status> {
+        let checkpoint = self.store.create_checkpoint().await.map_err(store_status)?;
+        Ok(Response::new(checkpoint_pb(&checkpoint)))
+    }
+
+    async fn list_checkpoints(
+        &self,
+        _request: Request<pb::ListCheckpointsRequest>,
+    ) -> Result<Response<pb::ListCheckpointsResponse>, Status> {
+        let checkpoints = self.store.list_checkpoints().await.map_err(store_status)?;
+        Ok(Response::new(pb::ListCheckpointsResponse { checkpoints: checkpoints.iter().map(checkpoint_pb).collect() }))
+    }
+
+    async fn import_events(
+        &self,
+        request: Request<Streaming<pb::ImportEventsRequest>>,
+    ) -> Result<Response<pb::ImportEventsResponse>, Status> {
+        // tonic reports a cancelled upload as a normal end of stream, so completeness is
+        // explicit: only a stream closed by an `end` message is imported.
+        let mut upload = request.into_inner();
+        let (tx, rx) = mpsc::channel::<Result<(usize, String), StoreError>>(BUFFER);
+        tokio::spawn(async move {
+            let mut line_no = 0;
+            let incomplete = || {
+                StoreError::from(DomainError::precondition(
+                    "the import ended before its end marker (cancelled or broken upload); nothing was written",
+                ))
+            };
+            loop {
+                let item = match upload.message().await {
+                    Ok(Some(message)) if message.end => return,
+                    Ok(Some(message)) => {
+                        line_no += 1;
+                        Ok((line_no, message.line))
+                    }
+                    Ok(None) => Err(incomplete()),
+                    Err(status) => Err(StoreError::Unavailable(format!("import stream broken: {}", status.message()))),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let lines = ReceiverStream::new(rx);
+        let report = self.store.import_stream(Box::pin(lines)).await.map_err(store_status)?;
+        Ok(Response::new(pb::ImportEventsResponse { events: report.events, initiatives: report.initiatives }))
+    }
+}
+
+fn checkpoint_pb(checkpoint: &CheckpointRecord) -> pb::Checkpoint {
+    pb::Checkpoint {
+        id: checkpoint.id,
+        created_at: Some(c::timestamp(checkpoint.created_at)),
+        streams: checkpoint.streams,
+        events: checkpoint.events,
+        root: checkpoint.root_hex(),
+        heads: checkpoint
+            .heads
+            .iter()
+            .map(|h| pb::StreamHead {
+                stream_id: h.stream_id.to_string(),
+                version: h.version,
+                hash: hex::encode(h.hash),
+            })
+            .collect(),
+    }
+}
