@@ -107,6 +107,10 @@ pub enum Commands {
         /// Address to listen on for gRPC.
         #[arg(long, env = "ACCORD_LISTEN", default_value = "127.0.0.1:50051")]
         listen: SocketAddr,
+        /// Seconds between automatic checkpoints of every stream head (taken only when the
+        /// log has grown); 0 turns them off.
+        #[arg(long, env = "ACCORD_CHECKPOINT_INTERVAL", default_value_t = 600)]
+        checkpoint_interval: u64,
         #[command(flatten)]
         store: StoreArgs,
     },

@@ -52,11 +52,14 @@ async fn open(store: &accord::config::StoreArgs, max_connections: u32) -> Result
 
 async fn run_server_command(command: Commands) -> Result<(), String> {
     match command {
-        Commands::Serve { listen, store } => {
+        Commands::Serve { listen, checkpoint_interval, store } => {
             let store = open(&store, store.max_connections).await?;
             let listener =
                 tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            accord::server::serve(listener, store, accord::server::shutdown_signal()).await.map_err(|e| e.to_string())
+            let every = (checkpoint_interval > 0).then(|| std::time::Duration::from_secs(checkpoint_interval));
+            accord::server::serve_with_checkpoints(listener, store, every, accord::server::shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
         }
         Commands::Migrate { store } => {
             open(&store, 2).await?;

@@ -292,3 +292,53 @@ crate::on_both_stores!(
     alignment_as_of_before_creation_is_not_found_and_bad_versions_are_invalid,
     explain_at_the_blocked_step_names_the_objection_and_after_revision_the_stale_approvals,
 );
+
+#[tokio::test]
+async fn the_server_takes_a_checkpoint_periodically_once_the_log_has_grown_and_not_otherwise() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("accord.db").display());
+    let store = accord::store::Store::open(&url, 4).await.expect("store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(accord::server::serve_with_checkpoints(
+        listener,
+        store.clone(),
+        Some(Duration::from_millis(50)),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let wait_for = |count: usize| {
+        let store = store.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let checkpoints = store.list_checkpoints().await.expect("list");
+                if checkpoints.len() >= count || tokio::time::Instant::now() > deadline {
+                    return checkpoints;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // An empty log is never checkpointed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(store.list_checkpoints().await.expect("list").is_empty());
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}")).expect("uri").connect_lazy();
+    let mut commands = accord::proto::command_service_client::CommandServiceClient::with_interceptor(
+        channel,
+        As(Some(OWNER.to_owned())),
+    );
+    commands.create_initiative(new_initiative("TICK-1", "Periodic")).await.expect("create");
+    let checkpoints = wait_for(1).await;
+    assert_eq!(checkpoints.len(), 1);
+    assert_eq!((checkpoints[0].streams, checkpoints[0].events), (1, 1));
+    // Quiet log: no further checkpoints.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.list_checkpoints().await.expect("list").len(), 1);
+
+    let _ = stop.send(());
+    server.await.expect("join").expect("server stopped cleanly");
+}
