@@ -570,7 +570,8 @@ fn the_demo_plays_twice_against_a_running_server() {
             "✓ blocked, 0 of 3 approved",
             "✓ aligned, 3 of 3 approved",
             "stale, replaced",
-            "audit API",
+            "as it was at version 10",
+            "OK: 16 events in 1 initiative verified",
         ] {
             assert!(first.contains(expected), "the demo should show {expected:?}:\n{first}");
         }

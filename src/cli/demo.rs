@@ -269,6 +269,7 @@ async fn play(mut p: Player, embedded: Option<&EmbeddedServer>, key: Option<Stri
             ],
         )
         .await?;
+    let blocked_at = objection.json["stream_version"].as_u64().unwrap_or_default().to_string();
     let objection = created(&objection, "short_id")?;
     p.board(&key, "blocked", Some((2, 3))).await?;
 
@@ -309,15 +310,20 @@ async fn play(mut p: Player, embedded: Option<&EmbeddedServer>, key: Option<Stri
     p.run(Some(DRIVER), &["decision", "accept", &key, &decision]).await?;
     p.board(&key, "aligned", None).await?;
 
-    p.narrate("7. An auditor asks how this decision came about.");
-    println!(
-        "   The spec's auditor also asks for the alignment as of step 4 (blocked) with the events that explain it,\n   \
-         verifies the hash chain and exports the log. Those views come with the audit API, which this server\n   \
-         does not offer yet. What it offers today is the decision's full record: every revision, every\n   \
-         sign-off ever given (stale and replaced ones marked), the feedback thread and how it was closed.\n"
-    );
+    p.narrate(&format!(
+        "7. An auditor asks for the alignment as of step 4 (version {blocked_at}), the events that explain it, \
+         verifies the history and exports it."
+    ));
+    p.run(None, &["audit", "as-of", &key, "--version", &blocked_at]).await?;
+    p.run(None, &["audit", "explain", &key, &decision, "--version", &blocked_at]).await?;
+    p.run(None, &["audit", "history", &key, "--type", "SignOffRecorded", "--type", "DecisionRevised"]).await?;
+    p.run(None, &["audit", "checkpoint", "create"]).await?;
+    p.run(None, &["audit", "verify", &key]).await?;
     p.run(None, &["decision", "show", &key, &decision]).await?;
-
+    println!(
+        "   `accord audit export {key} -o checkout.jsonl` writes this history as JSON Lines; \
+         `accord audit import` loads it into an empty store, verifying every hash."
+    );
     println!();
     p.narrate("Try it yourself:");
     for (line, what) in [
