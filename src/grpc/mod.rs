@@ -7,6 +7,7 @@ pub mod audit;
 pub mod commands;
 pub mod convert;
 pub mod identity;
+pub mod parse;
 pub mod queries;
 pub mod status;
 
