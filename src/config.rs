@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::cli::ClientCommand;
+use crate::security::Limits;
+use crate::security::tls::{ClientAuth, TlsFiles};
 
 /// Where the embedded store keeps its file when no database URL is given.
 pub const DEFAULT_DATA_DIR: &str = "./accord-data";
@@ -64,6 +66,35 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Bearer token (a JWT or a service token) sent with every call. Prefer ACCORD_TOKEN or
+    /// --token-file: a flag shows in the process list.
+    #[arg(
+        long,
+        global = true,
+        env = "ACCORD_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+
+    /// File holding the bearer token (surrounding whitespace is ignored).
+    #[arg(long, global = true, env = "ACCORD_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+
+    /// CA bundle (PEM) that signed the server's certificate, for https:// servers
+    /// [default: the system's roots].
+    #[arg(long, global = true, env = "ACCORD_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) for servers that verify clients (mTLS); with --client-key.
+    #[arg(long, global = true, env = "ACCORD_CLIENT_CERT", value_name = "FILE")]
+    pub client_cert: Option<std::path::PathBuf>,
+
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, global = true, env = "ACCORD_CLIENT_KEY", value_name = "FILE")]
+    pub client_key: Option<std::path::PathBuf>,
+
     /// Correlation id stored with the events the command appends (`x-correlation-id`).
     #[arg(long, global = true, env = "ACCORD_CORRELATION_ID", value_name = "ID")]
     pub correlation_id: Option<String>,
@@ -101,12 +132,15 @@ pub enum Commands {
 
     /// Run the gRPC service (migrations are applied at start).
     #[command(
-        after_help = "Examples:\n  accord serve                                   # embedded store in ./accord-data\n  accord serve --database-url postgres://postgres@127.0.0.1:5432/accord"
+        after_help = "Examples:\n  accord serve                                   # embedded store in ./accord-data, local development mode\n  accord serve --database-url postgres://postgres@127.0.0.1:5432/accord\n  accord serve --listen 0.0.0.0:50051 --auth-config accord-auth.toml --tls-cert server.pem --tls-key server.key"
     )]
     Serve {
-        /// Address to listen on for gRPC.
+        /// Address to listen on for gRPC. Without --auth-config only a loopback address is
+        /// allowed (local development mode).
         #[arg(long, env = "ACCORD_LISTEN", default_value = "127.0.0.1:50051")]
         listen: SocketAddr,
+        #[command(flatten)]
+        security: SecurityArgs,
         /// Seconds between automatic checkpoints of every stream head (taken only when the
         /// log has grown); 0 turns them off.
         #[arg(long, env = "ACCORD_CHECKPOINT_INTERVAL", default_value_t = 600)]
@@ -128,6 +162,65 @@ pub enum Commands {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SecurityArgs {
+    /// Security configuration (TOML): accepted JWT issuers and keys, service tokens. Without
+    /// it the server runs in local development mode, on loopback only.
+    #[arg(long, env = "ACCORD_AUTH_CONFIG", value_name = "FILE")]
+    pub auth_config: Option<std::path::PathBuf>,
+
+    /// TLS certificate chain (PEM) of the gRPC listener; with --tls-key.
+    #[arg(long, env = "ACCORD_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, env = "ACCORD_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// CA bundle (PEM) for client certificates: turns on mTLS.
+    #[arg(long, env = "ACCORD_TLS_CLIENT_CA", value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
+
+    /// With --tls-client-ca: whether every client must present a certificate.
+    #[arg(long, env = "ACCORD_TLS_CLIENT_AUTH", value_enum, default_value_t = ClientAuth::Required)]
+    pub tls_client_auth: ClientAuth,
+
+    /// Most calls handled at once; past it, RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ACCORD_MAX_CONCURRENT_CALLS", default_value_t = Limits::default().max_concurrent_calls)]
+    pub max_concurrent_calls: usize,
+
+    /// Most open server streams (history reads, live views); past it, RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ACCORD_MAX_STREAMS", default_value_t = Limits::default().max_streams)]
+    pub max_streams: usize,
+
+    /// Seconds a call may take before it fails with DEADLINE_EXCEEDED.
+    #[arg(long, env = "ACCORD_CALL_DEADLINE", default_value_t = Limits::default().deadline.as_secs())]
+    pub call_deadline: u64,
+}
+
+impl SecurityArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_concurrent_calls: self.max_concurrent_calls.max(1),
+            max_streams: self.max_streams.max(1),
+            deadline: std::time::Duration::from_secs(self.call_deadline.max(1)),
+            ..Limits::default()
+        }
+    }
+
+    pub fn tls(&self) -> Option<TlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(certificate), Some(key)) => Some(TlsFiles {
+                certificate: certificate.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+                client_auth: self.tls_client_auth,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl StoreArgs {

@@ -9,6 +9,8 @@ use tracing_subscriber::EnvFilter;
 
 use accord::cli::{self, Globals};
 use accord::config::{Cli, Commands, LogFormat};
+use accord::security::{Authenticator, SecurityConfig};
+use accord::server::ServerOptions;
 use accord::store::Store;
 
 #[tokio::main]
@@ -22,8 +24,30 @@ async fn main() -> ExitCode {
     init_tracing(cli.log.as_deref().unwrap_or(default_filter), cli.log_format);
     match cli.command {
         Commands::Client(command) => {
-            let globals =
-                Globals { server: cli.server, actor: cli.actor, json: cli.json, correlation_id: cli.correlation_id };
+            let token = match (cli.token, &cli.token_file) {
+                (Some(token), _) => Some(token),
+                (None, Some(file)) => match std::fs::read_to_string(file) {
+                    Ok(token) => Some(token.trim().to_owned()),
+                    Err(e) => {
+                        eprintln!("accord: --token-file {}: {e}", file.display());
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, None) => None,
+            };
+            let credentials = cli::client::Credentials {
+                token,
+                tls_ca: cli.tls_ca,
+                client_cert: cli.client_cert,
+                client_key: cli.client_key,
+            };
+            let globals = Globals {
+                server: cli.server,
+                actor: cli.actor,
+                json: cli.json,
+                correlation_id: cli.correlation_id,
+                credentials,
+            };
             ExitCode::from(cli::run(globals, command).await)
         }
         server_command => match run_server_command(server_command).await {
@@ -52,12 +76,32 @@ async fn open(store: &accord::config::StoreArgs, max_connections: u32) -> Result
 
 async fn run_server_command(command: Commands) -> Result<(), String> {
     match command {
-        Commands::Serve { listen, checkpoint_interval, store } => {
+        Commands::Serve { listen, security, checkpoint_interval, store } => {
+            // Everything the security settings name is read before the store opens or a
+            // port is bound: a mistake there stops the start with one message.
+            let authenticator = match &security.auth_config {
+                Some(path) => SecurityConfig::load(path).map_err(|e| e.to_string())?,
+                None => Authenticator::LocalDevelopment,
+            };
+            if authenticator.is_local_development() && !listen.ip().is_loopback() {
+                return Err(format!(
+                    "refusing to listen on {listen} without authentication: anyone who can reach it could act \
+                     as anyone. Give --auth-config FILE (JWTs or service tokens; see README \"Security\"), or \
+                     listen on a loopback address such as 127.0.0.1 for local development"
+                ));
+            }
+            let tls = security.tls().map(|files| files.read()).transpose()?;
             let store = open(&store, store.max_connections).await?;
             let listener =
                 tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            let every = (checkpoint_interval > 0).then(|| std::time::Duration::from_secs(checkpoint_interval));
-            accord::server::serve_with_checkpoints(listener, store, every, accord::server::shutdown_signal())
+            let options = ServerOptions {
+                authenticator,
+                tls,
+                limits: security.limits(),
+                checkpoint_every: (checkpoint_interval > 0)
+                    .then(|| std::time::Duration::from_secs(checkpoint_interval)),
+            };
+            accord::server::serve_with(listener, store, options, accord::server::shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())
         }

@@ -2,18 +2,19 @@
 //! reflection, and serves until the shutdown future completes. `main` and the tests use
 //! the same `serve`, so tests exercise exactly what production runs.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tracing::{info, warn};
 
-use crate::grpc::{Audit, Commands, Queries, identity::identify};
+use crate::grpc::{Audit, Commands, Queries};
 use crate::proto::{
     FILE_DESCRIPTOR_SET, alignment_service_server::AlignmentServiceServer, audit_service_server::AuditServiceServer,
     command_service_server::CommandServiceServer,
 };
+use crate::security::{Authenticator, GuardLayer, Limits, tls::TlsMaterial};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,29 +23,68 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Insecure(String),
 }
 
-/// Serves the Accord API on `listener` until `shutdown` resolves; in-flight calls are
-/// allowed to finish. No periodic checkpoints (see `serve_with_checkpoints`).
+/// How the server authenticates callers, what it bounds, and what it does periodically.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub authenticator: Authenticator,
+    pub tls: Option<TlsMaterial>,
+    pub limits: Limits,
+    /// A checkpoint of every stream head this often, when the log has grown.
+    pub checkpoint_every: Option<Duration>,
+}
+
+impl ServerOptions {
+    /// Local development mode (loopback only), default limits, no periodic checkpoints.
+    pub fn local_development() -> ServerOptions {
+        ServerOptions {
+            authenticator: Authenticator::LocalDevelopment,
+            tls: None,
+            limits: Limits::default(),
+            checkpoint_every: None,
+        }
+    }
+}
+
+/// Serves the Accord API on `listener` in local development mode until `shutdown`
+/// resolves; in-flight calls are allowed to finish.
 pub async fn serve(
     listener: TcpListener,
     store: Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    serve_with_checkpoints(listener, store, None, shutdown).await
+    serve_with(listener, store, ServerOptions::local_development(), shutdown).await
 }
 
-/// `serve`, plus a checkpoint of every stream head every `checkpoint_every` whenever the
-/// log has grown since the last one, so tail or stream deletions are caught even if
-/// nobody asks for a checkpoint.
-pub async fn serve_with_checkpoints(
+/// Serves the Accord API with `options` until `shutdown` resolves. Refuses to start in
+/// local development mode on anything but a loopback address.
+pub async fn serve_with(
     listener: TcpListener,
     store: Store,
-    checkpoint_every: Option<Duration>,
+    options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let checkpoints = checkpoint_every.map(|every| tokio::spawn(checkpoint_periodically(store.clone(), every)));
-    let served = serve_api(listener, store, shutdown).await;
+    let address = listener.local_addr().map_err(|e| ServeError::Insecure(format!("cannot read the address: {e}")))?;
+    if options.authenticator.is_local_development() {
+        if !address.ip().is_loopback() {
+            return Err(ServeError::Insecure(format!(
+                "refusing to listen on {address} without authentication: anyone who can reach it could act as \
+                 anyone. Configure callers with --auth-config FILE (JWTs or service tokens; see README \
+                 \"Security\"), or listen on a loopback address such as 127.0.0.1 for local development"
+            )));
+        }
+        warn!(
+            %address,
+            "LOCAL DEVELOPMENT MODE: no authentication is configured. Callers name themselves in the \
+             x-accord-actor metadata entry and act as administrators; this is only allowed on a loopback \
+             address. Configure --auth-config before exposing the service."
+        );
+    }
+    let checkpoints = options.checkpoint_every.map(|every| tokio::spawn(checkpoint_periodically(store.clone(), every)));
+    let served = serve_api(listener, store, options, shutdown).await;
     if let Some(task) = checkpoints {
         task.abort();
     }
@@ -88,6 +128,7 @@ async fn checkpoint_periodically(store: Store, every: Duration) {
 async fn serve_api(
     listener: TcpListener,
     store: Store,
+    options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -98,15 +139,29 @@ async fn serve_api(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    if let Ok(address) = listener.local_addr() {
-        info!(%address, "accord listening");
+    let limits = &options.limits;
+    let streams = Arc::new(Semaphore::new(limits.max_streams));
+    let mut builder = Server::builder();
+    if let Some(tls) = &options.tls {
+        builder = builder.tls_config(tls.server_config())?;
     }
-    Server::builder()
+    if let Ok(address) = listener.local_addr() {
+        let mode = match (&options.authenticator, &options.tls) {
+            (Authenticator::LocalDevelopment, _) => "local development (no authentication)",
+            (_, Some(tls)) if tls.client_ca.is_some() => "bearer tokens over TLS with client certificates",
+            (_, Some(_)) => "bearer tokens over TLS",
+            (_, None) => "bearer tokens (no TLS)",
+        };
+        info!(%address, security = mode, "accord listening");
+    }
+    let size = limits.max_message_bytes;
+    builder
+        .layer(GuardLayer::new(options.authenticator.clone(), limits))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(CommandServiceServer::with_interceptor(Commands::new(store.clone()), identify))
-        .add_service(AlignmentServiceServer::new(Queries::new(store.clone())))
-        .add_service(AuditServiceServer::new(Audit::new(store)))
+        .add_service(CommandServiceServer::new(Commands::new(store.clone())).max_decoding_message_size(size))
+        .add_service(AlignmentServiceServer::new(Queries::new(store.clone())).max_decoding_message_size(size))
+        .add_service(AuditServiceServer::new(Audit::new(store, streams)).max_decoding_message_size(size))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     info!("accord stopped");

@@ -73,11 +73,19 @@ pub struct Globals {
     pub actor: Option<String>,
     pub json: bool,
     pub correlation_id: Option<String>,
+    /// Token and TLS settings.
+    pub credentials: client::Credentials,
 }
 
 impl Globals {
+    /// Who the commands act as: `--as`, else the subject of a JWT given as the token,
+    /// else `$USER@localhost`. With a token the server decides; this name only fills in
+    /// defaults (whose inbox, which function one signs for).
     pub fn actor(&self) -> String {
-        self.actor.clone().unwrap_or_else(client::default_actor)
+        self.actor
+            .clone()
+            .or_else(|| self.credentials.token.as_deref().and_then(client::token_subject))
+            .unwrap_or_else(client::default_actor)
     }
 }
 
@@ -114,7 +122,7 @@ pub async fn run(globals: Globals, command: ClientCommand) -> u8 {
 
 async fn connect(globals: &Globals) -> Result<Client, Failure> {
     let server = client::server_url(globals.server.as_deref())?;
-    Client::connect(&server, &globals.actor(), globals.correlation_id.as_deref()).await
+    Client::connect(&server, &globals.actor(), &globals.credentials, globals.correlation_id.as_deref()).await
 }
 
 /// Runs one client command against a connected server (the demo runs its steps here too).

@@ -8,9 +8,32 @@ use super::event::{Event, OverrideRecord, StaleApproval};
 use super::state::{Decision, DecisionStatus, Feedback, Initiative};
 use super::values::*;
 
-/// Decides `command`, issued by `actor`, against the initiative's current state (`None`
-/// when the stream does not exist yet).
+/// The standing of the actor beyond their stakeholder roles on the initiative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Authority {
+    /// An ordinary person: the owner and drivers manage an initiative, and everyone acts
+    /// under the decision rights of their stakeholder roles.
+    #[default]
+    Member,
+    /// An administrator may also manage (update, restage, archive, staff) any initiative.
+    /// It grants no decision right: an administrator signs, accepts and objects only under
+    /// their own stakeholder roles, like anyone else.
+    Administrator,
+}
+
+/// Decides `command`, issued by `actor` as a member, against the initiative's current
+/// state (`None` when the stream does not exist yet).
 pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) -> Result<Vec<Event>, DomainError> {
+    decide_as(state, command, actor, Authority::Member)
+}
+
+/// `decide`, for an actor with the given authority.
+pub fn decide_as(
+    state: Option<&Initiative>,
+    command: &Command,
+    actor: &Principal,
+    authority: Authority,
+) -> Result<Vec<Event>, DomainError> {
     let initiative = match (state, command) {
         (None, Command::CreateInitiative { id, key, title, summary, owner, stage, required_functions }) => {
             return Ok(vec![Event::InitiativeCreated {
@@ -41,7 +64,7 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
         Command::CreateInitiative { .. } => Err(DomainError::AlreadyExists(format!("initiative {key} exists already"))),
 
         Command::UpdateInitiative { title, summary, owner, required_functions } => {
-            require_manager(initiative, actor, "update")?;
+            require_manager(initiative, actor, authority, "update")?;
             let changed = |new: &Option<String>, old: &String| new.as_ref().filter(|n| *n != old).cloned();
             let event = Event::InitiativeUpdated {
                 title: changed(title, &initiative.title),
@@ -58,7 +81,7 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
         }
 
         Command::ChangeStage { stage } => {
-            require_manager(initiative, actor, "change the stage of")?;
+            require_manager(initiative, actor, authority, "change the stage of")?;
             if *stage == initiative.stage {
                 return Err(DomainError::precondition(format!("initiative {key} is already in stage {stage}")));
             }
@@ -66,12 +89,12 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
         }
 
         Command::ArchiveInitiative { reason } => {
-            require_manager(initiative, actor, "archive")?;
+            require_manager(initiative, actor, authority, "archive")?;
             Ok(vec![Event::InitiativeArchived { reason: reason.clone() }])
         }
 
         Command::AssignStakeholder { principal, function, role } => {
-            require_manager(initiative, actor, "assign stakeholders to")?;
+            require_manager(initiative, actor, authority, "assign stakeholders to")?;
             if initiative.has_role(principal, function, *role) {
                 return Err(DomainError::AlreadyExists(format!(
                     "{principal} is already {role} for {function} on {key}"
@@ -85,7 +108,7 @@ pub fn decide(state: Option<&Initiative>, command: &Command, actor: &Principal) 
         }
 
         Command::RemoveStakeholder { principal, function, role } => {
-            require_manager(initiative, actor, "remove stakeholders from")?;
+            require_manager(initiative, actor, authority, "remove stakeholders from")?;
             if !initiative.has_role(principal, function, *role) {
                 return Err(DomainError::not_found(format!("{principal} is not {role} for {function} on {key}")));
             }
@@ -357,8 +380,13 @@ fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
     items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-fn require_manager(initiative: &Initiative, actor: &Principal, what: &str) -> Result<(), DomainError> {
-    if initiative.can_manage(actor) {
+fn require_manager(
+    initiative: &Initiative,
+    actor: &Principal,
+    authority: Authority,
+    what: &str,
+) -> Result<(), DomainError> {
+    if authority == Authority::Administrator || initiative.can_manage(actor) {
         Ok(())
     } else {
         Err(DomainError::denied(format!(

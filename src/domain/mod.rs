@@ -14,7 +14,7 @@ pub mod values;
 
 pub use alignment::{AlignmentView, project};
 pub use command::Command;
-pub use decide::decide;
+pub use decide::{Authority, decide, decide_as};
 pub use error::DomainError;
 pub use event::{Event, Recorded};
 pub use state::{Initiative, evolve, fold};

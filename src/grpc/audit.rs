@@ -3,9 +3,9 @@
 //! global log) through the same fold and rules as the live projection; verification,
 //! checkpoints and import are the store's (`store::audit`), exposed here.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
@@ -26,14 +26,19 @@ const FOLLOW_POLL: Duration = Duration::from_millis(200);
 /// Events buffered per reader before the reader waits for its client.
 const BUFFER: usize = 256;
 
+/// Most entries in a `ReadEvents` type filter (there are fewer event types than this).
+pub const MAX_EVENT_TYPE_FILTERS: usize = 64;
+
 #[derive(Clone, Debug)]
 pub struct Audit {
     store: Store,
+    /// Open history streams; a reader holds a permit until its stream ends.
+    streams: Arc<Semaphore>,
 }
 
 impl Audit {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, streams: Arc<Semaphore>) -> Self {
+        Self { store, streams }
     }
 
     /// The initiative a request names, with its current state.
@@ -209,6 +214,12 @@ impl AuditService for Audit {
         request: Request<pb::ReadEventsRequest>,
     ) -> Result<Response<Self::ReadEventsStream>, Status> {
         let r = request.into_inner();
+        if r.event_types.len() > MAX_EVENT_TYPE_FILTERS {
+            return Err(domain_status(DomainError::invalid(
+                "event_types",
+                format!("lists {} entries; at most {MAX_EVENT_TYPE_FILTERS} are allowed", r.event_types.len()),
+            )));
+        }
         for (i, name) in r.event_types.iter().enumerate() {
             if !crate::domain::event::EVENT_TYPES.contains(&name.as_str()) {
                 return Err(domain_status(DomainError::invalid(
@@ -224,8 +235,15 @@ impl AuditService for Audit {
             let next_version = i64::try_from(r.from_version.max(1)).unwrap_or(i64::MAX);
             Position::Stream { id: initiative.id.0, next_version }
         };
+        let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted("the server has its limit of open streams; retry later with backoff")
+        })?;
         let (tx, rx) = mpsc::channel(BUFFER);
-        tokio::spawn(pump(self.store.clone(), position, r.event_types, r.follow, tx));
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            pump(store, position, r.event_types, r.follow, tx).await;
+            drop(permit);
+        });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

@@ -8,10 +8,11 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info, info_span};
 
-use super::identity::{Caller, Trace};
 use super::parse;
 use super::status::{domain_status, store_status};
+use crate::domain::Authority;
 use crate::proto::{self as pb, command_service_server::CommandService};
+use crate::security::{Caller, Trace};
 use crate::store::{CommandEnvelope, CommandId, Store};
 
 #[derive(Clone, Debug)]
@@ -50,13 +51,14 @@ impl Commands {
         // The caller is part of the command: the same request from someone else is a
         // different command, never a replay of theirs. (NUL cannot occur in a principal.)
         fingerprint.update([0]);
-        fingerprint.update(caller.0.as_str().as_bytes());
+        fingerprint.update(caller.principal.as_str().as_bytes());
         fingerprint.update([0]);
         fingerprint.update(message.encode_to_vec());
         let envelope = CommandEnvelope {
             target,
             command,
-            actor: caller.0,
+            actor: caller.principal.clone(),
+            authority: if caller.is_administrator() { Authority::Administrator } else { Authority::Member },
             correlation_id: trace.correlation_id.unwrap_or_else(|| command_id.as_str().to_owned()),
             causation_id: trace.causation_id.unwrap_or_else(|| command_id.as_str().to_owned()),
             command_id,

@@ -1,12 +1,12 @@
 //! The gRPC edge: tonic services that parse requests into domain commands and queries,
 //! run them against the store, and map results and errors back to the wire. Everything
-//! cross-cutting lives in one place each: the caller's identity (`identity`), the error
-//! mapping (`status`), proto ↔ domain conversion (`convert`).
+//! cross-cutting lives in one place each: the error mapping (`status`), proto ↔ domain
+//! conversion (`convert`), request parsing (`parse`). Who the caller is, and whether
+//! they may call at all, is settled before a request gets here (`crate::security`).
 
 pub mod audit;
 pub mod commands;
 pub mod convert;
-pub mod identity;
 pub mod parse;
 pub mod queries;
 pub mod status;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::{AlignmentView, DomainError, Event, Initiative, decide, event::SCHEMA_VERSION, evolve, project};
+use crate::domain::{AlignmentView, DomainError, Event, Initiative, decide_as, event::SCHEMA_VERSION, evolve, project};
 
 /// The head of a stream as a command finds it (locked, in a backend's write transaction).
 pub struct Head {
@@ -69,7 +69,7 @@ pub fn plan(head: &Head, envelope: &CommandEnvelope) -> Result<Append, StoreErro
     {
         return Err(DomainError::VersionConflict { expected, actual: head.version }.into());
     }
-    let events = decide(head.state.as_ref(), &envelope.command, &envelope.actor)?;
+    let events = decide_as(head.state.as_ref(), &envelope.command, &envelope.actor, envelope.authority)?;
     Append::prepare(head, envelope, events)
 }
 

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::domain::{AlignmentView, Command, DomainError, Event, Initiative, Recorded, values::*};
+use crate::domain::{AlignmentView, Authority, Command, DomainError, Event, Initiative, Recorded, values::*};
 
 pub use audit::{Break, CheckpointRecord, ExportLine, ImportReport, StreamHead, Until, VerifyReport};
 pub use hash::{EventContent, ZERO_HASH, event_hash};
@@ -90,6 +90,8 @@ pub struct CommandEnvelope {
     pub target: Option<InitiativeRef>,
     pub command: Command,
     pub actor: Principal,
+    /// Whether the actor may manage any initiative (an administrator) or only their own.
+    pub authority: Authority,
     pub command_id: CommandId,
     pub expected_version: Option<u64>,
     pub correlation_id: String,

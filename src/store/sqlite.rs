@@ -1153,6 +1153,7 @@ mod tests {
             target: target.cloned(),
             command,
             actor: who(actor),
+            authority: crate::domain::Authority::Member,
             correlation_id: format!("corr-{}", command_id.as_str()),
             causation_id: format!("cause-{}", command_id.as_str()),
             command_id,

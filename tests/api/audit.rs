@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use accord::proto::{self as pb, audit_service_client::AuditServiceClient, read_events_response::Item};
+use accord::proto::{self as pb, read_events_response::Item};
 use futures::StreamExt;
 use tonic::Code;
 
 use crate::support::*;
 
-fn audit(app: &TestApp) -> AuditServiceClient<tonic::transport::Channel> {
-    AuditServiceClient::new(app.channel())
+fn audit(app: &TestApp) -> crate::support::Audit {
+    app.audit()
 }
 
 /// The scenario up to step 4 (blocked), returning the decision id and the version then.
@@ -271,13 +271,14 @@ async fn an_import_without_its_end_marker_is_refused_and_writes_nothing(app: Tes
         .collect();
     let without_end: Vec<pb::ImportEventsRequest> =
         lines.iter().map(|line| pb::ImportEventsRequest { line: line.clone(), end: false }).collect();
-    let status = audit(&app).import_events(tokio_stream::iter(without_end.clone())).await.expect_err("no end marker");
+    let admin = || app.audit_with(Some(crate::support::token(OWNER, &[accord::security::Role::Admin])));
+    let status = admin().import_events(tokio_stream::iter(without_end.clone())).await.expect_err("no end marker");
     assert_status(&status, Code::FailedPrecondition, &["end marker", "nothing was written"]);
     assert!(app.log().await.is_empty());
 
     let mut complete = without_end;
     complete.push(pb::ImportEventsRequest { line: String::new(), end: true });
-    let report = audit(&app).import_events(tokio_stream::iter(complete)).await.expect("import").into_inner();
+    let report = admin().import_events(tokio_stream::iter(complete)).await.expect("import").into_inner();
     assert_eq!((report.events, report.initiatives), (lines.len() as u64, 1));
     assert_eq!(app.alignment("CHECKOUT-42").await, source.alignment("CHECKOUT-42").await);
 }
@@ -301,14 +302,13 @@ async fn the_server_takes_a_checkpoint_periodically_once_the_log_has_grown_and_n
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(accord::server::serve_with_checkpoints(
-        listener,
-        store.clone(),
-        Some(Duration::from_millis(50)),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let options = accord::server::ServerOptions {
+        checkpoint_every: Some(Duration::from_millis(50)),
+        ..crate::support::harness_options()
+    };
+    let server = tokio::spawn(accord::server::serve_with(listener, store.clone(), options, async move {
+        let _ = stopped.await;
+    }));
     let wait_for = |count: usize| {
         let store = store.clone();
         async move {
@@ -329,7 +329,7 @@ async fn the_server_takes_a_checkpoint_periodically_once_the_log_has_grown_and_n
     let channel = tonic::transport::Channel::from_shared(format!("http://{address}")).expect("uri").connect_lazy();
     let mut commands = accord::proto::command_service_client::CommandServiceClient::with_interceptor(
         channel,
-        As(Some(OWNER.to_owned())),
+        crate::support::Bearer(Some(crate::support::token(OWNER, crate::support::roles_of(OWNER)))),
     );
     commands.create_initiative(new_initiative("TICK-1", "Periodic")).await.expect("create");
     let checkpoints = wait_for(1).await;

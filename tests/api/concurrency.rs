@@ -143,7 +143,8 @@ async fn sixteen_initiatives_created_and_signed_in_parallel_all_succeed_with_con
 async fn one_key_created_by_eight_concurrent_callers_has_one_winner_and_seven_already_exists(app: TestApp) {
     let callers: Vec<String> = (0..8).map(|n| format!("pm{n}@example.com")).collect();
     let calls = callers.iter().map(|who| {
-        let mut client = app.as_(who);
+        // Eight administrators: the race is between authorised creators.
+        let mut client = app.commands_with(Some(token(who, &[Role::Admin])));
         let request = new_initiative("SAME-1", &format!("Created by {who}"));
         async move { client.create_initiative(request).await.map(|r| r.into_inner()) }
     });

@@ -24,10 +24,12 @@ async fn initiative(
 ) -> String {
     let mut request = new_initiative(key, title);
     request.stage = stage.into();
-    app.as_(owner).create_initiative(request).await.expect("create");
+    request.owner = owner.to_owned();
+    // The administrator sets the initiative up for its owner.
+    app.as_(OWNER).create_initiative(request).await.expect("create");
     let Some(verdicts) = verdicts else { return String::new() };
     for (who, function) in [(ENGINEER, "engineering"), (DESIGNER, "design"), (BUSINESS, "business")] {
-        assign_role(app, owner, key, who, function, pb::Role::Approver).await;
+        assign_role(app, OWNER, key, who, function, pb::Role::Approver).await;
     }
     let decision = propose_decision(app, owner, key, &format!("Decision of {key}")).await.created_id;
     for (who, function, verdict) in verdicts {

@@ -202,6 +202,7 @@ fn envelope(target: Option<InitiativeRef>, command: Command, actor: usize) -> Co
         target,
         command,
         actor: principal(actor),
+        authority: accord::domain::Authority::Member,
         correlation_id: command_id.as_str().to_owned(),
         causation_id: command_id.as_str().to_owned(),
         command_id,

@@ -1,12 +1,21 @@
 //! The test harness: a real Accord server on a loopback port over a fresh PostgreSQL
-//! database (one per test, from `#[sqlx::test]`), with typed clients.
+//! database (one per test, from `#[sqlx::test]`) or a fresh SQLite file, with typed
+//! clients. The server authenticates exactly as in production: every client sends a JWT
+//! signed by the harness's own identity provider (HS256, issuer `ISSUER`, audience
+//! `AUDIENCE`), with the service roles the directory below gives each test principal.
 
 use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use accord::proto::{
-    self as pb, alignment_service_client::AlignmentServiceClient, command_service_client::CommandServiceClient,
+    self as pb, alignment_service_client::AlignmentServiceClient, audit_service_client::AuditServiceClient,
+    command_service_client::CommandServiceClient,
 };
+pub use accord::security::Role;
+use accord::security::{Authenticator, JwtVerifier, Limits, ServiceTokens, VerificationKey};
+use accord::server::ServerOptions;
 use accord::store::{PgStore, Store};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tonic::{
@@ -15,17 +24,84 @@ use tonic::{
     transport::Channel,
 };
 
-pub type Commands = CommandServiceClient<InterceptedService<Channel, As>>;
+pub type Commands = CommandServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Queries = AlignmentServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Audit = AuditServiceClient<InterceptedService<Channel, Bearer>>;
 
-/// Sends every request as one principal (the development identity header).
+pub const ISSUER: &str = "https://id.test.example/";
+pub const AUDIENCE: &str = "accord";
+/// The harness identity provider's HS256 secret (test-only, 32+ bytes).
+pub const SECRET: &[u8] = b"accord-test-identity-provider-secret-0123456789";
+
+/// The principal the dashboards' reader tokens name.
+pub const DASHBOARD: &str = "dashboard@example.com";
+/// The principal of the auditor's tokens.
+pub const AUDITOR: &str = "auditor@example.com";
+
+/// The test directory: which service roles the identity provider puts in each test
+/// principal's token. The owner of the test initiatives is the administrator who sets
+/// them up; everyone else is a member acting under their stakeholder roles.
+pub fn roles_of(principal: &str) -> &'static [Role] {
+    match principal {
+        OWNER => &[Role::Admin],
+        AUDITOR => &[Role::Auditor],
+        DASHBOARD => &[Role::Reader],
+        _ => &[Role::Member],
+    }
+}
+
+/// A token from the harness identity provider; `adjust` may change any claim.
+pub fn token_with(principal: &str, roles: &[Role], adjust: impl FnOnce(&mut serde_json::Value)) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs();
+    let mut claims = serde_json::json!({
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": principal,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+    });
+    adjust(&mut claims);
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET).expect("key"))
+        .expect("sign")
+}
+
+pub fn token(principal: &str, roles: &[Role]) -> String {
+    token_with(principal, roles, |_| {})
+}
+
+/// The authenticator of the harness: JWTs from its identity provider.
+pub fn harness_authenticator() -> Authenticator {
+    let key = VerificationKey {
+        algorithm: Algorithm::HS256,
+        kid: None,
+        key: DecodingKey::from_secret(SECRET).expect("HMAC key"),
+    };
+    Authenticator::Tokens {
+        jwt: Some(JwtVerifier::new(ISSUER, AUDIENCE, 30, "roles", vec![key])),
+        service_tokens: ServiceTokens::new(),
+    }
+}
+
+pub fn harness_options() -> ServerOptions {
+    ServerOptions {
+        authenticator: harness_authenticator(),
+        tls: None,
+        limits: Limits::default(),
+        checkpoint_every: None,
+    }
+}
+
+/// Sends every request with one bearer token (or none).
 #[derive(Clone)]
-pub struct As(pub Option<String>);
+pub struct Bearer(pub Option<String>);
 
-impl Interceptor for As {
+impl Interceptor for Bearer {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(actor) = &self.0 {
-            let value = actor.parse().map_err(|_| Status::internal("bad test actor"))?;
-            request.metadata_mut().insert("x-accord-actor", value);
+        if let Some(token) = &self.0 {
+            let value = format!("Bearer {token}").parse().map_err(|_| Status::internal("bad test token"))?;
+            request.metadata_mut().insert("authorization", value);
         }
         Ok(request)
     }
@@ -67,14 +143,19 @@ macro_rules! on_both_stores {
 
 impl TestApp {
     pub async fn postgres(pool: PgPool) -> TestApp {
-        TestApp::serve(Store::Postgres(PgStore::new(pool)), None).await
+        TestApp::serve(Store::Postgres(PgStore::new(pool)), None, harness_options()).await
     }
 
     pub async fn sqlite() -> TestApp {
+        let (store, dir) = TestApp::sqlite_store().await;
+        TestApp::serve(store, Some(dir), harness_options()).await
+    }
+
+    /// A fresh SQLite store in its own temporary folder.
+    pub async fn sqlite_store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temporary folder");
         let url = format!("sqlite://{}", dir.path().join("accord.db").display());
-        let store = Store::open(&url, 8).await.expect("open SQLite store");
-        TestApp::serve(store, Some(dir)).await
+        (Store::open(&url, 8).await.expect("open SQLite store"), dir)
     }
 
     /// Kept for the PostgreSQL-only tests of the store's mechanics.
@@ -82,7 +163,12 @@ impl TestApp {
         TestApp::postgres(pool).await
     }
 
-    async fn serve(store: Store, data_dir: Option<tempfile::TempDir>) -> TestApp {
+    /// The same store served again with other options (authentication, limits).
+    pub async fn reserve(&self, options: ServerOptions) -> TestApp {
+        TestApp::serve(self.store.clone(), None, options).await
+    }
+
+    async fn serve(store: Store, data_dir: Option<tempfile::TempDir>, options: ServerOptions) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let address = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -91,9 +177,12 @@ impl TestApp {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            accord::server::serve(listener, server_store, shutdown).await.expect("server runs");
+            accord::server::serve_with(listener, server_store, options, shutdown).await.expect("server runs");
         });
-        let channel = Channel::from_shared(format!("http://{address}")).expect("uri").connect_lazy();
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .expect("uri")
+            .timeout(Duration::from_secs(60))
+            .connect_lazy();
         TestApp { address, store, channel, stop: Some(stop), _data_dir: data_dir }
     }
 
@@ -105,20 +194,40 @@ impl TestApp {
         }
     }
 
-    /// A command client acting as `actor`.
+    /// A command client acting as `actor`, with the roles the test directory gives them.
     pub fn as_(&self, actor: &str) -> Commands {
-        CommandServiceClient::with_interceptor(self.channel.clone(), As(Some(actor.to_owned())))
+        self.commands_with(Some(token(actor, roles_of(actor))))
     }
 
-    /// A command client that sends no identity.
+    /// A command client sending `token` as is (`None`: no credentials at all).
+    pub fn commands_with(&self, token: Option<String>) -> Commands {
+        CommandServiceClient::with_interceptor(self.channel.clone(), Bearer(token))
+    }
+
+    /// A command client that sends no credentials.
     pub fn anonymous(&self) -> Commands {
-        CommandServiceClient::with_interceptor(self.channel.clone(), As(None))
+        self.commands_with(None)
     }
 
-    pub fn queries(&self) -> AlignmentServiceClient<Channel> {
-        AlignmentServiceClient::new(self.channel.clone())
+    /// A query client for a dashboard (reader role).
+    pub fn queries(&self) -> Queries {
+        self.queries_with(Some(token(DASHBOARD, roles_of(DASHBOARD))))
     }
 
+    pub fn queries_with(&self, token: Option<String>) -> Queries {
+        AlignmentServiceClient::with_interceptor(self.channel.clone(), Bearer(token))
+    }
+
+    /// An audit client for an auditor.
+    pub fn audit(&self) -> Audit {
+        self.audit_with(Some(token(AUDITOR, roles_of(AUDITOR))))
+    }
+
+    pub fn audit_with(&self, token: Option<String>) -> Audit {
+        AuditServiceClient::with_interceptor(self.channel.clone(), Bearer(token))
+    }
+
+    /// The bare channel (health and reflection need no credentials).
     pub fn channel(&self) -> Channel {
         self.channel.clone()
     }

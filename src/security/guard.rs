@@ -1,0 +1,244 @@
+//! The guard every call passes before it reaches a service: authentication, the right
+//! the RPC needs, the bound on concurrent calls, and the server-side deadline. It is a
+//! tower layer over all routes, so no service can be added without it. Every refusal is
+//! logged as a security event (target `accord::security`: principal, RPC, peer, reason —
+//! never the token) and answered with one precise status.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::sync::Semaphore;
+use tonic::{Status, body::Body, transport::server::TcpConnectInfo};
+use tower::{Layer, Service};
+use tracing::{debug, warn};
+
+use super::rights::{Right, method_of, right_for};
+use super::{Authenticator, Caller, Credential, Role, Roles, Trace};
+use crate::domain::{DomainError, values::Principal};
+use crate::grpc::status::domain_status;
+use crate::store::parse_token;
+
+pub const AUTHORIZATION_HEADER: &str = "authorization";
+/// Local development mode: the caller's name.
+pub const ACTOR_HEADER: &str = "x-accord-actor";
+/// Local development mode: the caller's roles, comma-separated (default: admin).
+pub const ROLES_HEADER: &str = "x-accord-roles";
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+pub const CAUSATION_HEADER: &str = "x-causation-id";
+
+/// Longest bearer token accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The bounds that keep one caller from taking the server down.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Calls being handled at once (streams count until their first response); past it,
+    /// `RESOURCE_EXHAUSTED`.
+    pub max_concurrent_calls: usize,
+    /// Open server streams (history reads, live views) at once; past it, `RESOURCE_EXHAUSTED`.
+    pub max_streams: usize,
+    /// Longest a call may take to produce its response; past it, `DEADLINE_EXCEEDED`.
+    pub deadline: Duration,
+    /// Largest request message, in bytes; past it, tonic refuses the message.
+    pub max_message_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_concurrent_calls: 512,
+            max_streams: 256,
+            deadline: Duration::from_secs(30),
+            max_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Shared by all connections: the authenticator and the call semaphore.
+#[derive(Debug)]
+struct Shared {
+    authenticator: Authenticator,
+    calls: Arc<Semaphore>,
+    max_calls: usize,
+    deadline: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct GuardLayer {
+    shared: Arc<Shared>,
+}
+
+impl GuardLayer {
+    pub fn new(authenticator: Authenticator, limits: &Limits) -> GuardLayer {
+        GuardLayer {
+            shared: Arc::new(Shared {
+                authenticator,
+                calls: Arc::new(Semaphore::new(limits.max_concurrent_calls)),
+                max_calls: limits.max_concurrent_calls,
+                deadline: limits.deadline,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard { inner, shared: self.shared.clone() }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Guard<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+type Response = http::Response<Body>;
+
+impl<S> Service<http::Request<Body>> for Guard<S>
+where
+    S: Service<http::Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        // The clone that was driven to readiness serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let path = request.uri().path().to_owned();
+            let right = right_for(&path);
+            if right == Right::Public {
+                return inner.call(request).await;
+            }
+            let peer = request.extensions().get::<TcpConnectInfo>().and_then(|info| info.remote_addr());
+            let trace = match trace(request.headers()) {
+                Ok(trace) => trace,
+                Err(status) => return Ok(status.into_http()),
+            };
+            let caller = match authenticate(&shared.authenticator, request.headers()) {
+                Ok(caller) => caller,
+                Err(reason) => {
+                    warn!(target: "accord::security", event = "unauthenticated", rpc = method_of(&path),
+                        peer = %display_peer(peer), %reason, "call refused: not authenticated");
+                    return Ok(Status::unauthenticated(reason).into_http());
+                }
+            };
+            if !caller.roles.grants(right) {
+                let reason = format!(
+                    "{} needs {}; {} holds {}",
+                    method_of(&path),
+                    right.describe(),
+                    caller.principal,
+                    caller.roles
+                );
+                warn!(target: "accord::security", event = "permission_denied", principal = %caller.principal,
+                    roles = %caller.roles, rpc = method_of(&path), peer = %display_peer(peer), %reason,
+                    "call refused: service role");
+                return Ok(Status::permission_denied(reason).into_http());
+            }
+            let Ok(_permit) = shared.calls.clone().try_acquire_owned() else {
+                warn!(rpc = method_of(&path), limit = shared.max_calls, "call refused: too many concurrent calls");
+                return Ok(Status::resource_exhausted(format!(
+                    "the server is handling its limit of {} concurrent calls; retry with backoff",
+                    shared.max_calls
+                ))
+                .into_http());
+            };
+            debug!(principal = %caller.principal, rpc = method_of(&path), "call authorised");
+            request.extensions_mut().insert(caller);
+            request.extensions_mut().insert(trace);
+            match tokio::time::timeout(shared.deadline, inner.call(request)).await {
+                Ok(response) => response,
+                Err(_) => Ok(Status::deadline_exceeded(format!(
+                    "{} did not finish within the server's deadline of {} s",
+                    method_of(&path),
+                    shared.deadline.as_secs_f64()
+                ))
+                .into_http()),
+            }
+        })
+    }
+}
+
+fn display_peer(peer: Option<SocketAddr>) -> String {
+    peer.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| format!("the {name} metadata entry is not valid ASCII")),
+    }
+}
+
+fn authenticate(authenticator: &Authenticator, headers: &http::HeaderMap) -> Result<Caller, String> {
+    match authenticator {
+        Authenticator::LocalDevelopment => {
+            let Some(actor) = header(headers, ACTOR_HEADER)? else {
+                return Err(format!("no caller: send the {ACTOR_HEADER} metadata entry (local development mode)"));
+            };
+            let principal = Principal::parse(ACTOR_HEADER, actor).map_err(|e| e.to_string())?;
+            let roles = match header(headers, ROLES_HEADER)? {
+                None => Roles::of(&[Role::Admin]),
+                Some(names) => {
+                    let names: Vec<&str> = names.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+                    if let Some(unknown) = names.iter().find(|n| Role::parse(n).is_none()) {
+                        return Err(format!(
+                            "{ROLES_HEADER}: {unknown:?} is not a role (admin, member, auditor, reader)"
+                        ));
+                    }
+                    Roles::from_names(names)
+                }
+            };
+            Ok(Caller { principal, roles, credential: Credential::LocalDevelopment })
+        }
+        Authenticator::Tokens { .. } => {
+            let Some(value) = header(headers, AUTHORIZATION_HEADER)? else {
+                return Err("no credentials: send the metadata entry `authorization: Bearer <token>`".into());
+            };
+            if value.len() > MAX_TOKEN_BYTES {
+                return Err(format!("the authorization entry is longer than {MAX_TOKEN_BYTES} bytes"));
+            }
+            let token = match value.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+                    token.trim()
+                }
+                _ => return Err("the authorization entry is not `Bearer <token>`".into()),
+            };
+            authenticator.authenticate_token(token).map_err(|e| e.0)
+        }
+    }
+}
+
+fn trace(headers: &http::HeaderMap) -> Result<Trace, Status> {
+    let id = |name: &str| -> Result<Option<String>, Status> {
+        match headers.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .to_str()
+                .map_err(|_| DomainError::invalid(name, "is not valid ASCII"))
+                .and_then(|value| parse_token(name, value))
+                .map(Some)
+                .map_err(domain_status),
+        }
+    };
+    Ok(Trace { correlation_id: id(CORRELATION_HEADER)?, causation_id: id(CAUSATION_HEADER)? })
+}
