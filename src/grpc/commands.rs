@@ -6,14 +6,15 @@
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::parse;
 use super::status::{domain_status, store_status};
 use crate::domain::Authority;
+use crate::domain::DomainError;
 use crate::proto::{self as pb, command_service_server::CommandService};
 use crate::security::{Caller, Trace};
-use crate::store::{CommandEnvelope, CommandId, Store};
+use crate::store::{CommandEnvelope, CommandId, Store, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct Commands {
@@ -68,7 +69,16 @@ impl Commands {
         let span = info_span!("command", rpc, actor = %envelope.actor, command_id = envelope.command_id.as_str(),
             correlation_id = envelope.correlation_id.as_str());
         async {
-            let outcome = self.store.execute(&envelope).await.map_err(store_status)?;
+            let outcome = match self.store.execute(&envelope).await {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    if let StoreError::Domain(DomainError::PermissionDenied(reason)) = &error {
+                        warn!(target: "accord::security", event = "decision_right_denied", principal = %envelope.actor,
+                            rpc, initiative = ?envelope.target, %reason, "command refused: decision right");
+                    }
+                    return Err(store_status(error));
+                }
+            };
             info!(initiative = %outcome.initiative_id, version = outcome.stream_version,
                 position = outcome.global_position, replayed = outcome.replayed, "command done");
             Ok(Response::new(pb::CommandResponse {

@@ -11,5 +11,6 @@ mod idempotency;
 mod queries;
 mod rebuild;
 mod scenario;
+mod security;
 mod store;
 mod support;
