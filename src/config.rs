@@ -148,6 +148,9 @@ pub enum Commands {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Make and hash static service tokens for the security configuration.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Apply the database migrations and exit.
     #[command(after_help = "Example:\n  accord migrate --database-url postgres://postgres@127.0.0.1:5432/accord")]
     Migrate {
@@ -221,6 +224,27 @@ impl SecurityArgs {
             _ => None,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new random service token, and the `[[service_tokens]]` entry (with only its
+    /// SHA-256) to add to the security configuration. Hand the token to the tool; keep
+    /// only the entry.
+    #[command(
+        after_help = "Example:\n  accord token generate --principal release-bot@svc --role member\n\nThe token goes to stdout's first line; the configuration entry follows."
+    )]
+    Generate {
+        /// The principal the token acts as (e.g. release-bot@svc).
+        #[arg(long)]
+        principal: String,
+        /// A service role of the token: admin, member, auditor or reader (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// Print the SHA-256 digest of a token read from stdin, as the configuration wants it.
+    #[command(after_help = "Example:\n  accord token hash < release-bot.token")]
+    Hash,
 }
 
 impl StoreArgs {

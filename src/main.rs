@@ -8,8 +8,11 @@ use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 use accord::cli::{self, Globals};
-use accord::config::{Cli, Commands, LogFormat};
-use accord::security::{Authenticator, SecurityConfig};
+use accord::config::{Cli, Commands, LogFormat, TokenCommand};
+use std::io::Read;
+
+use accord::domain::values::Principal;
+use accord::security::{Authenticator, Role, SecurityConfig, service_tokens};
 use accord::server::ServerOptions;
 use accord::store::Store;
 
@@ -105,6 +108,7 @@ async fn run_server_command(command: Commands) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())
         }
+        Commands::Token(command) => token(command),
         Commands::Migrate { store } => {
             open(&store, 2).await?;
             info!("migrations applied");
@@ -118,6 +122,39 @@ async fn run_server_command(command: Commands) -> Result<(), String> {
             Ok(())
         }
         Commands::Client(_) => Err("a client command reached the server dispatch".to_owned()),
+    }
+}
+
+fn token(command: TokenCommand) -> Result<(), String> {
+    match command {
+        TokenCommand::Generate { principal, roles } => {
+            Principal::parse("--principal", &principal).map_err(|e| e.to_string())?;
+            if let Some(unknown) = roles.iter().find(|r| Role::parse(r).is_none()) {
+                return Err(format!("--role {unknown:?} is not a role (admin, member, auditor, reader)"));
+            }
+            let (token, digest) =
+                service_tokens::generate().map_err(|e| format!("no randomness from the system: {e}"))?;
+            let roles: Vec<String> = roles.iter().map(|r| format!("{r:?}")).collect();
+            println!("{token}");
+            println!();
+            println!("[[service_tokens]]");
+            println!("principal = {principal:?}");
+            println!("roles = [{}]", roles.join(", "));
+            println!("sha256 = \"{digest}\"");
+            Ok(())
+        }
+        TokenCommand::Hash => {
+            let mut token = String::new();
+            std::io::stdin()
+                .read_to_string(&mut token)
+                .map_err(|e| format!("cannot read the token from stdin: {e}"))?;
+            let token = token.trim();
+            if token.is_empty() {
+                return Err("no token on stdin".to_owned());
+            }
+            println!("{}", hex::encode(service_tokens::digest(token)));
+            Ok(())
+        }
     }
 }
 

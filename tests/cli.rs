@@ -97,8 +97,19 @@ impl Server {
 
     /// `accord serve --listen 127.0.0.1:0` in `workdir`, with the database URL given or none at all.
     fn spawn(url: Option<&str>, database: Option<ThrowAwayDatabase>, workdir: tempfile::TempDir) -> Started {
+        Server::spawn_with(url, database, workdir, &[])
+    }
+
+    /// `spawn`, with more `accord serve` flags.
+    fn spawn_with(
+        url: Option<&str>,
+        database: Option<ThrowAwayDatabase>,
+        workdir: tempfile::TempDir,
+        extra: &[&str],
+    ) -> Started {
         let mut command = accord_command();
         command.current_dir(workdir.path()).args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"]);
+        command.args(extra);
         command.args(["--log", "info"]);
         if let Some(url) = url {
             command.args(["--database-url", url]);
@@ -1188,4 +1199,97 @@ fn a_corrupted_export_is_refused_naming_its_line_and_nothing_is_written() {
         std::fs::write(&whole, &export).expect("written");
         assert!(import(&target, &whole).stdout.starts_with("imported 16 events of 1 initiative"));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Security: authentication configured, tokens from the CLI
+
+#[test]
+fn serve_refuses_a_public_address_without_authentication_and_a_broken_configuration() {
+    let workdir = tempfile::tempdir().expect("temporary folder");
+    let mut command = accord_command();
+    command.current_dir(workdir.path()).args(["serve", "--listen", "0.0.0.0:0"]);
+    let run = Run::of(command, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("accord: refusing to listen on 0.0.0.0:0 without authentication"), "{}", run.stderr);
+    assert!(run.stderr.contains("--auth-config"), "{}", run.stderr);
+    assert!(!workdir.path().join("accord-data").exists(), "nothing was opened before the refusal");
+
+    let config = workdir.path().join("accord-auth.toml");
+    std::fs::write(
+        &config,
+        "[jwt]\nissuer = \"https://id.example/\"\naudience = \"accord\"\nleeway_seconds = 900\nkeys = []\n",
+    )
+    .expect("write");
+    let mut command = accord_command();
+    command.current_dir(workdir.path()).args(["serve", "--auth-config", "accord-auth.toml"]);
+    let run = Run::of(command, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("accord: accord-auth.toml: jwt.leeway_seconds: is 900; at most 300"), "{}", run.stderr);
+}
+
+/// An HS256 token from the test's identity provider.
+fn jwt(secret: &[u8], principal: &str, roles: &[&str]) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let claims = serde_json::json!({"iss": "https://id.example/", "aud": "accord", "sub": principal,
+        "exp": now + 600, "roles": roles});
+    let key = jsonwebtoken::EncodingKey::from_secret(secret).expect("key");
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("sign")
+}
+
+#[test]
+fn the_cli_sends_tokens_from_a_flag_the_environment_or_a_file_to_a_configured_server() {
+    let workdir = tempfile::tempdir().expect("temporary folder");
+    let secret = b"a-secret-of-the-identity-provider-that-is-long-enough";
+    std::fs::write(workdir.path().join("jwt.secret"), secret).expect("write");
+    // A service token made by `accord token generate`; only its entry goes in the file.
+    let mut command = accord_command();
+    command.args(["token", "generate", "--principal", "dashboard@svc", "--role", "reader"]);
+    let generated = Run::of(command, &[]);
+    assert_eq!(generated.code, 0, "{}", generated.stderr);
+    let (service_token, entry) = generated.stdout.split_once('\n').expect("token, then the entry");
+    assert!(service_token.starts_with("accord_st_") && !entry.contains(service_token), "{}", generated.stdout);
+    let mut hash = accord_command();
+    hash.arg("token").arg("hash").stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = hash.spawn().expect("accord token hash");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), service_token.as_bytes()).expect("write");
+    let hashed = child.wait_with_output().expect("hash output");
+    let digest = String::from_utf8_lossy(&hashed.stdout).trim().to_owned();
+    assert!(entry.contains(&format!("sha256 = \"{digest}\"")), "hash agrees with generate: {digest} / {entry}");
+    std::fs::write(workdir.path().join("dashboard.token"), format!("{service_token}\n")).expect("write");
+    let config = format!(
+        "[jwt]\nissuer = \"https://id.example/\"\naudience = \"accord\"\n\n[[jwt.keys]]\nalgorithm = \"HS256\"\nsecret_file = \"jwt.secret\"\n{entry}"
+    );
+    std::fs::write(workdir.path().join("accord-auth.toml"), config).expect("write");
+    let url = format!("sqlite://{}", workdir.path().join("accord.db").display());
+    let token_dir = workdir.path().to_path_buf();
+    let server = match Server::spawn_with(Some(&url), None, workdir, &["--auth-config", "accord-auth.toml"]) {
+        Started::Running(server) => server,
+        Started::Unfinished => return eprintln!("skipped ({SQLITE_UNFINISHED})"),
+    };
+    assert!(!server.log().contains("LOCAL DEVELOPMENT MODE"), "authentication is configured");
+    let with = |setup: &dyn Fn(&mut Command), args: &[&str]| {
+        let mut command = accord_command();
+        command.args(["--server", &server.address]);
+        setup(&mut command);
+        command.args(args);
+        Run::of(command, args)
+    };
+    let admin = jwt(secret, PM, &["admin"]);
+    let created =
+        with(&|c| drop(c.args(["--token", &admin])), &["--json", "initiative", "create", "SEC-1", "--title", "Secure"]);
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let shown = with(&|c| drop(c.args(["--token", &admin])), &["--json", "initiative", "show", "SEC-1"]);
+    assert_eq!(shown.json()["owner"], PM, "the token's subject is the actor: {}", shown.stdout);
+    let member = jwt(secret, ENG, &["member"]);
+    with(&|c| drop(c.env("ACCORD_TOKEN", &member)), &["initiative", "create", "SEC-2", "--title", "No"])
+        .fails(5, &["CreateInitiative needs the admin role", "eve@example.com holds member"]);
+    let file = token_dir.join("dashboard.token");
+    let board = with(&|c| drop(c.arg("--token-file").arg(&file)), &["--json", "status", "SEC-1"]);
+    assert_eq!(board.code, 0, "{}", board.stderr);
+    assert_eq!(board.json()["key"], "SEC-1");
+    with(&|c| drop(c.arg("--token-file").arg(&file)), &["initiative", "create", "SEC-3", "--title", "No"])
+        .fails(5, &["dashboard@svc holds reader"]);
+    with(&|c| drop(c.args(["--as", PM])), &["status"]).fails(5, &["no credentials"]);
+    with(&|c| drop(c.args(["--token", "accord_st_wrong"])), &["status"]).fails(5, &["not a known service token"]);
 }

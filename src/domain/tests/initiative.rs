@@ -270,3 +270,27 @@ fn a_removed_driver_loses_the_right_to_manage() {
     let history = team().given(OWNER, remove(DRIVER, "product", Role::Driver));
     assert_denied(history.refuse(DRIVER, Command::ChangeStage { stage: Stage::Delivery }), &[DRIVER]);
 }
+
+// --- Administrators -------------------------------------------------------------------
+
+#[test]
+fn an_administrator_manages_any_initiative_but_holds_no_decision_right() {
+    use crate::domain::{Authority, decide_as};
+    let history = proposed();
+    let state = Some(history.state());
+    let admin = who("setup-bot@example.com");
+    for command in [
+        Command::ChangeStage { stage: Stage::Definition },
+        assign(STRANGER, "legal", Role::Approver),
+        Command::ArchiveInitiative { reason: "Cancelled".into() },
+        update_title("Renamed"),
+    ] {
+        assert!(decide_as(state, &command, &admin, Authority::Administrator).is_ok(), "{command:?}");
+        let refused = decide_as(state, &command, &admin, Authority::Member).expect_err("a member who is neither");
+        assert_denied(refused, &["setup-bot@example.com is neither"]);
+    }
+    for command in [approve(dec(1), "engineering"), accept_overriding(dec(1), "Ship it"), withdraw(dec(1))] {
+        let refused = decide_as(state, &command, &admin, Authority::Administrator).expect_err("no decision right");
+        assert!(matches!(refused, DomainError::PermissionDenied(_)), "{command:?}: {refused:?}");
+    }
+}
