@@ -4,6 +4,12 @@
 //!
 //!   cargo bench --bench signoff -- [--clients 1,16] [--seconds 10] [--shared]
 //!       [--database-url postgres://postgres@127.0.0.1:5432/accord_bench | sqlite:///tmp/accord-bench.db]
+//!       [--auth none,hs256,es256,service-token]
+//!
+//! `--auth` runs each client count once per authentication mode: `none` is local
+//! development mode (the caller named in metadata); the others configure the server as
+//! production would and send a bearer token on every call (made once per client, so
+//! the figure is the server's cost of verifying it).
 //!
 //! Each client signs as its own approver. By default each client works on its own
 //! initiative (appends to different streams proceed in parallel); with `--shared` all
@@ -13,11 +19,120 @@
 use std::time::{Duration, Instant};
 
 use accord::proto::{self as pb, command_service_client::CommandServiceClient};
+use std::collections::HashMap;
+
+use accord::domain::values::Principal;
+use accord::security::{
+    Authenticator, JwtVerifier, Limits, Role, Roles, ServiceTokens, VerificationKey, service_tokens,
+};
+use accord::server::ServerOptions;
 use accord::store::Store;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use sqlx::{Postgres, migrate::MigrateDatabase};
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
+use tonic::{
+    Request,
+    metadata::{Ascii, MetadataValue},
+    transport::Channel,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Auth {
+    None,
+    Hs256,
+    Es256,
+    ServiceToken,
+}
+
+impl Auth {
+    fn parse(name: &str) -> Result<Auth, String> {
+        match name {
+            "none" => Ok(Auth::None),
+            "hs256" => Ok(Auth::Hs256),
+            "es256" => Ok(Auth::Es256),
+            "service-token" => Ok(Auth::ServiceToken),
+            other => Err(format!("unknown --auth mode {other} (none, hs256, es256, service-token)")),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Auth::None => "none",
+            Auth::Hs256 => "hs256",
+            Auth::Es256 => "es256",
+            Auth::ServiceToken => "service-token",
+        }
+    }
+}
+
+/// The server's authenticator for a mode, and how a client proves it is `actor`.
+struct Credentials {
+    authenticator: Authenticator,
+    es256_key: Option<EncodingKey>,
+    service_tokens: HashMap<String, String>,
+    auth: Auth,
+}
+
+const SECRET: &[u8] = b"benchmark-identity-provider-secret-0123456789";
+
+impl Credentials {
+    fn new(auth: Auth, actors: &[String]) -> Result<Credentials, String> {
+        let jwt = |algorithm, key| {
+            Some(JwtVerifier::new("bench", "accord", 30, "roles", vec![VerificationKey { algorithm, kid: None, key }]))
+        };
+        let mut service_tokens = HashMap::new();
+        let (authenticator, es256_key) = match auth {
+            Auth::None => (Authenticator::LocalDevelopment, None),
+            Auth::Hs256 => {
+                let key = DecodingKey::from_secret(SECRET).map_err(|e| e.to_string())?;
+                (Authenticator::Tokens { jwt: jwt(Algorithm::HS256, key), service_tokens: ServiceTokens::new() }, None)
+            }
+            Auth::Es256 => {
+                let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+                let public = DecodingKey::from_ec_pem(pair.public_key_pem().as_bytes()).map_err(|e| e.to_string())?;
+                let private = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).map_err(|e| e.to_string())?;
+                let tokens = ServiceTokens::new();
+                (Authenticator::Tokens { jwt: jwt(Algorithm::ES256, public), service_tokens: tokens }, Some(private))
+            }
+            Auth::ServiceToken => {
+                let mut tokens = ServiceTokens::new();
+                for actor in actors {
+                    let (token, _) = service_tokens::generate().map_err(|e| e.to_string())?;
+                    let principal = Principal::parse("actor", actor).map_err(|e| e.to_string())?;
+                    tokens.add(service_tokens::digest(&token), principal, Roles::of(&[Role::Admin]));
+                    service_tokens.insert(actor.clone(), token);
+                }
+                (Authenticator::Tokens { jwt: None, service_tokens: tokens }, None)
+            }
+        };
+        Ok(Credentials { authenticator, es256_key, service_tokens, auth })
+    }
+
+    /// The metadata entry that makes a request `actor`'s.
+    fn entry(&self, actor: &str) -> Result<(&'static str, MetadataValue<Ascii>), String> {
+        let claims = serde_json::json!({"iss": "bench", "aud": "accord", "sub": actor, "exp": 4_000_000_000u64,
+            "roles": ["admin"]});
+        let bearer = |token: String| MetadataValue::try_from(format!("Bearer {token}")).map_err(|e| e.to_string());
+        match self.auth {
+            Auth::None => Ok(("x-accord-actor", MetadataValue::try_from(actor).map_err(|e| e.to_string())?)),
+            Auth::Hs256 => {
+                let key = EncodingKey::from_secret(SECRET).map_err(|e| e.to_string())?;
+                let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key);
+                Ok(("authorization", bearer(token.map_err(|e| e.to_string())?)?))
+            }
+            Auth::Es256 => {
+                let key = self.es256_key.as_ref().ok_or("no ES256 key")?;
+                let token = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, key);
+                Ok(("authorization", bearer(token.map_err(|e| e.to_string())?)?))
+            }
+            Auth::ServiceToken => {
+                Ok(("authorization", bearer(self.service_tokens.get(actor).cloned().ok_or("no token")?)?))
+            }
+        }
+    }
+}
 
 struct Args {
+    auth: Vec<Auth>,
     clients: Vec<usize>,
     seconds: u64,
     shared: bool,
@@ -26,6 +141,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
+        auth: vec![Auth::None],
         clients: vec![1, 16],
         seconds: 10,
         shared: false,
@@ -45,6 +161,10 @@ fn parse_args() -> Result<Args, String> {
                 args.seconds = it.next().ok_or("--seconds needs a value")?.parse().map_err(|_| "bad --seconds")?
             }
             "--shared" => args.shared = true,
+            "--auth" => {
+                let value = it.next().ok_or("--auth needs a value")?;
+                args.auth = value.split(',').map(Auth::parse).collect::<Result<_, _>>()?;
+            }
             "--database-url" => args.database_url = it.next().ok_or("--database-url needs a value")?,
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
@@ -53,11 +173,9 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn with_actor<T>(message: T, actor: &str) -> Request<T> {
+fn with_entry<T>(message: T, (name, value): &(&'static str, MetadataValue<Ascii>)) -> Request<T> {
     let mut request = Request::new(message);
-    if let Ok(value) = MetadataValue::try_from(actor) {
-        request.metadata_mut().insert("x-accord-actor", value);
-    }
+    request.metadata_mut().insert(*name, value.clone());
     request
 }
 
@@ -65,13 +183,15 @@ fn with_actor<T>(message: T, actor: &str) -> Request<T> {
 /// needing all of them; returns the decision id.
 async fn setup(
     client: &mut CommandServiceClient<Channel>,
+    credentials: &Credentials,
     key: &str,
     approvers: &[usize],
-) -> Result<String, tonic::Status> {
-    let owner = "owner@bench.io";
+) -> Result<String, String> {
+    let owner = &credentials.entry("owner@bench.io")?;
+    let driver = &credentials.entry("driver@bench.io")?;
     let functions: Vec<String> = approvers.iter().map(|n| format!("f{n}")).collect();
     client
-        .create_initiative(with_actor(
+        .create_initiative(with_entry(
             pb::CreateInitiativeRequest {
                 key: key.into(),
                 title: format!("Benchmark {key}"),
@@ -80,10 +200,11 @@ async fn setup(
             },
             owner,
         ))
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
     for (n, function) in approvers.iter().zip(&functions) {
         client
-            .assign_stakeholder(with_actor(
+            .assign_stakeholder(with_entry(
                 pb::AssignStakeholderRequest {
                     initiative: key.into(),
                     principal: format!("approver{n}@bench.io"),
@@ -93,10 +214,11 @@ async fn setup(
                 },
                 owner,
             ))
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
     }
     client
-        .assign_stakeholder(with_actor(
+        .assign_stakeholder(with_entry(
             pb::AssignStakeholderRequest {
                 initiative: key.into(),
                 principal: "driver@bench.io".into(),
@@ -106,9 +228,10 @@ async fn setup(
             },
             owner,
         ))
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
     let decision = client
-        .propose_decision(with_actor(
+        .propose_decision(with_entry(
             pb::ProposeDecisionRequest {
                 initiative: key.into(),
                 content: Some(pb::DecisionContent {
@@ -118,14 +241,15 @@ async fn setup(
                 }),
                 ..Default::default()
             },
-            "driver@bench.io",
+            driver,
         ))
-        .await?
+        .await
+        .map_err(|e| e.to_string())?
         .into_inner();
     Ok(decision.created_id)
 }
 
-async fn run(url: &str, clients: usize, seconds: u64, shared: bool) -> Result<(f64, f64, u64), String> {
+async fn run(url: &str, auth: Auth, clients: usize, seconds: u64, shared: bool) -> Result<(f64, f64, u64), String> {
     // A fresh store for every run.
     if let Some(path) = url.strip_prefix("sqlite://") {
         for suffix in ["", "-wal", "-shm"] {
@@ -138,7 +262,15 @@ async fn run(url: &str, clients: usize, seconds: u64, shared: bool) -> Result<(f
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(accord::server::serve(listener, store, async move {
+    let mut actors: Vec<String> = (0..clients).map(|n| format!("approver{n}@bench.io")).collect();
+    actors.extend(["owner@bench.io".to_owned(), "driver@bench.io".to_owned()]);
+    let credentials = Credentials::new(auth, &actors)?;
+    let options = ServerOptions {
+        authenticator: credentials.authenticator.clone(),
+        limits: Limits { max_concurrent_calls: 4096, ..Limits::default() },
+        ..ServerOptions::local_development()
+    };
+    let server = tokio::spawn(accord::server::serve_with(listener, store, options, async move {
         let _ = stopped.await;
     }));
     let channel = Channel::from_shared(format!("http://{address}")).map_err(|e| e.to_string())?.connect_lazy();
@@ -147,12 +279,12 @@ async fn run(url: &str, clients: usize, seconds: u64, shared: bool) -> Result<(f
     let mut targets = Vec::new();
     if shared {
         let all: Vec<usize> = (0..clients).collect();
-        let decision = setup(&mut admin, "BENCH-0", &all).await.map_err(|e| e.to_string())?;
+        let decision = setup(&mut admin, &credentials, "BENCH-0", &all).await?;
         targets.extend((0..clients).map(|n| ("BENCH-0".to_owned(), decision.clone(), n)));
     } else {
         for n in 0..clients {
             let key = format!("BENCH-{n}");
-            let decision = setup(&mut admin, &key, &[n]).await.map_err(|e| e.to_string())?;
+            let decision = setup(&mut admin, &credentials, &key, &[n]).await?;
             targets.push((key, decision, n));
         }
     }
@@ -161,13 +293,13 @@ async fn run(url: &str, clients: usize, seconds: u64, shared: bool) -> Result<(f
     let workers: Vec<_> = targets
         .into_iter()
         .map(|(key, decision, n)| {
+            let entry = credentials.entry(&format!("approver{n}@bench.io"));
             // One HTTP/2 connection per client, as separate callers would have.
             let channel = Channel::from_shared(format!("http://{address}")).map(|c| c.connect_lazy());
             tokio::spawn(async move {
-                let Ok(channel) = channel else { return (0u64, Duration::ZERO, 1u64) };
+                let (Ok(channel), Ok(entry)) = (channel, entry) else { return (0u64, Duration::ZERO, 1u64) };
                 let mut client = CommandServiceClient::new(channel);
                 let (mut done, mut busy, mut failed) = (0u64, Duration::ZERO, 0u64);
-                let actor = format!("approver{n}@bench.io");
                 while Instant::now() < deadline {
                     let request = pb::RecordSignOffRequest {
                         initiative: key.clone(),
@@ -179,7 +311,7 @@ async fn run(url: &str, clients: usize, seconds: u64, shared: bool) -> Result<(f
                         ..Default::default()
                     };
                     let started = Instant::now();
-                    match client.record_sign_off(with_actor(request, &actor)).await {
+                    match client.record_sign_off(with_entry(request, &entry)).await {
                         Ok(_) => done += 1,
                         Err(_) => failed += 1,
                     }
@@ -215,11 +347,12 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    for &clients in &args.clients {
-        match run(&args.database_url, clients, args.seconds, args.shared).await {
+    for (&clients, &auth) in args.clients.iter().flat_map(|c| args.auth.iter().map(move |a| (c, a))) {
+        match run(&args.database_url, auth, clients, args.seconds, args.shared).await {
             Ok((rate, latency, failed)) => println!(
-                "accord-signoff{}  clients={clients:<3} cmds/s={rate:<10.1} latency_ms={latency:.3} failed={failed}",
-                if args.shared { "-shared" } else { "" }
+                "accord-signoff{}  auth={:<13} clients={clients:<3} cmds/s={rate:<10.1} latency_ms={latency:.3} failed={failed}",
+                if args.shared { "-shared" } else { "" },
+                auth.name()
             ),
             Err(message) => {
                 eprintln!("signoff bench: {message}");

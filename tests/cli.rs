@@ -1276,20 +1276,56 @@ fn the_cli_sends_tokens_from_a_flag_the_environment_or_a_file_to_a_configured_se
         Run::of(command, args)
     };
     let admin = jwt(secret, PM, &["admin"]);
-    let created =
-        with(&|c| drop(c.args(["--token", &admin])), &["--json", "initiative", "create", "SEC-1", "--title", "Secure"]);
+    let created = with(
+        &|c| {
+            c.args(["--token", &admin]);
+        },
+        &["--json", "initiative", "create", "SEC-1", "--title", "Secure"],
+    );
     assert_eq!(created.code, 0, "{}", created.stderr);
-    let shown = with(&|c| drop(c.args(["--token", &admin])), &["--json", "initiative", "show", "SEC-1"]);
+    let shown = with(
+        &|c| {
+            c.args(["--token", &admin]);
+        },
+        &["--json", "initiative", "show", "SEC-1"],
+    );
     assert_eq!(shown.json()["owner"], PM, "the token's subject is the actor: {}", shown.stdout);
     let member = jwt(secret, ENG, &["member"]);
-    with(&|c| drop(c.env("ACCORD_TOKEN", &member)), &["initiative", "create", "SEC-2", "--title", "No"])
-        .fails(5, &["CreateInitiative needs the admin role", "eve@example.com holds member"]);
+    with(
+        &|c| {
+            c.env("ACCORD_TOKEN", &member);
+        },
+        &["initiative", "create", "SEC-2", "--title", "No"],
+    )
+    .fails(5, &["CreateInitiative needs the admin role", "eve@example.com holds member"]);
     let file = token_dir.join("dashboard.token");
-    let board = with(&|c| drop(c.arg("--token-file").arg(&file)), &["--json", "status", "SEC-1"]);
+    let board = with(
+        &|c| {
+            c.arg("--token-file").arg(&file);
+        },
+        &["--json", "status", "SEC-1"],
+    );
     assert_eq!(board.code, 0, "{}", board.stderr);
     assert_eq!(board.json()["key"], "SEC-1");
-    with(&|c| drop(c.arg("--token-file").arg(&file)), &["initiative", "create", "SEC-3", "--title", "No"])
-        .fails(5, &["dashboard@svc holds reader"]);
-    with(&|c| drop(c.args(["--as", PM])), &["status"]).fails(5, &["no credentials"]);
-    with(&|c| drop(c.args(["--token", "accord_st_wrong"])), &["status"]).fails(5, &["not a known service token"]);
+    with(
+        &|c| {
+            c.arg("--token-file").arg(&file);
+        },
+        &["initiative", "create", "SEC-3", "--title", "No"],
+    )
+    .fails(5, &["dashboard@svc holds reader"]);
+    with(
+        &|c| {
+            c.args(["--as", PM]);
+        },
+        &["status"],
+    )
+    .fails(5, &["no credentials"]);
+    with(
+        &|c| {
+            c.args(["--token", "accord_st_wrong"]);
+        },
+        &["status"],
+    )
+    .fails(5, &["not a known service token"]);
 }
