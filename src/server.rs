@@ -27,6 +27,11 @@ pub enum ServeError {
     Insecure(String),
 }
 
+/// Concurrent HTTP/2 streams one connection may open.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// Largest header block of a request, in bytes.
+const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
+
 /// How the server authenticates callers, what it bounds, and what it does periodically.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
@@ -141,7 +146,14 @@ async fn serve_api(
         .build_v1()?;
     let limits = &options.limits;
     let streams = Arc::new(Semaphore::new(limits.max_streams));
-    let mut builder = Server::builder();
+    // HTTP/2 bounds per connection: streams, header size (a bearer token is at most 8 KiB),
+    // and keepalive pings so a vanished peer does not hold its streams forever.
+    let mut builder = Server::builder()
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_nodelay(true);
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls.server_config())?;
     }

@@ -6,7 +6,9 @@
 mod audit;
 mod audit_store;
 mod concurrency;
+mod encoding;
 mod errors;
+mod hostile;
 mod idempotency;
 mod queries;
 mod rebuild;

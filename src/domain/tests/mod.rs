@@ -10,6 +10,7 @@ mod alignment;
 mod decisions;
 mod explain;
 mod feedback;
+mod hostile;
 mod initiative;
 mod properties;
 mod scenario;
