@@ -338,6 +338,27 @@ async fn run(url: &str, auth: Auth, clients: usize, seconds: u64, shared: bool) 
     Ok((total as f64 / elapsed, latency_ms, failed))
 }
 
+/// Microseconds the authenticator spends on one bearer token (median of five rounds).
+fn verification_cost(auth: Auth) -> Result<f64, String> {
+    let actor = "approver0@bench.io".to_owned();
+    let credentials = Credentials::new(auth, std::slice::from_ref(&actor))?;
+    let (_, value) = credentials.entry(&actor)?;
+    let header = value.to_str().map_err(|e| e.to_string())?;
+    let token = header.strip_prefix("Bearer ").ok_or("not a bearer token")?;
+    const CALLS: u32 = 20_000;
+    let mut rounds = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            let caller = credentials.authenticator.authenticate_token(std::hint::black_box(token));
+            std::hint::black_box(caller.map_err(|e| e.to_string())?);
+        }
+        rounds.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
+    }
+    rounds.sort_by(f64::total_cmp);
+    Ok(rounds[2])
+}
+
 #[tokio::main]
 async fn main() {
     let args = match parse_args() {
@@ -347,6 +368,13 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    // The server's CPU cost of establishing a caller, without the network or the database.
+    for &auth in args.auth.iter().filter(|a| **a != Auth::None) {
+        match verification_cost(auth) {
+            Ok(micros) => println!("auth-verify      auth={:<13} us_per_call={micros:.2}", auth.name()),
+            Err(message) => eprintln!("signoff bench: {message}"),
+        }
+    }
     for (&clients, &auth) in args.clients.iter().flat_map(|c| args.auth.iter().map(move |a| (c, a))) {
         match run(&args.database_url, auth, clients, args.seconds, args.shared).await {
             Ok((rate, latency, failed)) => println!(

@@ -30,7 +30,8 @@ impl Queries {
     }
 }
 
-fn list_filter(r: &pb::ListAlignmentsRequest) -> Result<ListFilter, DomainError> {
+/// The filters of a `ListAlignments` request (public for the fuzz target, `fuzz/`).
+pub fn list_filter(r: &pb::ListAlignmentsRequest) -> Result<ListFilter, DomainError> {
     let text = if r.text.is_empty() { None } else { Some(parse_text("text", &r.text, MAX_TITLE, false)?) };
     Ok(ListFilter {
         status: c::initiative_status("status", r.status)?.map(|s| s.as_str().to_owned()),
@@ -52,7 +53,8 @@ fn encode_token(filter: &ListFilter, last_key: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}:{last_key}", filter_fingerprint(filter)))
 }
 
-fn decode_token(filter: &ListFilter, token: &str) -> Result<Option<String>, DomainError> {
+/// The key a page token resumes after, if it was issued for `filter` (public for the fuzz target).
+pub fn decode_token(filter: &ListFilter, token: &str) -> Result<Option<String>, DomainError> {
     if token.is_empty() {
         return Ok(None);
     }
