@@ -149,7 +149,10 @@ pub enum Commands {
         store: StoreArgs,
     },
     /// Make and hash static service tokens for the security configuration.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  accord token generate --principal release-bot@svc --role member\n  accord token hash < release-bot.token"
+    )]
     Token(TokenCommand),
     /// Apply the database migrations and exit.
     #[command(after_help = "Example:\n  accord migrate --database-url postgres://postgres@127.0.0.1:5432/accord")]
