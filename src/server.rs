@@ -4,7 +4,10 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, watch},
+};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tracing::{info, warn};
@@ -167,13 +170,20 @@ async fn serve_api(
         info!(%address, security = mode, "accord listening");
     }
     let size = limits.max_message_bytes;
+    // Streams that would never end by themselves (history readers that follow) end when
+    // shutdown begins; the server then waits only for calls that are finishing.
+    let (stop_streams, stopping) = watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_streams.send(true);
+    };
     builder
         .layer(GuardLayer::new(options.authenticator.clone(), limits))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(CommandServiceServer::new(Commands::new(store.clone())).max_decoding_message_size(size))
         .add_service(AlignmentServiceServer::new(Queries::new(store.clone())).max_decoding_message_size(size))
-        .add_service(AuditServiceServer::new(Audit::new(store, streams)).max_decoding_message_size(size))
+        .add_service(AuditServiceServer::new(Audit::new(store, streams, stopping)).max_decoding_message_size(size))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     info!("accord stopped");

@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
@@ -34,11 +34,14 @@ pub struct Audit {
     store: Store,
     /// Open history streams; a reader holds a permit until its stream ends.
     streams: Arc<Semaphore>,
+    /// Turns true when the server shuts down: following readers end then, so that a
+    /// graceful shutdown is not held open by streams that never end by themselves.
+    stopping: watch::Receiver<bool>,
 }
 
 impl Audit {
-    pub fn new(store: Store, streams: Arc<Semaphore>) -> Self {
-        Self { store, streams }
+    pub fn new(store: Store, streams: Arc<Semaphore>, stopping: watch::Receiver<bool>) -> Self {
+        Self { store, streams, stopping }
     }
 
     /// The initiative a request names, with its current state.
@@ -154,6 +157,16 @@ impl Position {
     }
 }
 
+/// Resolves once the server begins to shut down (or is gone).
+async fn shutdown_begins(stopping: &mut watch::Receiver<bool>) {
+    loop {
+        let stop = *stopping.borrow_and_update();
+        if stop || stopping.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Sends events from `position` until the head, reports caught-up, and with `follow`
 /// keeps polling. Ends quietly when the client goes away.
 async fn pump(
@@ -161,6 +174,7 @@ async fn pump(
     mut position: Position,
     types: Vec<String>,
     follow: bool,
+    mut stopping: watch::Receiver<bool>,
     tx: mpsc::Sender<Result<pb::ReadEventsResponse, Status>>,
 ) {
     use pb::read_events_response::Item;
@@ -201,6 +215,12 @@ async fn pump(
         tokio::select! {
             _ = tokio::time::sleep(FOLLOW_POLL) => {}
             _ = tx.closed() => return,
+            _ = shutdown_begins(&mut stopping) => {
+                let _ = tx.send(Err(Status::unavailable(format!(
+                    "the server is shutting down; resume with after_position {last_position} on another server"
+                )))).await;
+                return;
+            }
         }
     }
 }
@@ -240,8 +260,9 @@ impl AuditService for Audit {
         })?;
         let (tx, rx) = mpsc::channel(BUFFER);
         let store = self.store.clone();
+        let stopping = self.stopping.clone();
         tokio::spawn(async move {
-            pump(store, position, r.event_types, r.follow, tx).await;
+            pump(store, position, r.event_types, r.follow, stopping, tx).await;
             drop(permit);
         });
         Ok(Response::new(ReceiverStream::new(rx)))

@@ -74,7 +74,7 @@ impl Commands {
                 Err(error) => {
                     if let StoreError::Domain(DomainError::PermissionDenied(reason)) = &error {
                         warn!(target: "accord::security", event = "decision_right_denied", principal = %envelope.actor,
-                            rpc, initiative = ?envelope.target, %reason, "command refused: decision right");
+                            rpc, initiative = %envelope.target.as_ref().map(ToString::to_string).unwrap_or_default(), %reason, "command refused: decision right");
                     }
                     return Err(store_status(error));
                 }

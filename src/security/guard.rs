@@ -16,7 +16,7 @@ use std::{
 use tokio::sync::Semaphore;
 use tonic::{Status, body::Body, transport::server::TcpConnectInfo};
 use tower::{Layer, Service};
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::rights::{Right, method_of, right_for};
 use super::{Authenticator, Caller, Credential, Role, Roles, Trace};
@@ -162,10 +162,13 @@ where
                 ))
                 .into_http());
             };
-            debug!(principal = %caller.principal, rpc = method_of(&path), "call authorised");
+            // One span per call: everything the handlers log carries who and what.
+            let span = info_span!("call", rpc = method_of(&path), principal = %caller.principal,
+                correlation_id = trace.correlation_id.as_deref().unwrap_or(""));
+            debug!(parent: &span, "call authorised");
             request.extensions_mut().insert(caller);
             request.extensions_mut().insert(trace);
-            match tokio::time::timeout(shared.deadline, inner.call(request)).await {
+            match tokio::time::timeout(shared.deadline, inner.call(request)).instrument(span).await {
                 Ok(response) => response,
                 Err(_) => Ok(Status::deadline_exceeded(format!(
                     "{} did not finish within the server's deadline of {} s",

@@ -295,6 +295,37 @@ crate::on_both_stores!(
 );
 
 #[tokio::test]
+async fn a_following_reader_ends_with_unavailable_at_shutdown_and_the_server_stops() {
+    let (store, _dir) = TestApp::sqlite_store().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(accord::server::serve_with(listener, store, crate::support::harness_options(), async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}")).expect("uri").connect_lazy();
+    let token = crate::support::token(crate::support::AUDITOR, &[accord::security::Role::Auditor]);
+    let mut audit = accord::proto::audit_service_client::AuditServiceClient::with_interceptor(
+        channel,
+        crate::support::Bearer(Some(token)),
+    );
+    let mut stream = audit
+        .read_events(pb::ReadEventsRequest { follow: true, ..Default::default() })
+        .await
+        .expect("follow the log")
+        .into_inner();
+    let first = stream.message().await.expect("caught up").expect("an item");
+    assert!(matches!(first.item, Some(Item::CaughtUp(_))), "{first:?}");
+
+    stop.send(()).expect("server still running");
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.expect("the stream ends");
+    let status = ended.expect_err("ends with a status");
+    assert_status(&status, Code::Unavailable, &["shutting down", "resume with after_position 0"]);
+    let served = tokio::time::timeout(Duration::from_secs(10), server).await.expect("shutdown completes");
+    served.expect("server task").expect("clean stop");
+}
+
+#[tokio::test]
 async fn the_server_takes_a_checkpoint_periodically_once_the_log_has_grown_and_not_otherwise() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = format!("sqlite://{}", dir.path().join("accord.db").display());

@@ -752,7 +752,7 @@ async fn refusals_are_logged_as_security_events_without_the_token(app: TestApp) 
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
-        .with_env_filter("accord::security=warn")
+        .with_env_filter("accord::security=info")
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -784,7 +784,14 @@ async fn refusals_are_logged_as_security_events_without_the_token(app: TestApp) 
     let right = find("decision_right_denied");
     assert_eq!(right["fields"]["principal"], ENGINEER);
     assert_eq!(right["fields"]["rpc"], "RecordSignOff");
+    assert_eq!(right["fields"]["initiative"], "CHECKOUT-42");
     assert!(right["fields"]["reason"].as_str().unwrap_or_default().contains("not an approver for design"), "{right}");
+    // The event sits in the call's span, which names the RPC and the principal.
+    let spans = right["spans"].as_array().cloned().unwrap_or_default();
+    assert!(
+        spans.iter().any(|s| s["name"] == "call" && s["rpc"] == "RecordSignOff" && s["principal"] == ENGINEER),
+        "{right}"
+    );
     for secret in [&expired, &reader] {
         assert!(!log.contains(secret.as_str()), "a token was logged");
         let signature = secret.rsplit('.').next().unwrap_or_default();
