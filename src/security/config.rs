@@ -171,11 +171,15 @@ impl JwtSection {
 
 impl KeyEntry {
     fn load(&self, base: &Path) -> Result<Vec<VerificationKey>, String> {
-        let sources = [self.secret_file.is_some(), self.secret_env.is_some(), self.public_key_file.is_some()]
-            .into_iter()
-            .chain([self.jwks_file.is_some()])
-            .filter(|given| *given)
-            .count();
+        let sources = [
+            self.secret_file.is_some(),
+            self.secret_env.is_some(),
+            self.public_key_file.is_some(),
+            self.jwks_file.is_some(),
+        ]
+        .into_iter()
+        .filter(|given| *given)
+        .count();
         if sources != 1 {
             return Err("give exactly one of secret_file, secret_env, public_key_file, jwks_file".into());
         }
