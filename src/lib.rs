@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod live;
 pub mod security;
 pub mod server;
 pub mod store;

@@ -142,4 +142,14 @@ impl AlignmentService for Queries {
         let history = sign_off_history(decision_id, &recorded);
         Ok(Response::new(c::decision_detail(&initiative, decision, &history)))
     }
+
+    type WatchAlignmentsStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::AlignmentUpdate, Status>> + Send + 'static>>;
+
+    async fn watch_alignments(
+        &self,
+        _request: Request<pb::WatchAlignmentsRequest>,
+    ) -> Result<Response<Self::WatchAlignmentsStream>, Status> {
+        Err(Status::unimplemented("WatchAlignments: work in progress"))
+    }
 }
