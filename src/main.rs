@@ -103,6 +103,7 @@ async fn run_server_command(command: Commands) -> Result<(), String> {
                 limits: security.limits(),
                 checkpoint_every: (checkpoint_interval > 0)
                     .then(|| std::time::Duration::from_secs(checkpoint_interval)),
+                cors_origins: security.cors_origins.clone(),
             };
             accord::server::serve_with(listener, store, options, accord::server::shutdown_signal())
                 .await
