@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 
 use super::guard::{ACTOR_HEADER, AUTHORIZATION_HEADER, CAUSATION_HEADER, CORRELATION_HEADER, ROLES_HEADER};
 
@@ -48,7 +48,12 @@ pub fn cors_layer(origins: &[String]) -> Result<CorsLayer, String> {
         return Ok(layer.allow_origin(AllowOrigin::any()));
     }
     let allowed = origins.iter().map(|origin| parse_origin(origin)).collect::<Result<Vec<_>, _>>()?;
-    Ok(layer.allow_origin(AllowOrigin::list(allowed)).allow_credentials(true))
+    // Credentials only to the named origins (a refused origin gets no header that grants
+    // anything; the methods and headers allowed are the same for everyone and grant nothing
+    // without `access-control-allow-origin`).
+    let credentialed = allowed.clone();
+    let credentials = AllowCredentials::predicate(move |origin, _| credentialed.contains(origin));
+    Ok(layer.allow_origin(AllowOrigin::list(allowed)).allow_credentials(credentials))
 }
 
 /// An origin as browsers send it: lower case, `http(s)://host[:port]`, no path.

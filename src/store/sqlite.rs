@@ -1408,12 +1408,14 @@ mod tests {
         let fx = Fixture::new().await;
         let create = envelope(OWNER, None, create("CHECKOUT-42"));
         let first = fx.store.execute(&create).await.expect("create");
+        assert_eq!(first.events_appended, 1, "a creation appends its one event");
         let again = fx.store.execute(&create).await.expect("replay");
         assert_eq!(again, CommandOutcome { replayed: true, events_appended: 0, ..first.clone() });
         let target = InitiativeRef::Id(first.initiative_id);
 
         let assign_driver = envelope(OWNER, Some(&target), assign(DRIVER, "product", Role::Driver));
         let assigned = fx.store.execute(&assign_driver).await.expect("assign");
+        assert_eq!(assigned.events_appended, 1);
         // The same request again, even naming the initiative by key, replays.
         let by_key = CommandEnvelope { target: Some(key("CHECKOUT-42")), ..assign_driver.clone() };
         assert_eq!(
