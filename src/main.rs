@@ -94,6 +94,7 @@ async fn run_server_command(command: Commands) -> Result<(), String> {
                 ));
             }
             let tls = security.tls().map(|files| files.read()).transpose()?;
+            accord::security::cors::check_origins(&security.cors_origins)?;
             let store = open(&store, store.max_connections).await?;
             let listener =
                 tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;

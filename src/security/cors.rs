@@ -56,6 +56,11 @@ pub fn cors_layer(origins: &[String]) -> Result<CorsLayer, String> {
     Ok(layer.allow_origin(AllowOrigin::list(allowed)).allow_credentials(credentials))
 }
 
+/// Checks `--cors-origin` values at start, before anything is opened.
+pub fn check_origins(origins: &[String]) -> Result<(), String> {
+    cors_layer(origins).map(|_| ())
+}
+
 /// An origin as browsers send it: lower case, `http(s)://host[:port]`, no path.
 fn parse_origin(origin: &str) -> Result<HeaderValue, String> {
     let normalized = origin.trim().trim_end_matches('/').to_ascii_lowercase();

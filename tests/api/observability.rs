@@ -108,6 +108,11 @@ async fn the_json_log_of_a_command_names_its_initiative_in_the_call_span(app: Te
     let subscriber =
         tracing_subscriber::fmt().json().with_env_filter("accord=info").with_writer(move || writer.clone()).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // While only one subscriber exists in the process, tracing-core decides whether a
+    // callsite is enabled from the subscriber of the thread that reaches it first, and
+    // caches that: another test's thread (no subscriber) would switch the handlers' log
+    // lines off for this test too. A second live subscriber makes it ask every one.
+    let _second_subscriber = tracing::Dispatch::new(tracing_subscriber::registry());
     let ids = checkout(&app).await;
     sign(&app, ENGINEER, &ids.decision_id, "engineering", pb::Verdict::Approve, "").await.expect("sign");
 
