@@ -204,6 +204,12 @@ pub struct SecurityArgs {
     /// Seconds a call may take before it fails with DEADLINE_EXCEEDED.
     #[arg(long, env = "ACCORD_CALL_DEADLINE", default_value_t = Limits::default().deadline.as_secs())]
     pub call_deadline: u64,
+
+    /// An origin whose pages may call the API from a browser over gRPC-Web
+    /// (`https://board.example.com`, repeatable; `*`: any origin, without credentials).
+    /// None: no cross-origin calls (same-origin gRPC-Web still works).
+    #[arg(long = "cors-origin", env = "ACCORD_CORS_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
 }
 
 impl SecurityArgs {

@@ -15,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod live;
+pub mod metrics;
 pub mod security;
 pub mod server;
 pub mod store;

@@ -94,6 +94,7 @@ async fn run_server_command(command: Commands) -> Result<(), String> {
                 ));
             }
             let tls = security.tls().map(|files| files.read()).transpose()?;
+            accord::security::cors::check_origins(&security.cors_origins)?;
             let store = open(&store, store.max_connections).await?;
             let listener =
                 tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -103,6 +104,7 @@ async fn run_server_command(command: Commands) -> Result<(), String> {
                 limits: security.limits(),
                 checkpoint_every: (checkpoint_interval > 0)
                     .then(|| std::time::Duration::from_secs(checkpoint_interval)),
+                cors_origins: security.cors_origins.clone(),
             };
             accord::server::serve_with(listener, store, options, accord::server::shutdown_signal())
                 .await

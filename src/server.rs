@@ -10,6 +10,7 @@ use tokio::{
 };
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic_web::GrpcWebLayer;
 use tracing::{info, warn};
 
 use crate::grpc::{Audit, Commands, Queries};
@@ -18,7 +19,7 @@ use crate::proto::{
     FILE_DESCRIPTOR_SET, alignment_service_server::AlignmentServiceServer, audit_service_server::AuditServiceServer,
     command_service_server::CommandServiceServer,
 };
-use crate::security::{Authenticator, GuardLayer, Limits, tls::TlsMaterial};
+use crate::security::{Authenticator, GuardLayer, Limits, cors::cors_layer, tls::TlsMaterial};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("{0}")]
     Insecure(String),
+    #[error("{0}")]
+    Cors(String),
 }
 
 /// Concurrent HTTP/2 streams one connection may open.
@@ -44,6 +47,9 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// A checkpoint of every stream head this often, when the log has grown.
     pub checkpoint_every: Option<Duration>,
+    /// Origins whose pages may call the API from a browser (gRPC-Web); `*` for any (then
+    /// without credentials); empty: none (same-origin gRPC-Web still works).
+    pub cors_origins: Vec<String>,
 }
 
 impl ServerOptions {
@@ -54,6 +60,7 @@ impl ServerOptions {
             tls: None,
             limits: Limits::default(),
             checkpoint_every: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -148,11 +155,15 @@ async fn serve_api(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    crate::metrics::init();
+    let cors = cors_layer(&options.cors_origins).map_err(ServeError::Cors)?;
     let limits = &options.limits;
     let streams = Arc::new(Semaphore::new(limits.max_streams));
     // HTTP/2 bounds per connection: streams, header size (a bearer token is at most 8 KiB),
     // and keepalive pings so a vanished peer does not hold its streams forever.
+    // HTTP/1.1 too, for gRPC-Web from browsers.
     let mut builder = Server::builder()
+        .accept_http1(true)
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -181,7 +192,11 @@ async fn serve_api(
         let _ = stop_streams.send(true);
         stop_feed.stop();
     };
+    // Outermost first: CORS answers browser preflights (no credentials), gRPC-Web is
+    // translated to gRPC, and the guard then sees every call alike.
     builder
+        .layer(cors)
+        .layer(GrpcWebLayer::new())
         .layer(GuardLayer::new(options.authenticator.clone(), limits))
         .add_service(health_service)
         .add_service(reflection)

@@ -3,7 +3,10 @@
 //! global log) through the same fold and rules as the live projection; verification,
 //! checkpoints and import are the store's (`store::audit`), exposed here.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -13,6 +16,7 @@ use uuid::Uuid;
 use super::convert as c;
 use super::status::{domain_status, store_status};
 use crate::domain::{DomainError, Initiative, explain::explain, fold, project, values::DecisionId};
+use crate::metrics;
 use crate::proto::{self as pb, audit_service_server::AuditService};
 use crate::store::{
     GlobalCursor, InitiativeRef, Store, StoreError, StoredEvent,
@@ -47,6 +51,7 @@ impl Audit {
     /// The initiative a request names, with its current state.
     async fn initiative(&self, value: &str) -> Result<Initiative, Status> {
         let target = InitiativeRef::parse("initiative", value).map_err(domain_status)?;
+        super::record_initiative(&target);
         self.store
             .initiative(&target)
             .await
@@ -355,7 +360,11 @@ impl AuditService for Audit {
             }
         });
         let lines = ReceiverStream::new(rx);
-        let report = self.store.import_stream(Box::pin(lines)).await.map_err(store_status)?;
+        let started = Instant::now();
+        let imported = self.store.import_stream(Box::pin(lines)).await;
+        metrics::append_latency(started.elapsed());
+        let report = imported.map_err(store_status)?;
+        metrics::events_appended(report.events);
         Ok(Response::new(pb::ImportEventsResponse { events: report.events, initiatives: report.initiatives }))
     }
 }

@@ -3,6 +3,8 @@
 //! and the trace ids, and hands it to the store. One generic `run` does the shared
 //! part, so the handlers below are only the parsing that differs.
 
+use std::time::Instant;
+
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
@@ -10,9 +12,9 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::parse;
 use super::status::{domain_status, store_status};
-use crate::domain::Authority;
-use crate::domain::DomainError;
+use crate::domain::{Authority, Command, DomainError};
 use crate::live::Feed;
+use crate::metrics;
 use crate::proto::{self as pb, command_service_server::CommandService};
 use crate::security::{Caller, Trace};
 use crate::store::{CommandEnvelope, CommandId, Store, StoreError};
@@ -51,6 +53,11 @@ impl Commands {
             CommandId::parse("options.command_id", &options.command_id).map_err(domain_status)?
         };
         let (target, command) = parse(&message).map_err(domain_status)?;
+        match (&target, &command) {
+            (Some(target), _) => super::record_initiative(target),
+            (None, Command::CreateInitiative { key, .. }) => super::record_initiative(key),
+            (None, _) => {}
+        }
         let mut fingerprint = Sha256::new();
         fingerprint.update(rpc.as_bytes());
         // The caller is part of the command: the same request from someone else is a
@@ -73,9 +80,13 @@ impl Commands {
         let span = info_span!("command", rpc, actor = %envelope.actor, command_id = envelope.command_id.as_str(),
             correlation_id = envelope.correlation_id.as_str());
         async {
-            let outcome = match self.store.execute(&envelope).await {
+            let started = Instant::now();
+            let executed = self.store.execute(&envelope).await;
+            metrics::append_latency(started.elapsed());
+            let outcome = match executed {
                 Ok(outcome) => {
-                    if !outcome.replayed {
+                    metrics::events_appended(outcome.events_appended);
+                    if outcome.events_appended > 0 {
                         self.feed.nudge();
                     }
                     outcome

@@ -14,3 +14,9 @@ pub mod status;
 pub use audit::Audit;
 pub use commands::Commands;
 pub use queries::Queries;
+
+/// Names the initiative a request is about in the current call's span (the guard's
+/// `call` span declares the field), so that every log line of the call carries it.
+pub fn record_initiative(initiative: &impl std::fmt::Display) {
+    tracing::Span::current().record("initiative", tracing::field::display(initiative));
+}

@@ -173,6 +173,7 @@ impl AlignmentService for Queries {
         request: Request<pb::GetAlignmentRequest>,
     ) -> Result<Response<pb::InitiativeAlignment>, Status> {
         let target = InitiativeRef::parse("initiative", &request.get_ref().initiative).map_err(domain_status)?;
+        super::record_initiative(&target);
         let view = self.store.alignment(&target).await.map_err(store_status)?;
         let view = view.ok_or_else(|| Status::not_found(format!("initiative {target} not found")))?;
         Ok(Response::new(c::alignment(&view)))
@@ -225,6 +226,7 @@ impl AlignmentService for Queries {
     ) -> Result<Response<pb::DecisionDetail>, Status> {
         let r = request.get_ref();
         let target = InitiativeRef::parse("initiative", &r.initiative).map_err(domain_status)?;
+        super::record_initiative(&target);
         let decision_id = DecisionId::parse("decision_id", &r.decision_id).map_err(domain_status)?;
         let initiative = self.store.initiative(&target).await.map_err(store_status)?;
         let initiative = initiative.ok_or_else(|| Status::not_found(format!("initiative {target} not found")))?;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::feed::{Published, Shared, changed_since};
 use super::{WatchFilter, WatchItem};
 use crate::domain::AlignmentView;
+use crate::metrics;
 use crate::store::GlobalCursor;
 
 /// Where a watcher stands: the last change it has dealt with, by cursor and position.
@@ -83,6 +84,7 @@ enum CatchUp {
 
 impl Watcher {
     async fn run(mut self, start: CatchUp) {
+        let _counted = Counted::new();
         let mut stopping = self.shared.stopping.subscribe();
         let mut changes = match self.catch_up(start).await {
             Ok(changes) => changes,
@@ -172,8 +174,25 @@ impl Watcher {
     }
 }
 
-/// The time from an event's commit to its delivery to a watcher's buffer.
+/// The time from an event's commit (its recorded time, taken in the committing
+/// transaction) to its delivery to a watcher's queue.
 fn record_delivery(view: &AlignmentView) {
     let delay = (Utc::now() - view.last_activity).to_std().unwrap_or_default();
-    tracing::trace!(delay_us = delay.as_micros() as u64, "live feed: delivered");
+    metrics::watch_delivered(delay);
+}
+
+/// Counts a watcher in the `accord_watchers` gauge for as long as it lives.
+struct Counted;
+
+impl Counted {
+    fn new() -> Counted {
+        metrics::watcher_opened();
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        metrics::watcher_closed();
+    }
 }

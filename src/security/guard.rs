@@ -2,7 +2,8 @@
 //! the RPC needs, the bound on concurrent calls, and the server-side deadline. It is a
 //! tower layer over all routes, so no service can be added without it. Every refusal is
 //! logged as a security event (target `accord::security`: principal, RPC, peer, reason —
-//! never the token) and answered with one precise status.
+//! never the token) and answered with one precise status. Every call, refused or served,
+//! is counted by RPC and gRPC code (`crate::metrics`).
 
 use std::{
     future::Future,
@@ -10,7 +11,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::Semaphore;
@@ -22,6 +23,7 @@ use super::rights::{Right, method_of, right_for};
 use super::{Authenticator, Caller, Credential, Role, Roles, Trace};
 use crate::domain::{DomainError, values::Principal};
 use crate::grpc::status::domain_status;
+use crate::metrics::{self, RpcLabels};
 use crate::store::parse_token;
 
 pub const AUTHORIZATION_HEADER: &str = "authorization";
@@ -122,7 +124,9 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
-        Box::pin(async move {
+        let labels = RpcLabels::of_path(request.uri().path());
+        let started = Instant::now();
+        let guarded = async move {
             let path = request.uri().path().to_owned();
             let right = right_for(&path);
             if right == Right::Public {
@@ -162,9 +166,10 @@ where
                 ))
                 .into_http());
             };
-            // One span per call: everything the handlers log carries who and what.
+            // One span per call: everything the handlers log carries who and what; the
+            // services record the initiative once they have parsed it (`grpc::record_initiative`).
             let span = info_span!("call", rpc = method_of(&path), principal = %caller.principal,
-                correlation_id = trace.correlation_id.as_deref().unwrap_or(""));
+                correlation_id = trace.correlation_id.as_deref().unwrap_or(""), initiative = tracing::field::Empty);
             debug!(parent: &span, "call authorised");
             request.extensions_mut().insert(caller);
             request.extensions_mut().insert(trace);
@@ -176,6 +181,15 @@ where
                     shared.deadline.as_secs_f64()
                 ))
                 .into_http()),
+            }
+        };
+        Box::pin(async move {
+            match guarded.await {
+                Ok(response) => Ok(metrics::observe_call(labels, started, response)),
+                Err(error) => {
+                    metrics::call_failed(labels, started);
+                    Err(error)
+                }
             }
         })
     }

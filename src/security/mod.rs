@@ -7,6 +7,7 @@
 //! which RPC. Configuration comes from a TOML file (`config`); TLS from PEM files (`tls`).
 
 pub mod config;
+pub mod cors;
 pub mod guard;
 pub mod jwt;
 pub mod rights;

@@ -57,6 +57,7 @@ impl StoredCommand {
             global_position: u64::try_from(self.global_position).unwrap_or_default(),
             created_id: self.created_id,
             replayed: true,
+            events_appended: 0,
         })
     }
 }
@@ -82,6 +83,7 @@ impl Append {
             global_position: u64::try_from(position).unwrap_or_default(),
             created_id: envelope.command.created_id(),
             replayed: false,
+            events_appended: self.versions.len() as u64,
         }
     }
 }

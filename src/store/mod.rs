@@ -108,6 +108,8 @@ pub struct CommandOutcome {
     pub global_position: u64,
     pub created_id: Option<Uuid>,
     pub replayed: bool,
+    /// Events this execution appended (0 for a replay).
+    pub events_appended: u64,
 }
 
 /// An event as stored, with all its metadata.
@@ -198,6 +200,30 @@ pub struct ListFilter {
     pub include_archived: bool,
 }
 
+/// How many connections a store holds: idle, in use, and the most it may open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub idle: u32,
+    pub in_use: u32,
+    pub max: u32,
+}
+
+impl PoolStats {
+    pub fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> PoolStats {
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+        PoolStats { idle, in_use: pool.size().saturating_sub(idle), max: pool.options().get_max_connections() }
+    }
+
+    /// Two pools counted as one.
+    pub fn plus(self, other: PoolStats) -> PoolStats {
+        PoolStats {
+            idle: self.idle.saturating_add(other.idle),
+            in_use: self.in_use.saturating_add(other.in_use),
+            max: self.max.saturating_add(other.max),
+        }
+    }
+}
+
 /// The event store the service runs on: PostgreSQL in production, SQLite embedded.
 /// Both backends offer the same operations with the same guarantees; the behaviour
 /// tests run against each.
@@ -225,6 +251,14 @@ impl Store {
             Ok(Store::Sqlite(SqliteStore::open(std::path::Path::new(path)).await?))
         } else {
             Err(StoreError::Unavailable(format!("unsupported database URL {url:?}: use postgres://… or sqlite://PATH")))
+        }
+    }
+
+    /// Connection counts of the store's pools, for the metrics.
+    pub fn pool_stats(&self) -> PoolStats {
+        match self {
+            Store::Postgres(store) => store.pool_stats(),
+            Store::Sqlite(store) => store.pool_stats(),
         }
     }
 

@@ -68,6 +68,11 @@ impl PgStore {
         &self.pool
     }
 
+    /// The connection counts of the pool.
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats::of(&self.pool)
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => map_sqlx(e),

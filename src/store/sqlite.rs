@@ -79,6 +79,8 @@ pub struct SqliteStore {
     /// The single write connection (a pool of one, so it reconnects if it breaks); only
     /// the holder of this lock writes.
     writer: Arc<Mutex<SqlitePool>>,
+    /// The same write pool, read without the lock for its connection counts.
+    write_pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -119,13 +121,18 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| open_error(path, e))?;
-        Ok(Self { pool, writer: Arc::new(Mutex::new(writer)) })
+        Ok(Self { pool, writer: Arc::new(Mutex::new(writer.clone())), write_pool: writer })
     }
 
     /// The readers' pool. Writes through it bypass the store's writer lock; they are
     /// safe (SQLite serialises them) but may wait for the busy timeout.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Connections of the readers' pool and the write connection, counted together.
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats::of(&self.pool).plus(PoolStats::of(&self.write_pool))
     }
 
     /// Runs `work` on the write connection, as the only writer of this store, in its own
@@ -1410,15 +1417,20 @@ mod tests {
         let fx = Fixture::new().await;
         let create = envelope(OWNER, None, create("CHECKOUT-42"));
         let first = fx.store.execute(&create).await.expect("create");
+        assert_eq!(first.events_appended, 1, "a creation appends its one event");
         let again = fx.store.execute(&create).await.expect("replay");
-        assert_eq!(again, CommandOutcome { replayed: true, ..first.clone() });
+        assert_eq!(again, CommandOutcome { replayed: true, events_appended: 0, ..first.clone() });
         let target = InitiativeRef::Id(first.initiative_id);
 
         let assign_driver = envelope(OWNER, Some(&target), assign(DRIVER, "product", Role::Driver));
         let assigned = fx.store.execute(&assign_driver).await.expect("assign");
+        assert_eq!(assigned.events_appended, 1);
         // The same request again, even naming the initiative by key, replays.
         let by_key = CommandEnvelope { target: Some(key("CHECKOUT-42")), ..assign_driver.clone() };
-        assert_eq!(fx.store.execute(&by_key).await.expect("replay"), CommandOutcome { replayed: true, ..assigned });
+        assert_eq!(
+            fx.store.execute(&by_key).await.expect("replay"),
+            CommandOutcome { replayed: true, events_appended: 0, ..assigned }
+        );
         assert_eq!(fx.count("events").await, 2, "replays append nothing");
         assert_eq!(fx.count("commands").await, 2);
 

@@ -84,12 +84,16 @@ pub fn harness_authenticator() -> Authenticator {
     }
 }
 
+/// The one origin the harness lets browsers call from (CORS).
+pub const ALLOWED_ORIGIN: &str = "https://board.test.example";
+
 pub fn harness_options() -> ServerOptions {
     ServerOptions {
         authenticator: harness_authenticator(),
         tls: None,
         limits: Limits::default(),
         checkpoint_every: None,
+        cors_origins: vec![ALLOWED_ORIGIN.to_owned()],
     }
 }
 
