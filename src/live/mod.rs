@@ -62,7 +62,11 @@ impl Feed {
 
     /// A new watcher: the snapshot (after_position 0) or catch-up, `CaughtUp`, then live
     /// changes until the server stops (the receiver then ends).
-    pub async fn watch(&self, filter: WatchFilter, after_position: u64) -> Result<mpsc::Receiver<WatchItem>, StoreError> {
+    pub async fn watch(
+        &self,
+        filter: WatchFilter,
+        after_position: u64,
+    ) -> Result<mpsc::Receiver<WatchItem>, StoreError> {
         let _ = (&self.store, filter, after_position);
         let (_tx, rx) = mpsc::channel(1);
         Ok(rx)
