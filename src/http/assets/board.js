@@ -388,8 +388,8 @@
     return el("li", {},
       el("span", { class: `chip chip-${item.state}`, "aria-label": `${item.function}: ${state}` },
         el("span", { class: "icon", "aria-hidden": "true" }, STATE_ICON[item.state] || "•"), item.function),
-      " ", item.decision_title ? `“${item.decision_title}” — ` : "the initiative — ",
-      who.length > 0 ? [`${verb} `, el("span", { class: "who" }, who.join(", "))] : item.reason);
+      el("span", {}, item.decision_title ? `“${item.decision_title}” — ` : "the initiative — ",
+        who.length > 0 ? [`${verb} `, el("span", { class: "who" }, who.join(", "))] : item.reason));
   }
 
   function showNotice(text) {
@@ -487,14 +487,14 @@
         el("li", {}, el("strong", {}, `${f.function}: `), f.reason,
           f.can_sign.length > 0 ? ` — ${f.state === "pending" ? "can sign" : "by"}: ${f.can_sign.join(", ")}` : ""))) : null,
       d.revisions.map((r) => revision(r, d)),
-      d.feedback.length > 0 ? [el("div", { class: "revision-title" }, "Feedback"), feedbackList(d.feedback)] : null);
+      d.feedback.length > 0 ? [el("div", { class: "revision-title feedback-title" }, "Feedback"), feedbackList(d.feedback)] : null);
   }
 
   function revision(r, d) {
     const current = r.number === d.revision;
     return el("div", { class: "revision" },
       el("div", { class: "revision-title" }, `Revision ${r.number}`,
-        el("span", { class: "kind" }, ` · ${r.kind}${current ? " · current" : ""}${r.number < d.material_base ? " · approvals stale" : ""} · by ${r.by} `),
+        el("span", { class: "kind" }, ` · ${r.number === 1 ? "proposal" : r.kind}${current ? " · current" : ""}${r.number < d.material_base ? " · approvals stale" : ""} · by ${r.by} `),
         timeEl(r.at)),
       el("table", { class: "matrix", "aria-label": `Sign-offs of revision ${r.number}` },
         el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Function"), el("th", { scope: "col" }, "Verdicts"))),
