@@ -125,9 +125,9 @@ pub async fn serve_all(
     let stopped = |mut stopping: watch::Receiver<bool>| async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
-    let state = HttpState { store: store.clone(), feed, authenticator: options.authenticator.clone() };
+    let state = HttpState { store: store.clone(), feed: feed.clone(), authenticator: options.authenticator.clone() };
     let grpc_server = async {
-        let served = serve_api(grpc, store, options, stopped(stopping.clone())).await;
+        let served = serve_api(grpc, store, feed.clone(), options, stopped(stopping.clone())).await;
         let _ = stop.send(true);
         served
     };
@@ -149,6 +149,7 @@ pub async fn serve_all(
             servers.await
         }
     };
+    feed.stop();
     if let Some(task) = checkpoints {
         task.abort();
     }
@@ -193,6 +194,7 @@ async fn checkpoint_periodically(store: Store, every: Duration) {
 async fn serve_api(
     listener: TcpListener,
     store: Store,
+    feed: Feed,
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
@@ -230,16 +232,23 @@ async fn serve_api(
     // Streams that would never end by themselves (history readers that follow) end when
     // shutdown begins; the server then waits only for calls that are finishing.
     let (stop_streams, stopping) = watch::channel(false);
+    let stop_feed = feed.clone();
     let shutdown = async move {
         shutdown.await;
         let _ = stop_streams.send(true);
+        stop_feed.stop();
     };
     builder
         .layer(GuardLayer::new(options.authenticator.clone(), limits))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(CommandServiceServer::new(Commands::new(store.clone())).max_decoding_message_size(size))
-        .add_service(AlignmentServiceServer::new(Queries::new(store.clone())).max_decoding_message_size(size))
+        .add_service(
+            CommandServiceServer::new(Commands::new(store.clone(), feed.clone())).max_decoding_message_size(size),
+        )
+        .add_service(
+            AlignmentServiceServer::new(Queries::new(store.clone(), feed.clone(), streams.clone()))
+                .max_decoding_message_size(size),
+        )
         .add_service(AuditServiceServer::new(Audit::new(store, streams, stopping)).max_decoding_message_size(size))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
