@@ -349,7 +349,7 @@
     el("div", { class: "meta" },
       el("span", {}, el("span", { class: "label" }, "owner "), view.owner),
       el("span", {}, el("span", { class: "label" }, "stage "), view.stage),
-      el("span", {}, el("span", { class: "label" }, "decisions "), String((view.decisions || []).filter((d) => d.status === "proposed").length), " open")),
+      el("span", {}, plural((view.decisions || []).filter((d) => d.status === "proposed").length, "open decision"))),
     el("ul", { class: "chips", "aria-label": "Sign-off by function" },
       (view.functions || []).map((f) => chip(f.function, f.state))),
     el("div", { class: "score" },
@@ -363,7 +363,8 @@
           : "nothing to sign")),
     shown.length > 0 ? el("ul", { class: "outstanding", "aria-label": "Outstanding" },
       shown.map(outstandingItem),
-      outstanding.length > shown.length ? el("li", { class: "more" }, `and ${outstanding.length - shown.length} more…`) : null) : null,
+      outstanding.length > shown.length ? el("li", { class: "more" }, `and ${outstanding.length - shown.length} more…`) : null)
+      : view.status === "aligned" ? el("p", { class: "all-clear" }, "✓ Nothing outstanding: every function has signed.") : null,
     el("div", { class: "facts" },
       objections > 0 ? el("span", { class: "warn" }, `⊘ ${plural(objections, "open objection")}`) : null,
       concerns > 0 ? el("span", {}, `! ${plural(concerns, "open concern")}`) : null,
