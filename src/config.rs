@@ -132,13 +132,17 @@ pub enum Commands {
 
     /// Run the gRPC service (migrations are applied at start).
     #[command(
-        after_help = "Examples:\n  accord serve                                   # embedded store in ./accord-data, local development mode\n  accord serve --database-url postgres://postgres@127.0.0.1:5432/accord\n  accord serve --listen 0.0.0.0:50051 --auth-config accord-auth.toml --tls-cert server.pem --tls-key server.key"
+        after_help = "Examples:\n  accord serve                                   # embedded store in ./accord-data, local development mode\n  accord serve --database-url postgres://postgres@127.0.0.1:5432/accord\n  accord serve --http-listen off                 # no web board (default: http://127.0.0.1:50052/)\n  accord serve --listen 0.0.0.0:50051 --auth-config accord-auth.toml --tls-cert server.pem --tls-key server.key"
     )]
     Serve {
         /// Address to listen on for gRPC. Without --auth-config only a loopback address is
         /// allowed (local development mode).
         #[arg(long, env = "ACCORD_LISTEN", default_value = "127.0.0.1:50051")]
         listen: SocketAddr,
+        /// Address of the web board and its HTTP API (`off`: no board). Without
+        /// --auth-config only a loopback address is allowed.
+        #[arg(long, env = "ACCORD_HTTP_LISTEN", value_name = "ADDR|off", default_value = "127.0.0.1:50052")]
+        http_listen: HttpListen,
         #[command(flatten)]
         security: SecurityArgs,
         /// Seconds between automatic checkpoints of every stream head (taken only when the
@@ -168,6 +172,25 @@ pub enum Commands {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+/// Where the board listens: an address, or nowhere (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpListen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for HttpListen {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.trim().eq_ignore_ascii_case("off") {
+            return Ok(HttpListen(None));
+        }
+        value
+            .trim()
+            .parse()
+            .map(|address| HttpListen(Some(address)))
+            .map_err(|_| format!("{value:?} is neither an address such as 127.0.0.1:50052 nor `off`"))
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -7,6 +7,7 @@
 //!   transaction (PostgreSQL), plus the gap-free global read.
 //! - [`grpc`]: the tonic services — conversion between proto and domain, the caller's
 //!   identity, one error mapping.
+//! - [`http`]: the built-in web board and its JSON / server-sent-events API.
 //! - [`server`] and [`config`]: start-up, wiring and graceful shutdown; `main.rs` only
 //!   parses flags and calls into them.
 
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod security;

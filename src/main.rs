@@ -79,14 +79,17 @@ async fn open(store: &accord::config::StoreArgs, max_connections: u32) -> Result
 
 async fn run_server_command(command: Commands) -> Result<(), String> {
     match command {
-        Commands::Serve { listen, security, checkpoint_interval, store } => {
+        Commands::Serve { listen, http_listen, security, checkpoint_interval, store } => {
             // Everything the security settings name is read before the store opens or a
             // port is bound: a mistake there stops the start with one message.
             let authenticator = match &security.auth_config {
                 Some(path) => SecurityConfig::load(path).map_err(|e| e.to_string())?,
                 None => Authenticator::LocalDevelopment,
             };
-            if authenticator.is_local_development() && !listen.ip().is_loopback() {
+            let open_addresses = std::iter::once(listen).chain(http_listen.0);
+            if let Some(listen) =
+                open_addresses.filter(|_| authenticator.is_local_development()).find(|a| !a.ip().is_loopback())
+            {
                 return Err(format!(
                     "refusing to listen on {listen} without authentication: anyone who can reach it could act \
                      as anyone. Give --auth-config FILE (JWTs or service tokens; see README \"Security\"), or \
@@ -98,6 +101,12 @@ async fn run_server_command(command: Commands) -> Result<(), String> {
             let store = open(&store, store.max_connections).await?;
             let listener =
                 tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let http = match http_listen.0 {
+                Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(|e| {
+                    format!("cannot listen on {address} (--http-listen; `off` disables the board): {e}")
+                })?),
+                None => None,
+            };
             let options = ServerOptions {
                 authenticator,
                 tls,
@@ -106,7 +115,7 @@ async fn run_server_command(command: Commands) -> Result<(), String> {
                     .then(|| std::time::Duration::from_secs(checkpoint_interval)),
                 cors_origins: security.cors_origins.clone(),
             };
-            accord::server::serve_with(listener, store, options, accord::server::shutdown_signal())
+            accord::server::serve_all(listener, http, store, options, accord::server::shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())
         }

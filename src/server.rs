@@ -1,6 +1,7 @@
 //! Start-up and shutdown: wires the store into the gRPC services, registers health and
-//! reflection, and serves until the shutdown future completes. `main` and the tests use
-//! the same `serve`, so tests exercise exactly what production runs.
+//! reflection, serves the board over HTTP beside it (`serve_all`), and serves until the
+//! shutdown future completes. `main` and the tests use the same `serve_all`, so tests
+//! exercise exactly what production runs.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -14,6 +15,7 @@ use tonic_web::GrpcWebLayer;
 use tracing::{info, warn};
 
 use crate::grpc::{Audit, Commands, Queries};
+use crate::http::{HttpState, serve_http};
 use crate::live::Feed;
 use crate::proto::{
     FILE_DESCRIPTOR_SET, alignment_service_server::AlignmentServiceServer, audit_service_server::AuditServiceServer,
@@ -32,6 +34,8 @@ pub enum ServeError {
     Insecure(String),
     #[error("{0}")]
     Cors(String),
+    #[error("board (HTTP): {0}")]
+    Http(std::io::Error),
 }
 
 /// Concurrent HTTP/2 streams one connection may open.
@@ -83,14 +87,36 @@ pub async fn serve_with(
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let address = listener.local_addr().map_err(|e| ServeError::Insecure(format!("cannot read the address: {e}")))?;
+    serve_all(listener, None, store, options, shutdown).await
+}
+
+/// Serves the Accord API on `grpc` and, when `http` is given, the board and its HTTP API
+/// on it (see [`crate::http`]), both until `shutdown` resolves (or either server fails,
+/// which stops the other). Refuses to start in local development mode when either
+/// address is not a loopback address.
+pub async fn serve_all(
+    grpc: TcpListener,
+    http: Option<TcpListener>,
+    store: Store,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let address = grpc.local_addr().map_err(|e| ServeError::Insecure(format!("cannot read the address: {e}")))?;
+    let http_address = match &http {
+        Some(listener) => Some(
+            listener.local_addr().map_err(|e| ServeError::Insecure(format!("cannot read the board's address: {e}")))?,
+        ),
+        None => None,
+    };
     if options.authenticator.is_local_development() {
-        if !address.ip().is_loopback() {
-            return Err(ServeError::Insecure(format!(
-                "refusing to listen on {address} without authentication: anyone who can reach it could act as \
-                 anyone. Configure callers with --auth-config FILE (JWTs or service tokens; see README \
-                 \"Security\"), or listen on a loopback address such as 127.0.0.1 for local development"
-            )));
+        for address in std::iter::once(address).chain(http_address) {
+            if !address.ip().is_loopback() {
+                return Err(ServeError::Insecure(format!(
+                    "refusing to listen on {address} without authentication: anyone who can reach it could act \
+                     as anyone. Configure callers with --auth-config FILE (JWTs or service tokens; see README \
+                     \"Security\"), or listen on a loopback address such as 127.0.0.1 for local development"
+                )));
+            }
         }
         warn!(
             %address,
@@ -99,12 +125,43 @@ pub async fn serve_with(
              address. Configure --auth-config before exposing the service."
         );
     }
+    let feed = Feed::start(store.clone());
     let checkpoints = options.checkpoint_every.map(|every| tokio::spawn(checkpoint_periodically(store.clone(), every)));
-    let served = serve_api(listener, store, options, shutdown).await;
+    // One stop signal for both servers: the caller's shutdown, or either server ending.
+    let (stop, stopping) = watch::channel(false);
+    let stopped = |mut stopping: watch::Receiver<bool>| async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    let state = HttpState { store: store.clone(), feed: feed.clone(), authenticator: options.authenticator.clone() };
+    let grpc_server = async {
+        let served = serve_api(grpc, store, feed.clone(), options, stopped(stopping.clone())).await;
+        let _ = stop.send(true);
+        served
+    };
+    let http_server = async {
+        let (Some(listener), Some(address)) = (http, http_address) else {
+            return Ok(());
+        };
+        info!(%address, url = %format!("http://{address}/"), "accord board listening");
+        let served = serve_http(listener, state, stopping.clone()).await;
+        let _ = stop.send(true);
+        served
+    };
+    let servers = async { tokio::join!(grpc_server, http_server) };
+    tokio::pin!(servers, shutdown);
+    let (served, http_served) = tokio::select! {
+        results = &mut servers => results,
+        () = &mut shutdown => {
+            let _ = stop.send(true);
+            servers.await
+        }
+    };
+    feed.stop();
     if let Some(task) = checkpoints {
         task.abort();
     }
-    served
+    served?;
+    http_served.map_err(ServeError::Http)
 }
 
 async fn checkpoint_periodically(store: Store, every: Duration) {
@@ -144,6 +201,7 @@ async fn checkpoint_periodically(store: Store, every: Duration) {
 async fn serve_api(
     listener: TcpListener,
     store: Store,
+    feed: Feed,
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
@@ -185,7 +243,6 @@ async fn serve_api(
     // Streams that would never end by themselves (history readers that follow) end when
     // shutdown begins; the server then waits only for calls that are finishing.
     let (stop_streams, stopping) = watch::channel(false);
-    let feed = Feed::start(store.clone());
     let stop_feed = feed.clone();
     let shutdown = async move {
         shutdown.await;

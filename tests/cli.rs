@@ -108,7 +108,15 @@ impl Server {
         extra: &[&str],
     ) -> Started {
         let mut command = accord_command();
-        command.current_dir(workdir.path()).args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"]);
+        command.current_dir(workdir.path()).args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ]);
         command.args(extra);
         command.args(["--log", "info"]);
         if let Some(url) = url {

@@ -1,0 +1,189 @@
+//! The HTTP side of the server: the built-in web board (one static page, its script and
+//! style, embedded in the binary), the JSON and server-sent-events API the board reads,
+//! and the operational endpoints (`/healthz`, `/metrics`).
+//!
+//! Routes:
+//! - `GET /`, `/board.js`, `/board.css`: the board (no build step, no external assets);
+//! - `GET /healthz`: `ok` while the server runs;
+//! - `GET /metrics`: Prometheus text (keep this listener on an internal network: the
+//!   metrics are not authenticated);
+//! - `GET /api/initiatives/{initiative}`: one initiative's alignment, decisions with their
+//!   sign-off matrix per revision, feedback and timeline (see `api`);
+//! - `GET /api/watch?…`: the live alignment of every matching initiative as
+//!   `text/event-stream`, built on the shared live feed (see `api`).
+//!
+//! In local development mode the API is open (the server is loopback-only then);
+//! otherwise `/api/*` needs `Authorization: Bearer <token>` of a caller with an Accord
+//! role that may read. Refusals are logged like the gRPC guard's (target
+//! `accord::security`), never with the token.
+
+mod api;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Json, Router,
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Serialize;
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, watch},
+};
+use tracing::warn;
+
+use crate::live::Feed;
+use crate::security::{Authenticator, Right};
+use crate::store::Store;
+
+/// What the HTTP handlers need: the store for point reads, the live feed for the event
+/// stream, and how callers are authenticated.
+#[derive(Clone, Debug)]
+pub struct HttpState {
+    pub store: Store,
+    pub feed: Feed,
+    pub authenticator: Authenticator,
+}
+
+/// Event streams open at once on the HTTP listener; past it, 503.
+const MAX_EVENT_STREAMS: usize = 256;
+
+/// The state every handler sees: the caller's state plus the shutdown signal (event
+/// streams end when it turns true) and the bound on open event streams.
+#[derive(Clone)]
+struct App {
+    state: HttpState,
+    stopping: watch::Receiver<bool>,
+    streams: Arc<Semaphore>,
+}
+
+const BOARD_HTML: &str = include_str!("assets/board.html");
+const BOARD_JS: &str = include_str!("assets/board.js");
+const BOARD_CSS: &str = include_str!("assets/board.css");
+
+/// Serves the board and its API on `listener` until `stopping` turns true (or its sender
+/// goes away); open event streams end then, and the server waits for requests in flight.
+pub async fn serve_http(
+    listener: TcpListener,
+    state: HttpState,
+    stopping: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = router(state, stopping.clone());
+    let mut signal = stopping;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            // An error means the sender is gone: nobody can ask to keep running either.
+            let _ = signal.wait_for(|stop| *stop).await;
+        })
+        .await
+}
+
+fn router(state: HttpState, stopping: watch::Receiver<bool>) -> Router {
+    let app = App { state, stopping, streams: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)) };
+    let api = Router::new()
+        .route("/initiatives/{initiative}", get(api::initiative))
+        .route("/watch", get(api::watch))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such API endpoint") })
+        .layer(middleware::from_fn_with_state(app.clone(), require_reader));
+    Router::new()
+        .route("/", get(|| async { asset("text/html; charset=utf-8", BOARD_HTML) }))
+        .route("/board.js", get(|| async { asset("text/javascript; charset=utf-8", BOARD_JS) }))
+        .route("/board.css", get(|| async { asset("text/css; charset=utf-8", BOARD_CSS) }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .nest("/api", api)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
+        .layer(middleware::map_response(security_headers))
+        .with_state(app)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    // Revalidated every time: the assets change with the binary, and they are small.
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let body = crate::metrics::render(&app.state.store);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The board loads nothing from elsewhere and is never framed.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// The JSON body of every API error: what went wrong and, for bad input, which field.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(ErrorBody { error: message, field: None })).into_response()
+}
+
+fn field_error(field: &str, message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(ErrorBody { error: message, field: Some(field) })).into_response()
+}
+
+/// The token of an `Authorization: Bearer …` header, or why there is none.
+fn bearer(headers: &HeaderMap) -> Result<&str, &'static str> {
+    let value = headers.get(header::AUTHORIZATION).ok_or("missing bearer token (Authorization: Bearer …)")?;
+    let value = value.to_str().map_err(|_| "the authorization header is not readable text")?;
+    let (scheme, token) = value.split_once(' ').ok_or("the authorization header is not \"Bearer <token>\"")?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err("the authorization header is not \"Bearer <token>\"");
+    }
+    Ok(token.trim())
+}
+
+/// Lets a request to `/api/*` through when local development mode is on, or when its
+/// bearer token names a caller whose roles may read.
+async fn require_reader(State(app): State<App>, request: Request, next: Next) -> Response {
+    if app.state.authenticator.is_local_development() {
+        return next.run(request).await;
+    }
+    let path = request.uri().path().to_owned();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |ConnectInfo(address)| address.to_string());
+    let authenticated = bearer(request.headers())
+        .map_err(str::to_owned)
+        .and_then(|token| app.state.authenticator.authenticate_token(token).map_err(|e| e.0));
+    let caller = match authenticated {
+        Ok(caller) => caller,
+        Err(reason) => {
+            warn!(target: "accord::security", event = "unauthenticated", http = %path, %peer, %reason,
+                "HTTP request refused: not authenticated");
+            let mut response = error(StatusCode::UNAUTHORIZED, &reason);
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    };
+    if !caller.roles.grants(Right::Read) {
+        let reason =
+            format!("the board API needs {}; {} holds {}", Right::Read.describe(), caller.principal, caller.roles);
+        warn!(target: "accord::security", event = "permission_denied", principal = %caller.principal,
+            roles = %caller.roles, http = %path, %peer, %reason, "HTTP request refused: service role");
+        return error(StatusCode::FORBIDDEN, &reason);
+    }
+    next.run(request).await
+}
