@@ -271,8 +271,14 @@ async fn read_to_end(
 /// fold refuses), the stream is folded afresh from the store up to this event.
 async fn apply(store: &Store, states: &mut HashMap<Uuid, Initiative>, event: &StoredEvent) -> Result<(), StoreError> {
     let recorded = event.to_recorded()?;
+    let expected = states.get(&event.stream_id).map_or(0, |state| state.version) + 1;
+    if recorded.version < expected {
+        // Already folded in: a later version came first and the stream was folded from
+        // the store up to it (logs written before writers queued per stream could put
+        // one stream's versions out of order in the global read).
+        return Ok(());
+    }
     let previous = states.remove(&event.stream_id);
-    let expected = previous.as_ref().map_or(0, |state| state.version) + 1;
     let next = if recorded.version == expected {
         evolve(previous, &recorded).map_err(|e| StoreError::Corrupt(e.to_string()))?
     } else {

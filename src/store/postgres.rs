@@ -1,11 +1,13 @@
 //! The PostgreSQL event store.
 //!
-//! Writers: a command locks its stream head (`SELECT … FOR UPDATE` on `streams`), so
-//! commands on one initiative run one at a time while commands on different
-//! initiatives proceed in parallel and share group commit. Everything a command writes
-//! — its events, the idempotency record, the new head with the folded state, and the
-//! alignment row — goes out in one statement and commits together: four round trips
-//! per command (BEGIN, lock+load, write, COMMIT), and no event stream is ever re-read.
+//! Writers: a command queues for its stream (a transaction-scoped advisory lock, so that
+//! one stream's writers get transaction ids in version order) and locks its stream head
+//! (`SELECT … FOR UPDATE` on `streams`), so commands on one initiative run one at a time
+//! while commands on different initiatives proceed in parallel and share group commit.
+//! Everything a command writes — its events, the idempotency record, the new head with
+//! the folded state, and the alignment row — goes out in one statement and commits
+//! together: five round trips per command (BEGIN, queue, lock+load, write, COMMIT), and
+//! no event stream is ever re-read.
 //!
 //! Readers of the global log: every event stores the id of the transaction that wrote
 //! it (`tx_id`). A reader only returns events of transactions that completed before its
@@ -764,6 +766,13 @@ async fn lock_head(
     target: &InitiativeRef,
     envelope: &CommandEnvelope,
 ) -> Result<Option<Head>, Retry> {
+    // Writers of one stream queue on an advisory lock first, which gives the waiting
+    // transaction no transaction id. The id is assigned at the head's row lock below,
+    // taken only once the queue is passed, so one stream's writers get increasing ids in
+    // the order they write: the global read's commit order, (tx_id, position), then
+    // keeps every stream's versions in order. (Waiting on the row lock itself would
+    // assign the id before the wait, and waiters are not woken first come first served.)
+    bind_target(sqlx::query(QUEUE_FOR_STREAM), target).execute(&mut **tx).await.map_err(fail)?;
     let sql = match target {
         InitiativeRef::Id(_) => LOCK_HEAD_BY_ID,
         InitiativeRef::Key(_) => LOCK_HEAD_BY_KEY,
@@ -789,6 +798,9 @@ async fn lock_head(
         replay,
     }))
 }
+
+const QUEUE_FOR_STREAM: &str = "SELECT pg_advisory_xact_lock(hashtextextended(stream_id::text, 0)) FROM streams
+ WHERE stream_id = $1::uuid OR key = $2::text";
 
 const LOCK_HEAD_BY_ID: &str = "SELECT s.stream_id, s.version, s.head_hash, s.state, c.command_id,
        c.stream_id AS c_stream_id, c.fingerprint, c.stream_version AS c_stream_version, c.global_position, c.created_id
