@@ -13,6 +13,7 @@ use tonic::transport::Server;
 use tracing::{info, warn};
 
 use crate::grpc::{Audit, Commands, Queries};
+use crate::live::Feed;
 use crate::proto::{
     FILE_DESCRIPTOR_SET, alignment_service_server::AlignmentServiceServer, audit_service_server::AuditServiceServer,
     command_service_server::CommandServiceServer,
@@ -173,16 +174,24 @@ async fn serve_api(
     // Streams that would never end by themselves (history readers that follow) end when
     // shutdown begins; the server then waits only for calls that are finishing.
     let (stop_streams, stopping) = watch::channel(false);
+    let feed = Feed::start(store.clone());
+    let stop_feed = feed.clone();
     let shutdown = async move {
         shutdown.await;
         let _ = stop_streams.send(true);
+        stop_feed.stop();
     };
     builder
         .layer(GuardLayer::new(options.authenticator.clone(), limits))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(CommandServiceServer::new(Commands::new(store.clone())).max_decoding_message_size(size))
-        .add_service(AlignmentServiceServer::new(Queries::new(store.clone())).max_decoding_message_size(size))
+        .add_service(
+            CommandServiceServer::new(Commands::new(store.clone(), feed.clone())).max_decoding_message_size(size),
+        )
+        .add_service(
+            AlignmentServiceServer::new(Queries::new(store.clone(), feed.clone(), streams.clone()))
+                .max_decoding_message_size(size),
+        )
         .add_service(AuditServiceServer::new(Audit::new(store, streams, stopping)).max_decoding_message_size(size))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;

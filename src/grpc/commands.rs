@@ -12,6 +12,7 @@ use super::parse;
 use super::status::{domain_status, store_status};
 use crate::domain::Authority;
 use crate::domain::DomainError;
+use crate::live::Feed;
 use crate::proto::{self as pb, command_service_server::CommandService};
 use crate::security::{Caller, Trace};
 use crate::store::{CommandEnvelope, CommandId, Store, StoreError};
@@ -19,11 +20,14 @@ use crate::store::{CommandEnvelope, CommandId, Store, StoreError};
 #[derive(Clone, Debug)]
 pub struct Commands {
     store: Store,
+    /// Told after every append, so this server's watchers see it without waiting for
+    /// the database's notification.
+    feed: Feed,
 }
 
 impl Commands {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, feed: Feed) -> Self {
+        Self { store, feed }
     }
 
     /// Parses, envelopes and executes one command.
@@ -70,7 +74,12 @@ impl Commands {
             correlation_id = envelope.correlation_id.as_str());
         async {
             let outcome = match self.store.execute(&envelope).await {
-                Ok(outcome) => outcome,
+                Ok(outcome) => {
+                    if !outcome.replayed {
+                        self.feed.nudge();
+                    }
+                    outcome
+                }
                 Err(error) => {
                     if let StoreError::Domain(DomainError::PermissionDenied(reason)) = &error {
                         warn!(target: "accord::security", event = "decision_right_denied", principal = %envelope.actor,

@@ -13,20 +13,115 @@ use tonic::{Request, Response, Status};
 use super::convert as c;
 use super::status::{domain_status, store_status};
 use crate::domain::{DomainError, state::sign_off_history, values::*};
+use crate::live::{Feed, WatchFilter, WatchItem};
 use crate::proto::{self as pb, alignment_service_server::AlignmentService};
 use crate::store::{InitiativeRef, ListFilter, Store, StoredEvent};
+
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Updates buffered per watch stream on top of the watcher's own buffer.
+const WATCH_BUFFER: usize = 64;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
 
+/// Most initiatives one watcher may name.
+pub const MAX_WATCHED_INITIATIVES: usize = 500;
+
 #[derive(Clone, Debug)]
 pub struct Queries {
     store: Store,
+    feed: Feed,
+    /// Open streams (watchers and history readers share the bound).
+    streams: Arc<Semaphore>,
 }
 
 impl Queries {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, feed: Feed, streams: Arc<Semaphore>) -> Self {
+        Self { store, feed, streams }
+    }
+}
+
+/// The filter of a `WatchAlignments` request (public for the fuzz target).
+pub fn watch_filter(r: &pb::WatchAlignmentsRequest) -> Result<WatchFilter, DomainError> {
+    if r.initiatives.len() > MAX_WATCHED_INITIATIVES {
+        return Err(DomainError::invalid(
+            "initiatives",
+            format!("names {}; at most {MAX_WATCHED_INITIATIVES} are allowed", r.initiatives.len()),
+        ));
+    }
+    let initiatives = r
+        .initiatives
+        .iter()
+        .enumerate()
+        .map(|(i, value)| InitiativeRef::parse(&format!("initiatives[{i}]"), value))
+        .collect::<Result<Vec<_>, _>>()?;
+    let list = list_filter(&pb::ListAlignmentsRequest {
+        status: r.status,
+        pending_function: r.pending_function.clone(),
+        stage: r.stage,
+        owner: r.owner.clone(),
+        include_archived: r.include_archived,
+        ..Default::default()
+    })?;
+    Ok(WatchFilter { initiatives, list })
+}
+
+/// A watcher's item as sent on the wire.
+fn update(item: &WatchItem) -> pb::AlignmentUpdate {
+    use pb::alignment_update::Update;
+    let (update, position) = match item {
+        WatchItem::Alignment { position, view } => (Update::Alignment(c::alignment(view)), *position),
+        WatchItem::Removed { position, initiative_id, key } => (
+            Update::Removed(pb::RemovedInitiative { initiative_id: initiative_id.to_string(), key: key.clone() }),
+            *position,
+        ),
+        WatchItem::CaughtUp { position } => (Update::CaughtUp(pb::CaughtUp { position: *position }), *position),
+        WatchItem::Resync { reason } => (Update::Resync(pb::Resync { reason: reason.clone() }), 0),
+    };
+    pb::AlignmentUpdate { update: Some(update), position }
+}
+
+/// Forwards a watcher's items to its gRPC stream; when the server stops, ends the stream
+/// with UNAVAILABLE and the position to resume after.
+async fn forward(
+    feed: Feed,
+    after_position: u64,
+    mut items: mpsc::Receiver<WatchItem>,
+    tx: mpsc::Sender<Result<pb::AlignmentUpdate, Status>>,
+) {
+    let mut last_position = after_position;
+    loop {
+        let item = tokio::select! {
+            item = items.recv() => item,
+            _ = tx.closed() => return,
+        };
+        match item {
+            Some(item) => {
+                if let Some(position) = item.position() {
+                    last_position = position;
+                }
+                if tx.send(Ok(update(&item))).await.is_err() {
+                    return;
+                }
+            }
+            None => {
+                let status = if feed.is_stopping() {
+                    Status::unavailable(format!(
+                        "the server is shutting down; resume with after_position {last_position} on another server"
+                    ))
+                } else {
+                    Status::internal(format!(
+                        "the live feed ended unexpectedly; resume with after_position {last_position}"
+                    ))
+                };
+                // A client that is not reading gets no final status; its stream just ends.
+                let _ = tx.try_send(Err(status));
+                return;
+            }
+        }
     }
 }
 
@@ -143,13 +238,24 @@ impl AlignmentService for Queries {
         Ok(Response::new(c::decision_detail(&initiative, decision, &history)))
     }
 
-    type WatchAlignmentsStream =
-        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::AlignmentUpdate, Status>> + Send + 'static>>;
+    type WatchAlignmentsStream = ReceiverStream<Result<pb::AlignmentUpdate, Status>>;
 
     async fn watch_alignments(
         &self,
-        _request: Request<pb::WatchAlignmentsRequest>,
+        request: Request<pb::WatchAlignmentsRequest>,
     ) -> Result<Response<Self::WatchAlignmentsStream>, Status> {
-        Err(Status::unimplemented("WatchAlignments: work in progress"))
+        let r = request.get_ref();
+        let filter = watch_filter(r).map_err(domain_status)?;
+        let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted("the server has its limit of open streams; retry later with backoff")
+        })?;
+        let items = self.feed.watch(filter, r.after_position).await.map_err(store_status)?;
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let (feed, after_position) = (self.feed.clone(), r.after_position);
+        tokio::spawn(async move {
+            forward(feed, after_position, items, tx).await;
+            drop(permit);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

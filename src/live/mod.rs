@@ -41,30 +41,40 @@ pub enum WatchItem {
     Resync { reason: String },
 }
 
-use tokio::sync::mpsc;
+mod feed;
+mod watcher;
 
-use crate::store::{Store, StoreError};
+pub use feed::{Feed, FeedBuffers};
 
-/// The shared tail of the log. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Feed {
-    store: Store,
+impl WatchFilter {
+    /// Whether an initiative's alignment belongs to this watcher.
+    pub fn matches(&self, view: &AlignmentView) -> bool {
+        let named = self.initiatives.is_empty()
+            || self.initiatives.iter().any(|target| match target {
+                InitiativeRef::Id(id) => *id == view.initiative_id,
+                InitiativeRef::Key(key) => *key == view.key,
+            });
+        let list = &self.list;
+        named
+            && (list.include_archived || !view.archived)
+            && list.status.as_deref().is_none_or(|status| status == view.status.as_str())
+            && list.stage.as_deref().is_none_or(|stage| stage == view.stage.as_str())
+            && list.owner.as_deref().is_none_or(|owner| owner == view.owner.as_str())
+            && list
+                .pending_function
+                .as_deref()
+                .is_none_or(|function| view.outstanding_functions().iter().any(|outstanding| outstanding == function))
+    }
 }
 
-impl Feed {
-    /// Starts the tail task on `store` (WORK IN PROGRESS: interface only).
-    pub fn start(store: Store) -> Feed {
-        Feed { store }
-    }
-
-    /// Says "events may have been appended": the feed reads the log again soon.
-    pub fn nudge(&self) {}
-
-    /// A new watcher: the snapshot (after_position 0) or catch-up, `CaughtUp`, then live
-    /// changes until the server stops (the receiver then ends).
-    pub async fn watch(&self, filter: WatchFilter, after_position: u64) -> Result<mpsc::Receiver<WatchItem>, StoreError> {
-        let _ = (&self.store, filter, after_position);
-        let (_tx, rx) = mpsc::channel(1);
-        Ok(rx)
+impl WatchItem {
+    /// The position a client resumes after once it has this item.
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            WatchItem::Alignment { position, .. }
+            | WatchItem::Removed { position, .. }
+            | WatchItem::CaughtUp { position } => Some(*position),
+            WatchItem::Resync { .. } => None,
+        }
     }
 }

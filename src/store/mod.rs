@@ -298,6 +298,11 @@ impl Store {
         dispatch!(self, s => s.read_stream_until(stream_id, until))
     }
 
+    /// The highest global position committed (0 for an empty log).
+    pub async fn head_position(&self) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.head_position())
+    }
+
     /// The cursor that resumes the global log after a global position a client saw (0:
     /// from the start). A position past the head resumes at "now": nothing is returned
     /// until events commit later, and then only those. On PostgreSQL a position the log

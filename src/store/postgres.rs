@@ -321,6 +321,15 @@ impl PgStore {
         rows.iter().map(decode_event).collect()
     }
 
+    /// The highest global position appended and committed (0 for an empty log).
+    pub async fn head_position(&self) -> Result<u64, StoreError> {
+        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(u64::try_from(head).unwrap_or_default())
+    }
+
     /// The cursor after global position `after`, in the commit order `read_all` reads:
     /// - 0: the start of the log;
     /// - a position the log holds: that event's (tx_id, position);

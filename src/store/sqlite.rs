@@ -348,6 +348,15 @@ impl SqliteStore {
         rows.iter().map(decode_event).collect()
     }
 
+    /// The highest global position appended and committed (0 for an empty log).
+    pub async fn head_position(&self) -> Result<u64, StoreError> {
+        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(u64::try_from(head).unwrap_or_default())
+    }
+
     /// The cursor after global position `after`: position order is commit order here, so
     /// the cursor is the position itself — except past the head, where it is the head
     /// ("now": the read is empty, then returns the events appended from then on, whose

@@ -16,3 +16,4 @@ mod scenario;
 mod security;
 mod store;
 mod support;
+mod watch;

@@ -23,7 +23,7 @@ use crate::support::*;
 /// One call of each RPC, with a minimal request: the guard decides before the request is
 /// parsed, so an allowed call ends in the service (success or a domain error) and a
 /// refused one never gets there.
-const RPCS: [&str; 28] = [
+const RPCS: [&str; 29] = [
     "CreateInitiative",
     "UpdateInitiative",
     "ChangeStage",
@@ -45,6 +45,7 @@ const RPCS: [&str; 28] = [
     "ListAlignments",
     "GetInbox",
     "GetDecision",
+    "WatchAlignments",
     "ReadEvents",
     "GetAlignmentAsOf",
     "Explain",
@@ -184,6 +185,10 @@ async fn call(app: &TestApp, rpc: &str, token: Option<String>) -> Result<(), Sta
         "GetDecision" => {
             q.get_decision(pb::GetDecisionRequest { initiative: key(), decision_id: unknown() }).await.map(drop)
         }
+        "WatchAlignments" => {
+            let mut stream = q.watch_alignments(pb::WatchAlignmentsRequest::default()).await?.into_inner();
+            stream.message().await.map(drop)
+        }
         "ReadEvents" => {
             let mut stream =
                 a.read_events(pb::ReadEventsRequest { initiative: key(), ..Default::default() }).await?.into_inner();
@@ -212,7 +217,7 @@ fn allowed(rpc: &str) -> &'static [Role] {
         "CreateInitiative" | "ArchiveInitiative" | "AssignStakeholder" | "RemoveStakeholder" | "ImportEvents" => {
             &[Role::Admin]
         }
-        "GetAlignment" | "ListAlignments" | "GetInbox" | "GetDecision" => {
+        "GetAlignment" | "ListAlignments" | "GetInbox" | "GetDecision" | "WatchAlignments" => {
             &[Role::Admin, Role::Member, Role::Auditor, Role::Reader]
         }
         "ReadEvents" | "GetAlignmentAsOf" | "Explain" | "Verify" | "CreateCheckpoint" | "ListCheckpoints" => {

@@ -1,0 +1,352 @@
+//! The feed: one task per process that tails the event log gap-free in commit order,
+//! folds every initiative forward and publishes each new alignment view with the cursor
+//! and position of the last event it reflects. The published map (the "cut") and the
+//! broadcast of changes are updated under one lock, so a watcher that subscribes under
+//! that lock sees the cut and then exactly the changes after it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use super::{WatchFilter, WatchItem, watcher};
+use crate::domain::{AlignmentView, Initiative, evolve, fold, project};
+use crate::store::{GlobalCursor, Store, StoreError, StoredEvent, audit::Until};
+
+/// Events read from the log per query.
+const PAGE: i64 = 1000;
+/// How often the log is read without a wake-up: the bound on the delay a lost
+/// notification can cause.
+const POLL: Duration = Duration::from_secs(1);
+/// The longest a new watcher waits for the feed to reach the head it saw.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
+
+/// How much the feed buffers for watchers that are behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeedBuffers {
+    /// Changes kept for watchers that are behind; one further behind is resynchronised.
+    pub changes: usize,
+    /// Items queued per watcher before it waits for its client.
+    pub per_watcher: usize,
+}
+
+impl Default for FeedBuffers {
+    fn default() -> Self {
+        FeedBuffers { changes: 4096, per_watcher: 256 }
+    }
+}
+/// The PostgreSQL notification channel the append trigger signals on.
+const CHANNEL: &str = "accord_events";
+
+/// One initiative's alignment as published: the view and the last event it reflects.
+#[derive(Clone, Debug)]
+pub(super) struct Published {
+    pub cursor: GlobalCursor,
+    pub position: u64,
+    pub view: Arc<AlignmentView>,
+}
+
+/// What the feed has published so far.
+#[derive(Debug, Default)]
+pub(super) struct Cut {
+    /// The last event applied (in commit order) and its position.
+    pub cursor: GlobalCursor,
+    pub position: u64,
+    pub initiatives: HashMap<Uuid, Published>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Rounds {
+    begun: u64,
+    completed: u64,
+    /// The highest position applied so far.
+    applied: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub cut: Mutex<Cut>,
+    pub changes: broadcast::Sender<Arc<Published>>,
+    pub buffers: FeedBuffers,
+    wake: Arc<Notify>,
+    /// Reads of the log begun and completed: a watcher waits for one begun after it
+    /// arrived, so it sees every write acknowledged before it asked.
+    rounds: watch::Sender<Rounds>,
+    /// True once the server stops: watchers end.
+    pub stopping: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub fn cut(&self) -> MutexGuard<'_, Cut> {
+        // A panic while holding the lock leaves a consistent map (updates are single
+        // inserts), so a poisoned lock is still usable.
+        self.cut.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The shared tail of the log. Cheap to clone; the task stops with `stop` or when the
+/// last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct Feed {
+    store: Store,
+    shared: Arc<Shared>,
+}
+
+impl Feed {
+    /// Starts tailing `store`: the whole log is read once (watchers wait for that), then
+    /// new events as wake-ups arrive.
+    pub fn start(store: Store) -> Feed {
+        Feed::start_with(store, FeedBuffers::default())
+    }
+
+    /// `start` with other buffer sizes (the tests make them small).
+    pub fn start_with(store: Store, buffers: FeedBuffers) -> Feed {
+        let (changes, _) = broadcast::channel(buffers.changes.max(1));
+        let shared = Arc::new(Shared {
+            cut: Mutex::new(Cut::default()),
+            changes,
+            buffers,
+            wake: Arc::new(Notify::new()),
+            rounds: watch::channel(Rounds::default()).0,
+            stopping: watch::channel(false).0,
+        });
+        tokio::spawn(tail(store.clone(), Arc::downgrade(&shared)));
+        if let Store::Postgres(pg) = &store {
+            tokio::spawn(listen(pg.pool().clone(), Arc::downgrade(&shared)));
+        }
+        Feed { store, shared }
+    }
+
+    /// Says "events may have been appended": the feed reads the log again now rather
+    /// than at its next poll (notifications from PostgreSQL do the same across replicas).
+    pub fn nudge(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Ends every watcher (their streams end) and stops following the log.
+    pub fn stop(&self) {
+        self.shared.stopping.send_replace(true);
+        self.shared.wake.notify_one();
+    }
+
+    /// Whether `stop` was called.
+    pub fn is_stopping(&self) -> bool {
+        *self.shared.stopping.borrow()
+    }
+
+    /// The position of the last event published.
+    pub fn position(&self) -> u64 {
+        self.shared.cut().position
+    }
+
+    /// A new watcher: the snapshot (`after_position` 0: every matching initiative) or the
+    /// catch-up (the initiatives changed after that position, each once, at its current
+    /// alignment), then `CaughtUp`, then live changes until the server stops (the
+    /// receiver then ends). The items come in feed order, so the position of any item is
+    /// a valid place to resume from.
+    pub async fn watch(
+        &self,
+        filter: WatchFilter,
+        after_position: u64,
+    ) -> Result<mpsc::Receiver<WatchItem>, StoreError> {
+        // Read-your-writes: wait until the feed has read the log once and applied the head
+        // as of now, so a watcher sees every write acknowledged before it asked. On
+        // PostgreSQL the gap-free read waits for every older transaction in the cluster,
+        // so the wait is bounded; what it did not wait for follows as live changes.
+        let head = self.store.head_position().await?;
+        let mut rounds = self.shared.rounds.subscribe();
+        let mut stopping = self.shared.stopping.subscribe();
+        self.nudge();
+        let caught_up = rounds.wait_for(|rounds| rounds.completed > 0 && rounds.applied >= head);
+        tokio::select! {
+            waited = tokio::time::timeout(SNAPSHOT_WAIT, caught_up) => {
+                if let Ok(Err(_)) = waited {
+                    return Err(StoreError::Unavailable("the live feed has stopped".to_owned()));
+                }
+            }
+            _ = stopping.wait_for(|stopping| *stopping) => {
+                return Err(StoreError::Unavailable("the server is shutting down".to_owned()));
+            }
+        }
+        let after = match after_position {
+            0 => None,
+            position => Some((self.store.cursor_after_position(position).await?, position)),
+        };
+        Ok(watcher::spawn(self.shared.clone(), filter, after))
+    }
+}
+
+/// Reads the log from the start, then again at every wake-up, and publishes changes.
+async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
+    let mut states: HashMap<Uuid, Initiative> = HashMap::new();
+    let mut cursor = GlobalCursor::default();
+    let mut failures = 0u32;
+    loop {
+        let Some(feed) = shared.upgrade() else { return };
+        if *feed.stopping.borrow() {
+            return;
+        }
+        feed.rounds.send_modify(|rounds| rounds.begun += 1);
+        let read = read_to_end(&store, &feed, &mut states, &mut cursor).await;
+        // Watchers waiting for this round go on even if it failed: they get what has
+        // been published and the changes that follow once the store answers again.
+        feed.rounds.send_modify(|rounds| rounds.completed = rounds.begun);
+        match read {
+            Ok(()) => failures = 0,
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                if failures == 1 || failures.is_multiple_of(60) {
+                    warn!(%error, failures, "live feed: cannot read the log; retrying");
+                }
+            }
+        }
+        // A wake-up during the read left a permit, so it is not lost.
+        let wake = feed.wake.clone();
+        let mut stopping = feed.stopping.subscribe();
+        drop(feed);
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stopping.wait_for(|stopping| *stopping) => return,
+        }
+    }
+}
+
+/// Applies every event after `cursor` that the log can show gap-free, page by page,
+/// publishing one change per initiative touched in each page.
+async fn read_to_end(
+    store: &Store,
+    feed: &Shared,
+    states: &mut HashMap<Uuid, Initiative>,
+    cursor: &mut GlobalCursor,
+) -> Result<(), StoreError> {
+    loop {
+        let page = store.read_all(*cursor, PAGE).await?;
+        let Some((last, _)) = page.last() else { return Ok(()) };
+        let last = *last;
+        // The last event of each initiative in this page: where its change is published.
+        let mut touched: HashMap<Uuid, (GlobalCursor, u64)> = HashMap::new();
+        for (at, event) in &page {
+            apply(store, states, event).await?;
+            touched.insert(event.stream_id, (*at, u64::try_from(event.position).unwrap_or_default()));
+        }
+        let mut changes: Vec<Published> = touched
+            .into_iter()
+            .filter_map(|(stream, (at, position))| {
+                let state = states.get(&stream)?;
+                Some(Published { cursor: at, position, view: Arc::new(project(state)) })
+            })
+            .collect();
+        changes.sort_by_key(|change| change.cursor);
+        {
+            let mut cut = feed.cut();
+            for change in changes {
+                let change = Arc::new(change);
+                cut.initiatives.insert(change.view.initiative_id.0, Published::clone(&change));
+                // No receivers is not an error: nobody is watching yet.
+                let _ = feed.changes.send(change);
+            }
+            cut.cursor = last;
+            cut.position = page.last().and_then(|(_, e)| u64::try_from(e.position).ok()).unwrap_or(cut.position);
+        }
+        let applied = page.iter().filter_map(|(_, e)| u64::try_from(e.position).ok()).max().unwrap_or_default();
+        feed.rounds.send_if_modified(|rounds| {
+            let grew = applied > rounds.applied;
+            rounds.applied = rounds.applied.max(applied);
+            grew
+        });
+        *cursor = last;
+        debug!(events = page.len(), position = cursor.position, "live feed: applied");
+        if page.len() < PAGE as usize {
+            return Ok(());
+        }
+    }
+}
+
+/// Folds one event into its initiative's state. The feed has read every earlier event
+/// of the stream, so the state is at the version before; if it is not (an event the
+/// fold refuses), the stream is folded afresh from the store up to this event.
+async fn apply(store: &Store, states: &mut HashMap<Uuid, Initiative>, event: &StoredEvent) -> Result<(), StoreError> {
+    let recorded = event.to_recorded()?;
+    let previous = states.remove(&event.stream_id);
+    let expected = previous.as_ref().map_or(0, |state| state.version) + 1;
+    let next = if recorded.version == expected {
+        evolve(previous, &recorded).map_err(|e| StoreError::Corrupt(e.to_string()))?
+    } else {
+        warn!(
+            stream = %event.stream_id,
+            version = recorded.version,
+            expected,
+            "live feed: out of sequence; folding the initiative afresh"
+        );
+        let events = store.read_stream_until(event.stream_id, Until::Version(recorded.version)).await?;
+        let history = events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, _>>()?;
+        fold(&history)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .ok_or_else(|| StoreError::Corrupt(format!("stream {} has no events", event.stream_id)))?
+    };
+    states.insert(event.stream_id, next);
+    Ok(())
+}
+
+/// Wakes the feed on every append notification from PostgreSQL (any replica's), and
+/// after every reconnection (notifications sent meanwhile are lost; the log is not).
+async fn listen(pool: sqlx::PgPool, shared: std::sync::Weak<Shared>) {
+    let mut failures = 0u32;
+    loop {
+        let listener = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = match listener.await {
+            Ok(listener) => listener,
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                if failures == 1 || failures.is_multiple_of(60) {
+                    warn!(%error, "live feed: cannot listen for appends; polling meanwhile");
+                }
+                if shared.upgrade().is_none_or(|feed| *feed.stopping.borrow()) {
+                    return;
+                }
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+        };
+        failures = 0;
+        loop {
+            let Some(feed) = shared.upgrade() else { return };
+            feed.wake.notify_one();
+            let mut stopping = feed.stopping.subscribe();
+            drop(feed);
+            tokio::select! {
+                received = listener.try_recv() => match received {
+                    Ok(Some(_)) => {}
+                    // The connection was lost; the next try reconnects.
+                    Ok(None) => {}
+                    Err(error) => {
+                        debug!(%error, "live feed: listener failed; reconnecting");
+                        break;
+                    }
+                },
+                _ = stopping.wait_for(|stopping| *stopping) => return,
+            }
+        }
+    }
+}
+
+/// The published alignment of the initiatives matching `filter` changed after `after`
+/// (all of them when `None`), in feed order.
+pub(super) fn changed_since(cut: &Cut, after: Option<GlobalCursor>) -> Vec<Published> {
+    let mut changed: Vec<Published> = cut
+        .initiatives
+        .values()
+        .filter(|published| after.is_none_or(|after| published.cursor > after))
+        .cloned()
+        .collect();
+    changed.sort_by_key(|published| published.cursor);
+    changed
+}
