@@ -22,7 +22,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -424,6 +424,7 @@ async fn main() {
          --database-url {}",
         args.watchers, args.seconds, args.rate, args.initiatives, args.approvers, args.database_url
     );
+    // The replicas stop before the database is dropped.
     drop(replicas);
     drop(a);
     drop(b);

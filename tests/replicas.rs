@@ -447,28 +447,35 @@ fn last_versions(items: &[Item]) -> HashMap<String, u64> {
     last
 }
 
-/// Where each initiative's events sit in the global log.
+/// Where each initiative's events sit in the global log. The log is read in commit
+/// order, which is not the order of positions (positions are handed out before commit);
+/// "after position P" means after the event at P in that order.
 struct LogIndex {
     /// initiative id → position of each version (index version - 1).
     positions: HashMap<String, Vec<u64>>,
+    /// position → rank in the log's (commit) order.
+    ranks: HashMap<u64, usize>,
     by_command: HashMap<String, Vec<pb::StoredEvent>>,
-    head: u64,
+    events: usize,
 }
 
 impl LogIndex {
     fn of(events: &[pb::StoredEvent]) -> LogIndex {
         let mut positions: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut ranks = HashMap::new();
         let mut by_command: HashMap<String, Vec<pb::StoredEvent>> = HashMap::new();
-        let mut previous = 0;
-        for event in events {
-            assert!(event.position > previous, "the log is in position order");
-            previous = event.position;
+        for (rank, event) in events.iter().enumerate() {
+            assert!(ranks.insert(event.position, rank).is_none(), "position {} twice in the log", event.position);
             let versions = positions.entry(event.stream_id.clone()).or_default();
-            assert_eq!(event.stream_version, versions.len() as u64 + 1, "stream versions are gap-free");
+            assert_eq!(event.stream_version, versions.len() as u64 + 1, "stream versions are gap-free, in order");
+            assert!(
+                versions.last().is_none_or(|&p| p < event.position),
+                "a stream's positions increase with its versions"
+            );
             versions.push(event.position);
             by_command.entry(event.command_id.clone()).or_default().push(event.clone());
         }
-        LogIndex { positions, by_command, head: previous }
+        LogIndex { positions, ranks, by_command, events: events.len() }
     }
 
     fn position_of(&self, initiative: &str, version: u64) -> Option<u64> {
@@ -476,12 +483,19 @@ impl LogIndex {
         versions.get(usize::try_from(version).ok()?.checked_sub(1)?).copied()
     }
 
+    /// The rank in commit order of the event at `position` (which must be in the log).
+    fn rank(&self, who: &str, position: u64) -> usize {
+        *self.ranks.get(&position).unwrap_or_else(|| panic!("{who}: position {position} is no event of the log"))
+    }
+
     fn final_version(&self, initiative: &str) -> u64 {
         self.positions.get(initiative).map_or(0, |v| v.len() as u64)
     }
 
-    fn last_position(&self, initiative: &str) -> u64 {
-        self.positions.get(initiative).and_then(|v| v.last().copied()).unwrap_or(0)
+    /// Whether the initiative has an event after the one at `position` (commit order).
+    fn changed_after(&self, initiative: &str, position: u64) -> bool {
+        let last = self.positions.get(initiative).and_then(|v| v.last()).expect("the initiative is in the log");
+        position == 0 || self.rank("resume", *last) > self.rank("resume", position)
     }
 }
 
@@ -489,25 +503,30 @@ impl LogIndex {
 /// (version, position) pairs it received:
 /// - per initiative, versions and positions strictly increase;
 /// - each view is "as of" its position: its version's event is at or before the
-///   position, the next version's after it;
-/// - once caught up, positions never go back (resuming after the last one received
-///   must miss nothing);
+///   position in commit order, the next version's after it;
+/// - once caught up, updates come in the log's commit order (so resuming after the last
+///   position received misses nothing);
 /// - nothing is removed (no filters, nothing archived).
 fn check_watcher(name: &str, items: &[Item], log: &LogIndex) -> BTreeMap<String, Vec<(u64, u64)>> {
     let mut seen: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
-    let mut live_since: Option<u64> = None;
+    // The rank of the last position received, once caught up.
+    let mut live_since: Option<usize> = None;
     for item in items {
-        if let Some(floor) = live_since {
-            assert!(item.position >= floor, "{name}: position went back from {floor} to {}", item.position);
-            live_since = Some(item.position);
+        if let Some(floor) = live_since
+            && item.position > 0
+        {
+            let rank = log.rank(name, item.position);
+            assert!(rank >= floor, "{name}: went back in commit order to position {} ({:?})", item.position, item.got);
+            live_since = Some(rank);
         }
         match &item.got {
             Got::Alignment(view) => {
                 let at = log
                     .position_of(&view.initiative_id, view.version)
                     .unwrap_or_else(|| panic!("{name}: {} version {} is not in the log", view.key, view.version));
+                let sent_at = log.rank(name, item.position);
                 assert!(
-                    at <= item.position,
+                    log.rank(name, at) <= sent_at,
                     "{name}: {} v{} (p{at}) sent at p{}",
                     view.key,
                     view.version,
@@ -515,8 +534,8 @@ fn check_watcher(name: &str, items: &[Item], log: &LogIndex) -> BTreeMap<String,
                 );
                 if let Some(next) = log.position_of(&view.initiative_id, view.version + 1) {
                     assert!(
-                        next > item.position,
-                        "{name}: {} v{} sent at p{}, but v{} was already at p{next}",
+                        log.rank(name, next) > sent_at,
+                        "{name}: {} v{} sent at p{}, but v{} (p{next}) was already committed",
                         view.key,
                         view.version,
                         item.position,
@@ -537,11 +556,13 @@ fn check_watcher(name: &str, items: &[Item], log: &LogIndex) -> BTreeMap<String,
             }
             Got::Removed(id) => panic!("{name}: initiative {id} removed, but no watcher has a filter"),
             Got::CaughtUp => {
-                live_since.get_or_insert(item.position);
+                if live_since.is_none() {
+                    live_since = Some(if item.position == 0 { 0 } else { log.rank(name, item.position) });
+                }
             }
             Got::Resync(reason) => {
-                // A catch-up follows, in no particular order of positions, until the
-                // next caught-up.
+                // A catch-up follows, one update per changed initiative, until the next
+                // caught-up.
                 eprintln!("{name}: resync ({reason}) at position {}", item.position);
                 live_since = None;
             }
@@ -580,6 +601,7 @@ async fn check_views(replica: &Replica, watchers: &[(&str, &[Item])]) -> usize {
 async fn replicas_share_the_log_and_watchers_resume_across_a_crash() {
     const INITIATIVES: usize = 6;
     const TASKS_PER_REPLICA: usize = 3;
+    // Declared first, dropped last: after every replica is killed.
     let database = ThrowAwayDatabase::new("accord_replicas");
     let workdir = tempfile::tempdir().expect("temporary folder");
     // A first: it creates and migrates the database; B then opens it as it is.
@@ -612,7 +634,6 @@ async fn replicas_share_the_log_and_watchers_resume_across_a_crash() {
         }
     }
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let killed_at = Instant::now();
     b.kill();
     let acked_before_kill = outcomes.lock().unwrap().acks.len();
     tokio::time::sleep(Duration::from_millis(2000)).await;
@@ -638,7 +659,18 @@ async fn replicas_share_the_log_and_watchers_resume_across_a_crash() {
     assert!(!unknown.is_empty(), "the clients of B saw it die");
 
     // (a) Every acknowledged command is in the log, once, where it was acknowledged.
-    let events = a.log().await;
+    // The global log shows a transaction's events once every transaction that started
+    // before it has ended (anywhere on the PostgreSQL server): read it until it holds
+    // every acknowledged command, or give up after DELIVERY_TIMEOUT.
+    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    let events = loop {
+        let events = a.log().await;
+        let commands: BTreeSet<&str> = events.iter().map(|e| e.command_id.as_str()).collect();
+        if acks.iter().all(|a| commands.contains(a.command_id.as_str())) || Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let log = LogIndex::of(&events);
     for ack in &acks {
         let written = log.by_command.get(&ack.command_id).unwrap_or_else(|| {
@@ -692,7 +724,7 @@ async fn replicas_share_the_log_and_watchers_resume_across_a_crash() {
 
     // (c) The watcher on B saw increasing versions until B died, then its stream ended.
     let items_b = watch_b.wait_for("the end of its stream", |_| watch_b.ended().is_some()).await;
-    eprintln!("watcher on B ended {:?} after the kill: {:?}", killed_at.elapsed(), watch_b.ended().unwrap_or_default());
+    eprintln!("watcher on B: {}", watch_b.ended().unwrap_or_default());
     let seen_b = check_watcher("watcher on B", &items_b, &log);
     let live_b = seen_b.values().map(Vec::len).sum::<usize>() - INITIATIVES;
     assert!(live_b > 0, "watcher on B saw live updates before B died");
@@ -719,7 +751,7 @@ async fn replicas_share_the_log_and_watchers_resume_across_a_crash() {
         })
         .collect();
     let changed: BTreeSet<String> =
-        initiatives.iter().filter(|i| log.last_position(&i.id) > resume_at).map(|i| i.id.clone()).collect();
+        initiatives.iter().filter(|i| log.changed_after(&i.id, resume_at)).map(|i| i.id.clone()).collect();
     assert!(!changed.is_empty(), "A wrote after B's watcher's last position {resume_at}");
     let sent: Vec<String> = catch_up.iter().map(|v| v.initiative_id.clone()).collect();
     let sent_once: BTreeSet<String> = sent.iter().cloned().collect();
@@ -737,15 +769,15 @@ async fn replicas_share_the_log_and_watchers_resume_across_a_crash() {
         assert_eq!(resumed, Some(view.version), "{}: B's watcher then C's end at the final version", view.key);
     }
     eprintln!(
-        "watcher on C resumed after position {resume_at} (log head {}): {} of {INITIATIVES} initiatives caught up",
-        log.head,
+        "watcher on C resumed after position {resume_at} ({} events in the log): {} of {INITIATIVES} initiatives caught up",
+        log.events,
         catch_up.len()
     );
-    drop(database);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_on_one_replica_reaches_a_watcher_on_another() {
+    // Declared first, dropped last: after every replica is killed.
     let database = ThrowAwayDatabase::new("accord_replicas");
     let workdir = tempfile::tempdir().expect("temporary folder");
     let a = Replica::start("A", &database.url, workdir.path()).await;
@@ -797,5 +829,4 @@ async fn a_write_on_one_replica_reaches_a_watcher_on_another() {
         _ => None,
     });
     assert_eq!(last, Some(&final_view), "B's watcher ends with A's view");
-    drop(database);
 }

@@ -74,8 +74,22 @@ impl Drop for ThrowAwayDatabase {
                 return;
             };
             runtime.block_on(async move {
-                if let Ok(true) = sqlx::Postgres::database_exists(&url).await {
-                    let _ = sqlx::Postgres::force_drop_database(&url).await;
+                // A few tries: the backends of a server just killed may still be ending.
+                let mut last_error = None;
+                for _ in 0..5 {
+                    let dropped = match sqlx::Postgres::database_exists(&url).await {
+                        Ok(true) => sqlx::Postgres::force_drop_database(&url).await,
+                        Ok(false) => return,
+                        Err(error) => Err(error),
+                    };
+                    match dropped {
+                        Ok(()) => return,
+                        Err(error) => last_error = Some(error),
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                if let Some(error) = last_error {
+                    eprintln!("could not drop the test database {url}: {error}");
                 }
             });
         });
