@@ -364,6 +364,19 @@ async fn main() {
     for watcher in &watchers {
         watcher.task.abort();
     }
+    // Which final versions are missing, as (initiative, final version, versions received
+    // by the watchers short of it: lowest, highest).
+    let mut short: Vec<(String, u64, u64, u64)> = Vec::new();
+    for (id, version) in &finals {
+        let got: Vec<u64> = watchers
+            .iter()
+            .map(|w| w.last.lock().unwrap().get(id).copied().unwrap_or(0))
+            .filter(|got| got != version)
+            .collect();
+        if let (Some(low), Some(high)) = (got.iter().min(), got.iter().max()) {
+            short.push((id.clone(), *version, *low, *high));
+        }
+    }
 
     let writers = writers.lock().unwrap();
     let acked = writers.len();
@@ -419,6 +432,9 @@ async fn main() {
         "updates not attributable to a writer: {unattributed}; resyncs: {resyncs}; watchers short of the final \
          versions after 10 s: {behind}"
     );
+    for (id, version, low, high) in &short {
+        println!("  short: initiative {id} at version {version}; watchers short of it got v{low}..v{high}");
+    }
     println!(
         "reproduce: cargo bench --bench watch -- --watchers {} --seconds {} --rate {} --initiatives {} --approvers {} \
          --database-url {}",

@@ -785,8 +785,7 @@ async fn a_write_on_one_replica_reaches_a_watcher_on_another() {
     let initiative = set_up(&a, "CROSS-1").await;
     let watcher = Watcher::open("watcher on B", &b, 0).await;
     watcher.wait_for("its snapshot", has_caught_up).await;
-    for n in 0..3 {
-        let function = FUNCTIONS[n];
+    for (n, function) in FUNCTIONS.into_iter().enumerate() {
         let written = Instant::now();
         let ack = a
             .commands(&approver(function, 0))
