@@ -6,19 +6,19 @@
 //! the SQLite store is unfinished (its stub refuses to open), the SQLite runs report
 //! "skipped" instead of failing; nothing else is skipped.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::CommandFactory;
 use serde_json::Value;
-use sqlx::migrate::MigrateDatabase;
 
-const ACCORD: &str = env!("CARGO_BIN_EXE_accord");
-const START_DEADLINE: Duration = Duration::from_secs(60);
+use common::{START_DEADLINE, ServeProcess, ThrowAwayDatabase, accord_command};
+
 /// What the SQLite stub says while the embedded store is being written.
 const SQLITE_UNFINISHED: &str = "the SQLite store is not finished";
 
@@ -36,42 +36,16 @@ enum Store {
 
 const STORES: [Store; 2] = [Store::Postgres, Store::Sqlite];
 
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
 /// A URL for a fresh PostgreSQL database on the test server (created by whoever opens it).
 fn fresh_postgres_url() -> String {
-    let admin = admin_url();
-    let base = admin.rsplit_once('/').map(|(base, _)| base.to_owned()).unwrap_or(admin);
-    format!("{base}/accord_cli_{}", uuid::Uuid::now_v7().simple())
-}
-
-/// Drops a PostgreSQL database when dropped.
-struct ThrowAwayDatabase {
-    url: String,
-}
-
-impl Drop for ThrowAwayDatabase {
-    fn drop(&mut self) {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-            return;
-        };
-        let url = self.url.clone();
-        runtime.block_on(async move {
-            if let Ok(true) = sqlx::Postgres::database_exists(&url).await {
-                let _ = sqlx::Postgres::force_drop_database(&url).await;
-            }
-        });
-    }
+    common::fresh_postgres_url("accord_cli")
 }
 
 /// An `accord serve` child process on a loopback port, killed (and its database
 /// dropped) when dropped.
 struct Server {
-    child: Child,
+    process: ServeProcess,
     address: String,
-    log: Arc<Mutex<String>>,
     _database: Option<ThrowAwayDatabase>,
     workdir: tempfile::TempDir,
 }
@@ -107,64 +81,23 @@ impl Server {
         workdir: tempfile::TempDir,
         extra: &[&str],
     ) -> Started {
-        let mut command = accord_command();
-        command.current_dir(workdir.path()).args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ]);
-        command.args(extra);
-        command.args(["--log", "info"]);
+        let mut args = extra.to_vec();
+        args.extend(["--log", "info"]);
         if let Some(url) = url {
-            command.args(["--database-url", url]);
+            args.extend(["--database-url", url]);
         }
-        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("accord serve starts");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (found, address) = mpsc::channel::<String>();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(entry) = serde_json::from_str::<Value>(&line)
-                    && entry["fields"]["message"] == "accord listening"
-                    && let Some(address) = entry["fields"]["address"].as_str()
-                {
-                    let _ = found.send(address.to_owned());
-                }
-                if let Ok(mut log) = sink.lock() {
-                    log.push_str(&line);
-                    log.push('\n');
-                }
+        match ServeProcess::spawn(workdir.path(), &args) {
+            Ok(process) => {
+                let address = process.address.clone();
+                Started::Running(Server { process, address, _database: database, workdir })
             }
-        });
-        let address = address.recv_timeout(START_DEADLINE);
-        let mut server = Server { child, address: String::new(), log, _database: database, workdir };
-        match address {
-            Ok(address) => {
-                server.address = format!("http://{address}");
-                Started::Running(server)
-            }
-            Err(_) => {
-                let _ = server.child.kill();
-                let _ = server.child.wait();
-                let log = server.log();
-                if log.contains(SQLITE_UNFINISHED) {
-                    Started::Unfinished
-                } else {
-                    panic!("accord serve did not start within {START_DEADLINE:?}; its log:\n{log}")
-                }
-            }
+            Err(log) if log.contains(SQLITE_UNFINISHED) => Started::Unfinished,
+            Err(log) => panic!("accord serve did not start within {START_DEADLINE:?}; its log:\n{log}"),
         }
     }
 
     fn log(&self) -> String {
-        // A moment for the reader thread to catch up after the child exits.
-        std::thread::sleep(Duration::from_millis(100));
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.process.log()
     }
 
     /// Runs `accord --server THIS --as ACTOR ARGS…`.
@@ -189,13 +122,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs `test` against a server on each store.
 fn for_each_store(test: impl Fn(&Server)) {
     for store in STORES {
@@ -210,18 +136,6 @@ fn for_each_store(test: impl Fn(&Server)) {
             }
         }
     }
-}
-
-/// The binary with no ACCORD_* variables from the environment running the tests.
-fn accord_command() -> Command {
-    let mut command = Command::new(ACCORD);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("ACCORD_") {
-            command.env_remove(&name);
-        }
-    }
-    command.env_remove("NO_COLOR");
-    command
 }
 
 struct Run {
