@@ -3,8 +3,6 @@
 //! initiative in the per-call span of the JSON log. The tests of one process share the
 //! metrics recorder and run in parallel, so counts are checked as lower bounds.
 
-use std::sync::{Arc, Mutex};
-
 use accord::proto as pb;
 use futures::StreamExt;
 use tonic::Code;
@@ -89,34 +87,12 @@ async fn calls_are_counted_by_rpc_and_code_with_durations_appends_and_pool_gauge
 
 // ---- the initiative in the call span -----------------------------------------------------
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 async fn the_json_log_of_a_command_names_its_initiative_in_the_call_span(app: TestApp) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber =
-        tracing_subscriber::fmt().json().with_env_filter("accord=info").with_writer(move || writer.clone()).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // While only one subscriber exists in the process, tracing-core decides whether a
-    // callsite is enabled from the subscriber of the thread that reaches it first, and
-    // caches that: another test's thread (no subscriber) would switch the handlers' log
-    // lines off for this test too. A second live subscriber makes it ask every one.
-    let _second_subscriber = tracing::Dispatch::new(tracing_subscriber::registry());
+    let log = JsonLog::capture("accord=info");
     let ids = checkout(&app).await;
     sign(&app, ENGINEER, &ids.decision_id, "engineering", pb::Verdict::Approve, "").await.expect("sign");
 
-    let log = String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("UTF-8 log");
+    let log = log.text();
     let lines: Vec<serde_json::Value> =
         log.lines().map(|line| serde_json::from_str(line).expect("one JSON object per line")).collect();
     let call_of = |rpc: &str| {

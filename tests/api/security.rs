@@ -3,7 +3,6 @@
 //! static service tokens, local development mode, TLS and mTLS with certificates made
 //! here, the limits, and the security log. On both stores.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use accord::proto::{self as pb, alignment_service_client::AlignmentServiceClient};
@@ -738,29 +737,9 @@ async fn a_message_past_the_size_limit_is_refused_before_it_is_parsed(app: TestA
 
 // ---- the security log ------------------------------------------------------------------
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 async fn refusals_are_logged_as_security_events_without_the_token(app: TestApp) {
     let ids = checkout(&app).await;
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter("accord::security=info")
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let log = JsonLog::capture("accord::security=info");
 
     let expired = token_with(ENGINEER, &[Role::Member], |c| c["exp"] = 1_000_000.into());
     let _ = app.commands_with(Some(expired.clone())).create_initiative(new_initiative("X-1", "X")).await;
@@ -768,7 +747,7 @@ async fn refusals_are_logged_as_security_events_without_the_token(app: TestApp) 
     let _ = app.commands_with(Some(reader.clone())).create_initiative(new_initiative("X-1", "X")).await;
     let _ = sign(&app, ENGINEER, &ids.decision_id, "design", pb::Verdict::Approve, "").await;
 
-    let log = String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("UTF-8 log");
+    let log = log.text();
     let events: Vec<serde_json::Value> =
         log.lines().map(|line| serde_json::from_str(line).expect("one JSON object per line")).collect();
     let find = |kind: &str| {

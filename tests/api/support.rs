@@ -523,3 +523,44 @@ pub fn acceptance(initiative: &str, decision_id: &str, override_reason: &str) ->
 pub fn stream_versions(log: &[(i64, uuid::Uuid, i64, String, Vec<u8>)], stream: &str) -> Vec<i64> {
     log.iter().filter(|(_, s, _, _, _)| s.to_string() == stream).map(|(_, _, v, _, _)| *v).collect()
 }
+
+/// The JSON log of this thread's tracing events while it lives (`filter` as in `--log`),
+/// for the tests that read what the server logs.
+pub struct JsonLog {
+    buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _default: tracing::subscriber::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+#[derive(Clone)]
+struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl JsonLog {
+    pub fn capture(filter: &str) -> JsonLog {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = LogWriter(buffer.clone());
+        let subscriber =
+            tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(move || writer.clone()).finish();
+        let default = tracing::subscriber::set_default(subscriber);
+        // While only one subscriber exists in the process, tracing-core decides whether a
+        // callsite is enabled from the subscriber of the thread that reaches it first, and
+        // caches that: another test's thread (no subscriber) would switch the server's log
+        // lines off for this test too. A second live subscriber makes it ask every one.
+        let second = tracing::Dispatch::new(tracing_subscriber::registry());
+        JsonLog { buffer, _default: default, _second: second }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.buffer.lock().expect("log buffer").clone()).expect("UTF-8 log")
+    }
+}

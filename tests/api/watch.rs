@@ -85,16 +85,7 @@ async fn a_new_watcher_gets_every_initiative_then_caught_up_then_each_change_onc
     assert_eq!(function_state(view, "engineering"), pb::FunctionState::Approved);
     assert_eq!(*view, app.alignment("CHECKOUT-42").await, "the live view is the projection");
 
-    let renamed = app
-        .as_(OWNER)
-        .update_initiative(pb::UpdateInitiativeRequest {
-            initiative: "BILLING-7".into(),
-            title: Some("Metered billing".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("rename")
-        .into_inner();
+    let renamed = rename_billing(&app).await;
     let update = next(&mut stream).await;
     assert_eq!(alignment(&update).title, "Metered billing");
     assert_eq!(update.position, renamed.global_position);
@@ -134,16 +125,7 @@ async fn a_watcher_that_reconnects_with_its_last_position_misses_nothing_and_get
     let (missed, position) = until_caught_up(&mut stream).await;
     assert!(missed.is_empty(), "nothing twice: {missed:?}");
     assert_eq!(position, caught_up);
-    let renamed = app
-        .as_(OWNER)
-        .update_initiative(pb::UpdateInitiativeRequest {
-            initiative: "BILLING-7".into(),
-            title: Some("Metered billing".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("rename")
-        .into_inner();
+    let renamed = rename_billing(&app).await;
     let update = next(&mut stream).await;
     assert_eq!((alignment(&update).key.as_str(), update.position), ("BILLING-7", renamed.global_position));
 
@@ -192,6 +174,18 @@ async fn filters_select_initiatives_and_one_that_leaves_the_filter_is_sent_as_re
     let update = next(&mut stream).await;
     assert_eq!(alignment(&update).status(), pb::InitiativeStatus::Blocked);
     assert_eq!(update.position, objected.global_position);
+}
+
+async fn rename_billing(app: &TestApp) -> pb::CommandResponse {
+    app.as_(OWNER)
+        .update_initiative(pb::UpdateInitiativeRequest {
+            initiative: "BILLING-7".into(),
+            title: Some("Metered billing".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("rename")
+        .into_inner()
 }
 
 async fn second_renamed(app: &TestApp) -> pb::CommandResponse {
@@ -323,8 +317,10 @@ async fn concurrent_writers_every_watcher_sees_changes_in_order_and_ends_at_the_
 /// from its last position with nothing skipped. Each change is a new initiative, so the
 /// feed cannot coalesce them however fast they come.
 async fn a_watcher_that_falls_behind_is_told_and_caught_up_and_blocks_nobody(app: TestApp) {
-    const INITIATIVES: usize = 30;
-    let feed = Feed::start_with(app.store.clone(), FeedBuffers { changes: 4, per_watcher: 2 });
+    // The brisk watcher keeps up as long as no single read of the log publishes more
+    // changes than the feed keeps (64); the slow one, holding 2 + 1, falls behind at 67.
+    const INITIATIVES: usize = 100;
+    let feed = Feed::start_with(app.store.clone(), FeedBuffers { changes: 64, per_watcher: 2 });
     let mut slow = feed.watch(WatchFilter::default(), 0).await.expect("slow watcher");
     let mut brisk = feed.watch(WatchFilter::default(), 0).await.expect("brisk watcher");
     let brisk_reader = tokio::spawn(async move {
