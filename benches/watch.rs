@@ -31,11 +31,10 @@ use pb::alignment_service_client::AlignmentServiceClient;
 use pb::command_service_client::CommandServiceClient;
 use tonic::transport::Channel;
 
-use common::{Actor, ServeProcess, ThrowAwayDatabase};
+use common::{
+    Actor, FUNCTIONS, ServeProcess, StaffedInitiative as Initiative, ThrowAwayDatabase, approver, staffed_initiative,
+};
 
-const OWNER: &str = "pm@example.com";
-const DRIVER: &str = "dana@example.com";
-const FUNCTIONS: [&str; 3] = ["engineering", "design", "business"];
 /// At most this many sign-offs in flight; beyond it the achieved rate falls below --rate.
 const IN_FLIGHT: usize = 64;
 
@@ -80,10 +79,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn approver(function: &str, n: usize) -> String {
-    format!("{function}-{n}@example.com")
-}
-
 struct Replica {
     name: &'static str,
     _process: ServeProcess,
@@ -109,67 +104,6 @@ impl Replica {
     fn queries(&self) -> AlignmentServiceClient<tonic::service::interceptor::InterceptedService<Channel, Actor>> {
         AlignmentServiceClient::with_interceptor(self.channel.clone(), Actor::new("dashboard@example.com"))
     }
-}
-
-#[derive(Clone)]
-struct Initiative {
-    id: String,
-    decision: String,
-}
-
-async fn set_up(replica: &Replica, key: String, approvers: usize) -> Initiative {
-    let created = replica
-        .commands(OWNER)
-        .create_initiative(pb::CreateInitiativeRequest {
-            options: None,
-            key: key.clone(),
-            title: format!("Watched {key}"),
-            summary: String::new(),
-            owner: String::new(),
-            stage: pb::Stage::Definition.into(),
-            required_functions: vec![],
-        })
-        .await
-        .expect("create initiative")
-        .into_inner();
-    let mut people = vec![(DRIVER.to_owned(), "product", pb::Role::Driver)];
-    for function in FUNCTIONS {
-        for n in 0..approvers {
-            people.push((approver(function, n), function, pb::Role::Approver));
-        }
-    }
-    for (principal, function, role) in people {
-        replica
-            .commands(OWNER)
-            .assign_stakeholder(pb::AssignStakeholderRequest {
-                options: None,
-                initiative: created.initiative_id.clone(),
-                principal,
-                function: function.to_owned(),
-                role: role.into(),
-            })
-            .await
-            .expect("assign stakeholder");
-    }
-    let proposed = replica
-        .commands(DRIVER)
-        .propose_decision(pb::ProposeDecisionRequest {
-            options: None,
-            initiative: created.initiative_id.clone(),
-            content: Some(pb::DecisionContent {
-                title: "Use Stripe for payments".into(),
-                context: String::new(),
-                options: vec!["Stripe".into(), "Adyen".into()],
-                proposal: "Integrate Stripe Checkout.".into(),
-                rationale: String::new(),
-            }),
-            required_functions: vec![],
-            supersedes: String::new(),
-        })
-        .await
-        .expect("propose decision")
-        .into_inner();
-    Initiative { id: created.initiative_id, decision: proposed.created_id }
 }
 
 /// One received live update: initiative, version, delay in milliseconds.
@@ -265,9 +199,12 @@ async fn main() {
     let b = Arc::new(Replica::start("B", &database.url, workdir.path()).await);
     let replicas = [a.clone(), b.clone()];
 
-    let initiatives: Vec<Initiative> =
-        futures::future::join_all((0..args.initiatives).map(|n| set_up(&a, format!("WATCH-{n}"), args.approvers)))
-            .await;
+    let initiatives: Vec<Initiative> = futures::future::join_all((0..args.initiatives).map(|n| {
+        let key = format!("WATCH-{n}");
+        let channel = a.channel.clone();
+        async move { staffed_initiative(&channel, &key, args.approvers).await }
+    }))
+    .await;
     let initiatives = Arc::new(initiatives);
 
     let mut watchers = Vec::new();

@@ -33,25 +33,21 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use common::{Actor, ServeProcess, ThrowAwayDatabase};
+use common::{
+    Actor, DRIVER, FUNCTIONS, ServeProcess, StaffedInitiative as Initiative, ThrowAwayDatabase, approver,
+    staffed_initiative,
+};
 
 type Commands = CommandServiceClient<InterceptedService<Channel, Actor>>;
 type Queries = AlignmentServiceClient<InterceptedService<Channel, Actor>>;
 type Audit = AuditServiceClient<InterceptedService<Channel, Actor>>;
 
-const OWNER: &str = "pm@example.com";
-const DRIVER: &str = "dana@example.com";
 const DASHBOARD: &str = "dashboard@example.com";
 const AUDITOR: &str = "auditor@example.com";
-const FUNCTIONS: [&str; 3] = ["engineering", "design", "business"];
 const APPROVERS_PER_FUNCTION: usize = 3;
 /// How long an update may take to reach a watcher before the test gives up. Generous:
 /// this is a liveness check, not a latency figure.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn approver(function: &str, n: usize) -> String {
-    format!("{function}-{n}@example.com")
-}
 
 /// One `accord serve` child process and a gRPC channel to it.
 struct Replica {
@@ -129,72 +125,6 @@ impl Replica {
     }
 }
 
-/// An initiative of the scenario: a driver, three approvers per function, one open decision.
-#[derive(Clone, Debug)]
-struct Initiative {
-    id: String,
-    decision: String,
-}
-
-fn content(title: &str) -> Option<pb::DecisionContent> {
-    Some(pb::DecisionContent {
-        title: title.to_owned(),
-        context: "Replicas share one log.".to_owned(),
-        options: vec!["Stripe".to_owned(), "Adyen".to_owned()],
-        proposal: "Integrate Stripe Checkout.".to_owned(),
-        rationale: "Fastest to integrate.".to_owned(),
-    })
-}
-
-async fn set_up(replica: &Replica, key: &str) -> Initiative {
-    let created = replica
-        .commands(OWNER)
-        .create_initiative(pb::CreateInitiativeRequest {
-            options: None,
-            key: key.to_owned(),
-            title: format!("Replicated {key}"),
-            summary: "Written through several replicas.".to_owned(),
-            owner: String::new(),
-            stage: pb::Stage::Definition.into(),
-            required_functions: vec![],
-        })
-        .await
-        .expect("create initiative")
-        .into_inner();
-    let mut people = vec![(DRIVER.to_owned(), "product", pb::Role::Driver)];
-    for function in FUNCTIONS {
-        for n in 0..APPROVERS_PER_FUNCTION {
-            people.push((approver(function, n), function, pb::Role::Approver));
-        }
-    }
-    for (principal, function, role) in people {
-        replica
-            .commands(OWNER)
-            .assign_stakeholder(pb::AssignStakeholderRequest {
-                options: None,
-                initiative: created.initiative_id.clone(),
-                principal,
-                function: function.to_owned(),
-                role: role.into(),
-            })
-            .await
-            .expect("assign stakeholder");
-    }
-    let proposed = replica
-        .commands(DRIVER)
-        .propose_decision(pb::ProposeDecisionRequest {
-            options: None,
-            initiative: created.initiative_id.clone(),
-            content: content("Use Stripe for payments"),
-            required_functions: vec![],
-            supersedes: String::new(),
-        })
-        .await
-        .expect("propose decision")
-        .into_inner();
-    Initiative { id: created.initiative_id, decision: proposed.created_id }
-}
-
 /// The `i`-th command of the load on `initiative`: mostly sign-offs (approvals and
 /// rejections by different approvers), some feedback, now and then a new decision.
 async fn load_command(
@@ -243,7 +173,11 @@ async fn load_command(
                 .propose_decision(pb::ProposeDecisionRequest {
                     options,
                     initiative: initiative.id.clone(),
-                    content: content(&format!("Follow-up {i}")),
+                    content: Some(pb::DecisionContent {
+                        title: format!("Follow-up {i}"),
+                        proposal: "Integrate Stripe Checkout.".to_owned(),
+                        ..Default::default()
+                    }),
                     required_functions: vec![],
                     supersedes: String::new(),
                 })
@@ -600,7 +534,7 @@ async fn replicas_share_the_log_and_watchers_resume_across_a_crash() {
     let mut initiatives = Vec::new();
     for n in 0..INITIATIVES {
         let writer = if n % 2 == 0 { &a } else { &b };
-        initiatives.push(set_up(writer, &format!("REPL-{n}")).await);
+        initiatives.push(staffed_initiative(&writer.channel, &format!("REPL-{n}"), APPROVERS_PER_FUNCTION).await);
     }
     let initiatives = Arc::new(initiatives);
 
@@ -771,7 +705,7 @@ async fn a_write_on_one_replica_reaches_a_watcher_on_another() {
     let workdir = tempfile::tempdir().expect("temporary folder");
     let a = Replica::start("A", &database.url, workdir.path()).await;
     let b = Replica::start("B", &database.url, workdir.path()).await;
-    let initiative = set_up(&a, "CROSS-1").await;
+    let initiative = staffed_initiative(&a.channel, "CROSS-1", APPROVERS_PER_FUNCTION).await;
     let watcher = Watcher::open("watcher on B", &b, 0).await;
     watcher.wait_for("its snapshot", has_caught_up).await;
     for (n, function) in FUNCTIONS.into_iter().enumerate() {

@@ -2,7 +2,8 @@
 //! (tests/cli.rs, tests/replicas.rs) and by the watch benchmark (benches/watch.rs, which
 //! includes this file by path): a throw-away PostgreSQL database, an `accord serve`
 //! child process whose address is read from its JSON "accord listening" log line, and
-//! a gRPC interceptor naming the caller in local development mode.
+//! a gRPC interceptor naming the caller in local development mode, and the staffed
+//! initiative the replicas test and the benchmark both write to.
 
 #![allow(dead_code)]
 
@@ -195,4 +196,80 @@ impl Interceptor for Actor {
         request.metadata_mut().insert("x-accord-actor", self.0.clone());
         Ok(request)
     }
+}
+
+/// The owner of the staffed initiatives, and their driver.
+pub const OWNER: &str = "pm@example.com";
+pub const DRIVER: &str = "dana@example.com";
+/// The functions every staffed initiative needs.
+pub const FUNCTIONS: [&str; 3] = ["engineering", "design", "business"];
+
+/// The `n`-th approver of a function on a staffed initiative.
+pub fn approver(function: &str, n: usize) -> String {
+    format!("{function}-{n}@example.com")
+}
+
+/// An initiative and its open decision.
+#[derive(Clone, Debug)]
+pub struct StaffedInitiative {
+    pub id: String,
+    pub decision: String,
+}
+
+/// Creates `key` owned by `OWNER`, with `DRIVER` as driver and `approvers` approvers per
+/// function (`approver(function, n)`), and proposes one decision: the set-up every
+/// sign-off then lands on. Local development mode (callers named by `Actor`).
+pub async fn staffed_initiative(channel: &tonic::transport::Channel, key: &str, approvers: usize) -> StaffedInitiative {
+    use accord::proto as pb;
+    use pb::command_service_client::CommandServiceClient;
+    let commands = |actor: &str| CommandServiceClient::with_interceptor(channel.clone(), Actor::new(actor));
+    let created = commands(OWNER)
+        .create_initiative(pb::CreateInitiativeRequest {
+            options: None,
+            key: key.to_owned(),
+            title: format!("Initiative {key}"),
+            summary: "Written through several replicas.".to_owned(),
+            owner: String::new(),
+            stage: pb::Stage::Definition.into(),
+            required_functions: vec![],
+        })
+        .await
+        .expect("create initiative")
+        .into_inner();
+    let mut people = vec![(DRIVER.to_owned(), "product", pb::Role::Driver)];
+    for function in FUNCTIONS {
+        for n in 0..approvers {
+            people.push((approver(function, n), function, pb::Role::Approver));
+        }
+    }
+    for (principal, function, role) in people {
+        commands(OWNER)
+            .assign_stakeholder(pb::AssignStakeholderRequest {
+                options: None,
+                initiative: created.initiative_id.clone(),
+                principal,
+                function: function.to_owned(),
+                role: role.into(),
+            })
+            .await
+            .expect("assign stakeholder");
+    }
+    let proposed = commands(DRIVER)
+        .propose_decision(pb::ProposeDecisionRequest {
+            options: None,
+            initiative: created.initiative_id.clone(),
+            content: Some(pb::DecisionContent {
+                title: "Use Stripe for payments".to_owned(),
+                context: "Replicas share one log.".to_owned(),
+                options: vec!["Stripe".to_owned(), "Adyen".to_owned()],
+                proposal: "Integrate Stripe Checkout.".to_owned(),
+                rationale: "Fastest to integrate.".to_owned(),
+            }),
+            required_functions: vec![],
+            supersedes: String::new(),
+        })
+        .await
+        .expect("propose decision")
+        .into_inner();
+    StaffedInitiative { id: created.initiative_id, decision: proposed.created_id }
 }
