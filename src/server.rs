@@ -264,7 +264,9 @@ async fn serve_api(
             AlignmentServiceServer::new(Queries::new(store.clone(), feed.clone(), streams.clone()))
                 .max_decoding_message_size(size),
         )
-        .add_service(AuditServiceServer::new(Audit::new(store, streams, stopping)).max_decoding_message_size(size))
+        .add_service(
+            AuditServiceServer::new(Audit::new(store, feed.clone(), streams, stopping)).max_decoding_message_size(size),
+        )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     info!("accord stopped");

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::convert as c;
 use super::status::{domain_status, store_status};
 use crate::domain::{DomainError, Initiative, explain::explain, fold, project, values::DecisionId};
+use crate::live::Feed;
 use crate::metrics;
 use crate::proto::{self as pb, audit_service_server::AuditService};
 use crate::store::{
@@ -25,8 +26,9 @@ use crate::store::{
 
 /// How many events one read fetches from the store.
 const PAGE: i64 = 500;
-/// How often a following read looks for new events once caught up.
-const FOLLOW_POLL: Duration = Duration::from_millis(200);
+/// How often a following read looks for new events once caught up if the live feed
+/// has not woken it (the feed wakes it on every append it applies, from any replica).
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
 /// Events buffered per reader before the reader waits for its client.
 const BUFFER: usize = 256;
 
@@ -36,6 +38,8 @@ pub const MAX_EVENT_TYPE_FILTERS: usize = 64;
 #[derive(Clone, Debug)]
 pub struct Audit {
     store: Store,
+    /// Wakes following readers when events are appended.
+    feed: Feed,
     /// Open history streams; a reader holds a permit until its stream ends.
     streams: Arc<Semaphore>,
     /// Turns true when the server shuts down: following readers end then, so that a
@@ -44,8 +48,8 @@ pub struct Audit {
 }
 
 impl Audit {
-    pub fn new(store: Store, streams: Arc<Semaphore>, stopping: watch::Receiver<bool>) -> Self {
-        Self { store, streams, stopping }
+    pub fn new(store: Store, feed: Feed, streams: Arc<Semaphore>, stopping: watch::Receiver<bool>) -> Self {
+        Self { store, feed, streams, stopping }
     }
 
     /// The initiative a request names, with its current state.
@@ -173,9 +177,11 @@ async fn shutdown_begins(stopping: &mut watch::Receiver<bool>) {
 }
 
 /// Sends events from `position` until the head, reports caught-up, and with `follow`
-/// keeps polling. Ends quietly when the client goes away.
+/// reads again whenever the live feed has applied more. Ends quietly when the client
+/// goes away.
 async fn pump(
     store: Store,
+    feed: Feed,
     mut position: Position,
     types: Vec<String>,
     follow: bool,
@@ -186,6 +192,9 @@ async fn pump(
     let mut last_position = 0u64;
     let mut caught_up_sent = false;
     loop {
+        // Taken before the read: whatever the feed applies after it was committed after
+        // this read could see it, and wakes the wait below.
+        let mark = feed.events_applied();
         let page = match position.next_page(&store).await {
             Ok(page) => page,
             Err(error) => {
@@ -218,14 +227,17 @@ async fn pump(
             return;
         }
         tokio::select! {
-            _ = tokio::time::sleep(FOLLOW_POLL) => {}
-            _ = tx.closed() => return,
+            // Shutdown first: the feed's wake-up also resolves once it stops.
+            biased;
             _ = shutdown_begins(&mut stopping) => {
                 let _ = tx.send(Err(Status::unavailable(format!(
                     "the server is shutting down; resume with after_position {last_position} on another server"
                 )))).await;
                 return;
             }
+            _ = tx.closed() => return,
+            _ = feed.applied_since(mark) => {}
+            _ = tokio::time::sleep(FOLLOW_POLL) => {}
         }
     }
 }
@@ -264,10 +276,10 @@ impl AuditService for Audit {
             Status::resource_exhausted("the server has its limit of open streams; retry later with backoff")
         })?;
         let (tx, rx) = mpsc::channel(BUFFER);
-        let store = self.store.clone();
+        let (store, feed) = (self.store.clone(), self.feed.clone());
         let stopping = self.stopping.clone();
         tokio::spawn(async move {
-            pump(store, position, r.event_types, r.follow, stopping, tx).await;
+            pump(store, feed, position, r.event_types, r.follow, stopping, tx).await;
             drop(permit);
         });
         Ok(Response::new(ReceiverStream::new(rx)))

@@ -64,6 +64,8 @@ struct Rounds {
     completed: u64,
     /// The highest position applied so far.
     applied: u64,
+    /// Events applied so far (positions need not grow in commit order; this does).
+    events: u64,
 }
 
 #[derive(Debug)]
@@ -135,6 +137,23 @@ impl Feed {
     /// Whether `stop` was called.
     pub fn is_stopping(&self) -> bool {
         *self.shared.stopping.borrow()
+    }
+
+    /// How many events the feed has applied: a mark for `applied_since`.
+    pub fn events_applied(&self) -> u64 {
+        self.shared.rounds.borrow().events
+    }
+
+    /// Resolves once the feed has applied events beyond `mark` (from `events_applied`),
+    /// or stops: the wake-up of history readers that follow the log, so that they read
+    /// the store when something was appended (by any replica) rather than on a timer.
+    pub async fn applied_since(&self, mark: u64) {
+        let mut rounds = self.shared.rounds.subscribe();
+        let mut stopping = self.shared.stopping.subscribe();
+        tokio::select! {
+            _ = rounds.wait_for(|rounds| rounds.events > mark) => {}
+            _ = stopping.wait_for(|stopping| *stopping) => {}
+        }
     }
 
     /// The position of the last event published.
@@ -253,10 +272,9 @@ async fn read_to_end(
             cut.position = page.last().and_then(|(_, e)| u64::try_from(e.position).ok()).unwrap_or(cut.position);
         }
         let applied = page.iter().filter_map(|(_, e)| u64::try_from(e.position).ok()).max().unwrap_or_default();
-        feed.rounds.send_if_modified(|rounds| {
-            let grew = applied > rounds.applied;
+        feed.rounds.send_modify(|rounds| {
             rounds.applied = rounds.applied.max(applied);
-            grew
+            rounds.events += page.len() as u64;
         });
         *cursor = last;
         debug!(events = page.len(), position = cursor.position, "live feed: applied");
