@@ -31,6 +31,8 @@ pub const APPEND_DURATION: &str = "accord_append_duration_seconds";
 pub const EVENTS_APPENDED: &str = "accord_events_appended_total";
 pub const WATCHERS: &str = "accord_watchers";
 pub const WATCH_DELIVERY_DELAY: &str = "accord_watch_delivery_delay_seconds";
+pub const WATCH_BUFFER_BYTES: &str = "accord_watch_buffer_bytes";
+pub const WATCH_RESYNCS: &str = "accord_watch_resyncs_total";
 pub const DB_POOL_CONNECTIONS: &str = "accord_db_pool_connections";
 pub const DB_POOL_MAX_CONNECTIONS: &str = "accord_db_pool_max_connections";
 
@@ -93,6 +95,12 @@ fn describe() {
         Unit::Seconds,
         "Time from an event's commit to its delivery to a watcher"
     );
+    describe_gauge!(
+        WATCH_BUFFER_BYTES,
+        Unit::Bytes,
+        "Bytes of recent alignment changes the live feed keeps for watchers that are behind (bounded)"
+    );
+    describe_counter!(WATCH_RESYNCS, "Watchers that fell behind the live feed's buffer and were caught up afresh");
     describe_gauge!(DB_POOL_CONNECTIONS, "Database connections of the store's pools, by state (idle, in_use)");
     describe_gauge!(DB_POOL_MAX_CONNECTIONS, "Most connections the store's pools may open");
 }
@@ -121,6 +129,16 @@ pub fn watcher_closed() {
 /// A change reached a watcher `delay` after its event committed.
 pub fn watch_delivered(delay: Duration) {
     histogram!(WATCH_DELIVERY_DELAY).record(delay.as_secs_f64());
+}
+
+/// The live feed now keeps `bytes` of recent changes for watchers that are behind.
+pub fn watch_buffer(bytes: usize) {
+    gauge!(WATCH_BUFFER_BYTES).set(bytes as f64);
+}
+
+/// A watcher fell behind the live feed's buffer and is caught up afresh.
+pub fn watch_resynced() {
+    counter!(WATCH_RESYNCS).increment(1);
 }
 
 /// A command or an import appended `count` events.

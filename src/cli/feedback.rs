@@ -1,12 +1,13 @@
 //! `accord feedback …`: record a comment, question, concern or objection on an
-//! initiative or one of its decisions, and resolve or reopen it. Feedback is named by
-//! its id or a short unambiguous prefix.
+//! initiative or one of its decisions, resolve or reopen it, and list it in full (an
+//! alignment view shows only the most recent open items, as previews). Feedback is named
+//! by its id or a short unambiguous prefix.
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::resolve::{self, short_id_wide};
-use super::views::{feedback_kind_name, feedback_source_name};
+use super::views::{feedback_json, feedback_kind_name, feedback_source_name};
 use super::{CommandFlags, Context, Failure, Output, appended};
 use crate::proto as pb;
 
@@ -14,7 +15,8 @@ pub const EXAMPLES: &str = "\
 Examples:
   accord --as dee@example.com feedback add CHECKOUT-42 \"Participants distrusted the redirect.\" \\
       --decision 0198c3a1 --kind concern --source user-research
-  accord --as bo@example.com feedback resolve CHECKOUT-42 0198c3a1-d2e3 --resolution \"Rate matches Adyen's.\"";
+  accord --as bo@example.com feedback resolve CHECKOUT-42 0198c3a1-d2e3 --resolution \"Rate matches Adyen's.\"
+  accord feedback list CHECKOUT-42 --open --kind objection";
 
 #[derive(Debug, Subcommand)]
 pub enum FeedbackCommand {
@@ -37,6 +39,23 @@ pub enum FeedbackCommand {
         resolution: String,
         #[command(flatten)]
         flags: CommandFlags,
+    },
+    /// List an initiative's feedback in full, oldest first.
+    #[command(
+        after_help = "Example:\n  accord feedback list CHECKOUT-42\n  accord feedback list CHECKOUT-42 --decision 0198c3a1 --open --kind objection --kind concern"
+    )]
+    List {
+        /// Key (CHECKOUT-42) or id of the initiative.
+        initiative: String,
+        /// Only feedback on this decision (id or prefix).
+        #[arg(long, value_name = "DECISION")]
+        decision: Option<String>,
+        /// Only these kinds (repeatable).
+        #[arg(long, value_enum)]
+        kind: Vec<KindArg>,
+        /// Only feedback not yet resolved.
+        #[arg(long)]
+        open: bool,
     },
     /// Reopen resolved feedback (its author or a driver).
     #[command(
@@ -192,6 +211,39 @@ pub async fn run(ctx: &Context, command: FeedbackCommand) -> Result<Output, Fail
             };
             let response = client.reply(client.commands().resolve_feedback(request).await)?;
             Ok(appended(format!("resolved feedback {feedback}"), &view.key, &response, json!({"feedback_id": id})))
+        }
+        FeedbackCommand::List { initiative, decision, kind, open } => {
+            let view = resolve::alignment(client, &initiative).await?;
+            let decision_id = match &decision {
+                Some(given) => resolve::decision_id(&view, given)?,
+                None => String::new(),
+            };
+            let filters = pb::ListFeedbackRequest {
+                decision_id,
+                kinds: kind.iter().map(|k| k.proto().into()).collect(),
+                open_only: open,
+                ..Default::default()
+            };
+            let items = resolve::all_feedback(client, &view.initiative_id, filters).await?;
+            let ids: Vec<&str> = items.iter().map(|f| f.feedback_id.as_str()).collect();
+            let mut text = String::new();
+            for f in &items {
+                let state = if f.resolved { format!("resolved by {}", f.resolved_by) } else { "open".to_owned() };
+                text.push_str(&format!(
+                    "{} {} from {} ({}, {}) — {state}\n  {}\n",
+                    short_id_wide(&f.feedback_id, ids.iter().copied()),
+                    feedback_kind_name(f.kind()),
+                    f.author,
+                    f.function,
+                    feedback_source_name(f.source()),
+                    f.body.replace('\n', "\n  ")
+                ));
+            }
+            if items.is_empty() {
+                text.push_str(&format!("no feedback on {} matches\n", view.key));
+            }
+            let json = json!({"initiative": view.key, "items": items.iter().map(feedback_json).collect::<Vec<_>>()});
+            Ok(Output::new(text.trim_end().to_owned(), json))
         }
         FeedbackCommand::Reopen { initiative, feedback, reason, flags } => {
             let view = resolve::alignment(client, &initiative).await?;

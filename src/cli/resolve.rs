@@ -118,24 +118,12 @@ pub fn decision_id(view: &pb::InitiativeAlignment, given: &str) -> Result<String
     pick("decision", given, &view.key, &candidates)
 }
 
-/// The full id of the feedback `given` names: among the open objections and concerns of
-/// the initiative and every decision's thread.
+/// The full id of the feedback `given` names, among all the initiative's feedback.
 pub async fn feedback_id(client: &Client, view: &pb::InitiativeAlignment, given: &str) -> Result<String, Failure> {
     if let Ok(id) = Uuid::try_parse(given.trim()) {
         return Ok(id.to_string());
     }
-    let mut items: Vec<pb::FeedbackItem> =
-        view.open_objections.iter().chain(view.open_concerns.iter()).cloned().collect();
-    for decision in &view.decisions {
-        let request = pb::GetDecisionRequest {
-            initiative: view.initiative_id.clone(),
-            decision_id: decision.decision_id.clone(),
-        };
-        let detail = client.reply(client.queries().get_decision(request).await)?;
-        items.extend(detail.feedback);
-    }
-    items.sort_by(|a, b| a.feedback_id.cmp(&b.feedback_id));
-    items.dedup_by(|a, b| a.feedback_id == b.feedback_id);
+    let items = all_feedback(client, &view.initiative_id, pb::ListFeedbackRequest::default()).await?;
     let candidates: Vec<Candidate> = items
         .iter()
         .map(|f| Candidate {
@@ -144,6 +132,31 @@ pub async fn feedback_id(client: &Client, view: &pb::InitiativeAlignment, given:
         })
         .collect();
     pick("feedback", given, &view.key, &candidates)
+}
+
+/// Every feedback item of an initiative that `filters` select, in recorded order, page
+/// by page (an alignment view lists only the most recent open ones).
+pub async fn all_feedback(
+    client: &Client,
+    initiative_id: &str,
+    filters: pb::ListFeedbackRequest,
+) -> Result<Vec<pb::FeedbackItem>, Failure> {
+    let mut items = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = pb::ListFeedbackRequest {
+            initiative: initiative_id.to_owned(),
+            page_size: 500,
+            page_token,
+            ..filters.clone()
+        };
+        let page = client.reply(client.queries().list_feedback(request).await)?;
+        items.extend(page.items);
+        if page.next_page_token.is_empty() {
+            return Ok(items);
+        }
+        page_token = page.next_page_token;
+    }
 }
 
 /// The function to act for when `--function` is not given: the one function among

@@ -268,9 +268,20 @@ pub fn board_table(views: &[pb::InitiativeAlignment], with_outstanding: bool) ->
     table
 }
 
+/// The line under a list the view cut to its most recent items: how many there are and
+/// where the rest is.
+fn more(listed: usize, total: u32, which: &str, rest: &str) -> String {
+    let total = total as usize;
+    if total <= listed {
+        return String::new();
+    }
+    format!("  … {listed} of {total} shown ({which}); the rest: `{rest}`\n")
+}
+
 /// One initiative's alignment in detail: the board line, then everything behind it.
 pub fn alignment_text(view: &pb::InitiativeAlignment, style: Style) -> String {
     let mut out = board_table(std::slice::from_ref(view), false).render(style);
+    let counts = view.counts.unwrap_or_default();
     let open: Vec<&pb::DecisionSummary> =
         view.decisions.iter().filter(|d| d.status() == pb::DecisionStatus::Proposed).collect();
     if !view.decisions.is_empty() {
@@ -291,6 +302,12 @@ pub fn alignment_text(view: &pb::InitiativeAlignment, style: Style) -> String {
         }
         out.push_str(&format!("\n{}\n", style.paint("Decisions", Tone::Bold)));
         out.push_str(&table.render(style));
+        out.push_str(&more(
+            view.decisions.len(),
+            counts.decisions,
+            "open ones first, then the most recent",
+            "accord audit history KEY",
+        ));
     }
     if !view.outstanding.is_empty() {
         let mut table = Table::new(["DECISION", "FUNCTION", "STATE", "CAN SIGN", "WHY"]).indented(2);
@@ -311,6 +328,7 @@ pub fn alignment_text(view: &pb::InitiativeAlignment, style: Style) -> String {
         }
         out.push_str(&format!("\n{}\n", style.paint("Waiting on", Tone::Bold)));
         out.push_str(&table.render(style));
+        out.push_str(&more(view.outstanding.len(), counts.outstanding, "the most recent", "accord inbox PERSON"));
     }
     if !view.stale_sign_offs.is_empty() {
         let mut table = Table::new(["DECISION", "FUNCTION", "SIGNER", "SIGNED REV", "STALE SINCE"]).indented(2);
@@ -325,10 +343,19 @@ pub fn alignment_text(view: &pb::InitiativeAlignment, style: Style) -> String {
         }
         out.push_str(&format!("\n{}\n", style.paint("Stale sign-offs (must sign again)", Tone::Bold)));
         out.push_str(&table.render(style));
+        out.push_str(&more(
+            view.stale_sign_offs.len(),
+            counts.stale_sign_offs,
+            "the most recent",
+            "accord decision show",
+        ));
     }
     let feedback_ids: Vec<&str> =
         view.open_objections.iter().chain(view.open_concerns.iter()).map(|f| f.feedback_id.as_str()).collect();
-    for (title, items) in [("Open objections (block)", &view.open_objections), ("Open concerns", &view.open_concerns)] {
+    for (title, items, total) in [
+        ("Open objections (block)", &view.open_objections, counts.open_objections),
+        ("Open concerns", &view.open_concerns, counts.open_concerns),
+    ] {
         if items.is_empty() {
             continue;
         }
@@ -349,6 +376,7 @@ pub fn alignment_text(view: &pb::InitiativeAlignment, style: Style) -> String {
         }
         out.push_str(&format!("\n{}\n", style.paint(title, Tone::Bold)));
         out.push_str(&table.render(style));
+        out.push_str(&more(items.len(), total, "the most recent, as previews", "accord feedback list KEY --open"));
     }
     for o in &view.overrides {
         let unaligned: Vec<String> =
@@ -364,10 +392,11 @@ pub fn alignment_text(view: &pb::InitiativeAlignment, style: Style) -> String {
         ));
     }
     let evidence = view.evidence.unwrap_or_default();
+    let open = counts.open_decisions.max(u32::try_from(open.len()).unwrap_or(u32::MAX));
     out.push_str(&format!(
         "\n{} open decision{} · evidence: {} user research, {} customer, {} internal · last activity {}\n",
-        open.len(),
-        if open.len() == 1 { "" } else { "s" },
+        open,
+        if open == 1 { "" } else { "s" },
         evidence.user_research,
         evidence.customer,
         evidence.internal,

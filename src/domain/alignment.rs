@@ -277,7 +277,44 @@ pub struct DecisionSummary {
     pub evidence: EvidenceCounts,
 }
 
-/// The alignment projection of one initiative: what dashboards read.
+/// How much one alignment view carries, so that a view — which every watcher, board and
+/// list page is sent, and which the live feed keeps for watchers that are behind — is
+/// bounded in bytes however long an initiative lives and however much anyone writes on
+/// it. Counts stay exact (`ViewCounts`); each list carries its most recent items; texts
+/// written by people are cut to a preview. The full lists come from `GetDecision` (a
+/// decision's revisions, sign-offs and feedback thread) and `ListFeedback`.
+pub mod bounds {
+    /// Most open objections, open concerns, stale sign-offs and overrides a view lists.
+    pub const ITEMS: usize = 20;
+    /// Most decisions a view lists (open ones first).
+    pub const DECISIONS: usize = 50;
+    /// Most outstanding items a view lists.
+    pub const OUTSTANDING: usize = 50;
+    /// Most stakeholders a view lists.
+    pub const STAKEHOLDERS: usize = 100;
+    /// Most people (or feedback ids) one item names: who can sign, an override's objections.
+    pub const NAMES: usize = 10;
+    /// Characters of a feedback body, resolution, reason or override reason a view quotes.
+    /// (The initiative's own title and summary are single fields with their own limits,
+    /// and are kept whole.)
+    pub const PREVIEW_CHARS: usize = 280;
+}
+
+/// The exact sizes of the lists a view carries only the most recent items of.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewCounts {
+    pub outstanding: u32,
+    pub stale_sign_offs: u32,
+    pub open_objections: u32,
+    pub open_concerns: u32,
+    pub overrides: u32,
+    pub decisions: u32,
+    pub open_decisions: u32,
+    pub stakeholders: u32,
+}
+
+/// The alignment projection of one initiative: what dashboards read. Bounded in size:
+/// see [`bounds`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlignmentView {
     pub initiative_id: InitiativeId,
@@ -303,26 +340,41 @@ pub struct AlignmentView {
     pub stakeholders: Vec<Stakeholder>,
     pub last_activity: DateTime<Utc>,
     pub version: u64,
+    /// The exact sizes of the lists above.
+    #[serde(default)]
+    pub counts: ViewCounts,
+    /// Functions outstanding (not approved) on some open decision, all of them: what the
+    /// `pending_function` filters match.
+    #[serde(default)]
+    pub pending_functions: Vec<String>,
 }
 
 impl AlignmentView {
     /// Functions outstanding (not approved) on some open decision: the list filter.
     pub fn outstanding_functions(&self) -> Vec<String> {
-        unique_strings(self.outstanding.iter().filter(|o| o.decision_id.is_some()).map(|o| o.function.to_string()))
+        self.pending_functions.clone()
     }
 
-    /// Everyone with a sign-off waiting on them: the inbox index (see `inbox`).
-    pub fn awaiting(&self) -> Vec<String> {
-        if self.archived {
-            return Vec::new();
-        }
-        unique_strings(
-            self.outstanding
-                .iter()
-                .filter(|o| o.decision_id.is_some() && o.state == FunctionState::Pending)
-                .flat_map(|o| o.can_sign.iter().map(|p| p.to_string())),
-        )
+    /// Whether `outstanding` lists every item with everyone who can sign it, so that an
+    /// inbox can be read from the view alone.
+    pub fn outstanding_is_complete(&self) -> bool {
+        self.outstanding.len() == self.counts.outstanding as usize
+            && self.outstanding.iter().all(|item| item.can_sign.len() < bounds::NAMES)
     }
+}
+
+/// Everyone with a sign-off waiting on them among `outstanding` (before the view is
+/// bounded): the inbox index (see `AlignmentView::inbox`).
+fn awaiting(archived: bool, outstanding: &[OutstandingItem]) -> Vec<String> {
+    if archived {
+        return Vec::new();
+    }
+    unique_strings(
+        outstanding
+            .iter()
+            .filter(|o| o.decision_id.is_some() && o.state == FunctionState::Pending)
+            .flat_map(|o| o.can_sign.iter().map(|p| p.to_string())),
+    )
 }
 
 impl AlignmentView {
@@ -357,6 +409,21 @@ fn unique_strings(values: impl Iterator<Item = String>) -> Vec<String> {
 
 /// The alignment projection of an initiative.
 pub fn project(initiative: &Initiative) -> AlignmentView {
+    project_indexed(initiative).0
+}
+
+/// The alignment projection of an initiative and everyone a sign-off waits on (the inbox
+/// index, exact however many the view lists).
+pub fn project_indexed(initiative: &Initiative) -> (AlignmentView, Vec<String>) {
+    let mut view = project_in_full(initiative);
+    let awaiting = awaiting(view.archived, &view.outstanding);
+    bound(&mut view);
+    (view, awaiting)
+}
+
+/// The projection with every list complete and every text whole: what the inbox reads,
+/// before the view is bounded for storing and sending.
+fn project_in_full(initiative: &Initiative) -> AlignmentView {
     let mut outstanding = Vec::new();
     let mut stale_sign_offs = Vec::new();
     let mut decisions = Vec::new();
@@ -469,6 +536,32 @@ pub fn project(initiative: &Initiative) -> AlignmentView {
         0.0
     };
 
+    let pending_functions =
+        unique_strings(outstanding.iter().filter(|o| o.decision_id.is_some()).map(|o| o.function.to_string()));
+    let mut open_objections: Vec<Feedback> = initiative
+        .feedback
+        .values()
+        .filter(|f| f.is_open_objection())
+        .filter(|f| f.decision_id.is_none_or(|d| initiative.decisions.get(&d).is_some_and(Decision::is_open)))
+        .cloned()
+        .collect();
+    let mut open_concerns: Vec<Feedback> =
+        initiative.feedback.values().filter(|f| f.is_open() && f.kind == FeedbackKind::Concern).cloned().collect();
+    for list in [&mut open_objections, &mut open_concerns] {
+        // In the order they were recorded (ids need not be in time order).
+        list.sort_by_key(|f| (f.version, f.id));
+    }
+    let stakeholders: Vec<Stakeholder> = initiative.stakeholders.iter().cloned().collect();
+    let counts = ViewCounts {
+        outstanding: count(&outstanding),
+        stale_sign_offs: count(&stale_sign_offs),
+        open_objections: count(&open_objections),
+        open_concerns: count(&open_concerns),
+        overrides: count(&overrides),
+        decisions: count(&decisions),
+        open_decisions: u32::try_from(open_count).unwrap_or(u32::MAX),
+        stakeholders: count(&stakeholders),
+    };
     AlignmentView {
         initiative_id: initiative.id,
         key: initiative.key.clone(),
@@ -487,25 +580,83 @@ pub fn project(initiative: &Initiative) -> AlignmentView {
         stale_sign_offs,
         // Objections that stand: against the initiative or an open decision (one left open
         // on a decision that was accepted by override is history, shown with the override).
-        open_objections: initiative
-            .feedback
-            .values()
-            .filter(|f| f.is_open_objection())
-            .filter(|f| f.decision_id.is_none_or(|d| initiative.decisions.get(&d).is_some_and(Decision::is_open)))
-            .cloned()
-            .collect(),
-        open_concerns: initiative
-            .feedback
-            .values()
-            .filter(|f| f.is_open() && f.kind == FeedbackKind::Concern)
-            .cloned()
-            .collect(),
+        open_objections,
+        open_concerns,
         evidence: EvidenceCounts::of(initiative.feedback.values()),
         overrides,
         decisions,
-        stakeholders: initiative.stakeholders.iter().cloned().collect(),
+        stakeholders,
         last_activity: initiative.last_activity,
         version: initiative.version,
+        counts,
+        pending_functions,
+    }
+}
+
+/// Cuts a complete view to its bounds (see [`bounds`]); the counts stay exact.
+fn bound(view: &mut AlignmentView) {
+    for item in &mut view.outstanding {
+        item.can_sign.truncate(bounds::NAMES);
+        item.reason = preview(&item.reason, bounds::PREVIEW_CHARS);
+    }
+    keep_last(&mut view.outstanding, bounds::OUTSTANDING);
+    keep_last(&mut view.stale_sign_offs, bounds::ITEMS);
+    for list in [&mut view.open_objections, &mut view.open_concerns] {
+        keep_last(list, bounds::ITEMS);
+        list.iter_mut().for_each(preview_feedback);
+    }
+    keep_last(&mut view.overrides, bounds::ITEMS);
+    for item in &mut view.overrides {
+        item.record.reason = preview(&item.record.reason, bounds::PREVIEW_CHARS);
+        item.record.objections.truncate(bounds::NAMES);
+    }
+    keep_decisions(&mut view.decisions, bounds::DECISIONS);
+    view.stakeholders.truncate(bounds::STAKEHOLDERS);
+}
+
+fn count<T>(list: &[T]) -> u32 {
+    u32::try_from(list.len()).unwrap_or(u32::MAX)
+}
+
+/// Keeps the last `limit` items (the most recent: lists are built in history order).
+fn keep_last<T>(list: &mut Vec<T>, limit: usize) {
+    let excess = list.len().saturating_sub(limit);
+    list.drain(..excess);
+}
+
+/// Keeps at most `limit` decisions, the most recent open ones first, then the most recent
+/// closed ones, in their original order.
+fn keep_decisions(decisions: &mut Vec<DecisionSummary>, limit: usize) {
+    if decisions.len() <= limit {
+        return;
+    }
+    let is_open = |d: &DecisionSummary| d.status == DecisionStatus::Proposed;
+    let open: Vec<usize> = (0..decisions.len()).filter(|&i| is_open(&decisions[i])).collect();
+    let closed: Vec<usize> = (0..decisions.len()).filter(|&i| !is_open(&decisions[i])).collect();
+    let open_kept = open.len().min(limit);
+    let mut kept: BTreeSet<usize> = open[open.len() - open_kept..].iter().copied().collect();
+    let closed_kept = (limit - open_kept).min(closed.len());
+    kept.extend(closed[closed.len() - closed_kept..].iter().copied());
+    let mut index = 0;
+    decisions.retain(|_| {
+        let keep = kept.contains(&index);
+        index += 1;
+        keep
+    });
+}
+
+fn preview_feedback(feedback: &mut Feedback) {
+    feedback.body = preview(&feedback.body, bounds::PREVIEW_CHARS);
+    if let Some(resolution) = &mut feedback.resolution {
+        resolution.text = preview(&resolution.text, bounds::PREVIEW_CHARS);
+    }
+}
+
+/// The first `limit` characters of `text`, with "…" when it was longer.
+pub fn preview(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 
@@ -532,7 +683,8 @@ pub struct InboxItem {
     pub reason: String,
 }
 
-/// The sign-offs waiting on `principal` in one initiative (see `AlignmentView::inbox`).
+/// The sign-offs waiting on `principal` in one initiative (see `AlignmentView::inbox`),
+/// all of them, however many the bounded view lists.
 pub fn inbox(initiative: &Initiative, principal: &Principal) -> Vec<InboxItem> {
-    project(initiative).inbox(principal)
+    project_in_full(initiative).inbox(principal)
 }

@@ -366,6 +366,16 @@ pub fn alignment(view: &AlignmentView) -> pb::InitiativeAlignment {
             .collect(),
         last_activity: Some(timestamp(view.last_activity)),
         version: view.version,
+        counts: Some(pb::AlignmentCounts {
+            outstanding: view.counts.outstanding,
+            stale_sign_offs: view.counts.stale_sign_offs,
+            open_objections: view.counts.open_objections,
+            open_concerns: view.counts.open_concerns,
+            overrides: view.counts.overrides,
+            decisions: view.counts.decisions,
+            open_decisions: view.counts.open_decisions,
+            stakeholders: view.counts.stakeholders,
+        }),
     }
 }
 

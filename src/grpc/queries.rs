@@ -12,17 +12,19 @@ use tonic::{Request, Response, Status};
 
 use super::convert as c;
 use super::status::{domain_status, store_status};
-use crate::domain::{DomainError, state::sign_off_history, values::*};
-use crate::live::{Feed, WatchFilter, WatchItem};
+use crate::domain::{
+    DomainError,
+    alignment::inbox,
+    state::{Feedback, sign_off_history},
+    values::*,
+};
+use crate::live::{Feed, Watch, WatchFilter, WatchItem};
 use crate::proto::{self as pb, alignment_service_server::AlignmentService};
 use crate::store::{InitiativeRef, ListFilter, Store, StoredEvent};
 
-use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
-
-/// Updates buffered per watch stream on top of the watcher's own buffer.
-const WATCH_BUFFER: usize = 64;
+use std::{pin::Pin, sync::Arc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_stream::Stream;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -84,31 +86,35 @@ fn update(item: &WatchItem) -> pb::AlignmentUpdate {
     pb::AlignmentUpdate { update: Some(update), position }
 }
 
-/// Forwards a watcher's items to its gRPC stream; when the server stops, ends the stream
-/// with UNAVAILABLE and the position to resume after.
-async fn forward(
+/// A watcher as its gRPC stream: each item as it is read, pulled only as fast as the
+/// client takes them (HTTP/2 flow control), so nothing is queued per stream. When the
+/// feed stops (shutdown), the stream ends with UNAVAILABLE and the position to resume
+/// after. The stream holds its permit of the open-streams bound for as long as it lives.
+fn watch_stream(
+    watch: Watch,
     feed: Feed,
     after_position: u64,
-    mut items: mpsc::Receiver<WatchItem>,
-    tx: mpsc::Sender<Result<pb::AlignmentUpdate, Status>>,
-) {
-    let mut last_position = after_position;
-    loop {
-        let item = tokio::select! {
-            item = items.recv() => item,
-            _ = tx.closed() => return,
-        };
-        match item {
+    permit: OwnedSemaphorePermit,
+) -> impl Stream<Item = Result<pb::AlignmentUpdate, Status>> + Send + 'static {
+    struct Open {
+        watch: Watch,
+        feed: Feed,
+        last_position: u64,
+        _permit: OwnedSemaphorePermit,
+    }
+    let open = Open { watch, feed, last_position: after_position, _permit: permit };
+    futures_util::stream::unfold(Some(open), |open| async move {
+        let mut open = open?;
+        match open.watch.recv().await {
             Some(item) => {
                 if let Some(position) = item.position() {
-                    last_position = position;
+                    open.last_position = position;
                 }
-                if tx.send(Ok(update(&item))).await.is_err() {
-                    return;
-                }
+                Some((Ok(update(&item)), Some(open)))
             }
             None => {
-                let status = if feed.is_stopping() {
+                let last_position = open.last_position;
+                let status = if open.feed.is_stopping() {
                     Status::unavailable(format!(
                         "the server is shutting down; resume with after_position {last_position} on another server"
                     ))
@@ -117,12 +123,10 @@ async fn forward(
                         "the live feed ended unexpectedly; resume with after_position {last_position}"
                     ))
                 };
-                // A client that is not reading gets no final status; its stream just ends.
-                let _ = tx.try_send(Err(status));
-                return;
+                Some((Err(status), None))
             }
         }
-    }
+    })
 }
 
 /// The filters of a `ListAlignments` request (public for the fuzz target, `fuzz/`).
@@ -139,31 +143,70 @@ pub fn list_filter(r: &pb::ListAlignmentsRequest) -> Result<ListFilter, DomainEr
     })
 }
 
-fn filter_fingerprint(filter: &ListFilter) -> String {
-    let digest = Sha256::digest(format!("{filter:?}").as_bytes());
+/// A short fingerprint of a query's filters: a page token is only valid with them.
+fn fingerprint(filters: &impl std::fmt::Debug) -> String {
+    let digest = Sha256::digest(format!("{filters:?}").as_bytes());
     hex::encode(&digest[..8])
 }
 
-fn encode_token(filter: &ListFilter, last_key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{last_key}", filter_fingerprint(filter)))
+fn encode_token(filters: &impl std::fmt::Debug, last: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{last}", fingerprint(filters)))
 }
 
 /// The key a page token resumes after, if it was issued for `filter` (public for the fuzz target).
 pub fn decode_token(filter: &ListFilter, token: &str) -> Result<Option<String>, DomainError> {
+    decode_token_for(filter, token)
+}
+
+fn decode_token_for(filters: &impl std::fmt::Debug, token: &str) -> Result<Option<String>, DomainError> {
     if token.is_empty() {
         return Ok(None);
     }
     let malformed = || DomainError::invalid("page_token", "is not a token this service issued");
     let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| malformed())?;
     let raw = String::from_utf8(raw).map_err(|_| malformed())?;
-    let (fingerprint, key) = raw.split_once(':').ok_or_else(malformed)?;
-    if fingerprint != filter_fingerprint(filter) {
+    let (issued_for, last) = raw.split_once(':').ok_or_else(malformed)?;
+    if issued_for != fingerprint(filters) {
         return Err(DomainError::invalid(
             "page_token",
             "was issued for different filters; start again without a token",
         ));
     }
-    Ok(Some(key.to_owned()))
+    Ok(Some(last.to_owned()))
+}
+
+/// A page size as asked for: 0 is the default, more than the maximum is refused.
+fn page_size(asked: u32) -> Result<u32, DomainError> {
+    match asked {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n > MAX_PAGE_SIZE => {
+            Err(DomainError::invalid("page_size", format!("is {n}; at most {MAX_PAGE_SIZE} are allowed")))
+        }
+        n => Ok(n),
+    }
+}
+
+/// The filters of a `ListFeedback` request (the initiative is resolved separately).
+#[derive(Debug)]
+struct FeedbackFilter {
+    decision: Option<DecisionId>,
+    kinds: Vec<FeedbackKind>,
+    open_only: bool,
+}
+
+impl FeedbackFilter {
+    fn parse(r: &pb::ListFeedbackRequest) -> Result<FeedbackFilter, DomainError> {
+        let decision =
+            if r.decision_id.is_empty() { None } else { Some(DecisionId::parse("decision_id", &r.decision_id)?) };
+        let kinds = r.kinds.iter().map(|&kind| c::feedback_kind("kinds", kind)).collect::<Result<Vec<_>, _>>()?;
+        Ok(FeedbackFilter { decision, kinds, open_only: r.open_only })
+    }
+
+    fn matches(&self, feedback: &Feedback) -> bool {
+        self.decision.is_none_or(|decision| feedback.decision_id == Some(decision))
+            && (self.kinds.is_empty() || self.kinds.contains(&feedback.kind))
+            && (!self.open_only || feedback.is_open())
+    }
 }
 
 #[tonic::async_trait]
@@ -185,16 +228,7 @@ impl AlignmentService for Queries {
     ) -> Result<Response<pb::ListAlignmentsResponse>, Status> {
         let r = request.get_ref();
         let filter = list_filter(r).map_err(domain_status)?;
-        let page_size = match r.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n > MAX_PAGE_SIZE => {
-                return Err(domain_status(DomainError::invalid(
-                    "page_size",
-                    format!("is {n}; at most {MAX_PAGE_SIZE} are allowed"),
-                )));
-            }
-            n => n,
-        };
+        let page_size = page_size(r.page_size).map_err(domain_status)?;
         let after = decode_token(&filter, &r.page_token).map_err(domain_status)?;
         let mut views =
             self.store.list(&filter, after.as_deref(), i64::from(page_size) + 1).await.map_err(store_status)?;
@@ -213,11 +247,74 @@ impl AlignmentService for Queries {
     async fn get_inbox(&self, request: Request<pb::GetInboxRequest>) -> Result<Response<pb::GetInboxResponse>, Status> {
         let principal = Principal::parse("principal", &request.get_ref().principal).map_err(domain_status)?;
         let views = self.store.awaiting(&principal).await.map_err(store_status)?;
-        let items = views
-            .iter()
-            .flat_map(|view| view.inbox(&principal).into_iter().map(move |item| c::inbox_item(view, &item)))
-            .collect();
+        let mut items = Vec::new();
+        for view in &views {
+            // A view lists only the most recent outstanding items; past that, the inbox
+            // comes from the initiative itself.
+            let inbox = if view.outstanding_is_complete() {
+                view.inbox(&principal)
+            } else {
+                let initiative = self.store.initiative(&InitiativeRef::Id(view.initiative_id)).await;
+                match initiative.map_err(store_status)? {
+                    Some(initiative) => inbox(&initiative, &principal),
+                    None => continue,
+                }
+            };
+            items.extend(inbox.iter().map(|item| c::inbox_item(view, item)));
+        }
         Ok(Response::new(pb::GetInboxResponse { items }))
+    }
+
+    async fn list_feedback(
+        &self,
+        request: Request<pb::ListFeedbackRequest>,
+    ) -> Result<Response<pb::ListFeedbackResponse>, Status> {
+        let r = request.get_ref();
+        let target = InitiativeRef::parse("initiative", &r.initiative).map_err(domain_status)?;
+        super::record_initiative(&target);
+        let filter = FeedbackFilter::parse(r).map_err(domain_status)?;
+        let page_size = page_size(r.page_size).map_err(domain_status)? as usize;
+        // A token is valid for the same initiative and filters only.
+        let filters = (&r.initiative, &filter);
+        let after = decode_token_for(&filters, &r.page_token).map_err(domain_status)?;
+        let after = match after {
+            None => None,
+            Some(last) => {
+                let malformed =
+                    || domain_status(DomainError::invalid("page_token", "is not a token this service issued"));
+                let (version, id) = last.split_once('/').ok_or_else(malformed)?;
+                let version: u64 = version.parse().map_err(|_| malformed())?;
+                let id = FeedbackId::parse("page_token", id).map_err(|_| malformed())?;
+                Some((version, id))
+            }
+        };
+        let initiative = self.store.initiative(&target).await.map_err(store_status)?;
+        let initiative = initiative.ok_or_else(|| Status::not_found(format!("initiative {target} not found")))?;
+        if let Some(decision) = filter.decision
+            && !initiative.decisions.contains_key(&decision)
+        {
+            return Err(Status::not_found(format!("decision {decision} not found on initiative {}", initiative.key)));
+        }
+        // In the order it was recorded: by the version of the event that recorded it.
+        let mut matching: Vec<&Feedback> = initiative.feedback.values().filter(|f| filter.matches(f)).collect();
+        matching.sort_by_key(|f| (f.version, f.id));
+        let total = u32::try_from(matching.len()).unwrap_or(u32::MAX);
+        let mut page: Vec<&Feedback> = matching
+            .into_iter()
+            .filter(|f| after.is_none_or(|after| (f.version, f.id) > after))
+            .take(page_size + 1)
+            .collect();
+        let more = page.len() > page_size;
+        page.truncate(page_size);
+        let next_page_token = match page.last() {
+            Some(last) if more => encode_token(&filters, &format!("{}/{}", last.version, last.id)),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListFeedbackResponse {
+            items: page.into_iter().map(c::feedback).collect(),
+            next_page_token,
+            total,
+        }))
     }
 
     async fn get_decision(
@@ -240,7 +337,7 @@ impl AlignmentService for Queries {
         Ok(Response::new(c::decision_detail(&initiative, decision, &history)))
     }
 
-    type WatchAlignmentsStream = ReceiverStream<Result<pb::AlignmentUpdate, Status>>;
+    type WatchAlignmentsStream = Pin<Box<dyn Stream<Item = Result<pb::AlignmentUpdate, Status>> + Send + 'static>>;
 
     async fn watch_alignments(
         &self,
@@ -251,13 +348,7 @@ impl AlignmentService for Queries {
         let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
             Status::resource_exhausted("the server has its limit of open streams; retry later with backoff")
         })?;
-        let items = self.feed.watch(filter, r.after_position).await.map_err(store_status)?;
-        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-        let (feed, after_position) = (self.feed.clone(), r.after_position);
-        tokio::spawn(async move {
-            forward(feed, after_position, items, tx).await;
-            drop(permit);
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let watch = self.feed.watch(filter, r.after_position).await.map_err(store_status)?;
+        Ok(Response::new(Box::pin(watch_stream(watch, self.feed.clone(), r.after_position, permit))))
     }
 }

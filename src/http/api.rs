@@ -20,8 +20,6 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tracing::{error, warn};
 
 use super::{App, error as error_response, field_error};
@@ -491,32 +489,27 @@ pub(super) async fn watch(State(app): State<App>, query: Result<Query<WatchQuery
         warn!(limit = super::MAX_EVENT_STREAMS, "board event stream refused: too many open streams");
         return error_response(StatusCode::SERVICE_UNAVAILABLE, "too many open event streams; retry with backoff");
     };
-    let mut items = match app.state.feed.watch(filter, after_position).await {
-        Ok(items) => items,
+    let watch = match app.state.feed.watch(filter, after_position).await {
+        Ok(watch) => watch,
         Err(error) => return store_response(error),
     };
-    let (events, body) = mpsc::channel::<Result<SseEvent, Infallible>>(16);
-    let mut stopping = app.stopping.clone();
-    tokio::spawn(async move {
-        let _permit = permit;
+    // Events are made as the connection takes them (HTTP/1.1 back-pressure), so nothing
+    // is queued per stream; shutdown (or the feed stopping) ends the stream and the
+    // client resumes later with its last event id.
+    let open = (watch, app.stopping.clone(), permit);
+    let events = futures_util::stream::unfold(open, |(mut watch, mut stopping, permit)| async move {
         loop {
-            tokio::select! {
-                // Shutdown (or a vanished sender) ends the stream; the client resumes later.
-                () = stopped(&mut stopping) => break,
-                () = events.closed() => break,
-                item = items.recv() => {
-                    let Some(item) = item else { break };
-                    let Some(event) = sse_event(&item) else { continue };
-                    if events.send(Ok(event)).await.is_err() {
-                        break;
-                    }
-                }
+            let item = tokio::select! {
+                () = stopped(&mut stopping) => return None,
+                item = watch.recv() => item?,
+            };
+            if let Some(event) = sse_event(&item) {
+                return Some((Ok::<_, Infallible>(event), (watch, stopping, permit)));
             }
         }
     });
-    let mut response = Sse::new(ReceiverStream::new(body))
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
-        .into_response();
+    let mut response =
+        Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));

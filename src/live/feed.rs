@@ -1,19 +1,26 @@
 //! The feed: one task per process that tails the event log gap-free in commit order,
 //! folds every initiative forward and publishes each new alignment view with the cursor
 //! and position of the last event it reflects. The published map (the "cut") and the
-//! broadcast of changes are updated under one lock, so a watcher that subscribes under
+//! ring of recent changes are updated under one lock, so a watcher that starts under
 //! that lock sees the cut and then exactly the changes after it.
+//!
+//! Memory is bounded in bytes: the ring drops its oldest changes past its byte (and
+//! count) bound, and watchers pull from it rather than being pushed to, so a client that
+//! never reads pins nothing but its place in the ring; once that place is dropped it is
+//! told (`Resync`) and caught up from the cut when it reads again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-use super::{WatchFilter, WatchItem, watcher};
+use super::ring::Ring;
+use super::{WatchFilter, watcher::Watch};
 use crate::domain::{AlignmentView, Initiative, evolve, fold, project};
+use crate::metrics;
 use crate::store::{GlobalCursor, Store, StoreError, StoredEvent, audit::Until};
 
 /// Events read from the log per query.
@@ -24,18 +31,19 @@ const POLL: Duration = Duration::from_secs(1);
 /// The longest a new watcher waits for the feed to reach the head it saw.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
 
-/// How much the feed buffers for watchers that are behind.
+/// How much the feed keeps of recent changes for watchers that are behind; a watcher
+/// further behind is resynchronised from the current views.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FeedBuffers {
-    /// Changes kept for watchers that are behind; one further behind is resynchronised.
+    /// Most changes kept.
     pub changes: usize,
-    /// Items queued per watcher before it waits for its client.
-    pub per_watcher: usize,
+    /// Most bytes of changes kept (each change counted at its view's encoded size).
+    pub change_bytes: usize,
 }
 
 impl Default for FeedBuffers {
     fn default() -> Self {
-        FeedBuffers { changes: 4096, per_watcher: 256 }
+        FeedBuffers { changes: 4096, change_bytes: 32 * 1024 * 1024 }
     }
 }
 /// The PostgreSQL notification channel the append trigger signals on.
@@ -47,15 +55,47 @@ pub(super) struct Published {
     pub cursor: GlobalCursor,
     pub position: u64,
     pub view: Arc<AlignmentView>,
+    /// The view's size as sent (its JSON encoding): what it costs to keep it.
+    pub bytes: usize,
+}
+
+impl Published {
+    fn new(cursor: GlobalCursor, position: u64, view: AlignmentView) -> Published {
+        let bytes = encoded_size(&view);
+        Published { cursor, position, view: Arc::new(view), bytes }
+    }
+}
+
+/// The length of a view's JSON encoding, counted without building it.
+fn encoded_size(view: &AlignmentView) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Serialising a view cannot fail (no maps with non-string keys); were it to, the
+    // size of the fixed fields is a floor.
+    match serde_json::to_writer(&mut count, view) {
+        Ok(()) => count.0,
+        Err(_) => std::mem::size_of::<AlignmentView>(),
+    }
 }
 
 /// What the feed has published so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Cut {
     /// The last event applied (in commit order) and its position.
     pub cursor: GlobalCursor,
     pub position: u64,
-    pub initiatives: HashMap<Uuid, Published>,
+    pub initiatives: HashMap<Uuid, Arc<Published>>,
+    /// The recent changes, for watchers that are behind.
+    pub recent: Ring<Published>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -71,8 +111,9 @@ struct Rounds {
 #[derive(Debug)]
 pub(super) struct Shared {
     pub cut: Mutex<Cut>,
-    pub changes: broadcast::Sender<Arc<Published>>,
-    pub buffers: FeedBuffers,
+    /// The ring's next sequence number, sent after every change: what waiting watchers
+    /// wait on.
+    pub published: watch::Sender<u64>,
     wake: Arc<Notify>,
     /// Reads of the log begun and completed: a watcher waits for one begun after it
     /// arrived, so it sees every write acknowledged before it asked.
@@ -106,11 +147,15 @@ impl Feed {
 
     /// `start` with other buffer sizes (the tests make them small).
     pub fn start_with(store: Store, buffers: FeedBuffers) -> Feed {
-        let (changes, _) = broadcast::channel(buffers.changes.max(1));
+        let cut = Cut {
+            cursor: GlobalCursor::default(),
+            position: 0,
+            initiatives: HashMap::new(),
+            recent: Ring::new(buffers),
+        };
         let shared = Arc::new(Shared {
-            cut: Mutex::new(Cut::default()),
-            changes,
-            buffers,
+            cut: Mutex::new(cut),
+            published: watch::channel(0).0,
             wake: Arc::new(Notify::new()),
             rounds: watch::channel(Rounds::default()).0,
             stopping: watch::channel(false).0,
@@ -166,11 +211,7 @@ impl Feed {
     /// alignment), then `CaughtUp`, then live changes until the server stops (the
     /// receiver then ends). The items come in feed order, so the position of any item is
     /// a valid place to resume from.
-    pub async fn watch(
-        &self,
-        filter: WatchFilter,
-        after_position: u64,
-    ) -> Result<mpsc::Receiver<WatchItem>, StoreError> {
+    pub async fn watch(&self, filter: WatchFilter, after_position: u64) -> Result<Watch, StoreError> {
         // Read-your-writes: wait until the feed has read the log once and applied the head
         // as of now, so a watcher sees every write acknowledged before it asked. On
         // PostgreSQL the gap-free read waits for every older transaction in the cluster,
@@ -194,7 +235,7 @@ impl Feed {
             0 => None,
             position => Some((self.store.cursor_after_position(position).await?, position)),
         };
-        Ok(watcher::spawn(self.shared.clone(), filter, after))
+        Ok(Watch::new(self.shared.clone(), filter, after))
     }
 }
 
@@ -256,21 +297,24 @@ async fn read_to_end(
             .into_iter()
             .filter_map(|(stream, (at, position))| {
                 let state = states.get(&stream)?;
-                Some(Published { cursor: at, position, view: Arc::new(project(state)) })
+                Some(Published::new(at, position, project(state)))
             })
             .collect();
         changes.sort_by_key(|change| change.cursor);
-        {
+        let (next_seq, kept) = {
             let mut cut = feed.cut();
             for change in changes {
                 let change = Arc::new(change);
-                cut.initiatives.insert(change.view.initiative_id.0, Published::clone(&change));
-                // No receivers is not an error: nobody is watching yet.
-                let _ = feed.changes.send(change);
+                cut.initiatives.insert(change.view.initiative_id.0, change.clone());
+                let bytes = change.bytes;
+                cut.recent.push(change, bytes);
             }
             cut.cursor = last;
             cut.position = page.last().and_then(|(_, e)| u64::try_from(e.position).ok()).unwrap_or(cut.position);
-        }
+            (cut.recent.next_seq(), cut.recent.bytes())
+        };
+        feed.published.send_replace(next_seq);
+        metrics::watch_buffer(kept);
         let applied = page.iter().filter_map(|(_, e)| u64::try_from(e.position).ok()).max().unwrap_or_default();
         feed.rounds.send_modify(|rounds| {
             rounds.applied = rounds.applied.max(applied);
@@ -362,15 +406,20 @@ async fn listen(pool: sqlx::PgPool, shared: std::sync::Weak<Shared>) {
     }
 }
 
-/// The published alignment of the initiatives matching `filter` changed after `after`
-/// (all of them when `None`), in feed order.
-pub(super) fn changed_since(cut: &Cut, after: Option<GlobalCursor>) -> Vec<Published> {
-    let mut changed: Vec<Published> = cut
+/// The initiatives whose published alignment changed after `after` (all of them when
+/// `None`) and that `keep` accepts, by the cursor of that change, in feed order: what a
+/// catch-up sends. Only ids are kept, so a watcher that does not read pins no views.
+pub(super) fn changed_since(
+    cut: &Cut,
+    after: Option<GlobalCursor>,
+    keep: impl Fn(&AlignmentView) -> bool,
+) -> Vec<(GlobalCursor, Uuid)> {
+    let mut changed: Vec<(GlobalCursor, Uuid)> = cut
         .initiatives
-        .values()
-        .filter(|published| after.is_none_or(|after| published.cursor > after))
-        .cloned()
+        .iter()
+        .filter(|(_, published)| after.is_none_or(|after| published.cursor > after) && keep(&published.view))
+        .map(|(id, published)| (published.cursor, *id))
         .collect();
-    changed.sort_by_key(|published| published.cursor);
+    changed.sort_unstable();
     changed
 }

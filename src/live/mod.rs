@@ -42,9 +42,11 @@ pub enum WatchItem {
 }
 
 mod feed;
+mod ring;
 mod watcher;
 
 pub use feed::{Feed, FeedBuffers};
+pub use watcher::Watch;
 
 impl WatchFilter {
     /// Whether an initiative's alignment belongs to this watcher.

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::{AlignmentView, DomainError, Event, Initiative, decide_as, event::SCHEMA_VERSION, evolve, project};
+use crate::domain::{
+    AlignmentView, DomainError, Event, Initiative, alignment::project_indexed, decide_as, event::SCHEMA_VERSION, evolve,
+};
 
 /// The head of a stream as a command finds it (locked, in a backend's write transaction).
 pub struct Head {
@@ -101,18 +103,22 @@ pub fn refold(stream_id: Uuid, events: &[StoredEvent]) -> Result<(Initiative, Pr
 /// The folded state and its projection, serialised for storage.
 pub struct Projection {
     pub view: AlignmentView,
+    /// Everyone a sign-off waits on (the inbox index column), exact however many the
+    /// bounded view lists.
+    pub awaiting: Vec<String>,
     pub state_json: serde_json::Value,
     pub view_json: serde_json::Value,
 }
 
 impl Projection {
     pub fn of(state: &Initiative) -> Result<Self, StoreError> {
-        let view = project(state);
+        let (view, awaiting) = project_indexed(state);
         let encode = |e: serde_json::Error| StoreError::Corrupt(format!("cannot encode projection: {e}"));
         Ok(Self {
             state_json: serde_json::to_value(state).map_err(encode)?,
             view_json: serde_json::to_value(&view).map_err(encode)?,
             view,
+            awaiting,
         })
     }
 }

@@ -787,7 +787,7 @@ async fn write_append(
     .execute(&mut **tx)
     .await
     .map_err(conflict)?;
-    let view = &append.projection.view;
+    let (view, awaiting) = (&append.projection.view, &append.projection.awaiting);
     sqlx::query(
         "INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
                                 outstanding_functions, awaiting, score, last_activity, version, view)
@@ -806,7 +806,7 @@ async fn write_append(
     .bind(view.status.as_str())
     .bind(view.archived)
     .bind(encode_json(&view.outstanding_functions())?)
-    .bind(encode_json(&view.awaiting())?)
+    .bind(encode_json(awaiting)?)
     .bind(view.score)
     .bind(recorded_at)
     .bind(version)
@@ -888,7 +888,7 @@ async fn write_head(
     .execute(&mut *conn)
     .await
     .map_err(fail)?;
-    let view = &projection.view;
+    let (view, awaiting) = (&projection.view, &projection.awaiting);
     sqlx::query(
         "INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
                                 outstanding_functions, awaiting, score, last_activity, version, view)
@@ -907,7 +907,7 @@ async fn write_head(
     .bind(view.status.as_str())
     .bind(view.archived)
     .bind(encode_json(&view.outstanding_functions())?)
-    .bind(encode_json(&view.awaiting())?)
+    .bind(encode_json(awaiting)?)
     .bind(view.score)
     .bind(last_activity)
     .bind(head.version)

@@ -5,6 +5,7 @@
 
 mod audit;
 mod audit_store;
+mod bounds;
 mod concurrency;
 mod encoding;
 mod errors;

@@ -22,7 +22,7 @@ use crate::support::*;
 /// One call of each RPC, with a minimal request: the guard decides before the request is
 /// parsed, so an allowed call ends in the service (success or a domain error) and a
 /// refused one never gets there.
-const RPCS: [&str; 29] = [
+const RPCS: [&str; 30] = [
     "CreateInitiative",
     "UpdateInitiative",
     "ChangeStage",
@@ -44,6 +44,7 @@ const RPCS: [&str; 29] = [
     "ListAlignments",
     "GetInbox",
     "GetDecision",
+    "ListFeedback",
     "WatchAlignments",
     "ReadEvents",
     "GetAlignmentAsOf",
@@ -184,6 +185,9 @@ async fn call(app: &TestApp, rpc: &str, token: Option<String>) -> Result<(), Sta
         "GetDecision" => {
             q.get_decision(pb::GetDecisionRequest { initiative: key(), decision_id: unknown() }).await.map(drop)
         }
+        "ListFeedback" => {
+            q.list_feedback(pb::ListFeedbackRequest { initiative: key(), ..Default::default() }).await.map(drop)
+        }
         "WatchAlignments" => {
             let mut stream = q.watch_alignments(pb::WatchAlignmentsRequest::default()).await?.into_inner();
             stream.message().await.map(drop)
@@ -216,7 +220,7 @@ fn allowed(rpc: &str) -> &'static [Role] {
         "CreateInitiative" | "ArchiveInitiative" | "AssignStakeholder" | "RemoveStakeholder" | "ImportEvents" => {
             &[Role::Admin]
         }
-        "GetAlignment" | "ListAlignments" | "GetInbox" | "GetDecision" | "WatchAlignments" => {
+        "GetAlignment" | "ListAlignments" | "GetInbox" | "GetDecision" | "ListFeedback" | "WatchAlignments" => {
             &[Role::Admin, Role::Member, Role::Auditor, Role::Reader]
         }
         "ReadEvents" | "GetAlignmentAsOf" | "Explain" | "Verify" | "CreateCheckpoint" | "ListCheckpoints" => {

@@ -168,6 +168,25 @@ impl ServeProcess {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// `http://host:port` of the board's HTTP listener, from its "accord board listening"
+    /// log line (waits for the line for a while: the two listeners start concurrently).
+    pub fn http_address(&self) -> Option<String> {
+        let deadline = std::time::Instant::now() + START_DEADLINE;
+        while std::time::Instant::now() < deadline {
+            let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+            let address = log.lines().filter_map(|line| serde_json::from_str::<Value>(line).ok()).find_map(|entry| {
+                (entry["fields"]["message"] == "accord board listening")
+                    .then(|| entry["fields"]["address"].as_str().map(str::to_owned))
+                    .flatten()
+            });
+            if let Some(address) = address {
+                return Some(format!("http://{address}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGKILL (no graceful shutdown) and reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

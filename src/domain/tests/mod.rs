@@ -7,6 +7,7 @@
 //! and property tests over arbitrary command sequences.
 
 mod alignment;
+mod bounds;
 mod decisions;
 mod explain;
 mod feedback;
@@ -318,6 +319,11 @@ impl History {
 
     fn view(&self) -> AlignmentView {
         project(self.state())
+    }
+
+    /// Everyone a sign-off waits on: the inbox index stored beside the view.
+    fn awaiting(&self) -> Vec<String> {
+        crate::domain::alignment::project_indexed(self.state()).1
     }
 
     fn inbox(&self, principal: &str) -> Vec<InboxItem> {

@@ -302,7 +302,7 @@ fn check_invariants(state: &Initiative, events: &[Recorded]) -> Result<(), TestC
         for item in view.inbox(&who(person)) {
             prop_assert_eq!(item.state, FunctionState::Pending);
             prop_assert!(state.has_role(&who(person), &item.function, Role::Approver));
-            prop_assert!(view.awaiting().contains(&person.to_string()));
+            prop_assert!(crate::domain::alignment::project_indexed(state).1.contains(&person.to_string()));
         }
     }
     Ok(())

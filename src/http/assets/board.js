@@ -332,10 +332,12 @@
     const outstanding = view.outstanding || [];
     const shown = outstanding.slice(0, MAX_OUTSTANDING);
     const evidence = view.evidence || { internal: 0, user_research: 0, customer: 0 };
-    const objections = (view.open_objections || []).length;
-    const concerns = (view.open_concerns || []).length;
-    const overrides = (view.overrides || []).length;
-    const stale = (view.stale_sign_offs || []).length;
+    // A view lists only its most recent items; `counts` has the exact sizes.
+    const counted = (name) => (view.counts && view.counts[name] !== undefined ? view.counts[name] : (view[name] || []).length);
+    const objections = counted("open_objections");
+    const concerns = counted("open_concerns");
+    const overrides = counted("overrides");
+    const stale = counted("stale_sign_offs");
     const titleId = `title-${view.initiative_id}`;
     return el("article", {
       class: `card${view.archived ? " archived" : ""}`, "data-id": view.initiative_id, "data-key": view.key,
@@ -349,7 +351,7 @@
     el("div", { class: "meta" },
       el("span", {}, el("span", { class: "label" }, "owner "), view.owner),
       el("span", {}, el("span", { class: "label" }, "stage "), view.stage),
-      el("span", {}, plural((view.decisions || []).filter((d) => d.status === "proposed").length, "open decision"))),
+      el("span", {}, plural(view.counts ? view.counts.open_decisions : (view.decisions || []).filter((d) => d.status === "proposed").length, "open decision"))),
     el("ul", { class: "chips", "aria-label": "Sign-off by function" },
       (view.functions || []).map((f) => chip(f.function, f.state))),
     el("div", { class: "score" },
@@ -363,7 +365,7 @@
           : "nothing to sign")),
     shown.length > 0 ? el("ul", { class: "outstanding", "aria-label": "Outstanding" },
       shown.map(outstandingItem),
-      outstanding.length > shown.length ? el("li", { class: "more" }, `and ${outstanding.length - shown.length} more…`) : null)
+      counted("outstanding") > shown.length ? el("li", { class: "more" }, `and ${counted("outstanding") - shown.length} more…`) : null)
       : view.status === "aligned" ? el("p", { class: "all-clear" }, "✓ Nothing outstanding: every function has signed.") : null,
     el("div", { class: "facts" },
       objections > 0 ? el("span", { class: "warn" }, `⊘ ${plural(objections, "open objection")}`) : null,
