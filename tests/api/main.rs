@@ -8,9 +8,12 @@ mod audit_store;
 mod concurrency;
 mod encoding;
 mod errors;
+mod health;
 mod hostile;
 mod idempotency;
 mod observability;
+#[path = "../common/proxy.rs"]
+mod proxy;
 mod queries;
 mod rebuild;
 mod scenario;
