@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::cli::ClientCommand;
 use crate::security::Limits;
 use crate::security::tls::{ClientAuth, TlsFiles};
+use crate::store::DatabaseTimeouts;
 
 /// Where the embedded store keeps its file when no database URL is given.
 pub const DEFAULT_DATA_DIR: &str = "./accord-data";
@@ -33,7 +34,8 @@ Exit codes:
   3  not found (initiative, decision, feedback)
   4  conflict (version mismatch, already exists, a rule of the domain refused it)
   5  permission denied or no caller identity
-  6  unavailable (no server at --server, or its database is down)
+  6  unavailable (no server at --server, or its database is down; for the server
+     commands: the database did not answer within --db-connect-timeout)
   7  verification failed (`accord audit verify` found a broken hash chain or checkpoint)";
 
 #[derive(Debug, Parser)]
@@ -123,6 +125,29 @@ pub struct StoreArgs {
     /// Most connections the service opens to the database.
     #[arg(long, env = "ACCORD_DB_MAX_CONNECTIONS", default_value_t = 32)]
     pub max_connections: u32,
+
+    /// Seconds to wait for PostgreSQL to answer a connection: at start (past it, the
+    /// command fails and exits 6) and, while serving, for each connection a call needs
+    /// (past it, the call fails with UNAVAILABLE).
+    #[arg(
+        long,
+        env = "ACCORD_DB_CONNECT_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = DatabaseTimeouts::default().connect.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub db_connect_timeout: u64,
+
+    /// Seconds one read or command may wait for PostgreSQL, connection included; past it
+    /// the call fails with UNAVAILABLE (retry a command with the same command id).
+    #[arg(
+        long,
+        env = "ACCORD_DB_QUERY_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = DatabaseTimeouts::default().query.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub db_query_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,6 +305,14 @@ pub enum TokenCommand {
 }
 
 impl StoreArgs {
+    /// How long the store waits for PostgreSQL.
+    pub fn timeouts(&self) -> DatabaseTimeouts {
+        DatabaseTimeouts {
+            connect: std::time::Duration::from_secs(self.db_connect_timeout),
+            query: std::time::Duration::from_secs(self.db_query_timeout),
+        }
+    }
+
     /// The database URL to open: the one given, or the embedded store's file.
     pub fn url(&self) -> String {
         match &self.database_url {

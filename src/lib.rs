@@ -8,6 +8,7 @@
 //! - [`grpc`]: the tonic services — conversion between proto and domain, the caller's
 //!   identity, one error mapping.
 //! - [`http`]: the built-in web board and its JSON / server-sent-events API.
+//! - [`health`]: readiness, from a probe of the store; gRPC health and `/readyz` report it.
 //! - [`server`] and [`config`]: start-up, wiring and graceful shutdown; `main.rs` only
 //!   parses flags and calls into them.
 
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod health;
 pub mod http;
 pub mod live;
 pub mod metrics;

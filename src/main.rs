@@ -7,6 +7,7 @@ use clap::Parser;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
+use accord::cli::output::{ExitClass, Failure};
 use accord::cli::{self, Globals};
 use accord::config::{Cli, Commands, LogFormat, TokenCommand};
 use std::io::Read;
@@ -14,7 +15,7 @@ use std::io::Read;
 use accord::domain::values::Principal;
 use accord::security::{Authenticator, Role, SecurityConfig, service_tokens};
 use accord::server::ServerOptions;
-use accord::store::Store;
+use accord::store::{Store, StoreError};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -55,29 +56,38 @@ async fn main() -> ExitCode {
         }
         server_command => match run_server_command(server_command).await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
+            Err(Failure { class, message }) => {
                 error!("{message}");
                 eprintln!("accord: {message}");
-                ExitCode::FAILURE
+                ExitCode::from(class.code())
             }
         },
     }
 }
 
-async fn open(store: &accord::config::StoreArgs, max_connections: u32) -> Result<Store, String> {
+/// Opens the event store the flags name. A database that cannot be reached, or does not
+/// answer within --db-connect-timeout, exits 6 (unavailable).
+async fn open(store: &accord::config::StoreArgs, max_connections: u32) -> Result<Store, Failure> {
     if store.database_url.is_none() {
         std::fs::create_dir_all(&store.data_dir)
             .map_err(|e| format!("cannot create the data folder {}: {e}", store.data_dir.display()))?;
     }
     let url = store.url();
-    let opened = Store::open(&url, max_connections)
-        .await
-        .map_err(|e| format!("cannot open the event store at {}: {e}", redact(&url)))?;
+    let opened = Store::open_with(&url, max_connections, store.timeouts()).await.map_err(|e| {
+        let class = if matches!(e, StoreError::Unavailable(_)) { ExitClass::Unavailable } else { ExitClass::Internal };
+        let hint = match &e {
+            StoreError::Unavailable(_) if store.database_url.is_some() => {
+                " (is the database running and reachable? --db-connect-timeout sets how long to wait)"
+            }
+            _ => "",
+        };
+        Failure::new(class, format!("cannot open the event store at {}: {e}{hint}", redact(&url)))
+    })?;
     info!(store = opened.kind(), url = %redact(&url), "event store ready");
     Ok(opened)
 }
 
-async fn run_server_command(command: Commands) -> Result<(), String> {
+async fn run_server_command(command: Commands) -> Result<(), Failure> {
     match command {
         Commands::Serve { listen, http_listen, security, checkpoint_interval, store } => {
             // Everything the security settings name is read before the store opens or a
@@ -90,11 +100,11 @@ async fn run_server_command(command: Commands) -> Result<(), String> {
             if let Some(listen) =
                 open_addresses.filter(|_| authenticator.is_local_development()).find(|a| !a.ip().is_loopback())
             {
-                return Err(format!(
+                return Err(Failure::from(format!(
                     "refusing to listen on {listen} without authentication: anyone who can reach it could act \
                      as anyone. Give --auth-config FILE (JWTs or service tokens; see README \"Security\"), or \
                      listen on a loopback address such as 127.0.0.1 for local development"
-                ));
+                )));
             }
             let tls = security.tls().map(|files| files.read()).transpose()?;
             accord::security::cors::check_origins(&security.cors_origins)?;
@@ -117,9 +127,9 @@ async fn run_server_command(command: Commands) -> Result<(), String> {
             };
             accord::server::serve_all(listener, http, store, options, accord::server::shutdown_signal())
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| Failure::from(e.to_string()))
         }
-        Commands::Token(command) => token(command),
+        Commands::Token(command) => token(command).map_err(Failure::from),
         Commands::Migrate { store } => {
             open(&store, 2).await?;
             info!("migrations applied");
@@ -127,12 +137,12 @@ async fn run_server_command(command: Commands) -> Result<(), String> {
         }
         Commands::RebuildProjections { store } => {
             let store = open(&store, 4).await?;
-            let rebuilt = store.rebuild_projections().await.map_err(|e| e.to_string())?;
+            let rebuilt = store.rebuild_projections().await.map_err(|e| Failure::from(e.to_string()))?;
             info!(initiatives = rebuilt, "projections rebuilt");
             println!("rebuilt the projections of {rebuilt} initiatives");
             Ok(())
         }
-        Commands::Client(_) => Err("a client command reached the server dispatch".to_owned()),
+        Commands::Client(_) => Err(Failure::from("a client command reached the server dispatch".to_owned())),
     }
 }
 

@@ -1,6 +1,7 @@
-//! Start-up and shutdown: wires the store into the gRPC services, registers health and
-//! reflection, serves the board over HTTP beside it (`serve_all`), and serves until the
-//! shutdown future completes. `main` and the tests use the same `serve_all`, so tests
+//! Start-up and shutdown: wires the store into the gRPC services, registers health
+//! (driven by the readiness probe of `crate::health`) and reflection (v1 and v1alpha),
+//! serves the board over HTTP beside it (`serve_all`), and serves until the shutdown
+//! future completes. `main` and the tests use the same `serve_all`, so tests
 //! exercise exactly what production runs.
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -10,11 +11,13 @@ use tokio::{
     sync::{Semaphore, watch},
 };
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::{server::NamedService, transport::Server};
+use tonic_health::{ServingStatus, server::HealthReporter};
 use tonic_web::GrpcWebLayer;
 use tracing::{info, warn};
 
 use crate::grpc::{Audit, Commands, Queries};
+use crate::health::Readiness;
 use crate::http::{HttpState, serve_http};
 use crate::live::Feed;
 use crate::proto::{
@@ -126,15 +129,21 @@ pub async fn serve_all(
         );
     }
     let feed = Feed::start(store.clone());
+    let (readiness, probe) = Readiness::probe(store.clone());
     let checkpoints = options.checkpoint_every.map(|every| tokio::spawn(checkpoint_periodically(store.clone(), every)));
     // One stop signal for both servers: the caller's shutdown, or either server ending.
     let (stop, stopping) = watch::channel(false);
     let stopped = |mut stopping: watch::Receiver<bool>| async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
-    let state = HttpState { store: store.clone(), feed: feed.clone(), authenticator: options.authenticator.clone() };
+    let state = HttpState {
+        store: store.clone(),
+        feed: feed.clone(),
+        authenticator: options.authenticator.clone(),
+        readiness: readiness.clone(),
+    };
     let grpc_server = async {
-        let served = serve_api(grpc, store, feed.clone(), options, stopped(stopping.clone())).await;
+        let served = serve_api(grpc, store, feed.clone(), readiness, options, stopped(stopping.clone())).await;
         let _ = stop.send(true);
         served
     };
@@ -157,6 +166,7 @@ pub async fn serve_all(
         }
     };
     feed.stop();
+    probe.abort();
     if let Some(task) = checkpoints {
         task.abort();
     }
@@ -198,21 +208,56 @@ async fn checkpoint_periodically(store: Store, every: Duration) {
     }
 }
 
+/// The services gRPC health reports on: the server as a whole (`""`) and each Accord
+/// service. All of them need the store, so they share its readiness.
+const HEALTH_SERVICES: [&str; 4] = [
+    "",
+    <CommandServiceServer<Commands> as NamedService>::NAME,
+    <AlignmentServiceServer<Queries> as NamedService>::NAME,
+    <AuditServiceServer<Audit> as NamedService>::NAME,
+];
+
+/// Mirrors readiness into gRPC health until shutdown begins, then reports NOT_SERVING
+/// so that balancers stop sending calls while the server drains.
+async fn report_health(health: HealthReporter, readiness: Readiness, mut stopping: watch::Receiver<bool>) {
+    let mut ready = readiness.subscribe();
+    loop {
+        let status = if *ready.borrow_and_update() { ServingStatus::Serving } else { ServingStatus::NotServing };
+        for service in HEALTH_SERVICES {
+            health.set_service_status(service, status).await;
+        }
+        tokio::select! {
+            changed = ready.changed() => if changed.is_err() { break },
+            _ = stopping.wait_for(|stop| *stop) => break,
+        }
+    }
+    for service in HEALTH_SERVICES {
+        health.set_service_status(service, ServingStatus::NotServing).await;
+    }
+}
+
 async fn serve_api(
     listener: TcpListener,
     store: Store,
     feed: Feed,
+    readiness: Readiness,
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<CommandServiceServer<Commands>>().await;
-    health.set_serving::<AlignmentServiceServer<Queries>>().await;
-    health.set_serving::<AuditServiceServer<Audit>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    for service in HEALTH_SERVICES {
+        let status = if readiness.is_ready() { ServingStatus::Serving } else { ServingStatus::NotServing };
+        health.set_service_status(service, status).await;
+    }
+    // Both reflection protocols: several tools (GUI clients among them) still speak
+    // only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection = reflection().build_v1()?;
     crate::metrics::init();
     let cors = cors_layer(&options.cors_origins).map_err(ServeError::Cors)?;
     let limits = &options.limits;
@@ -243,6 +288,7 @@ async fn serve_api(
     // Streams that would never end by themselves (history readers that follow) end when
     // shutdown begins; the server then waits only for calls that are finishing.
     let (stop_streams, stopping) = watch::channel(false);
+    let health_reports = tokio::spawn(report_health(health, readiness, stopping.clone()));
     let stop_feed = feed.clone();
     let shutdown = async move {
         shutdown.await;
@@ -257,6 +303,7 @@ async fn serve_api(
         .layer(GuardLayer::new(options.authenticator.clone(), limits))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(
             CommandServiceServer::new(Commands::new(store.clone(), feed.clone())).max_decoding_message_size(size),
         )
@@ -269,6 +316,7 @@ async fn serve_api(
         )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
+    health_reports.abort();
     info!("accord stopped");
     Ok(())
 }

@@ -7,6 +7,8 @@
 //! "skipped" instead of failing; nothing else is skipped.
 
 mod common;
+#[path = "common/proxy.rs"]
+mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -1148,6 +1150,55 @@ fn serve_refuses_a_public_address_without_authentication_and_a_broken_configurat
     let run = Run::of(command, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("accord: accord-auth.toml: jwt.leeway_seconds: is 900; at most 300"), "{}", run.stderr);
+}
+
+#[test]
+fn serve_against_a_database_that_never_answers_says_what_it_waits_for_and_exits_6_after_the_timeout() {
+    // A listener that accepts connections and never answers, like a stopped PostgreSQL.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let silent = runtime.block_on(proxy::Proxy::silent());
+    let workdir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("postgres://postgres:s3cret-pw@127.0.0.1:{}/accord_hung", silent.port());
+    let mut command = accord_command();
+    command
+        .current_dir(workdir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off", "--log-format", "json"])
+        .args(["--database-url", &url])
+        .env("ACCORD_DB_CONNECT_TIMEOUT", "2")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("accord serve starts");
+    // Generous: the point is that it ends at all (it used to wait forever).
+    let deadline = std::time::Instant::now() + START_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("accord serve still waits for the database after {START_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    assert_eq!(status.code(), Some(6), "exits unavailable: {stderr}");
+    let waited = format!("127.0.0.1:{}/accord_hung", silent.port());
+    let connecting = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|entry| entry["fields"]["message"] == "connecting to the database")
+        .unwrap_or_else(|| panic!("no \"connecting to the database\" line in\n{stderr}"));
+    assert_eq!(connecting["fields"]["database"], waited.as_str(), "{connecting}");
+    assert_eq!(connecting["fields"]["timeout_s"], 2.0, "{connecting}");
+    assert!(
+        stderr.contains(&format!("accord: cannot open the event store at postgres://postgres:***@{waited}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("{waited} did not answer within 2 s")), "{stderr}");
+    assert!(stderr.contains("--db-connect-timeout"), "names the setting: {stderr}");
+    assert!(!stderr.contains("s3cret-pw"), "the password never shows: {stderr}");
 }
 
 /// An HS256 token from the test's identity provider.

@@ -50,6 +50,13 @@ pub struct Failure {
     pub message: String,
 }
 
+/// An unclassified failure: exit 1.
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::new(ExitClass::Internal, message)
+    }
+}
+
 impl Failure {
     pub fn new(class: ExitClass, message: impl Into<String>) -> Failure {
         Failure { class, message: message.into() }

@@ -1,7 +1,8 @@
 //! `AuditService`: the history as auditors read it. Reads stream events in order with
 //! all their metadata; as-of and explain replay one initiative's own events (never the
 //! global log) through the same fold and rules as the live projection; verification,
-//! checkpoints and import are the store's (`store::audit`), exposed here.
+//! checkpoints and import are the store's (`store::audit`), exposed here. A following
+//! read outlives a database outage: it waits and continues exactly where it was.
 
 use std::{
     sync::Arc,
@@ -11,6 +12,7 @@ use std::{
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::debug;
 use uuid::Uuid;
 
 use super::convert as c;
@@ -29,6 +31,10 @@ const PAGE: i64 = 500;
 /// How often a following read looks for new events once caught up if the live feed
 /// has not woken it (the feed wakes it on every append it applies, from any replica).
 const FOLLOW_POLL: Duration = Duration::from_secs(1);
+/// The first and the longest wait of a following read before it asks an unavailable
+/// database again.
+const OUTAGE_RETRY_FIRST: Duration = Duration::from_millis(100);
+const OUTAGE_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Events buffered per reader before the reader waits for its client.
 const BUFFER: usize = 256;
 
@@ -164,6 +170,15 @@ impl Position {
             }
         }
     }
+
+    /// How a client continues this read on another call (`resume_after`: the global
+    /// position of the last event read, or the one the request started after).
+    fn resume_hint(&self, resume_after: u64) -> String {
+        match self {
+            Position::Global { .. } => format!("resume with after_position {resume_after}"),
+            Position::Stream { next_version, .. } => format!("resume with from_version {next_version}"),
+        }
+    }
 }
 
 /// Resolves once the server begins to shut down (or is gone).
@@ -178,7 +193,9 @@ async fn shutdown_begins(stopping: &mut watch::Receiver<bool>) {
 
 /// Sends events from `position` until the head, reports caught-up, and with `follow`
 /// reads again whenever the live feed has applied more. Ends quietly when the client
-/// goes away.
+/// goes away. While the database is unavailable a following read waits and asks again
+/// from the same place (nothing skipped, nothing twice); any other read, or any other
+/// error, ends the stream with the position to resume from.
 async fn pump(
     store: Store,
     feed: Feed,
@@ -190,21 +207,49 @@ async fn pump(
 ) {
     use pb::read_events_response::Item;
     let mut last_position = 0u64;
+    let mut resume_after = match &position {
+        Position::Global { after_position, .. } => *after_position,
+        Position::Stream { .. } => 0,
+    };
     let mut caught_up_sent = false;
+    let mut retry_in = OUTAGE_RETRY_FIRST;
     loop {
         // Taken before the read: whatever the feed applies after it was committed after
         // this read could see it, and wakes the wait below.
         let mark = feed.events_applied();
         let page = match position.next_page(&store).await {
-            Ok(page) => page,
+            Ok(page) => {
+                if retry_in > OUTAGE_RETRY_FIRST {
+                    debug!("a following read continues: the database answers again");
+                    retry_in = OUTAGE_RETRY_FIRST;
+                }
+                page
+            }
+            Err(StoreError::Unavailable(reason)) if follow => {
+                debug!(%reason, "a following read waits for the database");
+                tokio::select! {
+                    biased;
+                    _ = shutdown_begins(&mut stopping) => {
+                        let _ = tx.send(Err(shutting_down(&position, resume_after))).await;
+                        return;
+                    }
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(retry_in) => {}
+                }
+                retry_in = (retry_in * 2).min(OUTAGE_RETRY_MAX);
+                continue;
+            }
             Err(error) => {
-                let _ = tx.send(Err(store_status(error))).await;
+                let status = store_status(error);
+                let message = format!("{}; {}", status.message(), position.resume_hint(resume_after));
+                let _ = tx.send(Err(Status::new(status.code(), message))).await;
                 return;
             }
         };
         let full = page.len() as i64 == PAGE;
         for event in page {
             last_position = u64::try_from(event.position).unwrap_or(last_position);
+            resume_after = last_position;
             if !types.is_empty() && !types.contains(&event.event_type) {
                 continue;
             }
@@ -230,9 +275,7 @@ async fn pump(
             // Shutdown first: the feed's wake-up also resolves once it stops.
             biased;
             _ = shutdown_begins(&mut stopping) => {
-                let _ = tx.send(Err(Status::unavailable(format!(
-                    "the server is shutting down; resume with after_position {last_position} on another server"
-                )))).await;
+                let _ = tx.send(Err(shutting_down(&position, resume_after))).await;
                 return;
             }
             _ = tx.closed() => return,
@@ -240,6 +283,14 @@ async fn pump(
             _ = tokio::time::sleep(FOLLOW_POLL) => {}
         }
     }
+}
+
+/// How a read ends when the server shuts down: UNAVAILABLE, and where to resume.
+fn shutting_down(position: &Position, resume_after: u64) -> Status {
+    Status::unavailable(format!(
+        "the server is shutting down; {} on another server",
+        position.resume_hint(resume_after)
+    ))
 }
 
 #[tonic::async_trait]

@@ -1,10 +1,13 @@
 //! The HTTP side of the server: the built-in web board (one static page, its script and
 //! style, embedded in the binary), the JSON and server-sent-events API the board reads,
-//! and the operational endpoints (`/healthz`, `/metrics`).
+//! and the operational endpoints (`/livez`, `/readyz`, `/healthz`, `/metrics`).
 //!
 //! Routes:
 //! - `GET /`, `/board.js`, `/board.css`: the board (no build step, no external assets);
-//! - `GET /healthz`: `ok` while the server runs;
+//! - `GET /livez`: `ok` while the process answers (liveness: restart it if not);
+//! - `GET /readyz`: `ok` while the event store answers, 503 while it does not
+//!   (readiness: send it no traffic; see `crate::health`);
+//! - `GET /healthz`: the same as `/readyz`;
 //! - `GET /metrics`: Prometheus text (keep this listener on an internal network: the
 //!   metrics are not authenticated);
 //! - `GET /api/initiatives/{initiative}`: one initiative's alignment, decisions with their
@@ -36,17 +39,19 @@ use tokio::{
 };
 use tracing::warn;
 
+use crate::health::Readiness;
 use crate::live::Feed;
 use crate::security::{Authenticator, Right};
 use crate::store::Store;
 
 /// What the HTTP handlers need: the store for point reads, the live feed for the event
-/// stream, and how callers are authenticated.
+/// stream, how callers are authenticated, and whether the store answers.
 #[derive(Clone, Debug)]
 pub struct HttpState {
     pub store: Store,
     pub feed: Feed,
     pub authenticator: Authenticator,
+    pub readiness: Readiness,
 }
 
 /// Event streams open at once on the HTTP listener; past it, 503.
@@ -93,7 +98,9 @@ fn router(state: HttpState, stopping: watch::Receiver<bool>) -> Router {
         .route("/", get(|| async { asset("text/html; charset=utf-8", BOARD_HTML) }))
         .route("/board.js", get(|| async { asset("text/javascript; charset=utf-8", BOARD_JS) }))
         .route("/board.css", get(|| async { asset("text/css; charset=utf-8", BOARD_CSS) }))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/healthz", get(ready))
         .route("/metrics", get(metrics))
         .nest("/api", api)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
@@ -104,6 +111,14 @@ fn router(state: HttpState, stopping: watch::Receiver<bool>) -> Router {
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     // Revalidated every time: the assets change with the binary, and they are small.
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+async fn ready(State(app): State<App>) -> Response {
+    if app.state.readiness.is_ready() {
+        "ok".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the event store does not answer").into_response()
+    }
 }
 
 async fn metrics(State(app): State<App>) -> Response {

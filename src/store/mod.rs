@@ -17,6 +17,8 @@ pub mod hash;
 pub mod postgres;
 pub mod sqlite;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 use uuid::Uuid;
@@ -224,6 +226,29 @@ impl PoolStats {
     }
 }
 
+/// How long the PostgreSQL store waits for its database before it calls it unavailable.
+/// A database that hangs (a stopped process, a black-holed network) still completes TCP
+/// handshakes and acknowledges what is sent, so only these bounds end the wait; sqlx
+/// offers no TCP keepalive, which would not notice a stopped process anyway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatabaseTimeouts {
+    /// Each connection step at start (does the database exist, connect, create it) and,
+    /// while running, each wait for a connection of the pool: for a free one, the check
+    /// that an idle one still answers, and a reconnect.
+    pub connect: Duration,
+    /// One read or command, from asking for a connection to the answer. Verification,
+    /// export, import, checkpoints and rebuilds read the whole log and are not bounded.
+    pub query: Duration,
+}
+
+impl Default for DatabaseTimeouts {
+    fn default() -> Self {
+        // The query bound stays below the default call deadline (30 s), so that a caller
+        // learns "unavailable, retry" rather than "deadline exceeded".
+        DatabaseTimeouts { connect: Duration::from_secs(10), query: Duration::from_secs(20) }
+    }
+}
+
 /// The event store the service runs on: PostgreSQL in production, SQLite embedded.
 /// Both backends offer the same operations with the same guarantees; the behaviour
 /// tests run against each.
@@ -242,11 +267,27 @@ macro_rules! dispatch {
     };
 }
 
+/// `dispatch!` for the operations that serve one call: on PostgreSQL they fail with
+/// `Unavailable` once the database has not answered within the query timeout.
+macro_rules! bounded {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Postgres($store) => $store.bounded($call).await,
+            Store::Sqlite($store) => $call.await,
+        }
+    };
+}
+
 impl Store {
     /// Opens the store a database URL names: `postgres://…` or `sqlite://PATH`.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        Store::open_with(url, max_connections, DatabaseTimeouts::default()).await
+    }
+
+    /// `open`, with how long PostgreSQL may take to answer (SQLite ignores them).
+    pub async fn open_with(url: &str, max_connections: u32, timeouts: DatabaseTimeouts) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(PgStore::connect(url, max_connections).await?))
+            Ok(Store::Postgres(PgStore::connect_with(url, max_connections, timeouts).await?))
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             Ok(Store::Sqlite(SqliteStore::open(std::path::Path::new(path)).await?))
         } else {
@@ -270,16 +311,21 @@ impl Store {
         }
     }
 
+    /// Whether the database answers a trivial query: the readiness probe.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        bounded!(self, s => s.ping())
+    }
+
     pub async fn execute(&self, envelope: &CommandEnvelope) -> Result<CommandOutcome, StoreError> {
-        dispatch!(self, s => s.execute(envelope))
+        bounded!(self, s => s.execute(envelope))
     }
 
     pub async fn initiative(&self, target: &InitiativeRef) -> Result<Option<Initiative>, StoreError> {
-        dispatch!(self, s => s.initiative(target))
+        bounded!(self, s => s.initiative(target))
     }
 
     pub async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
-        dispatch!(self, s => s.alignment(target))
+        bounded!(self, s => s.alignment(target))
     }
 
     pub async fn list(
@@ -288,11 +334,11 @@ impl Store {
         after_key: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AlignmentView>, StoreError> {
-        dispatch!(self, s => s.list(filter, after_key, limit))
+        bounded!(self, s => s.list(filter, after_key, limit))
     }
 
     pub async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
-        dispatch!(self, s => s.awaiting(principal))
+        bounded!(self, s => s.awaiting(principal))
     }
 
     pub async fn read_stream(
@@ -301,7 +347,7 @@ impl Store {
         from_version: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        dispatch!(self, s => s.read_stream(stream_id, from_version, limit))
+        bounded!(self, s => s.read_stream(stream_id, from_version, limit))
     }
 
     pub async fn sign_off_events(
@@ -309,7 +355,7 @@ impl Store {
         stream: InitiativeId,
         decision: DecisionId,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        dispatch!(self, s => s.sign_off_events(stream, decision))
+        bounded!(self, s => s.sign_off_events(stream, decision))
     }
 
     pub async fn read_all(
@@ -317,7 +363,7 @@ impl Store {
         after: GlobalCursor,
         limit: i64,
     ) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
-        dispatch!(self, s => s.read_all(after, limit))
+        bounded!(self, s => s.read_all(after, limit))
     }
 
     pub async fn rebuild_projections(&self) -> Result<u64, StoreError> {
@@ -329,12 +375,12 @@ impl Store {
     /// One stream's events from version 1 up to `until` (inclusive), in version order,
     /// read through the (stream, version) index: an as-of query never reads the global log.
     pub async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
-        dispatch!(self, s => s.read_stream_until(stream_id, until))
+        bounded!(self, s => s.read_stream_until(stream_id, until))
     }
 
     /// The highest global position committed (0 for an empty log).
     pub async fn head_position(&self) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.head_position())
+        bounded!(self, s => s.head_position())
     }
 
     /// The cursor that resumes the global log after a global position a client saw (0:
@@ -342,7 +388,7 @@ impl Store {
     /// until events commit later, and then only those. On PostgreSQL a position the log
     /// does not hold (a rolled-back append's) resumes after the nearest event below it.
     pub async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
-        dispatch!(self, s => s.cursor_after_position(after))
+        bounded!(self, s => s.cursor_after_position(after))
     }
 
     /// The global log after a global position (see `cursor_after_position`), in commit

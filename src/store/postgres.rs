@@ -16,12 +16,13 @@
 //! that horizon, so it sorts after everything already returned: a late commit can delay
 //! a reader but never be skipped, with no timeouts and no global write lock.
 
+use std::future::Future;
 use std::time::Duration;
 
 use sqlx::{
     PgConnection, PgPool, Postgres, Row, Transaction,
     migrate::{MigrateDatabase, Migrator},
-    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+    postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions, PgRow, PgSeverity},
 };
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -41,29 +42,54 @@ const ATTEMPTS: usize = 3;
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    timeouts: DatabaseTimeouts,
 }
 
 impl PgStore {
+    /// A store on a pool built elsewhere (the tests'), with the default query timeout.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, timeouts: DatabaseTimeouts::default() }
     }
 
     /// Connects, creating the database if it does not exist, and applies migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        if !Postgres::database_exists(url).await.map_err(map_sqlx)? {
-            info!(%url, "creating database");
-            Postgres::create_database(url).await.map_err(map_sqlx)?;
-        }
+        Self::connect_with(url, max_connections, DatabaseTimeouts::default()).await
+    }
+
+    /// `connect`, waiting at most `timeouts.connect` for each connection step: a database
+    /// that does not answer is `Unavailable`, naming where it was awaited. Logs where it
+    /// connects first (host, port and database; never the password).
+    pub async fn connect_with(url: &str, max_connections: u32, timeouts: DatabaseTimeouts) -> Result<Self, StoreError> {
         let options: PgConnectOptions = url.parse().map_err(map_sqlx)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await
-            .map_err(map_sqlx)?;
-        let store = Self { pool };
+        let database = describe(&options);
+        let wait = timeouts.connect;
+        info!(%database, timeout_s = wait.as_secs_f64(), "connecting to the database");
+        if !within(wait, &database, Postgres::database_exists(url)).await? {
+            info!(%database, "creating database");
+            within(wait, &database, Postgres::create_database(url)).await?;
+        }
+        let pool =
+            PgPoolOptions::new().max_connections(max_connections).acquire_timeout(wait).connect_lazy_with(options);
+        // One connection now, so that a database that does not answer stops the start.
+        within(wait, &database, pool.acquire()).await?;
+        let store = Self { pool, timeouts };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// `work`, or `Unavailable` once the database has not answered it within the query
+    /// timeout. A command cut off this way may still commit: the caller retries it with
+    /// the same command id, which replays it if it did.
+    pub(super) async fn bounded<T>(&self, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        let limit = self.timeouts.query;
+        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!("the database did not answer within {} s", limit.as_secs_f64())))
+        })
+    }
+
+    /// A trivial query through the pool: a connection is checked (or opened) and answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_sqlx)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -907,7 +933,32 @@ const APPEND: &str = "WITH ev AS (
 )
 SELECT last FROM pos";
 
-/// Maps a database error: connection trouble is `Unavailable`, the rest is internal.
+/// One connection step at start, bounded by the connect timeout.
+async fn within<T>(
+    wait: Duration,
+    database: &str,
+    step: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(wait, step).await {
+        Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => {
+            Err(StoreError::Unavailable(format!("{database} did not answer within {} s", wait.as_secs_f64())))
+        }
+        Ok(result) => result.map_err(map_sqlx),
+    }
+}
+
+/// Where a store connects, for logs and errors: `host:port/database` (or the socket's
+/// path), never the credentials.
+fn describe(options: &PgConnectOptions) -> String {
+    let database = options.get_database().unwrap_or(options.get_username());
+    match options.get_socket() {
+        Some(socket) => format!("{}/{database}", socket.display()),
+        None => format!("{}:{}/{database}", options.get_host(), options.get_port()),
+    }
+}
+
+/// Maps a database error: connection trouble, and a database that refuses to serve us
+/// now (see `refuses_service`), are `Unavailable`; the rest is internal.
 pub fn map_sqlx(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Io(_)
@@ -916,8 +967,11 @@ pub fn map_sqlx(error: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
         sqlx::Error::Database(db)
-            if db.code().is_some_and(|c| {
-                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+            if db.code().is_some_and(|code| {
+                let fatal = db
+                    .try_downcast_ref::<PgDatabaseError>()
+                    .is_some_and(|pg| matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic));
+                refuses_service(&code, db.message(), fatal)
             }) =>
         {
             StoreError::Unavailable(error.to_string())
@@ -925,6 +979,61 @@ pub fn map_sqlx(error: sqlx::Error) -> StoreError {
         _ => {
             warn!(error = %error, "database error");
             StoreError::Database(error)
+        }
+    }
+}
+
+/// Whether a PostgreSQL error (SQLSTATE `code`, its `message`, and whether the server
+/// ended the session with it) says the database cannot serve us now — retry later, or
+/// elsewhere — rather than that this request is at fault:
+/// - class 08, connection exceptions;
+/// - 57P01-57P05: shut down by an administrator or a crash, not accepting connections
+///   yet (starting up, in recovery), the database dropped, the idle session timed out;
+/// - 53300: too many connections;
+/// - 25006, a read-only transaction: writes reaching a primary that was demoted to a
+///   standby by a failover, or a database set read-only;
+/// - 55000 ("object not in prerequisite state", a catch-all) only as the refusal of a
+///   connection: the database does not accept connections (`ALLOW_CONNECTIONS false`).
+///   That refusal ends the session (FATAL), which no 55000 of a statement does; the
+///   message is checked too, in case the severity is not reported.
+pub fn refuses_service(code: &str, message: &str, fatal: bool) -> bool {
+    match code {
+        "53300" | "25006" => true,
+        "55000" => fatal || message.contains("not currently accepting connections"),
+        _ => code.starts_with("08") || code.starts_with("57P0"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refuses_service;
+
+    #[test]
+    fn a_read_only_transaction_is_a_refusal_of_service() {
+        // What a demoted primary answers an INSERT after a failover.
+        assert!(refuses_service("25006", "cannot execute INSERT in a read-only transaction", false));
+    }
+
+    #[test]
+    fn a_55000_is_a_refusal_only_when_it_refuses_the_connection() {
+        let refused = r#"database "accord" is not currently accepting connections"#;
+        assert!(refuses_service("55000", refused, true));
+        assert!(refuses_service("55000", refused, false), "by the message, without the severity");
+        // A localised server: the session was ended all the same.
+        assert!(refuses_service("55000", "la base de données « accord » n'accepte plus les connexions", true));
+        // The same catch-all code for a statement's own state stays internal.
+        let statement = r#"currval of sequence "events_position_seq" is not yet defined in this session"#;
+        assert!(!refuses_service("55000", statement, false));
+        assert!(!refuses_service("55000", "prepared transactions are disabled", false));
+    }
+
+    #[test]
+    fn connection_exceptions_shutdowns_and_too_many_connections_are_refusals_and_others_are_not() {
+        for code in ["08000", "08006", "08P01", "57P01", "57P02", "57P03", "57P04", "57P05", "53300"] {
+            assert!(refuses_service(code, "", false), "{code}");
+        }
+        for code in ["23505", "40001", "57014", "53100", "42P01", "XX000"] {
+            assert!(!refuses_service(code, "", false), "{code}");
         }
     }
 }

@@ -130,6 +130,11 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// A trivial query on a reader's connection: the file is still there to be read.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_sqlx)
+    }
+
     /// Connections of the readers' pool and the write connection, counted together.
     pub fn pool_stats(&self) -> PoolStats {
         PoolStats::of(&self.pool).plus(PoolStats::of(&self.write_pool))

@@ -9,9 +9,12 @@ mod bounds;
 mod concurrency;
 mod encoding;
 mod errors;
+mod health;
 mod hostile;
 mod idempotency;
 mod observability;
+#[path = "../common/proxy.rs"]
+mod proxy;
 mod queries;
 mod rebuild;
 mod scenario;

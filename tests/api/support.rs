@@ -113,6 +113,8 @@ impl Interceptor for Bearer {
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The board's HTTP listener (`/livez`, `/readyz`, `/metrics`, `/api/…`).
+    pub http: SocketAddr,
     pub store: Store,
     channel: Channel,
     stop: Option<oneshot::Sender<()>>,
@@ -172,22 +174,31 @@ impl TestApp {
         TestApp::serve(self.store.clone(), None, options).await
     }
 
+    /// A server on a store opened elsewhere (e.g. through `proxy::Proxy`).
+    pub async fn with_store(store: Store) -> TestApp {
+        TestApp::serve(store, None, harness_options()).await
+    }
+
     async fn serve(store: Store, data_dir: Option<tempfile::TempDir>, options: ServerOptions) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let address = listener.local_addr().expect("local address");
+        let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let http = http_listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
         let server_store = store.clone();
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            accord::server::serve_with(listener, server_store, options, shutdown).await.expect("server runs");
+            accord::server::serve_all(listener, Some(http_listener), server_store, options, shutdown)
+                .await
+                .expect("server runs");
         });
         let channel = Channel::from_shared(format!("http://{address}"))
             .expect("uri")
             .timeout(Duration::from_secs(60))
             .connect_lazy();
-        TestApp { address, store, channel, stop: Some(stop), _data_dir: data_dir }
+        TestApp { address, http, store, channel, stop: Some(stop), _data_dir: data_dir }
     }
 
     /// The PostgreSQL pool (for the tests of PostgreSQL's own mechanics).
