@@ -10,6 +10,7 @@ mod encoding;
 mod errors;
 mod hostile;
 mod idempotency;
+mod long_inputs;
 mod observability;
 mod queries;
 mod rebuild;
