@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::cli::ClientCommand;
+use crate::domain::values::quote;
 use crate::security::Limits;
 use crate::security::tls::{ClientAuth, TlsFiles};
 use crate::store::DatabaseTimeouts;
@@ -214,7 +215,7 @@ impl std::str::FromStr for HttpListen {
             .trim()
             .parse()
             .map(|address| HttpListen(Some(address)))
-            .map_err(|_| format!("{value:?} is neither an address such as 127.0.0.1:50052 nor `off`"))
+            .map_err(|_| format!("{} is neither an address such as 127.0.0.1:50052 nor `off`", quote(value)))
     }
 }
 

@@ -12,7 +12,7 @@ use accord::cli::{self, Globals};
 use accord::config::{Cli, Commands, LogFormat, TokenCommand};
 use std::io::Read;
 
-use accord::domain::values::Principal;
+use accord::domain::values::{Principal, quote};
 use accord::security::{Authenticator, Role, SecurityConfig, service_tokens};
 use accord::server::ServerOptions;
 use accord::store::{Store, StoreError};
@@ -151,7 +151,7 @@ fn token(command: TokenCommand) -> Result<(), String> {
         TokenCommand::Generate { principal, roles } => {
             Principal::parse("--principal", &principal).map_err(|e| e.to_string())?;
             if let Some(unknown) = roles.iter().find(|r| Role::parse(r).is_none()) {
-                return Err(format!("--role {unknown:?} is not a role (admin, member, auditor, reader)"));
+                return Err(format!("--role {} is not a role (admin, member, auditor, reader)", quote(unknown)));
             }
             let (token, digest) =
                 service_tokens::generate().map_err(|e| format!("no randomness from the system: {e}"))?;

@@ -5,7 +5,7 @@
 //! sign-off arrive live without reloading the page.
 //!
 //! Chromium and chromedriver come from Debian: `apt-get install -y chromium
-//! chromium-driver` (`.ci/run` installs them). Screenshots go to
+//! chromium-driver` (`tests/run`, the README's test command, installs them). Screenshots go to
 //! `target/board-screenshots/`.
 
 use std::{

@@ -7,13 +7,13 @@
 //! idempotency key (`options.command_id`), the request's parse function in
 //! `accord::grpc::parse`, the re-encoding its fingerprint hashes, and, for a refused
 //! request, the mapping of the error to a gRPC response. The property: none of it ever
-//! panics, whatever the bytes.
+//! panics, whatever the bytes, and a refusal's message stays within `MAX_ERROR_BYTES`.
 
 #![no_main]
 
 use std::fmt::Debug;
 
-use accord::domain::{Command, DomainError};
+use accord::domain::{Command, DomainError, values::MAX_ERROR_BYTES};
 use accord::grpc::commands::HasOptions;
 use accord::grpc::parse::{self, Parsed};
 use accord::grpc::status::domain_status;
@@ -79,5 +79,7 @@ fn check<R: Message + Default + PartialEq + Debug + HasOptions>(bytes: &[u8], pa
 /// What the service answers to a refused request: a status with a `BadRequest` detail,
 /// as the HTTP response tonic sends (the message and details become header values).
 fn refuse(error: DomainError) {
-    let _response = domain_status(error).into_http::<()>();
+    let status = domain_status(error);
+    assert!(status.message().len() <= MAX_ERROR_BYTES, "a {}-byte message", status.message().len());
+    let _response = status.into_http::<()>();
 }

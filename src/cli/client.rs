@@ -19,6 +19,7 @@ use tonic::{
 
 use super::output::{ExitClass, Failure};
 use crate::config::DEFAULT_SERVER;
+use crate::domain::values::quote;
 use crate::proto::{
     alignment_service_client::AlignmentServiceClient, audit_service_client::AuditServiceClient,
     command_service_client::CommandServiceClient,
@@ -57,7 +58,7 @@ pub fn server_url(given: Option<&str>) -> Result<String, Failure> {
     let given = given.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(DEFAULT_SERVER);
     let url = if given.contains("://") { given.to_owned() } else { format!("http://{given}") };
     Endpoint::from_shared(url.clone()).map_err(|_| {
-        Failure::invalid(format!("--server {given:?} is not an address; expected e.g. {DEFAULT_SERVER}"))
+        Failure::invalid(format!("--server {} is not an address; expected e.g. {DEFAULT_SERVER}", quote(given)))
     })?;
     Ok(url)
 }
@@ -184,11 +185,12 @@ fn request_metadata(
 ) -> Result<RequestMetadata, Failure> {
     if actor.is_empty() || !actor.chars().all(|c| c.is_ascii_graphic()) {
         return Err(Failure::invalid(format!(
-            "--as {actor:?} is not a principal: use printable ASCII without spaces, e.g. pm@example.com"
+            "--as {} is not a principal: use printable ASCII without spaces, e.g. pm@example.com",
+            quote(actor)
         )));
     }
     let actor = MetadataValue::try_from(actor)
-        .map_err(|_| Failure::invalid(format!("--as {actor:?} cannot be sent as request metadata")))?;
+        .map_err(|_| Failure::invalid(format!("--as {} cannot be sent as request metadata", quote(actor))))?;
     let correlation_id = match correlation_id {
         None => None,
         Some(id) if !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_graphic()) => {
@@ -196,7 +198,8 @@ fn request_metadata(
         }
         Some(id) => {
             return Err(Failure::invalid(format!(
-                "--correlation-id {id:?} must be 1-128 printable ASCII characters without spaces"
+                "--correlation-id {} must be 1-128 printable ASCII characters without spaces",
+                quote(id)
             )));
         }
     };
@@ -215,10 +218,11 @@ fn request_metadata(
 
 /// The server's endpoint with the connect timeout, TLS for `https://` (and no call deadline).
 fn endpoint(server: &str, credentials: &Credentials) -> Result<Endpoint, Failure> {
-    let mut endpoint =
-        Endpoint::from_shared(server.to_owned()).map(|endpoint| endpoint.connect_timeout(CONNECT_TIMEOUT)).map_err(
-            |_| Failure::invalid(format!("--server {server:?} is not an address; expected e.g. {DEFAULT_SERVER}")),
-        )?;
+    let mut endpoint = Endpoint::from_shared(server.to_owned())
+        .map(|endpoint| endpoint.connect_timeout(CONNECT_TIMEOUT))
+        .map_err(|_| {
+            Failure::invalid(format!("--server {} is not an address; expected e.g. {DEFAULT_SERVER}", quote(server)))
+        })?;
     let tls_asked = credentials.tls_ca.is_some() || credentials.client_cert.is_some();
     if server.starts_with("https://") || tls_asked {
         if !server.starts_with("https://") {

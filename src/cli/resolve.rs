@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::client::Client;
 use super::output::{ExitClass, Failure};
 use super::views::{decision_status_name, feedback_kind_name};
+use crate::domain::values::{clip, quote};
 use crate::proto as pb;
 
 /// The fewest hex digits a typed prefix may have.
@@ -75,20 +76,23 @@ pub fn pick(what: &str, given: &str, scope: &str, candidates: &[Candidate]) -> R
     let digits = hex_digits(given);
     if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(Failure::invalid(format!(
-            "{what} {given:?} is not an id: give the id or a prefix of at least {MIN_PREFIX} hex digits"
+            "{what} {} is not an id: give the id or a prefix of at least {MIN_PREFIX} hex digits",
+            quote(given)
         )));
     }
     if digits.len() < MIN_PREFIX {
         return Err(Failure::invalid(format!(
-            "{what} prefix {given:?} is too short: give at least {MIN_PREFIX} hex digits"
+            "{what} prefix {} is too short: give at least {MIN_PREFIX} hex digits",
+            quote(given)
         )));
     }
     let matches: Vec<&Candidate> = candidates.iter().filter(|c| hex_digits(&c.id).starts_with(&digits)).collect();
     match matches.as_slice() {
-        [] => Err(Failure::not_found(format!("no {what} on {scope} has an id starting with {given}"))),
+        [] => Err(Failure::not_found(format!("no {what} on {scope} has an id starting with {}", clip(given, 64)))),
         [one] => Ok(one.id.clone()),
         many => Err(Failure::invalid(format!(
-            "{what} prefix {given} is ambiguous on {scope}: it matches {}; give more digits",
+            "{what} prefix {} is ambiguous on {scope}: it matches {}; give more digits",
+            clip(given, 64),
             many.iter().map(|c| c.label.as_str()).collect::<Vec<_>>().join(", ")
         ))),
     }

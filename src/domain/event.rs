@@ -203,11 +203,14 @@ impl Event {
     /// Rebuilds an event from its stored type, schema version and payload. Old schema
     /// versions are upcast here, before the fold sees them.
     pub fn from_stored(event_type: &str, schema_version: i32, payload: serde_json::Value) -> Result<Event, String> {
+        // The type comes from the stored (or imported) row: named by at most a prefix.
+        let name = clip(event_type, 64);
         if schema_version != SCHEMA_VERSION {
-            return Err(format!("{event_type}: unknown schema version {schema_version}"));
+            return Err(format!("{name}: unknown schema version {schema_version}"));
         }
         let tagged = serde_json::json!({ "type": event_type, "data": payload });
-        serde_json::from_value(tagged).map_err(|e| format!("{event_type}: undecodable payload: {e}"))
+        serde_json::from_value(tagged)
+            .map_err(|e| format!("{name}: undecodable payload: {}", parser_message(&e.to_string())))
     }
 }
 

@@ -3,7 +3,7 @@
 //! ("parse, don't validate"). Limits live here, in one place, and are documented in
 //! the README.
 
-use std::{collections::BTreeSet, fmt};
+use std::{borrow::Cow, collections::BTreeSet, fmt};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -22,6 +22,58 @@ pub const MAX_OPTIONS: usize = 50;
 pub const MAX_FUNCTIONS: usize = 32;
 /// Longest principal id (an e-mail address is at most 254 characters).
 pub const MAX_PRINCIPAL: usize = 254;
+
+/// How many characters of an input an error message quotes.
+pub const QUOTED_CHARS: usize = 40;
+/// Longest error message the service sends, in bytes (and so the longest `BadRequest`
+/// description): the safety net behind `quote`, applied where refusals leave the
+/// service (`grpc::status`, the board's HTTP API).
+pub const MAX_ERROR_BYTES: usize = 512;
+
+/// An input as an error message quotes it: in Rust string syntax (quoted, control
+/// characters escaped) and, past `QUOTED_CHARS` characters, only that prefix followed
+/// by "…" and the input's length, so that a refusal never echoes a large input:
+/// `"CHECKOUT 42"`, or for 100,000 x's `"xxx…"… (100000 characters)` with 40 x's
+/// between the quotes. Every error that quotes an input quotes it through this.
+pub fn quote(value: &str) -> Quoted<'_> {
+    Quoted(value)
+}
+
+/// See `quote`.
+#[derive(Clone, Copy, Debug)]
+pub struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(QUOTED_CHARS) {
+            None => write!(f, "{:?}", self.0),
+            Some((cut, _)) => write!(f, "{:?}… ({} characters)", &self.0[..cut], self.0.chars().count()),
+        }
+    }
+}
+
+/// `text` cut to at most `max_bytes` bytes at a character boundary, ending in "…" when
+/// it had to be cut.
+pub fn clip(text: &str, max_bytes: usize) -> Cow<'_, str> {
+    if text.len() <= max_bytes {
+        return Cow::Borrowed(text);
+    }
+    let ellipsis = "…";
+    let mut end = max_bytes.saturating_sub(ellipsis.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}{ellipsis}", &text[..end]))
+}
+
+/// A message of another parser (serde's), passed on in an error. Such parsers quote the
+/// value they refuse whole (`invalid type: string "…"`, ``unknown field `…` ``), so a
+/// message longer than any about a short value is cut to its first 120 bytes.
+pub fn parser_message(message: &str) -> Cow<'_, str> {
+    const LONGEST_WHOLE: usize = 320;
+    const CUT_TO: usize = 120;
+    if message.len() <= LONGEST_WHOLE { Cow::Borrowed(message) } else { clip(message, CUT_TO) }
+}
 
 fn invalid(field: &str, message: impl Into<String>) -> DomainError {
     DomainError::invalid(field, message)
@@ -54,7 +106,7 @@ pub fn parse_uuid(field: &str, value: &str) -> Result<Uuid, DomainError> {
     if value.is_empty() {
         return Err(invalid(field, "is required"));
     }
-    Uuid::try_parse(value).map_err(|_| invalid(field, format!("{value:?} is not a valid UUID")))
+    Uuid::try_parse(value).map_err(|_| invalid(field, format!("{} is not a valid UUID", quote(value))))
 }
 
 macro_rules! id_type {
@@ -112,7 +164,7 @@ impl InitiativeKey {
         } else if value.is_empty() {
             Err(invalid(field, "is required"))
         } else {
-            Err(invalid(field, format!("{value:?} {rule}")))
+            Err(invalid(field, format!("{} {rule}", quote(value))))
         }
     }
 
@@ -148,7 +200,8 @@ impl Function {
             Err(invalid(
                 field,
                 format!(
-                    "{value:?} is not a function: use a lower-case slug of at most 32 characters (e.g. engineering, legal)"
+                    "{} is not a function: use a lower-case slug of at most 32 characters (e.g. engineering, legal)",
+                    quote(value)
                 ),
             ))
         }
@@ -178,7 +231,7 @@ impl Function {
         for value in values {
             let function = Function::parse(field, value)?;
             if !set.insert(function) {
-                return Err(invalid(field, format!("names {value:?} twice")));
+                return Err(invalid(field, format!("names {} twice", quote(value))));
             }
         }
         Ok(Some(set))
@@ -206,7 +259,7 @@ impl Principal {
             return Err(invalid(field, format!("is longer than {MAX_PRINCIPAL} characters")));
         }
         if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid(field, format!("{value:?} must not contain whitespace or control characters")));
+            return Err(invalid(field, format!("{} must not contain whitespace or control characters", quote(value))));
         }
         Ok(Self(value.to_owned()))
     }

@@ -17,7 +17,12 @@ use uuid::Uuid;
 
 use super::convert as c;
 use super::status::{domain_status, store_status};
-use crate::domain::{DomainError, Initiative, explain::explain, fold, project, values::DecisionId};
+use crate::domain::{
+    DomainError, Initiative,
+    explain::explain,
+    fold, project,
+    values::{DecisionId, quote},
+};
 use crate::live::Feed;
 use crate::metrics;
 use crate::proto::{self as pb, audit_service_server::AuditService};
@@ -312,7 +317,7 @@ impl AuditService for Audit {
             if !crate::domain::event::EVENT_TYPES.contains(&name.as_str()) {
                 return Err(domain_status(DomainError::invalid(
                     &format!("event_types[{i}]"),
-                    format!("{name:?} is not an event type (e.g. SignOffRecorded, DecisionRevised)"),
+                    format!("{} is not an event type (e.g. SignOffRecorded, DecisionRevised)", quote(name)),
                 )));
             }
         }

@@ -28,7 +28,9 @@ use crate::domain::{
     alignment::{AlignmentView, FunctionEval, InitiativeStatus, evaluate_decision, sign_off_counts},
     event::{DecisionContent, Event, OverrideRecord},
     state::{Closure, Decision, DecisionStatus, Feedback, Initiative, SignOff, sign_off_history},
-    values::{DecisionId, Function, Principal, RevisionKind, Stage, Verdict},
+    values::{
+        DecisionId, Function, MAX_ERROR_BYTES, Principal, RevisionKind, Stage, Verdict, clip, parser_message, quote,
+    },
 };
 use crate::live::{WatchFilter, WatchItem};
 use crate::store::{InitiativeRef, ListFilter, StoreError, StoredEvent};
@@ -40,11 +42,15 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 // ---- Errors -------------------------------------------------------------------------
 
+/// A refusal as the API answers it; messages are cut to `MAX_ERROR_BYTES`, like gRPC's
+/// (`grpc::status`), whatever a parser put in them.
 fn domain_response(error: DomainError) -> Response {
     match error {
-        DomainError::InvalidArgument { field, message } => field_error(&field, &format!("{field}: {message}")),
-        DomainError::NotFound(message) => error_response(StatusCode::NOT_FOUND, &message),
-        other => error_response(StatusCode::BAD_REQUEST, &other.to_string()),
+        DomainError::InvalidArgument { field, message } => {
+            field_error(&field, &clip(&format!("{field}: {message}"), MAX_ERROR_BYTES))
+        }
+        DomainError::NotFound(message) => error_response(StatusCode::NOT_FOUND, &clip(&message, MAX_ERROR_BYTES)),
+        other => error_response(StatusCode::BAD_REQUEST, &clip(&other.to_string(), MAX_ERROR_BYTES)),
     }
 }
 
@@ -426,7 +432,7 @@ fn watch_filter(query: &WatchQuery) -> Result<(WatchFilter, u64), DomainError> {
                 .ok_or_else(|| {
                     DomainError::invalid(
                         "status",
-                        format!("{name:?} is not a status: use no_decisions, pending, blocked or aligned"),
+                        format!("{} is not a status: use no_decisions, pending, blocked or aligned", quote(name)),
                     )
                 })?
                 .as_str()
@@ -439,7 +445,8 @@ fn watch_filter(query: &WatchQuery) -> Result<(WatchFilter, u64), DomainError> {
             Stage::from_name(name)
                 .ok_or_else(|| {
                     let names: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
-                    DomainError::invalid("stage", format!("{name:?} is not a stage: use one of {}", names.join(", ")))
+                    let message = format!("{} is not a stage: use one of {}", quote(name), names.join(", "));
+                    DomainError::invalid("stage", message)
                 })?
                 .as_str()
                 .to_owned(),
@@ -452,13 +459,13 @@ fn watch_filter(query: &WatchQuery) -> Result<(WatchFilter, u64), DomainError> {
         None | Some("false" | "0") => false,
         Some("true" | "1") => true,
         Some(other) => {
-            return Err(DomainError::invalid("include_archived", format!("{other:?} is not true or false")));
+            return Err(DomainError::invalid("include_archived", format!("{} is not true or false", quote(other))));
         }
     };
     let after_position = match given(&query.after_position) {
         None => 0,
         Some(text) => text.parse::<u64>().map_err(|_| {
-            DomainError::invalid("after_position", format!("{text:?} is not a position (a whole number ≥ 0)"))
+            DomainError::invalid("after_position", format!("{} is not a position (a whole number ≥ 0)", quote(text)))
         })?,
     };
     let initiatives = given(&query.initiative).map(|i| InitiativeRef::parse("initiative", i)).transpose()?;
@@ -479,7 +486,9 @@ fn watch_filter(query: &WatchQuery) -> Result<(WatchFilter, u64), DomainError> {
 pub(super) async fn watch(State(app): State<App>, query: Result<Query<WatchQuery>, QueryRejection>) -> Response {
     let query = match query {
         Ok(Query(query)) => query,
-        Err(rejection) => return field_error("query", &format!("query: {}", rejection.body_text())),
+        Err(rejection) => {
+            return field_error("query", &format!("query: {}", parser_message(&rejection.body_text())));
+        }
     };
     let (filter, after_position) = match watch_filter(&query) {
         Ok(parsed) => parsed,

@@ -36,7 +36,7 @@ use serde::Deserialize;
 
 use super::jwt::{JwtVerifier, MAX_LEEWAY_SECONDS, VerificationKey};
 use super::{Authenticator, Role, Roles, ServiceTokens};
-use crate::domain::values::Principal;
+use crate::domain::values::{Principal, quote};
 
 /// Shortest HMAC secret accepted: as long as the SHA-256 output.
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
@@ -138,8 +138,10 @@ fn parse_roles(names: &[String]) -> Result<Roles, String> {
     }
     let mut roles = Vec::new();
     for name in names {
-        roles
-            .push(Role::parse(name).ok_or_else(|| format!("{name:?} is not a role (admin, member, auditor, reader)"))?);
+        roles.push(
+            Role::parse(name)
+                .ok_or_else(|| format!("{} is not a role (admin, member, auditor, reader)", quote(name)))?,
+        );
     }
     Ok(Roles::of(&roles))
 }
@@ -247,7 +249,10 @@ impl KeyEntry {
 
 fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     Algorithm::from_str(name).map_err(|_| {
-        format!("{name:?} is not a supported algorithm (HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA)")
+        format!(
+            "{} is not a supported algorithm (HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA)",
+            quote(name)
+        )
     })
 }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method};
 use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 
+use crate::domain::values::quote;
+
 use super::guard::{ACTOR_HEADER, AUTHORIZATION_HEADER, CAUSATION_HEADER, CORRELATION_HEADER, ROLES_HEADER};
 
 /// Request headers a browser may send: the gRPC-Web protocol's and the metadata the guard reads.
@@ -64,7 +66,8 @@ pub fn check_origins(origins: &[String]) -> Result<(), String> {
 /// An origin as browsers send it: lower case, `http(s)://host[:port]`, no path.
 fn parse_origin(origin: &str) -> Result<HeaderValue, String> {
     let normalized = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-    let problem = |why: &str| format!("--cors-origin {origin:?}: {why} (e.g. https://board.example.com:8443, or *)");
+    let problem =
+        |why: &str| format!("--cors-origin {}: {why} (e.g. https://board.example.com:8443, or *)", quote(origin));
     let host = normalized
         .strip_prefix("https://")
         .or_else(|| normalized.strip_prefix("http://"))

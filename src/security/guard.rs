@@ -21,8 +21,11 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use super::rights::{Right, method_of, right_for};
 use super::{Authenticator, Caller, Credential, Role, Roles, Trace};
-use crate::domain::{DomainError, values::Principal};
-use crate::grpc::status::domain_status;
+use crate::domain::{
+    DomainError,
+    values::{Principal, quote},
+};
+use crate::grpc::status::{bounded, domain_status};
 use crate::metrics::{self, RpcLabels};
 use crate::store::parse_token;
 
@@ -142,7 +145,7 @@ where
                 Err(reason) => {
                     warn!(target: "accord::security", event = "unauthenticated", rpc = method_of(&path),
                         peer = %display_peer(peer), %reason, "call refused: not authenticated");
-                    return Ok(Status::unauthenticated(reason).into_http());
+                    return Ok(Status::unauthenticated(bounded(reason)).into_http());
                 }
             };
             if !caller.roles.grants(right) {
@@ -156,7 +159,7 @@ where
                 warn!(target: "accord::security", event = "permission_denied", principal = %caller.principal,
                     roles = %caller.roles, rpc = method_of(&path), peer = %display_peer(peer), %reason,
                     "call refused: service role");
-                return Ok(Status::permission_denied(reason).into_http());
+                return Ok(Status::permission_denied(bounded(reason)).into_http());
             }
             let Ok(_permit) = shared.calls.clone().try_acquire_owned() else {
                 warn!(rpc = method_of(&path), limit = shared.max_calls, "call refused: too many concurrent calls");
@@ -219,7 +222,8 @@ fn authenticate(authenticator: &Authenticator, headers: &http::HeaderMap) -> Res
                     let names: Vec<&str> = names.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
                     if let Some(unknown) = names.iter().find(|n| Role::parse(n).is_none()) {
                         return Err(format!(
-                            "{ROLES_HEADER}: {unknown:?} is not a role (admin, member, auditor, reader)"
+                            "{ROLES_HEADER}: {} is not a role (admin, member, auditor, reader)",
+                            quote(unknown)
                         ));
                     }
                     Roles::from_names(names)

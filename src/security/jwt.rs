@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{AuthError, Caller, Credential, Roles};
-use crate::domain::values::Principal;
+use crate::domain::values::{Principal, quote};
 
 /// Longest clock skew the configuration may allow, in seconds.
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
@@ -98,7 +98,7 @@ impl JwtVerifier {
             .filter(|k| k.kid.is_none() || k.kid == header.kid)
             .collect();
         if candidates.is_empty() {
-            let kid = header.kid.as_deref().map(|kid| format!(" and key id {kid:?}")).unwrap_or_default();
+            let kid = header.kid.as_deref().map(|kid| format!(" and key id {}", quote(kid))).unwrap_or_default();
             return Err(AuthError(format!("no configured key verifies tokens signed with {:?}{kid}", header.alg)));
         }
         let validation = self.validation(header.alg);

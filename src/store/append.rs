@@ -49,7 +49,7 @@ impl StoredCommand {
             return Err(DomainError::invalid(
                 // The request's field, as for a malformed id (`grpc::commands`).
                 "options.command_id",
-                format!("{:?} was already used for a different command", envelope.command_id.as_str()),
+                format!("{} was already used for a different command", quote(envelope.command_id.as_str())),
             )
             .into());
         }

@@ -56,7 +56,10 @@ use uuid::Uuid;
 
 use super::append::Projection;
 use super::{StoreError, StoredEvent, ZERO_HASH, event_hash};
-use crate::domain::{DomainError, Event, Initiative, Recorded, evolve, values::Principal};
+use crate::domain::{
+    DomainError, Event, Initiative, Recorded, evolve,
+    values::{Principal, parser_message, quote},
+};
 
 /// How far to read a stream for an as-of query; both bounds are inclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,30 +173,30 @@ fn describe_json_error(error: &serde_json::Error) -> String {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
             format!("not JSON: {message} (column {})", error.column())
         }
-        _ => message.to_owned(),
+        _ => parser_message(message).into_owned(),
     }
 }
 
 fn canonical_uuid(field: &str, text: &str) -> Result<Uuid, String> {
     match Uuid::try_parse(text) {
         Ok(id) if id.to_string() == text => Ok(id),
-        _ => Err(format!("{field} {text:?} is not a UUID in lower-case hyphenated form")),
+        _ => Err(format!("{field} {} is not a UUID in lower-case hyphenated form", quote(text))),
     }
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     let time = DateTime::parse_from_rfc3339(text)
-        .map_err(|e| format!("recorded_at {text:?} is not an RFC 3339 time: {e}"))?
+        .map_err(|e| format!("recorded_at {} is not an RFC 3339 time: {e}", quote(text)))?
         .with_timezone(&Utc);
     if time.timestamp_subsec_nanos() % 1_000 != 0 {
-        return Err(format!("recorded_at {text:?} is more precise than microseconds"));
+        return Err(format!("recorded_at {} is more precise than microseconds", quote(text)));
     }
     Ok(time)
 }
 
 /// 32 bytes as 64 lower-case hex digits, exactly.
 fn parse_hash(field: &str, text: &str) -> Result<[u8; 32], String> {
-    let bad = || format!("{field} is not 64 lower-case hex digits: {text:?}");
+    let bad = || format!("{field} is not 64 lower-case hex digits: {}", quote(text));
     if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return Err(bad());
     }
@@ -760,8 +763,8 @@ impl Importer {
                 match self.command_lines.entry(event.command_id.clone()) {
                     Entry::Occupied(first) => {
                         return Err(bad(format!(
-                            "command id {:?} already appears on line {} for another command",
-                            event.command_id,
+                            "command id {} already appears on line {} for another command",
+                            quote(&event.command_id),
                             first.get()
                         )));
                     }

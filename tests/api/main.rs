@@ -12,6 +12,7 @@ mod errors;
 mod health;
 mod hostile;
 mod idempotency;
+mod long_inputs;
 mod observability;
 #[path = "../common/proxy.rs"]
 mod proxy;

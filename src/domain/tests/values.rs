@@ -256,3 +256,78 @@ fn named_enums_round_trip_through_their_names_and_refuse_unknown_names() {
     assert_eq!(Verdict::from_name("approved"), None);
     assert_eq!(RevisionKind::from_name(""), None);
 }
+
+// --- Quoting inputs in errors -----------------------------------------------------------
+
+#[test]
+fn quote_gives_a_short_input_whole_in_string_syntax() {
+    assert_eq!(quote("CHECKOUT 42").to_string(), "\"CHECKOUT 42\"");
+    assert_eq!(quote("tab\there").to_string(), "\"tab\\there\"");
+    let forty = "x".repeat(QUOTED_CHARS);
+    assert_eq!(quote(&forty).to_string(), format!("\"{forty}\""));
+}
+
+#[test]
+fn quote_gives_only_the_first_40_characters_of_a_long_input_and_its_length() {
+    let long = "x".repeat(100_000);
+    assert_eq!(quote(&long).to_string(), format!("\"{}\"… (100000 characters)", "x".repeat(40)));
+    let one_over = "y".repeat(QUOTED_CHARS + 1);
+    assert_eq!(quote(&one_over).to_string(), format!("\"{}\"… (41 characters)", "y".repeat(40)));
+}
+
+#[test]
+fn quote_cuts_multibyte_input_at_a_character_boundary_and_counts_characters() {
+    let long = "é".repeat(100_000);
+    assert_eq!(quote(&long).to_string(), format!("\"{}\"… (100000 characters)", "é".repeat(40)));
+    let emoji = "🙂".repeat(50);
+    assert_eq!(quote(&emoji).to_string(), format!("\"{}\"… (50 characters)", "🙂".repeat(40)));
+}
+
+#[test]
+fn quote_escapes_control_characters_of_the_prefix_only() {
+    let long = "\u{1b}".repeat(100_000);
+    let quoted = quote(&long).to_string();
+    assert_eq!(quoted, format!("\"{}\"… (100000 characters)", "\\u{1b}".repeat(40)));
+    assert!(quoted.len() < 300, "{} bytes", quoted.len());
+}
+
+#[test]
+fn refusals_of_100000_character_inputs_quote_at_most_a_short_prefix() {
+    let long = "Q".repeat(100_000);
+    let spaced = format!("a {}", "b".repeat(200));
+    let errors = [
+        InitiativeKey::parse("key", &long).unwrap_err(),
+        Function::parse("function", &long.to_ascii_lowercase()).unwrap_err(),
+        Function::parse_set("required_functions", &["legal".into(), "legal".into()]).unwrap_err(),
+        DecisionId::parse("decision_id", &long).unwrap_err(),
+        Principal::parse("principal", &long).unwrap_err(),
+        Principal::parse("principal", &spaced).unwrap_err(),
+        parse_text("body", &long, MAX_TEXT, true).unwrap_err(),
+    ];
+    for error in errors {
+        let message = error.to_string();
+        assert!(message.len() < 300, "a {}-byte message: {}", message.len(), &message[..80]);
+    }
+    assert_mentions(&InitiativeKey::parse("key", &long).unwrap_err(), &["(100000 characters)", "2-32"]);
+}
+
+#[test]
+fn clip_cuts_text_to_the_byte_limit_at_a_character_boundary_with_an_ellipsis() {
+    assert_eq!(clip("short", 512), "short");
+    assert_eq!(clip(&"a".repeat(512), 512).len(), 512);
+    let (ascii, two_byte) = ("a".repeat(513), "é".repeat(1_000));
+    let clipped = clip(&ascii, 512);
+    assert!(clipped.len() <= 512 && clipped.ends_with('…'), "{clipped}");
+    let clipped = clip(&two_byte, 512);
+    assert!(clipped.len() <= 512 && clipped.ends_with('…'));
+    assert!(clipped.trim_end_matches('…').chars().all(|c| c == 'é'));
+}
+
+#[test]
+fn parser_messages_are_kept_whole_when_short_and_cut_when_they_quote_a_long_value() {
+    let short = "unknown field `extra`, expected one of `position`, `stream_id`";
+    assert_eq!(parser_message(short), short);
+    let long = format!("invalid type: string {:?}, expected u64", "x".repeat(100_000));
+    let cut = parser_message(&long);
+    assert!(cut.len() <= 120 && cut.starts_with("invalid type: string \"xxx"), "{cut}");
+}
