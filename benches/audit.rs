@@ -92,7 +92,7 @@ async fn main() -> Result<(), Failure> {
     report("import into a fresh PostgreSQL", loaded.events, started.elapsed());
 
     let started = Instant::now();
-    let verified = postgres.verify(None).await?;
+    let verified = postgres.verify(None, None).await?;
     assert!(verified.ok(), "the generated log verifies: {verified:?}");
     report("verify the whole log (PostgreSQL)", verified.events_checked, started.elapsed());
 
@@ -112,7 +112,7 @@ async fn main() -> Result<(), Failure> {
     let imported = sqlite.import(lines(&exported)?).await?;
     report("import the export into a fresh SQLite", imported.events, started.elapsed());
     let started = Instant::now();
-    let verified = sqlite.verify(None).await?;
+    let verified = sqlite.verify(None, None).await?;
     assert!(verified.ok(), "the SQLite copy verifies: {verified:?}");
     report("verify the whole log (SQLite)", verified.events_checked, started.elapsed());
 

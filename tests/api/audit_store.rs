@@ -68,7 +68,7 @@ async fn stream(app: &TestApp, stream_id: Uuid) -> Vec<StoredEvent> {
 }
 
 async fn verify(app: &TestApp) -> VerifyReport {
-    app.store.verify(None).await.expect("verify")
+    app.store.verify(None, None).await.expect("verify")
 }
 
 /// The first break as (stream, version, position, reason).
@@ -177,7 +177,7 @@ async fn an_untouched_log_verifies_clean_with_its_counts(app: TestApp) {
         VerifyReport { events_checked: total, streams_checked: 2, checkpoints_checked: 0, first_break: None }
     );
 
-    app.store.create_checkpoint().await.expect("checkpoint");
+    app.store.create_checkpoint(None).await.expect("checkpoint");
     sign(&app, BUSINESS, &app_decision(&app, checkout).await, "business", pb::Verdict::Approve, "")
         .await
         .expect("a later sign-off");
@@ -185,7 +185,7 @@ async fn an_untouched_log_verifies_clean_with_its_counts(app: TestApp) {
     assert!(report.ok(), "{report:?}");
     assert_eq!((report.events_checked, report.streams_checked, report.checkpoints_checked), (total + 1, 2, 1));
 
-    let one = app.store.verify(Some(checkout)).await.expect("verify one initiative");
+    let one = app.store.verify(Some(checkout), None).await.expect("verify one initiative");
     assert!(one.ok(), "{one:?}");
     assert_eq!((one.events_checked, one.streams_checked), (stream(&app, checkout).await.len() as u64, 1));
 }
@@ -218,8 +218,8 @@ async fn an_edited_payload_is_located(app: TestApp) {
     let key = InitiativeKey::parse("key", "BILLING-7").expect("key");
     let billing = app.store.initiative(&InitiativeRef::Key(key)).await;
     let billing = billing.expect("read").expect("BILLING-7 exists").id.0;
-    assert!(app.store.verify(Some(billing)).await.expect("verify").ok());
-    assert_eq!(located(&app.store.verify(Some(checkout)).await.expect("verify")).1, 1);
+    assert!(app.store.verify(Some(billing), None).await.expect("verify").ok());
+    assert_eq!(located(&app.store.verify(Some(checkout), None).await.expect("verify")).1, 1);
 }
 
 async fn a_deleted_middle_event_is_located(app: TestApp) {
@@ -233,14 +233,14 @@ async fn a_deleted_middle_event_is_located(app: TestApp) {
 async fn a_deleted_last_event_is_located_against_a_checkpoint(app: TestApp) {
     let checkout = populate(&app).await;
     let last = stream(&app, checkout).await.len() as u64;
-    let checkpoint = app.store.create_checkpoint().await.expect("checkpoint");
+    let checkpoint = app.store.create_checkpoint(None).await.expect("checkpoint");
     tamper_both(&app, &format!("DELETE FROM events WHERE stream_id = '{checkout}' AND stream_version = {last}")).await;
 
     let (stream_id, version, position, reason) = located(&verify(&app).await);
     assert_eq!((stream_id, version, position), (checkout, last, 0));
     let says = format!("version {last} missing: checkpoint {} recorded the stream at version {last}", checkpoint.id);
     assert!(reason.starts_with(&says), "{reason}");
-    assert_eq!(located(&app.store.verify(Some(checkout)).await.expect("verify")).1, last);
+    assert_eq!(located(&app.store.verify(Some(checkout), None).await.expect("verify")).1, last);
 }
 
 async fn two_events_with_swapped_versions_are_located(app: TestApp) {
@@ -283,7 +283,7 @@ async fn a_deleted_stream_is_located_against_a_checkpoint(app: TestApp) {
     let checkout = populate(&app).await;
     let last = stream(&app, checkout).await.len();
     // Without a checkpoint, a whole stream can vanish without a trace in the chains.
-    let checkpoint = app.store.create_checkpoint().await.expect("checkpoint");
+    let checkpoint = app.store.create_checkpoint(None).await.expect("checkpoint");
     tamper_both(&app, &format!("DELETE FROM events WHERE stream_id = '{checkout}'")).await;
 
     let report = verify(&app).await;
@@ -292,12 +292,12 @@ async fn a_deleted_stream_is_located_against_a_checkpoint(app: TestApp) {
         (checkout, 1, 0, format!("stream deleted: checkpoint {} recorded it at version {last}", checkpoint.id))
     );
     assert_eq!(report.checkpoints_checked, 1);
-    assert_eq!(located(&app.store.verify(Some(checkout)).await.expect("verify")).0, checkout);
+    assert_eq!(located(&app.store.verify(Some(checkout), None).await.expect("verify")).0, checkout);
 }
 
 async fn a_forged_checkpoint_is_located(app: TestApp) {
     populate(&app).await;
-    let checkpoint = app.store.create_checkpoint().await.expect("checkpoint");
+    let checkpoint = app.store.create_checkpoint(None).await.expect("checkpoint");
     let forge = format!("UPDATE checkpoints SET events = events + 1 WHERE id = {}", checkpoint.id);
     match &app.store {
         Store::Postgres(store) => sqlx::raw_sql(&format!("ALTER TABLE checkpoints DISABLE TRIGGER USER; {forge}"))
@@ -316,13 +316,13 @@ async fn a_forged_checkpoint_is_located(app: TestApp) {
 }
 
 async fn checkpoints_record_every_head_and_are_append_only(app: TestApp) {
-    let empty = app.store.create_checkpoint().await.expect("checkpoint of an empty store");
+    let empty = app.store.create_checkpoint(None).await.expect("checkpoint of an empty store");
     assert_eq!((empty.streams, empty.events), (0, 0));
     assert_eq!(empty.root_hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 
     populate(&app).await;
     let log = app.log().await;
-    let checkpoint = app.store.create_checkpoint().await.expect("checkpoint");
+    let checkpoint = app.store.create_checkpoint(None).await.expect("checkpoint");
     assert!(checkpoint.id > empty.id);
     assert_eq!((checkpoint.streams, checkpoint.events), (2, log.len() as u64));
     for head in &checkpoint.heads {
