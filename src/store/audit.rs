@@ -609,7 +609,9 @@ impl VerifyReport {
 }
 
 /// What the store keeps about a page of streams besides their events, read in the same
-/// snapshot as those events: each is an independent witness of how far each stream goes.
+/// snapshot as those events: each is an independent witness of how far each stream goes
+/// (all are written in the append's transaction, so in one snapshot they agree with the
+/// log exactly).
 #[derive(Clone, Debug, Default)]
 pub struct Witnesses {
     /// The stream heads (`streams`): version, head hash, position of the last event.
@@ -627,6 +629,8 @@ pub struct HeadWitness {
     pub version: i64,
     pub hash: Vec<u8>,
     pub last_position: i64,
+    /// The version of the folded state kept beside the head (`None`: none recorded).
+    pub state_version: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -650,6 +654,8 @@ enum Witness {
     Checkpoint { id: u64, hash: [u8; 32] },
     /// The stream head: this is the last version, with this hash, at this position.
     Head { hash: Vec<u8>, position: i64 },
+    /// The state snapshot beside the head was folded up to this version, the last one.
+    Snapshot,
     /// A command's last event is this version, at this position.
     Command { id: String, position: i64 },
     /// The projection was folded up to this version, the last one.
@@ -663,8 +669,9 @@ impl Witness {
         match self {
             Witness::Checkpoint { id, .. } => (0, *id),
             Witness::Head { .. } => (1, 0),
-            Witness::Command { .. } => (2, 0),
-            Witness::Projection => (3, 0),
+            Witness::Snapshot => (2, 0),
+            Witness::Command { .. } => (3, 0),
+            Witness::Projection => (4, 0),
         }
     }
 }
@@ -700,6 +707,7 @@ fn describe_missing<'a>(anchors: impl Iterator<Item = &'a Anchor>, deleted_strea
                 Witness::Checkpoint { id, .. } if deleted_stream => format!("checkpoint {id} recorded it at version {version}"),
                 Witness::Checkpoint { id, .. } => format!("checkpoint {id} recorded the stream at version {version}"),
                 Witness::Head { .. } => format!("the stream head records version {version}"),
+                Witness::Snapshot => format!("the head's state snapshot is at version {version}"),
                 Witness::Command { id, .. } if *count > 1 => format!(
                     "command {} recorded version {version} (and {} more command records are past the log's end)",
                     short_id(id),
@@ -799,6 +807,9 @@ impl Verifier {
             }
         };
         for head in witnesses.heads {
+            if let Some(version) = head.state_version {
+                add(head.stream_id, version, Witness::Snapshot);
+            }
             add(head.stream_id, head.version, Witness::Head { hash: head.hash, position: head.last_position });
         }
         for command in witnesses.commands {
@@ -984,6 +995,9 @@ fn step(walk: &mut Walk, event: &StoredEvent) -> Result<(), (u64, String)> {
                         ),
                     ));
                 }
+            }
+            Witness::Snapshot => {
+                walk.last = walk.last.or(Some((version, "the head's state snapshot")));
             }
             Witness::Projection => {
                 walk.last = walk.last.or(Some((version, "the alignment projection")));

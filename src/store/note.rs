@@ -18,15 +18,19 @@
 //! the stream heads that changed since the checkpoint before — unsigned hints that let a
 //! verification say where a rewrite is; the verdict rests on the signed root alone.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
 use base64::{Engine, prelude::BASE64_STANDARD};
+use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 use signed_note::{Note, NoteError, Signature, StandardSigner, StandardVerifier, VerifierList};
 use tlog_tiles::{Checkpoint, Hash};
 
-use super::audit::StreamHead;
+use super::audit::{CheckpointRecord, StreamHead};
+use super::tlog::TreeMark;
 
 /// The most text a note may hold here: a checkpoint note is a few hundred bytes.
 const MAX_NOTE: usize = 64 * 1024;
@@ -226,16 +230,81 @@ pub struct KeptCheckpoint {
 }
 
 impl KeptCheckpoint {
-    /// The frontier's hashes, if it is well formed.
-    pub fn frontier_hashes(&self) -> Option<Vec<[u8; 32]>> {
-        self.frontier
+    /// The records of a server's checkpoints (all of them, oldest first) to keep: one for
+    /// each signed checkpoint, with the heads that changed since the signed checkpoint
+    /// before it, so that records exported later follow on from those exported before.
+    pub fn from_records(records: &[CheckpointRecord]) -> Vec<KeptCheckpoint> {
+        let mut previous: HashMap<Uuid, [u8; 32]> = HashMap::new();
+        let mut kept = Vec::new();
+        for record in records {
+            let Some(note) = &record.note else { continue };
+            let heads = record.heads.iter().filter(|head| previous.get(&head.stream_id) != Some(&head.hash)).cloned();
+            kept.push(KeptCheckpoint {
+                id: record.id,
+                created_at: record.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                note: note.clone(),
+                frontier: record.frontier.iter().map(hex::encode).collect(),
+                heads: heads.collect(),
+            });
+            previous = record.heads.iter().map(|head| (head.stream_id, head.hash)).collect();
+        }
+        kept
+    }
+
+    /// One line of a kept file; says what is wrong with it.
+    pub fn parse(line: &str) -> Result<Self, String> {
+        serde_json::from_str(line).map_err(|e| format!("is not a kept checkpoint ({{\"id\", \"note\", …}}): {e}"))
+    }
+
+    /// The record as one line of JSON.
+    pub fn to_json(&self) -> Result<String, String> {
+        serde_json::to_string(self).map_err(|e| format!("cannot encode a kept checkpoint: {e}"))
+    }
+
+    /// What the log must match, once the note is checked with `key`: its size and root,
+    /// with the frontier and heads beside it to locate a difference.
+    pub fn mark(&self, key: &CheckpointVerifier) -> Result<TreeMark, String> {
+        let signed = key.open(&self.note).map_err(|e| format!("checkpoint {}: its note {e}", self.id))?;
+        let frontier: Option<Vec<[u8; 32]>> = self
+            .frontier
             .iter()
             .map(|node| {
                 let mut hash = [0; 32];
                 hex::decode_to_slice(node, &mut hash).ok().map(|()| hash)
             })
-            .collect()
+            .collect();
+        Ok(TreeMark { id: self.id, size: signed.size, root: signed.root, frontier, heads: self.heads.clone() })
     }
+}
+
+/// Reads a file of kept checkpoints (JSON Lines; blank lines are skipped) and checks
+/// every note with `key`. Refused, naming the line: a line that is not a record, a note
+/// not signed by the key, two notes for one size with different roots (the log was
+/// signed twice, differently: a fork).
+pub fn kept_marks(text: &str, key: &CheckpointVerifier) -> Result<Vec<TreeMark>, String> {
+    let mut marks: Vec<TreeMark> = Vec::new();
+    let mut sizes: HashMap<u64, (usize, [u8; 32])> = HashMap::new();
+    for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+        let line_no = number + 1;
+        let mark = KeptCheckpoint::parse(line)
+            .and_then(|kept| kept.mark(key))
+            .map_err(|e| format!("line {line_no}: {e}"))?;
+        match sizes.get(&mark.size) {
+            Some((first, root)) if *root != mark.root => {
+                return Err(format!(
+                    "line {line_no}: checkpoint {} has another root for size {} than the one on line {first}: the \
+                     server signed two different logs (a fork)",
+                    mark.id, mark.size
+                ));
+            }
+            Some(_) => {}
+            None => {
+                sizes.insert(mark.size, (line_no, mark.root));
+            }
+        }
+        marks.push(mark);
+    }
+    Ok(marks)
 }
 
 #[cfg(test)]

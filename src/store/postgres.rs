@@ -674,7 +674,7 @@ async fn verify_page(pool: &PgPool, only: Option<Uuid>, after: VerifyKey) -> Res
     let range = "($1::uuid IS NULL OR {c} = $1) AND ($2::uuid IS NULL OR {c} > $2) AND ($3::uuid IS NULL OR {c} <= $3)";
     let within = |column: &str| range.replace("{c}", column);
     let heads = sqlx::query(&format!(
-        "SELECT stream_id, version, head_hash, last_position FROM streams WHERE {}",
+        "SELECT stream_id, version, head_hash, last_position, (state->>'version')::bigint AS state_version FROM streams WHERE {}",
         within("stream_id")
     ))
     .bind(exactly)
@@ -711,6 +711,7 @@ async fn verify_page(pool: &PgPool, only: Option<Uuid>, after: VerifyKey) -> Res
                     version: row.try_get("version").map_err(map_sqlx)?,
                     hash: row.try_get("head_hash").map_err(map_sqlx)?,
                     last_position: row.try_get("last_position").map_err(map_sqlx)?,
+                    state_version: row.try_get("state_version").map_err(map_sqlx)?,
                 })
             })
             .collect::<Result<_, StoreError>>()?,

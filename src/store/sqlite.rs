@@ -566,7 +566,7 @@ async fn verify_page(pool: &SqlitePool, only: Option<Uuid>, after: VerifyKey) ->
         format!("(?1 IS NULL OR {column} = ?1) AND (?2 IS NULL OR {column} > ?2) AND (?3 IS NULL OR {column} <= ?3)")
     };
     let heads = sqlx::query(&format!(
-        "SELECT stream_id, version, head_hash, last_position FROM streams WHERE {}",
+        "SELECT stream_id, version, head_hash, last_position, json_extract(state, '$.version') AS state_version FROM streams WHERE {}",
         within("stream_id")
     ))
     .bind(&exactly)
@@ -603,6 +603,7 @@ async fn verify_page(pool: &SqlitePool, only: Option<Uuid>, after: VerifyKey) ->
                     version: row.try_get("version").map_err(map_sqlx)?,
                     hash: row.try_get("head_hash").map_err(map_sqlx)?,
                     last_position: row.try_get("last_position").map_err(map_sqlx)?,
+                    state_version: row.try_get("state_version").map_err(map_sqlx)?,
                 })
             })
             .collect::<Result<_, StoreError>>()?,

@@ -543,6 +543,7 @@ mod tests {
     use super::*;
     use crate::store::audit::merkle_root;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn leaves(count: usize) -> Vec<[u8; 32]> {
         (0..count).map(|i| event_leaf(&Sha256::digest(i.to_le_bytes()))).collect()
@@ -570,6 +571,119 @@ mod tests {
         assert_eq!(frontier.nodes()[2], all[12]);
         assert!(Frontier::from_parts(13, frontier.nodes().to_vec()).is_ok());
         assert!(Frontier::from_parts(12, frontier.nodes().to_vec()).is_err());
+    }
+
+    /// Streams a and b interleaved a, b, a, b, …: `count` events each, hash-chained.
+    fn interleaved(count: i64) -> Vec<StoredEvent> {
+        let mut prev: HashMap<Uuid, Vec<u8>> = HashMap::new();
+        (0..count * 2)
+            .map(|i| {
+                let stream_id = Uuid::from_u128(1 + (i % 2) as u128);
+                let prev_hash = prev.get(&stream_id).cloned().unwrap_or(ZERO_HASH.to_vec());
+                let mut event = StoredEvent {
+                    position: i + 1,
+                    stream_id,
+                    stream_version: i / 2 + 1,
+                    event_id: Uuid::from_u128(1000 + i as u128),
+                    event_type: "StageChanged".into(),
+                    schema_version: 1,
+                    payload: serde_json::json!({"n": i}),
+                    actor: "a@example.com".into(),
+                    command_id: format!("c-{i}"),
+                    correlation_id: "x".into(),
+                    causation_id: "x".into(),
+                    recorded_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000 + i).unwrap_or_default(),
+                    prev_hash,
+                    hash: Vec::new(),
+                };
+                event.hash = event_hash(&event.prev_hash, &event.content()).to_vec();
+                prev.insert(stream_id, event.hash.clone());
+                event
+            })
+            .collect()
+    }
+
+    /// The mark a checkpoint of the first `size` events makes, with every head.
+    fn mark_of(id: u64, events: &[StoredEvent], size: usize) -> TreeMark {
+        let mut frontier = Frontier::new();
+        let mut heads: BTreeMap<Uuid, StreamHead> = BTreeMap::new();
+        for event in &events[..size] {
+            frontier.push(event_leaf(&event.hash));
+            let hash = event.hash.as_slice().try_into().expect("32 bytes");
+            let version = u64::try_from(event.stream_version).expect("positive");
+            heads.insert(event.stream_id, StreamHead { stream_id: event.stream_id, version, hash });
+        }
+        TreeMark {
+            id,
+            size: size as u64,
+            root: frontier.root(),
+            frontier: Some(frontier.nodes().to_vec()),
+            heads: heads.into_values().collect(),
+        }
+    }
+
+    fn audit(marks: Vec<TreeMark>, events: &[StoredEvent]) -> LogAuditReport {
+        let mut audit = LogAudit::new(marks);
+        for event in events {
+            audit.push(event);
+        }
+        audit.finish()
+    }
+
+    #[test]
+    fn a_log_matches_its_checkpoints_and_a_consistent_rewrite_is_pinned_between_two() {
+        let events = interleaved(10);
+        let marks = vec![mark_of(1, &events, 8), mark_of(2, &events, 13), mark_of(3, &events, 20)];
+        let report = audit(marks.clone(), &events);
+        assert!(report.ok(), "{report:?}");
+        assert_eq!((report.events_checked, report.checkpoints_matched), (20, 3));
+
+        // Rewrite event 11 (stream a, version 6) and re-hash the rest of stream a: every
+        // chain still links, but the log is not the one checkpoint 2 signed.
+        let mut forged = events.clone();
+        forged[10].payload = serde_json::json!({"n": "forged"});
+        let mut prev = forged[8].hash.clone();
+        for event in forged.iter_mut().skip(10).step_by(2) {
+            event.prev_hash = prev;
+            event.hash = event_hash(&event.prev_hash, &event.content()).to_vec();
+            prev = event.hash.clone();
+        }
+        let report = audit(marks.clone(), &forged);
+        assert!(report.broken_chain.is_none(), "the forged chains link: {report:?}");
+        let mismatch = report.mismatch.expect("checkpoint 2 no longer matches");
+        assert_eq!((mismatch.id, mismatch.last_match), (2, Some((1, 8))));
+        // Frontier of 13: [0, 8), [8, 12), [12, 13): the second subtree differs.
+        assert_eq!((mismatch.first, mismatch.last), (9, 12));
+        assert_eq!((mismatch.first_position, mismatch.last_position), (Some(9), Some(12)));
+        let a = Uuid::from_u128(1);
+        assert_eq!(mismatch.streams.len(), 1, "stream b is as checkpoint 2 recorded it");
+        assert_eq!(mismatch.streams[0].changed, Some((5, 9, 7, 13)));
+        assert_eq!(mismatch.pinned(), None, "versions 5 to 7 of stream a: the checkpoints do not pin one");
+        assert!(mismatch.describe().contains("versions 5 to 7"), "{}", mismatch.describe());
+
+        // With a checkpoint right before the rewritten event, it is pinned exactly.
+        let close = vec![mark_of(1, &events, 10), mark_of(2, &events, 12)];
+        let mismatch = audit(close, &forged).mismatch.expect("mismatch");
+        assert_eq!(mismatch.pinned(), Some((a, 6, 11)));
+        assert!(mismatch.describe().contains("its first differing event is version 6 at position 11"));
+        assert_eq!(mismatch.to_break().stream_version, 6);
+    }
+
+    #[test]
+    fn a_shorter_log_a_broken_chain_and_an_empty_checkpoint_are_told_apart() {
+        let events = interleaved(5);
+        let report = audit(vec![mark_of(1, &events, 10)], &events[..7]);
+        let mismatch = report.mismatch.expect("the log lost events");
+        assert_eq!((mismatch.log_root.as_deref(), mismatch.log_size), (None, 7));
+        assert!(mismatch.describe().contains("covers 10 events, but the log holds only 7"));
+
+        let mut edited = events.clone();
+        edited[3].payload = serde_json::json!({"n": "edited"});
+        let report = audit(vec![mark_of(1, &events, 10)], &edited);
+        let broken = report.broken_chain.expect("the hash no longer recomputes");
+        assert_eq!((broken.stream_version, broken.position), (2, 4));
+
+        assert!(audit(vec![mark_of(1, &events, 0)], &[]).ok(), "the empty tree's root");
     }
 
     proptest! {
