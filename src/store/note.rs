@@ -277,18 +277,24 @@ impl KeptCheckpoint {
     }
 }
 
-/// Reads a file of kept checkpoints (JSON Lines; blank lines are skipped) and checks
-/// every note with `key`. Refused, naming the line: a line that is not a record, a note
-/// not signed by the key, two notes for one size with different roots (the log was
-/// signed twice, differently: a fork).
-pub fn kept_marks(text: &str, key: &CheckpointVerifier) -> Result<Vec<TreeMark>, String> {
+/// Reads a file of kept checkpoints (JSON Lines; blank lines are skipped): each line
+/// with its number. Refused, naming the line, if one is not a kept checkpoint.
+pub fn parse_kept(text: &str) -> Result<Vec<(usize, KeptCheckpoint)>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(number, line)| KeptCheckpoint::parse(line).map(|kept| (number + 1, kept)).map_err(|e| format!("line {}: {e}", number + 1)))
+        .collect()
+}
+
+/// Checks every kept note with `key` and returns what the log must match. Refused,
+/// naming the line: a note not signed by the key, or two notes for one size with
+/// different roots (the log was signed twice, differently: a fork).
+pub fn kept_marks(kept: &[(usize, KeptCheckpoint)], key: &CheckpointVerifier) -> Result<Vec<TreeMark>, String> {
     let mut marks: Vec<TreeMark> = Vec::new();
     let mut sizes: HashMap<u64, (usize, [u8; 32])> = HashMap::new();
-    for (number, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
-        let line_no = number + 1;
-        let mark = KeptCheckpoint::parse(line)
-            .and_then(|kept| kept.mark(key))
-            .map_err(|e| format!("line {line_no}: {e}"))?;
+    for (line_no, kept) in kept {
+        let mark = kept.mark(key).map_err(|e| format!("line {line_no}: {e}"))?;
         match sizes.get(&mark.size) {
             Some((first, root)) if *root != mark.root => {
                 return Err(format!(
@@ -299,7 +305,7 @@ pub fn kept_marks(text: &str, key: &CheckpointVerifier) -> Result<Vec<TreeMark>,
             }
             Some(_) => {}
             None => {
-                sizes.insert(mark.size, (line_no, mark.root));
+                sizes.insert(mark.size, (*line_no, mark.root));
             }
         }
         marks.push(mark);

@@ -13,7 +13,7 @@ use accord::proto as pb;
 use accord::store::{
     CheckpointRecord, CheckpointSigner, ExportLine, GlobalCursor, InitiativeRef, ListFilter, Store, StoreError,
     StoredEvent, Until, VerifyReport, event_hash,
-    note::{KeptCheckpoint, generate_key, kept_marks},
+    note::{KeptCheckpoint, generate_key, kept_marks, parse_kept},
     tlog::{Frontier, LogAudit, LogAuditReport, event_leaf},
 };
 use sqlx::PgPool;
@@ -200,7 +200,7 @@ async fn kept_file(app: &TestApp) -> String {
 
 /// Checks the whole log, read in commit order, against a kept file's checkpoints.
 async fn audit_log(app: &TestApp, kept: &str, key: &CheckpointSigner) -> LogAuditReport {
-    let marks = kept_marks(kept, key.verifier()).expect("the kept notes verify");
+    let marks = kept_marks(&parse_kept(kept).expect("a kept file"), key.verifier()).expect("the kept notes verify");
     let mut audit = LogAudit::new(marks);
     for event in read_from(&app.store, GlobalCursor::default(), app.log().await.len()).await {
         audit.push(&event);
@@ -616,7 +616,7 @@ async fn kept_checkpoints_signed_by_another_key_or_for_a_longer_log_are_reported
     let kept = kept_file(&app).await;
 
     let other = signing_key();
-    let refused = kept_marks(&kept, other.verifier()).expect_err("another key");
+    let refused = kept_marks(&parse_kept(&kept).expect("a kept file"), other.verifier()).expect_err("another key");
     assert!(refused.starts_with("line 1: checkpoint ") && refused.contains("is not signed by the key given"), "{refused}");
     // The stored note is refused by a verification with another key too.
     let inside = app.store.verify(None, Some(other.verifier())).await.expect("verify");
