@@ -8,7 +8,7 @@
 //!   function's state and each decision's lifecycle.
 //! - `verify` recomputes the hash chains on the server and exits 7 at the first broken link;
 //!   with `--checkpoints`, it checks the log (from the server, or an export file with
-//!   `--log`) against signed checkpoints kept outside the database instead.
+//!   `--export`) against signed checkpoints kept outside the database instead.
 //! - `checkpoint` records or lists checkpoints of the log tree, and `export`s the signed
 //!   ones for keeping elsewhere; `keygen` makes the server's checkpoint signing key.
 //! - `export` writes the log as JSON Lines (the same objects as `history --json`); `import`
@@ -87,10 +87,11 @@ Examples:
   accord audit verify CHECKOUT-42
   accord audit verify || echo \"exit $?: 7 means the history was altered\"
   accord audit verify --checkpoints kept.jsonl --key accord.example/prod+1a2b3c4d+AX…   # the server's log
-  accord audit verify --checkpoints kept.jsonl --key verifier.key --log accord.jsonl      # an export, offline
+  accord audit verify --checkpoints kept.jsonl --key verifier.key --export accord.jsonl   # an export, offline
 
 With --checkpoints, the log is checked against signed checkpoints kept outside the
-database (`accord audit checkpoint export`): every note must be signed by --key (the
+database (`accord audit checkpoint export`) — the server's log, or with --export a file
+of `accord audit export`: every note must be signed by --key (the
 verifier key, or a file holding it), every event's hash must recompute and link, and the
 log tree must have each note's root at its size. A mismatch names the checkpoints between
 which the log was rewritten, the events and the streams; events after the last kept
@@ -213,7 +214,7 @@ pub struct VerifyArgs {
     pub key: Option<String>,
     /// Check this export (JSON Lines, as `accord audit export` writes) instead of the server's log.
     #[arg(long, value_name = "FILE", requires = "checkpoints")]
-    pub log: Option<PathBuf>,
+    pub export: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -282,7 +283,7 @@ impl AuditCommand {
     pub fn is_offline(&self) -> bool {
         match self {
             AuditCommand::Keygen(_) => true,
-            AuditCommand::Verify(args) => args.log.is_some(),
+            AuditCommand::Verify(args) => args.export.is_some(),
             _ => false,
         }
     }
@@ -1211,7 +1212,7 @@ async fn checkpoint(ctx: &Context, args: CheckpointArgs) -> Result<Output, Failu
             if args.root_only {
                 return Ok(Output::new(c.root.clone(), json!({"id": c.id, "root": c.root})));
             }
-            let text = format!(
+            let mut text = format!(
                 "checkpoint {} created at {}: {} initiative{}, {} event{}\nroot {}",
                 c.id,
                 time_text(c.created_at.as_ref()),
@@ -1221,6 +1222,11 @@ async fn checkpoint(ctx: &Context, args: CheckpointArgs) -> Result<Output, Failu
                 plural(c.events),
                 c.root
             );
+            if let Some(origin) = c.note.lines().next().filter(|_| !c.note.is_empty()) {
+                text.push_str(&format!(
+                    "\nsigned by {origin} (`accord audit checkpoint export` writes the notes to keep elsewhere)"
+                ));
+            }
             Ok(Output::new(text, checkpoint_json(&c)))
         }
         CheckpointCommand::Export(export) => export_checkpoints(client, export).await,
@@ -1385,7 +1391,7 @@ async fn verify_kept(client: Option<&Client>, json_out: bool, args: VerifyArgs) 
         .map_err(|e| Failure::new(ExitClass::VerificationFailed, format!("verification FAILED: {file}, {e}")))?;
     let (count, largest) = (marks.len() as u64, marks.iter().map(|mark| mark.size).max().unwrap_or_default());
     let mut audit = LogAudit::new(marks);
-    let source = match (&args.log, client) {
+    let source = match (&args.export, client) {
         (Some(log), _) => {
             read_log_file(log, &mut audit)?;
             log.display().to_string()
@@ -1394,7 +1400,7 @@ async fn verify_kept(client: Option<&Client>, json_out: bool, args: VerifyArgs) 
             read_log_from(client, &mut audit).await?;
             format!("the log of {}", client.server())
         }
-        (None, None) => return Err(Failure::invalid("--checkpoints without --log needs a server")),
+        (None, None) => return Err(Failure::invalid("--checkpoints without --export needs a server")),
     };
     let report = audit.finish();
     let json = json!({
