@@ -636,14 +636,14 @@ async fn verify_page(pool: &PgPool, only: Option<Uuid>, after: VerifyKey) -> Res
                 .await
         }
         None => {
-            sqlx::query(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE $1::uuid IS NULL OR stream_id > $1
-                  ORDER BY stream_id, stream_version LIMIT $2"
-            ))
-            .bind(after)
-            .bind(audit::VERIFY_PAGE)
-            .fetch_all(&mut *tx)
-            .await
+            // A plain range (no "IS NULL OR"), so that every page is an index range scan.
+            let from = if after.is_some() { "WHERE stream_id > $2" } else { "" };
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events {from} ORDER BY stream_id, stream_version LIMIT $1");
+            let query = sqlx::query(&sql).bind(audit::VERIFY_PAGE);
+            match after {
+                Some(after) => query.bind(after).fetch_all(&mut *tx).await,
+                None => query.fetch_all(&mut *tx).await,
+            }
         }
     }
     .map_err(map_sqlx)?
@@ -670,37 +670,36 @@ async fn verify_page(pool: &PgPool, only: Option<Uuid>, after: VerifyKey) -> Res
         Some(stream) => (None, Some(stream)),
         None => (after, if more { events.last().map(|e| e.stream_id) } else { None }),
     };
-    let exactly = only;
-    let range = "($1::uuid IS NULL OR {c} = $1) AND ($2::uuid IS NULL OR {c} > $2) AND ($3::uuid IS NULL OR {c} <= $3)";
-    let within = |column: &str| range.replace("{c}", column);
-    let heads = sqlx::query(&format!(
-        "SELECT stream_id, version, head_hash, last_position, (state->>'version')::bigint AS state_version FROM streams WHERE {}",
+    // Only the bounds there are, so that each witness read is an index range scan.
+    let bounds: Vec<(&str, Uuid)> = [("=", only), (">", from), ("<=", to)]
+        .into_iter()
+        .filter_map(|(op, bound)| bound.map(|bound| (op, bound)))
+        .collect();
+    let within = |column: &str| {
+        let conditions: Vec<String> =
+            bounds.iter().enumerate().map(|(i, (op, _))| format!("{column} {op} ${}", i + 1)).collect();
+        if conditions.is_empty() { "true".to_owned() } else { conditions.join(" AND ") }
+    };
+    let heads_sql = format!(
+        "SELECT stream_id, version, head_hash, last_position, (state->>'version')::bigint AS state_version
+           FROM streams WHERE {}",
         within("stream_id")
-    ))
-    .bind(exactly)
-    .bind(from)
-    .bind(to)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(map_sqlx)?;
-    let commands = sqlx::query(&format!(
+    );
+    let commands_sql = format!(
         "SELECT command_id, stream_id, stream_version, global_position FROM commands WHERE {}",
         within("stream_id")
-    ))
-    .bind(exactly)
-    .bind(from)
-    .bind(to)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(map_sqlx)?;
-    let projections: Vec<(Uuid, i64)> =
-        sqlx::query_as(&format!("SELECT initiative_id, version FROM alignment WHERE {}", within("initiative_id")))
-            .bind(exactly)
-            .bind(from)
-            .bind(to)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
+    );
+    let projections_sql = format!("SELECT initiative_id, version FROM alignment WHERE {}", within("initiative_id"));
+    let (mut heads, mut commands, mut projections) =
+        (sqlx::query(&heads_sql), sqlx::query(&commands_sql), sqlx::query_as::<_, (Uuid, i64)>(&projections_sql));
+    for (_, bound) in &bounds {
+        heads = heads.bind(*bound);
+        commands = commands.bind(*bound);
+        projections = projections.bind(*bound);
+    }
+    let heads = heads.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
+    let commands = commands.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
+    let projections = projections.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
     tx.commit().await.map_err(map_sqlx)?;
     let witnesses = audit::Witnesses {
         heads: heads
