@@ -132,9 +132,9 @@ pub async fn serve_all(
     if let Some(key) = &options.checkpoint_key {
         info!(verifier_key = key.verifier().key(), "checkpoints are signed; verify kept notes with this key");
     }
-    let checkpoints = options.checkpoint_every.map(|every| {
-        tokio::spawn(checkpoint_periodically(store.clone(), options.checkpoint_key.clone(), every))
-    });
+    let checkpoints = options
+        .checkpoint_every
+        .map(|every| tokio::spawn(checkpoint_periodically(store.clone(), options.checkpoint_key.clone(), every)));
     // One stop signal for both servers: the caller's shutdown, or either server ending.
     let (stop, stopping) = watch::channel(false);
     let stopped = |mut stopping: watch::Receiver<bool>| async move {

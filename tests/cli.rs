@@ -1328,7 +1328,10 @@ fn signed_checkpoints_are_exported_and_a_log_is_verified_against_them() {
         s.ok(PM, &["audit", "checkpoint", "create"]);
         let listed = s.json(PM, &["audit", "checkpoint", "list"]);
         let note = listed["checkpoints"][0]["note"].as_str().expect("a signed note").to_owned();
-        assert!(note.starts_with("accord.example/cli-test\n") && note.contains("\n\n— accord.example/cli-test "), "{note}");
+        assert!(
+            note.starts_with("accord.example/cli-test\n") && note.contains("\n\n— accord.example/cli-test "),
+            "{note}"
+        );
         assert_eq!(listed["checkpoints"][1]["tree"], "log");
 
         let kept = s.workdir.path().join("kept.jsonl");
@@ -1343,7 +1346,8 @@ fn signed_checkpoints_are_exported_and_a_log_is_verified_against_them() {
         let log_path = log.to_str().expect("path");
         s.ok(PM, &["audit", "export", "-o", log_path]);
         let verifier_path = verifier_file.to_str().expect("path");
-        let offline_ok = offline(&["audit", "verify", "--checkpoints", kept_path, "--key", verifier_path, "--export", log_path]);
+        let offline_ok =
+            offline(&["audit", "verify", "--checkpoints", kept_path, "--key", verifier_path, "--export", log_path]);
         assert_eq!(offline_ok.code, 0, "{}", offline_ok.stderr);
 
         // The assignment at version 2 rewritten, and the rest of the stream re-hashed.

@@ -303,7 +303,9 @@ pub async fn run(ctx: &Context, command: AuditCommand) -> Result<Output, Failure
         AuditCommand::History(args) => history(ctx, args).await,
         AuditCommand::AsOf(args) => as_of(ctx, &args.initiative, Point::of(args.at, args.version)).await,
         AuditCommand::Explain(args) => explain(ctx, args).await,
-        AuditCommand::Verify(args) if args.checkpoints.is_some() => verify_kept(Some(&ctx.client), ctx.json, args).await,
+        AuditCommand::Verify(args) if args.checkpoints.is_some() => {
+            verify_kept(Some(&ctx.client), ctx.json, args).await
+        }
         AuditCommand::Verify(args) => verify(ctx, args).await,
         AuditCommand::Checkpoint(args) => checkpoint(ctx, args).await,
         AuditCommand::Keygen(args) => keygen(args),
@@ -1360,7 +1362,11 @@ async fn export_checkpoints(client: &Client, args: CheckpointExportArgs) -> Resu
         return Ok(Output::streamed());
     }
     let place = to_file.map(|path| format!(" to {}", path.display())).unwrap_or_default();
-    let skipped = if unsigned > 0 { format!(" ({unsigned} unsigned checkpoint{} left out)", plural(unsigned as u64)) } else { String::new() };
+    let skipped = if unsigned > 0 {
+        format!(" ({unsigned} unsigned checkpoint{} left out)", plural(unsigned as u64))
+    } else {
+        String::new()
+    };
     eprintln!("exported {} signed checkpoint{}{place}{skipped}", kept.len(), plural(kept.len() as u64));
     Ok(Output::streamed())
 }
@@ -1466,7 +1472,7 @@ async fn read_log_from(client: &Client, audit: &mut LogAudit) -> Result<(), Fail
     let request = pb::ReadEventsRequest { follow: true, ..Default::default() };
     let mut events = client.reply(client.audit().read_events(request).await)?;
     let (mut count, mut caught_up, mut noted) = (0u64, false, false);
-    while !audit.is_done() && !(caught_up && count >= expected) {
+    while !(audit.is_done() || caught_up && count >= expected) {
         let missing = Some(expected.saturating_sub(count)).filter(|_| caught_up);
         let Some(message) = next_message(&mut events, missing, &mut noted, client.server()).await? else { break };
         match message.item {

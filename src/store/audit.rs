@@ -533,7 +533,8 @@ impl LogFold {
                 cursor.position
             ))
         };
-        let hash: [u8; 32] = hash.try_into().map_err(|_| corrupt(format!("stream {stream_id}: a hash is not 32 bytes")))?;
+        let hash: [u8; 32] =
+            hash.try_into().map_err(|_| corrupt(format!("stream {stream_id}: a hash is not 32 bytes")))?;
         let expected = self.heads.get(&stream_id).map_or(1, |head| head.version + 1);
         if u64::try_from(version).ok() != Some(expected) {
             return Err(corrupt(format!(
@@ -553,7 +554,8 @@ impl LogFold {
         let size = self.frontier.size();
         let note = signer.map(|signer| signer.sign(size, &root)).transpose().map_err(StoreError::Corrupt)?;
         let heads: Vec<StreamHead> = self.heads.into_values().collect();
-        let encode = |what: &str, e: serde_json::Error| StoreError::Corrupt(format!("cannot encode checkpoint {what}: {e}"));
+        let encode =
+            |what: &str, e: serde_json::Error| StoreError::Corrupt(format!("cannot encode checkpoint {what}: {e}"));
         let heads_json = serde_json::to_value(&heads).map_err(|e| encode("heads", e))?;
         let frontier = self.frontier.nodes().to_vec();
         let frontier_json = serde_json::to_value(frontier.iter().map(hex::encode).collect::<Vec<_>>())
@@ -704,7 +706,9 @@ fn describe_missing<'a>(anchors: impl Iterator<Item = &'a Anchor>, deleted_strea
         .map(|(anchor, count)| {
             let version = anchor.version;
             match &anchor.witness {
-                Witness::Checkpoint { id, .. } if deleted_stream => format!("checkpoint {id} recorded it at version {version}"),
+                Witness::Checkpoint { id, .. } if deleted_stream => {
+                    format!("checkpoint {id} recorded it at version {version}")
+                }
                 Witness::Checkpoint { id, .. } => format!("checkpoint {id} recorded the stream at version {version}"),
                 Witness::Head { .. } => format!("the stream head records version {version}"),
                 Witness::Snapshot => format!("the head's state snapshot is at version {version}"),

@@ -364,7 +364,11 @@ impl Store {
     /// heads, the stream head, the command records, the projection's version) and, for
     /// the whole log, the log tree against every log-tree checkpoint; with a key, each
     /// checkpoint's signed note must verify. Reports the first break.
-    pub async fn verify(&self, stream: Option<Uuid>, key: Option<&CheckpointVerifier>) -> Result<VerifyReport, StoreError> {
+    pub async fn verify(
+        &self,
+        stream: Option<Uuid>,
+        key: Option<&CheckpointVerifier>,
+    ) -> Result<VerifyReport, StoreError> {
         dispatch!(self, s => s.verify(stream, key))
     }
 

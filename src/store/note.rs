@@ -25,9 +25,9 @@ use std::path::Path;
 use base64::{Engine, prelude::BASE64_STANDARD};
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 use signed_note::{Note, NoteError, Signature, StandardSigner, StandardVerifier, VerifierList};
 use tlog_tiles::{Checkpoint, Hash};
+use uuid::Uuid;
 
 use super::audit::{CheckpointRecord, StreamHead};
 use super::tlog::TreeMark;
@@ -57,7 +57,8 @@ impl CheckpointSigner {
         };
         let signer = StandardSigner::new(text).map_err(|_| refused())?;
         // PRIVATE+KEY+<name>+<hash>+<base64>: names hold no '+', base64 may.
-        let (name, rest) = text.strip_prefix("PRIVATE+KEY+").and_then(|rest| rest.split_once('+')).ok_or_else(refused)?;
+        let (name, rest) =
+            text.strip_prefix("PRIVATE+KEY+").and_then(|rest| rest.split_once('+')).ok_or_else(refused)?;
         let (_, key) = rest.split_once('+').ok_or_else(refused)?;
         let key = BASE64_STANDARD.decode(key).map_err(|_| refused())?;
         let seed: [u8; 32] = key.get(1..).and_then(|seed| seed.try_into().ok()).ok_or_else(refused)?;
@@ -84,8 +85,8 @@ impl CheckpointSigner {
 
     /// The signed note of a checkpoint of `size` events with this root.
     pub fn sign(&self, size: u64, root: &[u8; 32]) -> Result<String, String> {
-        let checkpoint =
-            Checkpoint::new(self.origin(), size, Hash(*root), "").map_err(|e| format!("cannot write a checkpoint: {e}"))?;
+        let checkpoint = Checkpoint::new(self.origin(), size, Hash(*root), "")
+            .map_err(|e| format!("cannot write a checkpoint: {e}"))?;
         let mut note =
             Note::new(&checkpoint.to_bytes(), &[]).map_err(|e| format!("cannot write a checkpoint note: {e}"))?;
         note.add_sigs(&[&self.signer]).map_err(|e| format!("cannot sign a checkpoint: {e}"))?;
@@ -283,7 +284,9 @@ pub fn parse_kept(text: &str) -> Result<Vec<(usize, KeptCheckpoint)>, String> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(number, line)| KeptCheckpoint::parse(line).map(|kept| (number + 1, kept)).map_err(|e| format!("line {}: {e}", number + 1)))
+        .map(|(number, line)| {
+            KeptCheckpoint::parse(line).map(|kept| (number + 1, kept)).map_err(|e| format!("line {}: {e}", number + 1))
+        })
         .collect()
 }
 

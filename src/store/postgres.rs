@@ -387,7 +387,11 @@ impl PgStore {
     /// REPEATABLE READ snapshot: the log only grows, so a verification that runs beside
     /// appends checks what existed when each page was read. Then, for the whole log, the
     /// log tree is recomputed in commit order against the log-tree checkpoints.
-    pub async fn verify(&self, stream: Option<Uuid>, key: Option<&CheckpointVerifier>) -> Result<VerifyReport, StoreError> {
+    pub async fn verify(
+        &self,
+        stream: Option<Uuid>,
+        key: Option<&CheckpointVerifier>,
+    ) -> Result<VerifyReport, StoreError> {
         let mut verifier = Verifier::new(stream, key.cloned());
         for raw in self.raw_checkpoints().await? {
             verifier.add_checkpoint(raw);

@@ -386,7 +386,11 @@ impl SqliteStore {
     /// (stream id, version) through its unique index, each with its streams' witnesses
     /// in one read transaction (one snapshot); then, for the whole log, the log tree in
     /// position order (commit order here) against the log-tree checkpoints.
-    pub async fn verify(&self, stream: Option<Uuid>, key: Option<&CheckpointVerifier>) -> Result<VerifyReport, StoreError> {
+    pub async fn verify(
+        &self,
+        stream: Option<Uuid>,
+        key: Option<&CheckpointVerifier>,
+    ) -> Result<VerifyReport, StoreError> {
         let mut verifier = Verifier::new(stream, key.cloned());
         for raw in self.raw_checkpoints().await? {
             verifier.add_checkpoint(raw);
@@ -460,8 +464,7 @@ impl SqliteStore {
 }
 
 /// The stored columns of a checkpoint, in `decode_checkpoint`'s order.
-const CHECKPOINT_COLUMNS: &str =
-    "id, created_at, tree, streams, events, root, heads, frontier, resume_position, note";
+const CHECKPOINT_COLUMNS: &str = "id, created_at, tree, streams, events, root, heads, frontier, resume_position, note";
 
 fn decode_checkpoint(row: &SqliteRow) -> Result<RawCheckpoint, StoreError> {
     let id: i64 = row.try_get("id").map_err(map_sqlx)?;
@@ -489,7 +492,11 @@ fn decode_checkpoint(row: &SqliteRow) -> Result<RawCheckpoint, StoreError> {
 
 /// At most `limit` events after `after` in position order (commit order here), with
 /// only what the log tree needs.
-async fn tree_page<'c, E>(executor: E, after: i64, limit: i64) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError>
+async fn tree_page<'c, E>(
+    executor: E,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError>
 where
     E: sqlx::Executor<'c, Database = Sqlite>,
 {

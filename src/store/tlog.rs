@@ -96,7 +96,6 @@ impl Frontier {
     }
 }
 
-
 /// The `[start, end)` leaf ranges of the perfect subtrees of a tree of `size` leaves,
 /// largest first (the ranges of its frontier's nodes).
 pub fn subtree_ranges(size: u64) -> Vec<(u64, u64)> {
@@ -404,11 +403,11 @@ impl TreeAudit {
         let mark = &self.marks[self.next];
         let matched_size = self.matched.map_or(0, |(_, size)| size);
         let (mut lo, mut hi) = (matched_size, if short { self.frontier.size() } else { mark.size });
-        if let Some(kept) = mark.frontier.as_ref().filter(|kept| !short && kept.len() == self.frontier.nodes().len()) {
-            if let Some(i) = kept.iter().zip(self.frontier.nodes()).position(|(kept, log)| kept != log) {
-                let (start, end) = self.frontier.ranges()[i];
-                (lo, hi) = (lo.max(start), hi.min(end));
-            }
+        if let Some(kept) = mark.frontier.as_ref().filter(|kept| !short && kept.len() == self.frontier.nodes().len())
+            && let Some(i) = kept.iter().zip(self.frontier.nodes()).position(|(kept, log)| kept != log)
+        {
+            let (start, end) = self.frontier.ranges()[i];
+            (lo, hi) = (lo.max(start), hi.min(end));
         }
         let mut heads = self.kept.clone();
         for head in &mark.heads {
@@ -534,7 +533,12 @@ impl LogAudit {
     pub fn finish(self) -> LogAuditReport {
         let matched = self.tree.matches();
         let mismatch = if self.broken.is_some() { None } else { self.tree.finish() };
-        LogAuditReport { events_checked: self.events, checkpoints_matched: matched, broken_chain: self.broken, mismatch }
+        LogAuditReport {
+            events_checked: self.events,
+            checkpoints_matched: matched,
+            broken_chain: self.broken,
+            mismatch,
+        }
     }
 }
 

@@ -191,10 +191,8 @@ fn signing_key() -> CheckpointSigner {
 /// What an auditor keeps: the export records of the signed checkpoints, as a file's text.
 async fn kept_file(app: &TestApp) -> String {
     let records = app.store.list_checkpoints().await.expect("list");
-    let lines: Vec<String> = KeptCheckpoint::from_records(&records)
-        .iter()
-        .map(|kept| kept.to_json().expect("encode"))
-        .collect();
+    let lines: Vec<String> =
+        KeptCheckpoint::from_records(&records).iter().map(|kept| kept.to_json().expect("encode")).collect();
     lines.join("\n") + "\n"
 }
 
@@ -561,7 +559,10 @@ async fn an_event_added_past_the_head_is_located(app: TestApp) {
 
     let (stream_id, version, position, reason) = located(&verify(&app).await);
     assert_eq!((stream_id, version, position), (checkout, events.len() as u64 + 1, self::position(&added)));
-    assert!(reason.contains(&format!("is past version {}, where the stream head ends the stream", events.len())), "{reason}");
+    assert!(
+        reason.contains(&format!("is past version {}, where the stream head ends the stream", events.len())),
+        "{reason}"
+    );
 }
 
 /// The attack a signed checkpoint kept elsewhere is for: a superuser who also holds the
@@ -605,7 +606,13 @@ async fn a_kept_signed_checkpoint_finds_and_locates_a_rewrite_consistent_with_ev
     assert_eq!(mismatch.pinned(), Some((checkout, target.stream_version, position)));
     let said = mismatch.describe();
     assert!(said.contains(&format!("checkpoint {} (size {})", first.id, first.events)), "{said}");
-    assert!(said.contains(&format!("its first differing event is version {} at position {position}", target.stream_version)), "{said}");
+    assert!(
+        said.contains(&format!(
+            "its first differing event is version {} at position {position}",
+            target.stream_version
+        )),
+        "{said}"
+    );
     assert!(mismatch.first > first.events && mismatch.last <= second.events, "{mismatch:?}");
 }
 
@@ -617,7 +624,10 @@ async fn kept_checkpoints_signed_by_another_key_or_for_a_longer_log_are_reported
 
     let other = signing_key();
     let refused = kept_marks(&parse_kept(&kept).expect("a kept file"), other.verifier()).expect_err("another key");
-    assert!(refused.starts_with("line 1: checkpoint ") && refused.contains("is not signed by the key given"), "{refused}");
+    assert!(
+        refused.starts_with("line 1: checkpoint ") && refused.contains("is not signed by the key given"),
+        "{refused}"
+    );
     // The stored note is refused by a verification with another key too.
     let inside = app.store.verify(None, Some(other.verifier())).await.expect("verify");
     assert!(located(&inside).3.contains("is not signed by the key given"));
@@ -630,7 +640,11 @@ async fn kept_checkpoints_signed_by_another_key_or_for_a_longer_log_are_reported
     let mismatch = report.mismatch.expect("the log is shorter");
     assert_eq!((mismatch.log_root.as_deref(), mismatch.log_size), (None, taken.events));
     assert!(
-        mismatch.describe().contains(&format!("covers {} events, but the log holds only {}", taken.events + 3, taken.events)),
+        mismatch.describe().contains(&format!(
+            "covers {} events, but the log holds only {}",
+            taken.events + 3,
+            taken.events
+        )),
         "{}",
         mismatch.describe()
     );
