@@ -373,4 +373,27 @@ mod tests {
         assert!(CheckpointSigner::parse(GO_VERIFIER).is_err());
         assert!(CheckpointVerifier::parse(GO_SIGNER).is_err());
     }
+
+    #[test]
+    fn a_kept_file_is_read_line_by_line_and_two_roots_for_one_size_are_a_fork() {
+        let signer = CheckpointSigner::parse(GO_SIGNER).expect("key");
+        let record = |id: u64, size: u64, root: [u8; 32]| KeptCheckpoint {
+            id,
+            created_at: "2026-12-15T00:00:00.000000Z".into(),
+            note: signer.sign(size, &root).expect("sign"),
+            frontier: Vec::new(),
+            heads: Vec::new(),
+        };
+        let line = |kept: KeptCheckpoint| kept.to_json().expect("encode");
+        let text = [line(record(1, 3, [1; 32])), String::new(), line(record(2, 5, [2; 32]))].join("\n");
+        let kept = parse_kept(&text).expect("two records and a blank line");
+        assert_eq!(kept.iter().map(|(line, kept)| (*line, kept.id)).collect::<Vec<_>>(), [(1, 1), (3, 2)]);
+        let marks = kept_marks(&kept, signer.verifier()).expect("signed by the key");
+        assert_eq!(marks.iter().map(|mark| (mark.size, mark.root)).collect::<Vec<_>>(), [(3, [1; 32]), (5, [2; 32])]);
+
+        let forked = [line(record(1, 3, [1; 32])), line(record(7, 3, [9; 32]))].join("\n");
+        let refused = kept_marks(&parse_kept(&forked).expect("records"), signer.verifier()).expect_err("a fork");
+        assert!(refused.starts_with("line 2: checkpoint 7 has another root for size 3 than the one on line 1"));
+        assert!(parse_kept("{\"id\": 1}").is_err_and(|e| e.starts_with("line 1: is not a kept checkpoint")));
+    }
 }
