@@ -175,6 +175,11 @@ pub enum Commands {
         /// log has grown); 0 turns them off.
         #[arg(long, env = "ACCORD_CHECKPOINT_INTERVAL", default_value_t = 600)]
         checkpoint_interval: u64,
+        /// Ed25519 key (Go `note` private key, as `accord audit keygen` writes it) that
+        /// signs every checkpoint as a C2SP checkpoint note; its name is the log's origin.
+        /// Without it, checkpoints are not signed.
+        #[arg(long, env = "ACCORD_CHECKPOINT_KEY", value_name = "FILE")]
+        checkpoint_key: Option<std::path::PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },

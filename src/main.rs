@@ -15,7 +15,7 @@ use std::io::Read;
 use accord::domain::values::{Principal, quote};
 use accord::security::{Authenticator, Role, SecurityConfig, service_tokens};
 use accord::server::ServerOptions;
-use accord::store::{Store, StoreError};
+use accord::store::{CheckpointSigner, Store, StoreError};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -89,7 +89,7 @@ async fn open(store: &accord::config::StoreArgs, max_connections: u32) -> Result
 
 async fn run_server_command(command: Commands) -> Result<(), Failure> {
     match command {
-        Commands::Serve { listen, http_listen, security, checkpoint_interval, store } => {
+        Commands::Serve { listen, http_listen, security, checkpoint_interval, checkpoint_key, store } => {
             // Everything the security settings name is read before the store opens or a
             // port is bound: a mistake there stops the start with one message.
             let authenticator = match &security.auth_config {
@@ -108,6 +108,9 @@ async fn run_server_command(command: Commands) -> Result<(), Failure> {
             }
             let tls = security.tls().map(|files| files.read()).transpose()?;
             accord::security::cors::check_origins(&security.cors_origins)?;
+            let checkpoint_key = checkpoint_key
+                .map(|path| CheckpointSigner::load(&path).map_err(|e| format!("--checkpoint-key {e}")))
+                .transpose()?;
             let store = open(&store, store.max_connections).await?;
             let listener =
                 tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -123,6 +126,7 @@ async fn run_server_command(command: Commands) -> Result<(), Failure> {
                 limits: security.limits(),
                 checkpoint_every: (checkpoint_interval > 0)
                     .then(|| std::time::Duration::from_secs(checkpoint_interval)),
+                checkpoint_key,
                 cors_origins: security.cors_origins.clone(),
             };
             accord::server::serve_all(listener, http, store, options, accord::server::shutdown_signal())

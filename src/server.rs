@@ -25,7 +25,7 @@ use crate::proto::{
     command_service_server::CommandServiceServer,
 };
 use crate::security::{Authenticator, GuardLayer, Limits, cors::cors_layer, tls::TlsMaterial};
-use crate::store::Store;
+use crate::store::{CheckpointSigner, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -52,8 +52,10 @@ pub struct ServerOptions {
     pub authenticator: Authenticator,
     pub tls: Option<TlsMaterial>,
     pub limits: Limits,
-    /// A checkpoint of every stream head this often, when the log has grown.
+    /// A checkpoint of the log tree this often, when the log has grown.
     pub checkpoint_every: Option<Duration>,
+    /// The key that signs every checkpoint's note (`--checkpoint-key`); unsigned without.
+    pub checkpoint_key: Option<CheckpointSigner>,
     /// Origins whose pages may call the API from a browser (gRPC-Web); `*` for any (then
     /// without credentials); empty: none (same-origin gRPC-Web still works).
     pub cors_origins: Vec<String>,
@@ -67,6 +69,7 @@ impl ServerOptions {
             tls: None,
             limits: Limits::default(),
             checkpoint_every: None,
+            checkpoint_key: None,
             cors_origins: Vec::new(),
         }
     }
@@ -130,7 +133,12 @@ pub async fn serve_all(
     }
     let feed = Feed::start(store.clone());
     let (readiness, probe) = Readiness::probe(store.clone());
-    let checkpoints = options.checkpoint_every.map(|every| tokio::spawn(checkpoint_periodically(store.clone(), every)));
+    if let Some(key) = &options.checkpoint_key {
+        info!(verifier_key = key.verifier().key(), "checkpoints are signed; verify kept notes with this key");
+    }
+    let checkpoints = options
+        .checkpoint_every
+        .map(|every| tokio::spawn(checkpoint_periodically(store.clone(), options.checkpoint_key.clone(), every)));
     // One stop signal for both servers: the caller's shutdown, or either server ending.
     let (stop, stopping) = watch::channel(false);
     let stopped = |mut stopping: watch::Receiver<bool>| async move {
@@ -174,7 +182,7 @@ pub async fn serve_all(
     http_served.map_err(ServeError::Http)
 }
 
-async fn checkpoint_periodically(store: Store, every: Duration) {
+async fn checkpoint_periodically(store: Store, key: Option<CheckpointSigner>, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The last global position read; a checkpoint is only taken when the log has grown.
@@ -199,7 +207,7 @@ async fn checkpoint_periodically(store: Store, every: Duration) {
         if !grew {
             continue;
         }
-        match store.create_checkpoint().await {
+        match store.create_checkpoint(key.as_ref()).await {
             Ok(checkpoint) => {
                 info!(id = checkpoint.id, root = %checkpoint.root_hex(), events = checkpoint.events, "checkpoint recorded")
             }
@@ -312,7 +320,10 @@ async fn serve_api(
                 .max_decoding_message_size(size),
         )
         .add_service(
-            AuditServiceServer::new(Audit::new(store, feed.clone(), streams, stopping)).max_decoding_message_size(size),
+            AuditServiceServer::new(
+                Audit::new(store, feed.clone(), streams, stopping).signing_checkpoints(options.checkpoint_key.clone()),
+            )
+            .max_decoding_message_size(size),
         )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;

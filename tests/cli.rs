@@ -1302,3 +1302,122 @@ fn the_cli_sends_tokens_from_a_flag_the_environment_or_a_file_to_a_configured_se
     )
     .fails(5, &["not a known service token"]);
 }
+
+/// Runs `accord ARGS…` with no server at all.
+fn offline(args: &[&str]) -> Run {
+    let mut command = accord_command();
+    command.args(["--server", "http://127.0.0.1:9"]).args(args);
+    Run::of(command, args)
+}
+
+/// Rewrites the payload of one event of an export and re-hashes it and every later event
+/// of its stream: a log that is consistent with itself, but not the one that was signed.
+fn rewrite_export(lines: &str, stream: &str, version: u64) -> String {
+    use accord::store::{ExportLine, event_hash};
+    let mut events: Vec<ExportLine> =
+        lines.lines().map(|line| serde_json::from_str(line).expect("an export line")).collect();
+    let mut prev: Option<String> = None;
+    for line in events.iter_mut().filter(|line| line.stream_id == stream) {
+        if line.stream_version == version {
+            line.payload["principal"] = "mallory@example.com".into();
+        }
+        if line.stream_version >= version {
+            if let Some(prev) = &prev {
+                line.prev_hash = prev.clone();
+            }
+            let text = serde_json::to_string(&*line).expect("encode");
+            let event = ExportLine::parse(1, &text).expect("parse");
+            line.hash = hex::encode(event_hash(&event.prev_hash, &event.content()));
+        }
+        prev = Some(line.hash.clone());
+    }
+    events.iter().map(|line| serde_json::to_string(line).expect("encode") + "\n").collect()
+}
+
+#[test]
+fn signed_checkpoints_are_exported_and_a_log_is_verified_against_them() {
+    let keys = tempfile::tempdir().expect("temporary folder");
+    let key_file = keys.path().join("checkpoint.key");
+    let key_path = key_file.to_str().expect("UTF-8 path");
+    let made = offline(&["audit", "keygen", "--name", "accord.example/cli-test", "-o", key_path]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let verifier = made.stdout.trim().to_owned();
+    assert!(verifier.starts_with("accord.example/cli-test+") && verifier.split('+').count() == 3, "{verifier}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).expect("key file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only the owner reads the key");
+    }
+    offline(&["audit", "keygen", "-o", key_path]).fails(2, &["never overwritten"]);
+    let other = keys.path().join("other.key");
+    let other_verifier = offline(&["audit", "keygen", "-o", other.to_str().expect("path")]).stdout.trim().to_owned();
+    assert!(other_verifier.starts_with("accord.example/log-"), "a default name: {other_verifier}");
+    let verifier_file = keys.path().join("verifier.txt");
+    std::fs::write(&verifier_file, &verifier).expect("write the verifier key");
+
+    for store in STORES {
+        let workdir = tempfile::tempdir().expect("temporary folder");
+        let (url, database) = match store {
+            Store::Postgres => {
+                let url = fresh_postgres_url();
+                (url.clone(), Some(ThrowAwayDatabase { url }))
+            }
+            Store::Sqlite => (format!("sqlite://{}", workdir.path().join("accord.db").display()), None),
+        };
+        let Started::Running(s) = Server::spawn_with(Some(&url), database, workdir, &["--checkpoint-key", key_path])
+        else {
+            continue;
+        };
+        eprintln!("— {store:?} store");
+        assert!(s.log().contains(&verifier), "the server logs its verifier key");
+        let created = set_up_checkout(&s, "CHECKOUT-42");
+        let stream = created["initiative_id"].as_str().expect("id").to_owned();
+        let first = s.ok(PM, &["audit", "checkpoint", "create"]).stdout;
+        assert!(first.contains("signed by accord.example/cli-test"), "{first}");
+        propose(&s, "CHECKOUT-42", "Stripe");
+        s.ok(PM, &["audit", "checkpoint", "create"]);
+        let listed = s.json(PM, &["audit", "checkpoint", "list"]);
+        let note = listed["checkpoints"][0]["note"].as_str().expect("a signed note").to_owned();
+        assert!(
+            note.starts_with("accord.example/cli-test\n") && note.contains("\n\n— accord.example/cli-test "),
+            "{note}"
+        );
+        assert_eq!(listed["checkpoints"][1]["tree"], "log");
+
+        let kept = s.workdir.path().join("kept.jsonl");
+        let kept_path = kept.to_str().expect("path");
+        s.ok(PM, &["audit", "checkpoint", "export", "-o", kept_path]);
+        let kept_text = std::fs::read_to_string(&kept).expect("the kept file");
+        assert_eq!(kept_text.lines().count(), 2, "{kept_text}");
+        let ok = s.ok(PM, &["audit", "verify", "--checkpoints", kept_path, "--key", &verifier]).stdout;
+        assert!(ok.starts_with("OK: the log of ") && ok.contains("matches all 2 kept checkpoints"), "{ok}");
+
+        let log = s.workdir.path().join("accord.jsonl");
+        let log_path = log.to_str().expect("path");
+        s.ok(PM, &["audit", "export", "-o", log_path]);
+        let verifier_path = verifier_file.to_str().expect("path");
+        let offline_ok =
+            offline(&["audit", "verify", "--checkpoints", kept_path, "--key", verifier_path, "--export", log_path]);
+        assert_eq!(offline_ok.code, 0, "{}", offline_ok.stderr);
+
+        // The assignment at version 2 rewritten, and the rest of the stream re-hashed.
+        let forged = s.workdir.path().join("forged.jsonl");
+        let text = std::fs::read_to_string(&log).expect("the export");
+        std::fs::write(&forged, rewrite_export(&text, &stream, 2)).expect("write");
+        let forged_path = forged.to_str().expect("path");
+        let args = ["audit", "verify", "--checkpoints", kept_path, "--key", &verifier, "--export", forged_path];
+        offline(&args).fails(7, &["verification FAILED", "checkpoint 1", "no checkpoint before it matches", &stream]);
+        let mut with_json = vec!["--json"];
+        with_json.extend(args);
+        let report = offline(&with_json);
+        assert_eq!(report.code, 7);
+        let report = report.json();
+        assert_eq!((report["ok"].as_bool(), report["mismatch"]["id"].as_u64()), (Some(false), Some(1)));
+        assert_eq!(report["mismatch"]["streams"][0]["stream_id"], stream.as_str());
+
+        s.run(PM, &["audit", "verify", "--checkpoints", kept_path, "--key", &other_verifier])
+            .fails(7, &["line 1", "is not signed by the key given"]);
+        s.run(PM, &["audit", "verify", "--checkpoints", kept_path]).fails(2, &["--key"]);
+    }
+}

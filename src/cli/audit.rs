@@ -6,8 +6,11 @@
 //! - `as-of` and `explain` replay one initiative to a past time or stream version on the
 //!   server; `as-of` shows the board as `status` does, `explain` the events behind each
 //!   function's state and each decision's lifecycle.
-//! - `verify` recomputes the hash chains on the server and exits 7 at the first broken link.
-//! - `checkpoint` records or lists the Merkle roots over every stream's head.
+//! - `verify` recomputes the hash chains on the server and exits 7 at the first broken link;
+//!   with `--checkpoints`, it checks the log (from the server, or an export file with
+//!   `--export`) against signed checkpoints kept outside the database instead.
+//! - `checkpoint` records or lists checkpoints of the log tree, and `export`s the signed
+//!   ones for keeping elsewhere; `keygen` makes the server's checkpoint signing key.
 //! - `export` writes the log as JSON Lines (the same objects as `history --json`); `import`
 //!   streams such a file to an empty server, which checks every hash and keeps all or nothing.
 //!
@@ -40,6 +43,9 @@ use super::views::{
 use super::{Context, Failure, Output};
 use crate::domain::event::EVENT_TYPES;
 use crate::proto as pb;
+use crate::store::audit::{CheckpointRecord, CheckpointTree, ExportLine, StreamHead};
+use crate::store::note::{CheckpointVerifier, KeptCheckpoint, generate_key, kept_marks, parse_kept};
+use crate::store::tlog::LogAudit;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -47,6 +53,7 @@ Examples:
   accord audit as-of CHECKOUT-42 --version 10          # the board as it was then
   accord audit explain CHECKOUT-42 --at 2026-03-01     # why each function was in its state
   accord audit verify                                  # recompute every hash chain
+  accord audit verify --checkpoints kept.jsonl --key \"$(cat verifier.key)\"   # against checkpoints kept elsewhere
   accord audit export -o accord.jsonl && accord --server http://new:50051 audit import accord.jsonl";
 
 const HISTORY_EXAMPLES: &str = "\
@@ -78,14 +85,34 @@ const VERIFY_EXAMPLES: &str = "\
 Examples:
   accord audit verify                 # every initiative's hash chain and every checkpoint
   accord audit verify CHECKOUT-42
-  accord audit verify || echo \"exit $?: 7 means the history was altered\"";
+  accord audit verify || echo \"exit $?: 7 means the history was altered\"
+  accord audit verify --checkpoints kept.jsonl --key accord.example/prod+1a2b3c4d+AX…   # the server's log
+  accord audit verify --checkpoints kept.jsonl --key verifier.key --export accord.jsonl   # an export, offline
+
+With --checkpoints, the log is checked against signed checkpoints kept outside the
+database (`accord audit checkpoint export`) — the server's log, or with --export a file
+of `accord audit export`: every note must be signed by --key (the
+verifier key, or a file holding it), every event's hash must recompute and link, and the
+log tree must have each note's root at its size. A mismatch names the checkpoints between
+which the log was rewritten, the events and the streams; events after the last kept
+checkpoint are covered by none.";
 
 const CHECKPOINT_EXAMPLES: &str = "\
 Examples:
   accord audit checkpoint create
   accord audit checkpoint list
   accord audit checkpoint create --root-only >> roots-kept-elsewhere.txt
-  accord --json audit checkpoint create > checkpoint-$(date +%F).json    # with every stream head";
+  accord audit checkpoint export -o kept.jsonl                           # the signed notes, to keep elsewhere
+  accord audit checkpoint export --after 41 >> kept.jsonl                # only those newer than checkpoint 41";
+
+const KEYGEN_EXAMPLES: &str = "\
+Examples:
+  accord audit keygen --name accord.acme.com/prod -o checkpoint.key > verifier.key
+  accord serve --checkpoint-key checkpoint.key
+
+Writes a new Ed25519 key to FILE (readable by you only; never overwritten) in Go's note
+format, and prints its verifier key (name+hash+base64) for auditors. The name is the
+origin line of every checkpoint the key signs: one name per log, stable for its life.";
 
 const EXPORT_EXAMPLES: &str = "\
 Examples:
@@ -115,9 +142,12 @@ pub enum AuditCommand {
     /// Recompute the hash chains (one initiative or all) and check them against every checkpoint.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
-    /// Record a checkpoint (every stream's head hash under one Merkle root), or list them.
+    /// Record a checkpoint of the log tree, list them, or export the signed ones.
     #[command(after_help = CHECKPOINT_EXAMPLES)]
     Checkpoint(CheckpointArgs),
+    /// Make a checkpoint signing key for the server (`serve --checkpoint-key`); prints its verifier key.
+    #[command(after_help = KEYGEN_EXAMPLES)]
+    Keygen(KeygenArgs),
     /// Write the log (or one initiative's events) as JSON Lines, every field of every event.
     #[command(after_help = EXPORT_EXAMPLES)]
     Export(ExportArgs),
@@ -174,7 +204,37 @@ pub struct ExplainArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Key (CHECKOUT-42) or id of one initiative [default: the whole log].
+    #[arg(conflicts_with = "checkpoints")]
     pub initiative: Option<String>,
+    /// Check the log against these kept checkpoints (`accord audit checkpoint export`).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub checkpoints: Option<PathBuf>,
+    /// The verifier key the kept checkpoints are signed with (name+hash+base64), or a file holding it.
+    #[arg(long, value_name = "KEY|FILE", requires = "checkpoints")]
+    pub key: Option<String>,
+    /// Check this export (JSON Lines, as `accord audit export` writes) instead of the server's log.
+    #[arg(long, value_name = "FILE", requires = "checkpoints")]
+    pub export: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The key's name, which is the log's origin [default: accord.example/log-<random>].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where to write the private key (a new file).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointExportArgs {
+    /// Write to this file instead of stdout (written whole or not at all).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only the checkpoints after this id (to add to a file kept before).
+    #[arg(long, value_name = "ID")]
+    pub after: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +256,11 @@ pub enum CheckpointCommand {
     /// List the checkpoints, oldest first (the default of `accord audit checkpoint`).
     #[command(after_help = "Example:\n  accord audit checkpoint list\n  accord audit checkpoint list --root-only")]
     List,
+    /// Write the signed checkpoints as JSON Lines (note, frontier, changed heads), to keep outside the database.
+    #[command(
+        after_help = "Example:\n  accord audit checkpoint export -o kept.jsonl\n  accord audit checkpoint export --after 41 >> kept.jsonl"
+    )]
+    Export(CheckpointExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -213,13 +278,37 @@ pub struct ImportArgs {
     pub file: String,
 }
 
+impl AuditCommand {
+    /// Whether the command needs no server: making a key, checking an export file.
+    pub fn is_offline(&self) -> bool {
+        match self {
+            AuditCommand::Keygen(_) => true,
+            AuditCommand::Verify(args) => args.export.is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// Runs a command that needs no server (see `AuditCommand::is_offline`).
+pub async fn run_offline(json: bool, command: AuditCommand) -> Result<Output, Failure> {
+    match command {
+        AuditCommand::Keygen(args) => keygen(args),
+        AuditCommand::Verify(args) => verify_kept(None, json, args).await,
+        _ => Err(Failure::invalid("this audit command needs a server")),
+    }
+}
+
 pub async fn run(ctx: &Context, command: AuditCommand) -> Result<Output, Failure> {
     match command {
         AuditCommand::History(args) => history(ctx, args).await,
         AuditCommand::AsOf(args) => as_of(ctx, &args.initiative, Point::of(args.at, args.version)).await,
         AuditCommand::Explain(args) => explain(ctx, args).await,
+        AuditCommand::Verify(args) if args.checkpoints.is_some() => {
+            verify_kept(Some(&ctx.client), ctx.json, args).await
+        }
         AuditCommand::Verify(args) => verify(ctx, args).await,
         AuditCommand::Checkpoint(args) => checkpoint(ctx, args).await,
+        AuditCommand::Keygen(args) => keygen(args),
         AuditCommand::Export(args) => export(ctx, args).await,
         AuditCommand::Import(args) => import(ctx, args).await,
     }
@@ -1099,12 +1188,20 @@ async fn stream_key(client: &Client, stream_id: &str) -> Option<String> {
 }
 
 fn checkpoint_json(c: &pb::Checkpoint) -> Value {
+    let tree = match c.tree() {
+        pb::CheckpointTree::Log => "log",
+        pb::CheckpointTree::StreamHeads => "stream-heads",
+        pb::CheckpointTree::Unspecified => "unspecified",
+    };
     json!({
         "id": c.id,
         "created_at": super::views::time_json(c.created_at.as_ref()),
+        "tree": tree,
         "streams": c.streams,
         "events": c.events,
         "root": c.root,
+        "frontier": c.frontier,
+        "note": (!c.note.is_empty()).then(|| c.note.clone()),
         "heads": c.heads.iter().map(|h| json!({"stream_id": h.stream_id, "version": h.version, "hash": h.hash})).collect::<Vec<_>>(),
     })
 }
@@ -1117,7 +1214,7 @@ async fn checkpoint(ctx: &Context, args: CheckpointArgs) -> Result<Output, Failu
             if args.root_only {
                 return Ok(Output::new(c.root.clone(), json!({"id": c.id, "root": c.root})));
             }
-            let text = format!(
+            let mut text = format!(
                 "checkpoint {} created at {}: {} initiative{}, {} event{}\nroot {}",
                 c.id,
                 time_text(c.created_at.as_ref()),
@@ -1127,8 +1224,14 @@ async fn checkpoint(ctx: &Context, args: CheckpointArgs) -> Result<Output, Failu
                 plural(c.events),
                 c.root
             );
+            if let Some(origin) = c.note.lines().next().filter(|_| !c.note.is_empty()) {
+                text.push_str(&format!(
+                    "\nsigned by {origin} (`accord audit checkpoint export` writes the notes to keep elsewhere)"
+                ));
+            }
             Ok(Output::new(text, checkpoint_json(&c)))
         }
+        CheckpointCommand::Export(export) => export_checkpoints(client, export).await,
         CheckpointCommand::List => {
             let list = client.reply(client.audit().list_checkpoints(pb::ListCheckpointsRequest {}).await)?;
             if args.root_only {
@@ -1153,6 +1256,239 @@ async fn checkpoint(ctx: &Context, args: CheckpointArgs) -> Result<Output, Failu
             Ok(Output::new(table.render(ctx.style), json))
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Signed checkpoints: keygen, export, and verification against kept checkpoints
+
+fn keygen(args: KeygenArgs) -> Result<Output, Failure> {
+    let name = match args.name {
+        Some(name) => name,
+        None => {
+            let mut random = [0u8; 4];
+            getrandom::fill(&mut random)
+                .map_err(|e| Failure::new(ExitClass::Internal, format!("no randomness from the system: {e}")))?;
+            format!("accord.example/log-{}", hex::encode(random))
+        }
+    };
+    let (private, verifier) = generate_key(&name).map_err(|e| Failure::invalid(format!("--name {e}")))?;
+    let path = &args.output;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => {
+            Failure::invalid(format!("-o {}: the file exists; a key is never overwritten", path.display()))
+        }
+        _ => Failure::invalid(format!("cannot write {}: {e}", path.display())),
+    })?;
+    writeln!(file, "{private}")
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Failure::new(ExitClass::Internal, format!("cannot write {}: {e}", path.display())))?;
+    eprintln!(
+        "checkpoint key of log {name} written to {}: start the server with --checkpoint-key {0}, and give auditors \
+         the verifier key below",
+        path.display()
+    );
+    Ok(Output::new(
+        verifier.clone(),
+        json!({"name": name, "verifier_key": verifier, "key_file": path.display().to_string()}),
+    ))
+}
+
+/// A checkpoint as the server listed it, back in the store's terms.
+fn checkpoint_record(c: &pb::Checkpoint) -> Result<CheckpointRecord, Failure> {
+    let bad = |what: String| Failure::new(ExitClass::Internal, format!("checkpoint {} from the server: {what}", c.id));
+    let hash = |field: &str, text: &str| {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(text, &mut hash).map(|()| hash).map_err(|_| bad(format!("{field} is not 64 hex digits")))
+    };
+    let heads = c
+        .heads
+        .iter()
+        .map(|h| {
+            let stream_id = h.stream_id.parse().map_err(|_| bad("a head's stream id is not a UUID".into()))?;
+            Ok(StreamHead { stream_id, version: h.version, hash: hash("head hash", &h.hash)? })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    Ok(CheckpointRecord {
+        id: c.id,
+        created_at: time(c.created_at.as_ref()).unwrap_or_default(),
+        tree: match c.tree() {
+            pb::CheckpointTree::Log => CheckpointTree::Log,
+            _ => CheckpointTree::StreamHeads,
+        },
+        streams: c.streams,
+        events: c.events,
+        root: hash("root", &c.root)?,
+        heads,
+        frontier: c.frontier.iter().map(|node| hash("frontier", node)).collect::<Result<_, _>>()?,
+        note: (!c.note.is_empty()).then(|| c.note.clone()),
+    })
+}
+
+async fn export_checkpoints(client: &Client, args: CheckpointExportArgs) -> Result<Output, Failure> {
+    let list = client.reply(client.audit().list_checkpoints(pb::ListCheckpointsRequest {}).await)?;
+    let records = list.checkpoints.iter().map(checkpoint_record).collect::<Result<Vec<_>, _>>()?;
+    let kept: Vec<KeptCheckpoint> = KeptCheckpoint::from_records(&records)
+        .into_iter()
+        .filter(|kept| args.after.is_none_or(|after| kept.id > after))
+        .collect();
+    let unsigned = records.iter().filter(|r| r.note.is_none() && args.after.is_none_or(|after| r.id > after)).count();
+    if kept.is_empty() && args.after.is_none() {
+        return Err(Failure::new(
+            ExitClass::Conflict,
+            format!(
+                "no signed checkpoints to export ({unsigned} unsigned): start the server with --checkpoint-key FILE \
+                 (`accord audit keygen` makes one), then `accord audit checkpoint create`"
+            ),
+        ));
+    }
+    let to_file = args.output.as_deref().filter(|p| p.as_os_str() != "-");
+    let mut sink = match to_file {
+        Some(path) => Sink::file(path)?,
+        None => Sink::Stdout(io::BufWriter::new(io::stdout())),
+    };
+    for record in &kept {
+        let line = record.to_json().map_err(|e| Failure::new(ExitClass::Internal, e))?;
+        if let Err(error) = writeln!(sink, "{line}") {
+            let failure = sink.write_failure(&error);
+            sink.abandon();
+            return Err(failure);
+        }
+    }
+    if !sink.finish()? {
+        return Ok(Output::streamed());
+    }
+    let place = to_file.map(|path| format!(" to {}", path.display())).unwrap_or_default();
+    let skipped = if unsigned > 0 {
+        format!(" ({unsigned} unsigned checkpoint{} left out)", plural(unsigned as u64))
+    } else {
+        String::new()
+    };
+    eprintln!("exported {} signed checkpoint{}{place}{skipped}", kept.len(), plural(kept.len() as u64));
+    Ok(Output::streamed())
+}
+
+/// `--key`: a verifier key, or a file that holds one.
+fn verifier_key(given: &str) -> Result<CheckpointVerifier, Failure> {
+    match CheckpointVerifier::parse(given) {
+        Ok(key) => Ok(key),
+        Err(not_a_key) => match std::fs::read_to_string(given) {
+            Ok(text) => CheckpointVerifier::parse(&text).map_err(|e| Failure::invalid(format!("--key {given}: {e}"))),
+            Err(_) => Err(Failure::invalid(format!("--key: {not_a_key}"))),
+        },
+    }
+}
+
+async fn verify_kept(client: Option<&Client>, json_out: bool, args: VerifyArgs) -> Result<Output, Failure> {
+    let (Some(path), Some(key)) = (&args.checkpoints, &args.key) else {
+        return Err(Failure::invalid("--checkpoints FILE needs --key KEY"));
+    };
+    let key = verifier_key(key)?;
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::invalid(format!("cannot read {file}: {e}")))?;
+    let kept = parse_kept(&text).map_err(|e| Failure::invalid(format!("{file}: {e}")))?;
+    if kept.is_empty() {
+        return Err(Failure::invalid(format!("{file} holds no kept checkpoint")));
+    }
+    let marks = kept_marks(&kept, &key)
+        .map_err(|e| Failure::new(ExitClass::VerificationFailed, format!("verification FAILED: {file}, {e}")))?;
+    let (count, largest) = (marks.len() as u64, marks.iter().map(|mark| mark.size).max().unwrap_or_default());
+    let mut audit = LogAudit::new(marks);
+    let source = match (&args.export, client) {
+        (Some(log), _) => {
+            read_log_file(log, &mut audit)?;
+            log.display().to_string()
+        }
+        (None, Some(client)) => {
+            read_log_from(client, &mut audit).await?;
+            format!("the log of {}", client.server())
+        }
+        (None, None) => return Err(Failure::invalid("--checkpoints without --export needs a server")),
+    };
+    let report = audit.finish();
+    let json = json!({
+        "ok": report.ok(),
+        "events_checked": report.events_checked,
+        "checkpoints_kept": count,
+        "checkpoints_matched": report.checkpoints_matched,
+        "covered": largest,
+        "broken_chain": report.broken_chain,
+        "mismatch": report.mismatch,
+    });
+    if report.ok() {
+        return Ok(Output::new(
+            format!(
+                "OK: {source} matches all {count} kept checkpoint{} (its first {largest} event{}; {} checked). \
+                 Events after the last kept checkpoint are covered by none.",
+                plural(count),
+                plural(largest),
+                report.events_checked
+            ),
+            json,
+        ));
+    }
+    if json_out {
+        Output::new(String::new(), json).print(true);
+    }
+    let message = match (&report.broken_chain, &report.mismatch) {
+        (Some(broken), _) => format!(
+            "verification FAILED: {source}: stream {} at version {}, position {}: {}",
+            broken.stream_id,
+            broken.stream_version,
+            broken.position,
+            one_line(&broken.reason)
+        ),
+        (None, Some(mismatch)) => format!("verification FAILED against {file}: {}", one_line(&mismatch.describe())),
+        (None, None) => "verification FAILED".to_owned(),
+    };
+    Err(Failure::new(ExitClass::VerificationFailed, message))
+}
+
+/// Feeds an export file's events, in the file's order (commit order), to the audit.
+fn read_log_file(path: &Path, audit: &mut LogAudit) -> Result<(), Failure> {
+    let name = path.display();
+    let file = std::fs::File::open(path).map_err(|e| Failure::invalid(format!("cannot read {name}: {e}")))?;
+    for (number, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| Failure::invalid(format!("line {} of {name} cannot be read: {e}", number + 1)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event = ExportLine::parse(number + 1, &line).map_err(|e| Failure::invalid(format!("{name}: {e}")))?;
+        audit.push(&event);
+        if audit.is_done() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Feeds the server's whole log, read in commit order, to the audit, until the outcome
+/// is known or every event the log held when the read started has come.
+async fn read_log_from(client: &Client, audit: &mut LogAudit) -> Result<(), Failure> {
+    let expected = events_in_log(client).await?;
+    let request = pb::ReadEventsRequest { follow: true, ..Default::default() };
+    let mut events = client.reply(client.audit().read_events(request).await)?;
+    let (mut count, mut caught_up, mut noted) = (0u64, false, false);
+    while !(audit.is_done() || caught_up && count >= expected) {
+        let missing = Some(expected.saturating_sub(count)).filter(|_| caught_up);
+        let Some(message) = next_message(&mut events, missing, &mut noted, client.server()).await? else { break };
+        match message.item {
+            Some(pb::read_events_response::Item::Event(event)) => {
+                count += 1;
+                let line = event_line(&event)?;
+                let event = ExportLine::parse(usize::try_from(count).unwrap_or(usize::MAX), &line).map_err(|e| {
+                    Failure::new(ExitClass::Internal, format!("event {count} of the server's log cannot be read: {e}"))
+                })?;
+                audit.push(&event);
+            }
+            Some(pb::read_events_response::Item::CaughtUp(_)) => caught_up = true,
+            None => {}
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------

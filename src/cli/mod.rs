@@ -104,6 +104,9 @@ pub async fn run(globals: Globals, command: ClientCommand) -> u8 {
     let style = Style::for_stdout(globals.json);
     let result = match command {
         ClientCommand::Demo(args) => demo::run(&globals, args, style).await,
+        ClientCommand::Audit(command) if command.is_offline() => {
+            audit::run_offline(globals.json, command).await.map(|output| output.print(globals.json))
+        }
         command => match connect(&globals).await {
             Ok(client) => execute(&Context { client, style, json: globals.json }, command)
                 .await

@@ -27,8 +27,8 @@ use crate::live::Feed;
 use crate::metrics;
 use crate::proto::{self as pb, audit_service_server::AuditService};
 use crate::store::{
-    GlobalCursor, InitiativeRef, Store, StoreError, StoredEvent,
-    audit::{CheckpointRecord, Until},
+    CheckpointSigner, GlobalCursor, InitiativeRef, Store, StoreError, StoredEvent,
+    audit::{CheckpointRecord, CheckpointTree, Until},
 };
 
 /// How many events one read fetches from the store.
@@ -56,11 +56,19 @@ pub struct Audit {
     /// Turns true when the server shuts down: following readers end then, so that a
     /// graceful shutdown is not held open by streams that never end by themselves.
     stopping: watch::Receiver<bool>,
+    /// Signs checkpoints; a verification checks the stored notes with its public half.
+    signer: Option<Arc<CheckpointSigner>>,
 }
 
 impl Audit {
     pub fn new(store: Store, feed: Feed, streams: Arc<Semaphore>, stopping: watch::Receiver<bool>) -> Self {
-        Self { store, feed, streams, stopping }
+        Self { store, feed, streams, stopping, signer: None }
+    }
+
+    /// Checkpoints are signed with this key (none: unsigned).
+    pub fn signing_checkpoints(mut self, signer: Option<CheckpointSigner>) -> Self {
+        self.signer = signer.map(Arc::new);
+        self
     }
 
     /// The initiative a request names, with its current state.
@@ -365,7 +373,8 @@ impl AuditService for Audit {
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
         let initiative = &request.get_ref().initiative;
         let only = if initiative.is_empty() { None } else { Some(self.initiative(initiative).await?.id.0) };
-        let report = self.store.verify(only).await.map_err(store_status)?;
+        let key = self.signer.as_deref().map(CheckpointSigner::verifier);
+        let report = self.store.verify(only, key).await.map_err(store_status)?;
         Ok(Response::new(pb::VerifyResponse {
             ok: report.ok(),
             events_checked: report.events_checked,
@@ -384,7 +393,7 @@ impl AuditService for Audit {
         &self,
         _request: Request<pb::CreateCheckpointRequest>,
     ) -> Result<Response<pb::Checkpoint>, Status> {
-        let checkpoint = self.store.create_checkpoint().await.map_err(store_status)?;
+        let checkpoint = self.store.create_checkpoint(self.signer.as_deref()).await.map_err(store_status)?;
         Ok(Response::new(checkpoint_pb(&checkpoint)))
     }
 
@@ -438,7 +447,14 @@ impl AuditService for Audit {
 }
 
 fn checkpoint_pb(checkpoint: &CheckpointRecord) -> pb::Checkpoint {
+    let tree = match checkpoint.tree {
+        CheckpointTree::StreamHeads => pb::CheckpointTree::StreamHeads,
+        CheckpointTree::Log => pb::CheckpointTree::Log,
+    };
     pb::Checkpoint {
+        tree: tree.into(),
+        frontier: checkpoint.frontier.iter().map(hex::encode).collect(),
+        note: checkpoint.note.clone().unwrap_or_default(),
         id: checkpoint.id,
         created_at: Some(c::timestamp(checkpoint.created_at)),
         streams: checkpoint.streams,

@@ -55,7 +55,10 @@ use tokio_stream::{Stream, StreamExt};
 use uuid::Uuid;
 
 use super::append::Projection;
-use super::{StoreError, StoredEvent, ZERO_HASH, event_hash};
+use super::note::{CheckpointSigner, CheckpointVerifier, read_note};
+pub use super::tlog::TreeEvent;
+use super::tlog::{Frontier, TreeAudit, TreeMark, event_leaf};
+use super::{GlobalCursor, StoreError, StoredEvent, ZERO_HASH, event_hash};
 use crate::domain::{
     DomainError, Event, Initiative, Recorded, evolve,
     values::{Principal, parser_message, quote},
@@ -273,22 +276,58 @@ impl StreamHead {
     }
 }
 
-/// The Merkle root over stream heads, which must be ordered by stream id.
+/// The Merkle root over stream heads, which must be ordered by stream id (the root of
+/// the checkpoints taken before the log tree, `CheckpointTree::StreamHeads`).
 pub fn heads_root(heads: &[StreamHead]) -> [u8; 32] {
     let leaves: Vec<[u8; 32]> = heads.iter().map(|head| leaf_hash(&head.leaf_data())).collect();
     merkle_root(&leaves)
 }
 
-/// A stored checkpoint: every stream's head at one consistent point, and their root.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Which tree a checkpoint's root is taken over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckpointTree {
+    /// Checkpoints taken before the log tree: the root over the stream heads.
+    StreamHeads,
+    /// The log tree (`tlog`): every event in commit order.
+    Log,
+}
+
+impl CheckpointTree {
+    /// The name stored in the `tree` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointTree::StreamHeads => "stream-heads",
+            CheckpointTree::Log => "log",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "stream-heads" => Some(CheckpointTree::StreamHeads),
+            "log" => Some(CheckpointTree::Log),
+            _ => None,
+        }
+    }
+}
+
+/// A stored checkpoint: every stream's head at one consistent point of the log, and the
+/// root of its tree. For the log tree, `events` is the tree size: the checkpoint covers
+/// the first `events` events of the log in commit order, and `heads` are the streams'
+/// heads in exactly that prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointRecord {
     pub id: u64,
     pub created_at: DateTime<Utc>,
+    pub tree: CheckpointTree,
     pub streams: u64,
     pub events: u64,
-    #[serde(with = "hex32")]
     pub root: [u8; 32],
     pub heads: Vec<StreamHead>,
+    /// The log tree's frontier at `events` (empty for the stream-heads tree).
+    pub frontier: Vec<[u8; 32]>,
+    /// The signed note, when the server had a checkpoint key.
+    pub note: Option<String>,
 }
 
 impl CheckpointRecord {
@@ -302,6 +341,8 @@ impl CheckpointRecord {
         let count = |name: &str, value: i64| {
             u64::try_from(value).map_err(|_| format!("checkpoint {id}: {name} {value} is negative"))
         };
+        let tree = CheckpointTree::parse(&raw.tree)
+            .ok_or_else(|| format!("checkpoint {id}: tree {:?} is neither \"log\" nor \"stream-heads\"", raw.tree))?;
         let root: [u8; 32] = raw
             .root
             .as_slice()
@@ -309,18 +350,35 @@ impl CheckpointRecord {
             .map_err(|_| format!("checkpoint {id}: its root is {} bytes, not 32", raw.root.len()))?;
         let heads: Vec<StreamHead> = serde_json::from_value(raw.heads)
             .map_err(|e| format!("checkpoint {id}: its heads are not a list of stream heads: {e}"))?;
+        let frontier = match (tree, raw.frontier) {
+            (CheckpointTree::Log, Some(nodes)) => {
+                let nodes: Vec<String> = serde_json::from_value(nodes)
+                    .map_err(|e| format!("checkpoint {id}: its frontier is not a list of hashes: {e}"))?;
+                nodes
+                    .iter()
+                    .map(|node| parse_hash("frontier", node).map_err(|e| format!("checkpoint {id}: {e}")))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            (CheckpointTree::Log, None) => return Err(format!("checkpoint {id}: it has no frontier")),
+            (CheckpointTree::StreamHeads, _) => Vec::new(),
+        };
         Ok(Self {
             id,
             created_at: raw.created_at,
+            tree,
             streams: count("streams", raw.streams)?,
             events: count("events", raw.events)?,
             root,
             heads,
+            frontier,
+            note: raw.note,
         })
     }
 
-    /// Checks that the checkpoint is what `plan_checkpoint` would have made of its heads:
-    /// ordered heads, counts that add up, and a root that recomputes.
+    /// Checks that the checkpoint is what a checkpoint's creation would have made of
+    /// itself: ordered heads, counts that add up, a root that recomputes from its heads
+    /// (stream-heads tree) or from its frontier (log tree), and a note that says the same
+    /// size and root. Whether the log still has that root is the verification's business.
     pub fn check(&self) -> Result<(), String> {
         let id = self.id;
         if let Some(pair) = self.heads.windows(2).find(|pair| pair[0].stream_id >= pair[1].stream_id) {
@@ -340,10 +398,43 @@ impl CheckpointRecord {
         if self.events != events {
             return Err(format!("checkpoint {id}: it counts {} events but its heads add up to {events}", self.events));
         }
-        if heads_root(&self.heads) != self.root {
-            return Err(format!("checkpoint {id}: its root does not recompute from its stream heads"));
+        match self.tree {
+            CheckpointTree::StreamHeads if heads_root(&self.heads) != self.root => {
+                return Err(format!("checkpoint {id}: its root does not recompute from its stream heads"));
+            }
+            CheckpointTree::StreamHeads => {}
+            CheckpointTree::Log => {
+                let frontier = Frontier::from_parts(self.events, self.frontier.clone())
+                    .map_err(|e| format!("checkpoint {id}: its frontier is damaged: {e}"))?;
+                if frontier.root() != self.root {
+                    return Err(format!("checkpoint {id}: its root does not recompute from its frontier"));
+                }
+            }
+        }
+        if let Some(note) = &self.note {
+            let said = read_note(note).map_err(|e| format!("checkpoint {id}: its note {e}"))?;
+            if (said.size, said.root) != (self.events, self.root) {
+                return Err(format!(
+                    "checkpoint {id}: its signed note says {} events with root {}, the checkpoint {} events with root {}",
+                    said.size,
+                    hex::encode(said.root),
+                    self.events,
+                    self.root_hex()
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// What the log tree must match at this checkpoint's size (log tree only).
+    fn mark(&self) -> Option<TreeMark> {
+        (self.tree == CheckpointTree::Log).then(|| TreeMark {
+            id: self.id,
+            size: self.events,
+            root: self.root,
+            frontier: Some(self.frontier.clone()),
+            heads: self.heads.clone(),
+        })
     }
 }
 
@@ -352,20 +443,32 @@ impl CheckpointRecord {
 pub struct RawCheckpoint {
     pub id: i64,
     pub created_at: DateTime<Utc>,
+    pub tree: String,
     pub streams: i64,
     pub events: i64,
     pub root: Vec<u8>,
     pub heads: serde_json::Value,
+    pub frontier: Option<serde_json::Value>,
+    pub note: Option<String>,
+    /// Where the next checkpoint resumes the log in commit order (log tree only).
+    pub resume_tx: Option<i64>,
+    pub resume_position: Option<i64>,
 }
 
 /// A checkpoint ready to store: what a backend writes, in one row.
 pub struct PlannedCheckpoint {
     pub created_at: DateTime<Utc>,
+    pub tree: CheckpointTree,
     pub streams: i64,
     pub events: i64,
     pub root: [u8; 32],
     pub heads: Vec<StreamHead>,
     pub heads_json: serde_json::Value,
+    pub frontier: Vec<[u8; 32]>,
+    pub frontier_json: serde_json::Value,
+    pub note: Option<String>,
+    /// The commit-order key of the last event it covers.
+    pub resume: GlobalCursor,
 }
 
 impl PlannedCheckpoint {
@@ -374,50 +477,118 @@ impl PlannedCheckpoint {
         CheckpointRecord {
             id: u64::try_from(id).unwrap_or_default(),
             created_at: self.created_at,
+            tree: self.tree,
             streams: u64::try_from(self.streams).unwrap_or_default(),
             events: u64::try_from(self.events).unwrap_or_default(),
             root: self.root,
             heads: self.heads,
+            frontier: self.frontier,
+            note: self.note,
         }
+    }
+
+    /// The resume cursor as stored (PostgreSQL's transaction id fits in 63 bits).
+    pub fn resume_tx(&self) -> i64 {
+        i64::try_from(self.resume.tx_id).unwrap_or(i64::MAX)
     }
 }
 
-/// Builds a checkpoint from the stream heads a backend read as (stream id, version, hash).
-pub fn plan_checkpoint(heads: Vec<(Uuid, i64, Vec<u8>)>) -> Result<PlannedCheckpoint, StoreError> {
-    let mut decoded = heads
-        .into_iter()
-        .map(|(stream_id, version, hash)| {
-            let corrupt = |what: &str| StoreError::Corrupt(format!("head of stream {stream_id}: {what}"));
-            Ok(StreamHead {
-                stream_id,
-                version: u64::try_from(version).map_err(|_| corrupt("negative version"))?,
-                hash: hash.as_slice().try_into().map_err(|_| corrupt("hash is not 32 bytes"))?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    decoded.sort_by_key(|head| head.stream_id);
-    let overflow = || StoreError::Corrupt("checkpoint counts overflow".into());
-    let events = decoded.iter().try_fold(0i64, |sum, head| {
-        i64::try_from(head.version).ok().and_then(|v| sum.checked_add(v)).ok_or_else(overflow)
-    })?;
-    let heads_json = serde_json::to_value(&decoded)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode checkpoint heads: {e}")))?;
-    Ok(PlannedCheckpoint {
-        created_at: super::now_micros(),
-        streams: i64::try_from(decoded.len()).map_err(|_| overflow())?,
-        events,
-        root: heads_root(&decoded),
-        heads: decoded,
-        heads_json,
-    })
+/// The next checkpoint being built: the latest one's frontier and heads, with the events
+/// committed after it folded in, in commit order. It trusts the checkpoint it resumes
+/// (the server's own record; a verification recomputes everything from the log).
+#[derive(Debug, Default)]
+pub struct LogFold {
+    frontier: Frontier,
+    heads: BTreeMap<Uuid, StreamHead>,
+    cursor: GlobalCursor,
 }
+
+impl LogFold {
+    /// The fold of an empty log (no log checkpoint yet).
+    pub fn start() -> Self {
+        Self::default()
+    }
+
+    /// Resumes after the latest log-tree checkpoint.
+    pub fn resume(raw: RawCheckpoint) -> Result<Self, StoreError> {
+        let cursor = GlobalCursor {
+            tx_id: raw.resume_tx.and_then(|tx| u64::try_from(tx).ok()).unwrap_or_default(),
+            position: raw.resume_position.unwrap_or_default(),
+        };
+        let record = CheckpointRecord::decode(raw).map_err(StoreError::Corrupt)?;
+        record.check().map_err(StoreError::Corrupt)?;
+        let frontier = Frontier::from_parts(record.events, record.frontier).map_err(StoreError::Corrupt)?;
+        let heads = record.heads.into_iter().map(|head| (head.stream_id, head)).collect();
+        Ok(Self { frontier, heads, cursor })
+    }
+
+    /// Where the events to fold start: after this commit-order key.
+    pub fn cursor(&self) -> GlobalCursor {
+        self.cursor
+    }
+
+    /// Folds in the next event in commit order. A stream whose versions do not follow on
+    /// in commit order is corruption: no checkpoint is taken over it.
+    pub fn push(&mut self, cursor: GlobalCursor, stream_id: Uuid, version: i64, hash: &[u8]) -> Result<(), StoreError> {
+        let corrupt = |what: String| {
+            StoreError::Corrupt(format!(
+                "cannot checkpoint the log: {what} (at position {}); run a verification",
+                cursor.position
+            ))
+        };
+        let hash: [u8; 32] =
+            hash.try_into().map_err(|_| corrupt(format!("stream {stream_id}: a hash is not 32 bytes")))?;
+        let expected = self.heads.get(&stream_id).map_or(1, |head| head.version + 1);
+        if u64::try_from(version).ok() != Some(expected) {
+            return Err(corrupt(format!(
+                "stream {stream_id} has version {version} where version {expected} comes next in commit order"
+            )));
+        }
+        self.heads.insert(stream_id, StreamHead { stream_id, version: expected, hash });
+        self.frontier.push(event_leaf(&hash));
+        self.cursor = cursor;
+        Ok(())
+    }
+
+    /// The checkpoint of everything folded, signed when a signer is given.
+    pub fn plan(self, signer: Option<&CheckpointSigner>) -> Result<PlannedCheckpoint, StoreError> {
+        let overflow = || StoreError::Corrupt("checkpoint counts overflow".into());
+        let root = self.frontier.root();
+        let size = self.frontier.size();
+        let note = signer.map(|signer| signer.sign(size, &root)).transpose().map_err(StoreError::Corrupt)?;
+        let heads: Vec<StreamHead> = self.heads.into_values().collect();
+        let encode =
+            |what: &str, e: serde_json::Error| StoreError::Corrupt(format!("cannot encode checkpoint {what}: {e}"));
+        let heads_json = serde_json::to_value(&heads).map_err(|e| encode("heads", e))?;
+        let frontier = self.frontier.nodes().to_vec();
+        let frontier_json = serde_json::to_value(frontier.iter().map(hex::encode).collect::<Vec<_>>())
+            .map_err(|e| encode("frontier", e))?;
+        Ok(PlannedCheckpoint {
+            created_at: super::now_micros(),
+            tree: CheckpointTree::Log,
+            streams: i64::try_from(heads.len()).map_err(|_| overflow())?,
+            events: i64::try_from(size).map_err(|_| overflow())?,
+            root,
+            heads,
+            heads_json,
+            frontier,
+            frontier_json,
+            note,
+            resume: self.cursor,
+        })
+    }
+}
+
+/// How many events a checkpoint folds in per read.
+pub const CHECKPOINT_PAGE: i64 = 5_000;
 
 // ---- Verification ---------------------------------------------------------------------
 
 /// Where the history first fails to verify.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Break {
-    /// The stream; the nil UUID when a checkpoint itself is damaged.
+    /// The stream; the nil UUID when a checkpoint itself is damaged, or the log tree
+    /// differs from a checkpoint without pointing at one stream.
     pub stream_id: Uuid,
     /// The first version that is wrong or missing (0 for a damaged checkpoint).
     pub stream_version: u64,
@@ -442,12 +613,119 @@ impl VerifyReport {
     }
 }
 
-/// A head a checkpoint recorded for the stream being walked.
+/// What the store keeps about a page of streams besides their events, read in the same
+/// snapshot as those events: each is an independent witness of how far each stream goes
+/// (all are written in the append's transaction, so in one snapshot they agree with the
+/// log exactly).
+#[derive(Clone, Debug, Default)]
+pub struct Witnesses {
+    /// The stream heads (`streams`): version, head hash, position of the last event.
+    pub heads: Vec<HeadWitness>,
+    /// The idempotency records (`commands`): the version and position of each
+    /// command's last event.
+    pub commands: Vec<CommandWitness>,
+    /// The alignment projection's version of each initiative.
+    pub projections: Vec<(Uuid, i64)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct HeadWitness {
+    pub stream_id: Uuid,
+    pub version: i64,
+    pub hash: Vec<u8>,
+    pub last_position: i64,
+    /// The version of the folded state kept beside the head (`None`: none recorded).
+    pub state_version: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CommandWitness {
+    pub command_id: String,
+    pub stream_id: Uuid,
+    pub stream_version: i64,
+    pub global_position: i64,
+}
+
+/// Something outside the log that says a stream has a version: the log must hold it.
 #[derive(Clone, Debug)]
 struct Anchor {
-    checkpoint: u64,
     version: u64,
-    hash: [u8; 32],
+    witness: Witness,
+}
+
+#[derive(Clone, Debug)]
+enum Witness {
+    /// A checkpoint recorded the stream's head at this version, with this hash.
+    Checkpoint { id: u64, hash: [u8; 32] },
+    /// The stream head: this is the last version, with this hash, at this position.
+    Head { hash: Vec<u8>, position: i64 },
+    /// The state snapshot beside the head was folded up to this version, the last one.
+    Snapshot,
+    /// A command's last event is this version, at this position.
+    Command { id: String, position: i64 },
+    /// The projection was folded up to this version, the last one.
+    Projection,
+}
+
+impl Witness {
+    /// The order witnesses are reported in: checkpoints (by id), the head, commands, the
+    /// projection.
+    fn rank(&self) -> (u8, u64) {
+        match self {
+            Witness::Checkpoint { id, .. } => (0, *id),
+            Witness::Head { .. } => (1, 0),
+            Witness::Snapshot => (2, 0),
+            Witness::Command { .. } => (3, 0),
+            Witness::Projection => (4, 0),
+        }
+    }
+}
+
+/// At most 40 characters of a command id, for a message.
+fn short_id(id: &str) -> String {
+    match id.char_indices().nth(40) {
+        Some((end, _)) => format!("{}…", &id[..end]),
+        None => id.to_owned(),
+    }
+}
+
+/// The witnesses of versions the log does not hold, each kind once (its highest version):
+/// "checkpoint 1 recorded the stream at version 9, the stream head records version 9, …".
+fn describe_missing<'a>(anchors: impl Iterator<Item = &'a Anchor>, deleted_stream: bool) -> String {
+    let mut latest: BTreeMap<u8, (&Anchor, usize)> = BTreeMap::new();
+    for anchor in anchors {
+        let kind = anchor.witness.rank().0;
+        let entry = latest.entry(kind).or_insert((anchor, 0));
+        entry.1 += 1;
+        // The highest version; among checkpoints at that version, the earliest.
+        if (anchor.version, std::cmp::Reverse(anchor.witness.rank().1))
+            > (entry.0.version, std::cmp::Reverse(entry.0.witness.rank().1))
+        {
+            entry.0 = anchor;
+        }
+    }
+    let parts: Vec<String> = latest
+        .values()
+        .map(|(anchor, count)| {
+            let version = anchor.version;
+            match &anchor.witness {
+                Witness::Checkpoint { id, .. } if deleted_stream => {
+                    format!("checkpoint {id} recorded it at version {version}")
+                }
+                Witness::Checkpoint { id, .. } => format!("checkpoint {id} recorded the stream at version {version}"),
+                Witness::Head { .. } => format!("the stream head records version {version}"),
+                Witness::Snapshot => format!("the head's state snapshot is at version {version}"),
+                Witness::Command { id, .. } if *count > 1 => format!(
+                    "command {} recorded version {version} (and {} more command records are past the log's end)",
+                    short_id(id),
+                    count - 1
+                ),
+                Witness::Command { id, .. } => format!("command {} recorded version {version}", short_id(id)),
+                Witness::Projection => format!("the alignment projection is at version {version}"),
+            }
+        })
+        .collect();
+    parts.join(", ")
 }
 
 /// The stream being walked.
@@ -458,23 +736,30 @@ struct Walk {
     position: i64,
     /// This stream's anchors still ahead, by version.
     anchors: VecDeque<Anchor>,
+    /// The version a stream head or the projection says is the last, and which one.
+    last: Option<(u64, &'static str)>,
 }
 
-/// Verifies the log event by event, holding one stream's walk and the checkpoints'
-/// heads, never the events: feed it every checkpoint (`add_checkpoint`, in id order),
-/// then every event ordered by (stream id, version) with `check` while `is_broken` is
-/// false, then `finish`.
+/// Verifies the log event by event, holding one stream's walk and the anchors of the
+/// streams not walked yet, never the events: feed it every checkpoint (`add_checkpoint`,
+/// in id order), then page by page the witnesses of the page's streams
+/// (`add_witnesses`) and the page's events ordered by (stream id, version) with `check`
+/// while `is_broken` is false, then `finish`. The log tree of the checkpoints is checked
+/// after that, in commit order, by `tlog::TreeAudit` over `tree_marks`.
 pub struct Verifier {
     only: Option<Uuid>,
+    /// The key the checkpoints' notes must be signed with, when the server has one.
+    key: Option<CheckpointVerifier>,
     anchors: BTreeMap<Uuid, Vec<Anchor>>,
+    marks: Vec<TreeMark>,
     walk: Option<Walk>,
     report: VerifyReport,
 }
 
 impl Verifier {
     /// A verification of the whole log, or of one stream only.
-    pub fn new(only: Option<Uuid>) -> Self {
-        Self { only, anchors: BTreeMap::new(), walk: None, report: VerifyReport::default() }
+    pub fn new(only: Option<Uuid>, key: Option<CheckpointVerifier>) -> Self {
+        Self { only, key, anchors: BTreeMap::new(), marks: Vec::new(), walk: None, report: VerifyReport::default() }
     }
 
     pub fn is_broken(&self) -> bool {
@@ -488,7 +773,13 @@ impl Verifier {
         }
     }
 
-    /// Checks a stored checkpoint and takes note of the heads it recorded.
+    /// Takes the log-tree checkpoints to check the log's commit order against.
+    pub fn take_tree_marks(&mut self) -> Vec<TreeMark> {
+        std::mem::take(&mut self.marks)
+    }
+
+    /// Checks a stored checkpoint (and its note's signature, with a key) and takes note
+    /// of the heads it recorded.
     pub fn add_checkpoint(&mut self, raw: RawCheckpoint) {
         if self.is_broken() {
             return;
@@ -498,11 +789,42 @@ impl Verifier {
             Ok(checkpoint) => checkpoint,
             Err(reason) => return self.broken(Uuid::nil(), 0, 0, reason),
         };
+        if let (Some(key), Some(note)) = (&self.key, &checkpoint.note)
+            && let Err(reason) = key.open(note)
+        {
+            return self.broken(Uuid::nil(), 0, 0, format!("checkpoint {}: its note {reason}", checkpoint.id));
+        }
+        self.marks.extend(checkpoint.mark());
         for head in checkpoint.heads {
             if self.only.is_none_or(|only| only == head.stream_id) {
-                let anchor = Anchor { checkpoint: checkpoint.id, version: head.version, hash: head.hash };
-                self.anchors.entry(head.stream_id).or_default().push(anchor);
+                let witness = Witness::Checkpoint { id: checkpoint.id, hash: head.hash };
+                self.anchors.entry(head.stream_id).or_default().push(Anchor { version: head.version, witness });
             }
+        }
+    }
+
+    /// Takes note of what the stream heads, command records and projection say about
+    /// the streams of the page that follows (read in the same snapshot as its events).
+    pub fn add_witnesses(&mut self, witnesses: Witnesses) {
+        let mut add = |stream_id: Uuid, version: i64, witness: Witness| {
+            if self.only.is_none_or(|only| only == stream_id) {
+                // A negative version can be in no log: it stays ahead of every walk.
+                let version = u64::try_from(version).unwrap_or(u64::MAX);
+                self.anchors.entry(stream_id).or_default().push(Anchor { version, witness });
+            }
+        };
+        for head in witnesses.heads {
+            if let Some(version) = head.state_version {
+                add(head.stream_id, version, Witness::Snapshot);
+            }
+            add(head.stream_id, head.version, Witness::Head { hash: head.hash, position: head.last_position });
+        }
+        for command in witnesses.commands {
+            let witness = Witness::Command { id: command.command_id, position: command.global_position };
+            add(command.stream_id, command.stream_version, witness);
+        }
+        for (stream_id, version) in witnesses.projections {
+            add(stream_id, version, Witness::Projection);
         }
     }
 
@@ -520,7 +842,7 @@ impl Verifier {
                 return;
             }
             let mut anchors = self.anchors.remove(&event.stream_id).unwrap_or_default();
-            anchors.sort_by_key(|anchor| (anchor.version, anchor.checkpoint));
+            anchors.sort_by_key(|anchor| (anchor.version, anchor.witness.rank()));
             self.report.streams_checked += 1;
             self.walk = Some(Walk {
                 stream_id: event.stream_id,
@@ -528,6 +850,7 @@ impl Verifier {
                 hash: ZERO_HASH.to_vec(),
                 position: 0,
                 anchors: anchors.into(),
+                last: None,
             });
         }
         let Some(walk) = self.walk.as_mut() else { return };
@@ -537,7 +860,8 @@ impl Verifier {
         }
     }
 
-    /// Ends the walk: a stream or tail a checkpoint recorded and the log lost is a break.
+    /// Ends the walk: a stream or tail a checkpoint or a witness recorded and the log
+    /// lost is a break.
     pub fn finish(mut self) -> VerifyReport {
         if let Some(walk) = self.walk.take() {
             self.close(walk);
@@ -546,29 +870,28 @@ impl Verifier {
         self.report
     }
 
-    /// The end of a stream's walk: it must reach every version a checkpoint recorded.
+    /// The end of a stream's walk: it must reach every version an anchor recorded.
     fn close(&mut self, walk: Walk) {
-        if let Some(anchor) = walk.anchors.back() {
+        if !walk.anchors.is_empty() {
             let first_missing = walk.version + 1;
             let reason = format!(
-                "version {first_missing} missing: checkpoint {} recorded the stream at version {}, the log ends at version {}",
-                anchor.checkpoint, anchor.version, walk.version
+                "version {first_missing} missing: {}, the log ends at version {}",
+                describe_missing(walk.anchors.iter(), false),
+                walk.version
             );
             self.broken(walk.stream_id, first_missing, 0, reason);
         }
     }
 
-    /// Streams a checkpoint recorded, ordered before `next` (or all that are left), are
-    /// gone from the log.
+    /// Streams an anchor recorded, ordered before `next` (or all that are left), are gone
+    /// from the log.
     fn deleted_before(&mut self, next: Option<Uuid>) {
         let Some((&stream_id, anchors)) = self.anchors.first_key_value() else { return };
         if next.is_some_and(|next| stream_id >= next) {
             return;
         }
-        let latest = anchors.iter().max_by_key(|anchor| (anchor.version, std::cmp::Reverse(anchor.checkpoint)));
-        if let Some(anchor) = latest {
-            let reason =
-                format!("stream deleted: checkpoint {} recorded it at version {}", anchor.checkpoint, anchor.version);
+        if !anchors.is_empty() {
+            let reason = format!("stream deleted: {}", describe_missing(anchors.iter(), true));
             self.broken(stream_id, 1, 0, reason);
         }
     }
@@ -613,18 +936,79 @@ fn step(walk: &mut Walk, event: &StoredEvent) -> Result<(), (u64, String)> {
     if event_hash(&event.prev_hash, &event.content()).as_slice() != event.hash.as_slice() {
         return Err((version, "payload or metadata changed: hash mismatch".to_owned()));
     }
+    if let Some((last, who)) = walk.last {
+        return Err((
+            version,
+            format!(
+                "version {version} is past version {last}, where {who} ends the stream: an event was added to the \
+                 log outside of an append"
+            ),
+        ));
+    }
     while let Some(anchor) = walk.anchors.front() {
         if anchor.version > version {
             break;
         }
-        if anchor.hash.as_slice() != event.hash.as_slice() {
-            return Err((
-                version,
-                format!(
-                    "hash differs from the one checkpoint {} recorded at version {version}: the stream was rewritten",
-                    anchor.checkpoint
-                ),
-            ));
+        match &anchor.witness {
+            Witness::Checkpoint { id, hash } => {
+                if hash.as_slice() != event.hash.as_slice() {
+                    return Err((
+                        version,
+                        format!(
+                            "hash differs from the one checkpoint {id} recorded at version {version}: the stream was rewritten"
+                        ),
+                    ));
+                }
+            }
+            Witness::Head { hash, position } => {
+                if hash.as_slice() != event.hash.as_slice() {
+                    return Err((
+                        version,
+                        format!("hash differs from the head hash the stream head records at version {version}"),
+                    ));
+                }
+                if *position != event.position {
+                    return Err((
+                        version,
+                        format!(
+                            "the stream head records its last event at position {position}, but version {version} is \
+                             at position {}",
+                            event.position
+                        ),
+                    ));
+                }
+                walk.last = Some((version, "the stream head"));
+            }
+            Witness::Command { id, position } => {
+                if *id != event.command_id {
+                    return Err((
+                        version,
+                        format!(
+                            "command {} recorded version {version} as its last event, but version {version} was \
+                             appended by command {}",
+                            short_id(id),
+                            short_id(&event.command_id)
+                        ),
+                    ));
+                }
+                if *position != event.position {
+                    return Err((
+                        version,
+                        format!(
+                            "command {} recorded its last event at position {position}, but version {version} is at \
+                             position {}",
+                            short_id(id),
+                            event.position
+                        ),
+                    ));
+                }
+            }
+            Witness::Snapshot => {
+                walk.last = walk.last.or(Some((version, "the head's state snapshot")));
+            }
+            Witness::Projection => {
+                walk.last = walk.last.or(Some((version, "the alignment projection")));
+            }
         }
         walk.anchors.pop_front();
     }
@@ -911,21 +1295,42 @@ fn task_failed(error: tokio::task::JoinError) -> StoreError {
     StoreError::Database(sqlx::Error::Protocol(format!("an audit task failed: {error}")))
 }
 
-/// How many events a verification reads at a time.
+/// How many events a verification reads at a time (a page goes on to the end of its
+/// last stream, so that each stream is read, with its witnesses, in one snapshot).
 pub const VERIFY_PAGE: i64 = 2_000;
 
-/// Where a page of a verification resumes: after this (stream id, version).
-pub type VerifyKey = Option<(Uuid, i64)>;
+/// Where a page of a verification resumes: after this stream id (`None`: the start).
+pub type VerifyKey = Option<Uuid>;
 
-/// Runs `verifier` over the events `fetch` returns page by page, ordered by (stream id,
-/// version) and resuming after the key it is given, at most `VERIFY_PAGE` a page: the
-/// next page is read while the previous one is checked on a blocking thread, and no
-/// more than three pages are held at once.
-pub async fn verify_paged<F, Fut>(mut verifier: Verifier, fetch: F) -> Result<VerifyReport, StoreError>
+/// One page of a verification, read in one snapshot: whole streams in (stream id,
+/// version) order, and the witnesses of every stream id in the page's range — after
+/// the key it resumed from, up to its last stream, or to the end for the last page (so
+/// that a stream with witnesses and no events left is seen too).
+#[derive(Debug, Default)]
+pub struct VerifyPage {
+    pub events: Vec<StoredEvent>,
+    pub witnesses: Witnesses,
+    /// Whether more pages follow (the page reached `VERIFY_PAGE` events).
+    pub more: bool,
+}
+
+/// Runs `verifier` over the pages `fetch` returns, resuming after the last stream of the
+/// page before: the next page is read while the previous one is checked on a blocking
+/// thread, and no more than three pages are held at once. Then, for a verification of
+/// the whole log that found no break, checks the log tree against every log-tree
+/// checkpoint: `tree_page` reads the log in commit order after a cursor.
+pub async fn verify_paged<F, Fut, T, TFut>(
+    mut verifier: Verifier,
+    fetch: F,
+    tree_page: Option<T>,
+) -> Result<VerifyReport, StoreError>
 where
     F: Fn(VerifyKey) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send + 'static,
+    Fut: Future<Output = Result<VerifyPage, StoreError>> + Send + 'static,
+    T: Fn(GlobalCursor) -> TFut,
+    TFut: Future<Output = Result<Vec<(GlobalCursor, TreeEvent)>, StoreError>>,
 {
+    let marks = verifier.take_tree_marks();
     if verifier.is_broken() {
         return Ok(verifier.finish());
     }
@@ -935,9 +1340,7 @@ where
         loop {
             let page = fetch(after).await;
             let next = match &page {
-                Ok(events) if events.len() as i64 >= VERIFY_PAGE => {
-                    events.last().map(|event| (event.stream_id, event.stream_version))
-                }
+                Ok(page) if page.more => page.events.last().map(|event| event.stream_id),
                 _ => None,
             };
             if pages.send(page).await.is_err() || next.is_none() {
@@ -949,7 +1352,8 @@ where
     while let Some(page) = receiver.recv().await {
         let page = page?;
         verifier = tokio::task::spawn_blocking(move || {
-            for event in &page {
+            verifier.add_witnesses(page.witnesses);
+            for event in &page.events {
                 verifier.check(event);
                 if verifier.is_broken() {
                     break;
@@ -964,7 +1368,34 @@ where
         }
     }
     reader.abort();
-    Ok(verifier.finish())
+    let mut report = verifier.finish();
+    if let Some(tree_page) = tree_page
+        && report.ok()
+        && !marks.is_empty()
+    {
+        report.first_break = verify_tree(marks, tree_page).await?;
+    }
+    Ok(report)
+}
+
+/// Checks the log, read in commit order, against the log-tree checkpoints: the first
+/// checkpoint whose root is not the root of the log's first `size` events is a break.
+async fn verify_tree<T, TFut>(marks: Vec<TreeMark>, page: T) -> Result<Option<Break>, StoreError>
+where
+    T: Fn(GlobalCursor) -> TFut,
+    TFut: Future<Output = Result<Vec<(GlobalCursor, TreeEvent)>, StoreError>>,
+{
+    let mut audit = TreeAudit::new(marks);
+    let mut cursor = GlobalCursor::default();
+    while !audit.is_done() {
+        let events = page(cursor).await?;
+        let Some((last, _)) = events.last() else { break };
+        cursor = *last;
+        for (_, event) in &events {
+            audit.push(event);
+        }
+    }
+    Ok(audit.finish().map(|mismatch| mismatch.to_break()))
 }
 
 /// The event as the fold sees it (what `StoredEvent::to_recorded` does, with messages
@@ -1052,35 +1483,90 @@ mod tests {
         assert_eq!(heads_root(std::slice::from_ref(&head)), leaf_hash(&data));
     }
 
-    #[test]
-    fn a_planned_checkpoint_orders_its_heads_counts_them_and_checks() {
-        let planned = plan_checkpoint(vec![
-            (Uuid::from_u128(3), 2, vec![3; 32]),
-            (Uuid::from_u128(1), 5, vec![1; 32]),
-            (Uuid::from_u128(2), 1, vec![2; 32]),
-        ])
-        .expect("plan");
-        assert_eq!((planned.streams, planned.events), (3, 8));
-        let raw = RawCheckpoint {
-            id: 1,
+    /// The checkpoint row a log fold of these events (taken in position order) plans.
+    fn folded(id: i64, events: &[StoredEvent], signer: Option<&CheckpointSigner>) -> RawCheckpoint {
+        let mut ordered: Vec<&StoredEvent> = events.iter().collect();
+        ordered.sort_by_key(|event| event.position);
+        let mut fold = LogFold::start();
+        for event in ordered {
+            let cursor = GlobalCursor { tx_id: 0, position: event.position };
+            fold.push(cursor, event.stream_id, event.stream_version, &event.hash).expect("in order");
+        }
+        let planned = fold.plan(signer).expect("plan");
+        RawCheckpoint {
+            id,
             created_at: planned.created_at,
+            tree: planned.tree.as_str().to_owned(),
             streams: planned.streams,
             events: planned.events,
             root: planned.root.to_vec(),
             heads: planned.heads_json.clone(),
-        };
+            frontier: Some(planned.frontier_json.clone()),
+            note: planned.note.clone(),
+            resume_tx: Some(0),
+            resume_position: Some(planned.resume.position),
+        }
+    }
+
+    #[test]
+    fn a_log_checkpoint_is_the_tree_of_the_log_in_order_with_every_head_and_checks() {
+        let (a, b) = (Uuid::from_u128(2), Uuid::from_u128(1));
+        let events = [chain(a, 3, 0), chain(b, 2, 3)].concat();
+        let raw = folded(1, &events, None);
         let record = CheckpointRecord::decode(raw.clone()).expect("decode");
-        assert_eq!(record, planned.record(1));
-        assert_eq!(record.heads.iter().map(|h| h.stream_id).collect::<Vec<_>>(), [1, 2, 3].map(Uuid::from_u128));
+        assert_eq!((record.tree, record.streams, record.events), (CheckpointTree::Log, 2, 5));
+        let leaves: Vec<[u8; 32]> = events.iter().map(|e| event_leaf(&e.hash)).collect();
+        assert_eq!(record.root, merkle_root(&leaves));
+        assert_eq!(record.heads.iter().map(|h| (h.stream_id, h.version)).collect::<Vec<_>>(), [(b, 2), (a, 3)]);
+        assert_eq!(record.frontier.len(), 2, "5 leaves: subtrees of 4 and 1");
         assert_eq!(record.check(), Ok(()));
 
+        // The next checkpoint resumes from this one and folds only what follows.
+        let mut fold = LogFold::resume(raw).expect("resume");
+        assert_eq!(fold.cursor().position, 5);
+        let more = chain(a, 4, 0).remove(3);
+        fold.push(GlobalCursor { tx_id: 0, position: 9 }, a, 4, &more.hash).expect("next version");
+        let next = fold.plan(None).expect("plan");
+        assert_eq!(next.root, merkle_root(&[leaves, vec![event_leaf(&more.hash)]].concat()));
+        let mut skipping = LogFold::start();
+        assert!(skipping.push(GlobalCursor::default(), a, 2, &more.hash).is_err(), "version 2 before version 1");
+
         let mut forged = record.clone();
-        forged.heads[1].version = 2;
-        forged.events = 9;
-        assert!(forged.check().is_err_and(|e| e.contains("root does not recompute")));
+        forged.root = [9; 32];
+        assert!(forged.check().is_err_and(|e| e.contains("does not recompute from its frontier")));
         let mut miscounted = record;
-        miscounted.events = 7;
-        assert!(miscounted.check().is_err_and(|e| e.contains("add up to 8")));
+        miscounted.events = 4;
+        assert!(miscounted.check().is_err_and(|e| e.contains("add up to 5")));
+    }
+
+    #[test]
+    fn a_signed_checkpoint_s_note_says_its_size_and_root_and_a_changed_note_is_caught() {
+        let (key, _) = crate::store::note::generate_key("accord.example/test").expect("key");
+        let signer = CheckpointSigner::parse(&key).expect("parses");
+        let events = chain(Uuid::from_u128(1), 3, 0);
+        let raw = folded(1, &events, Some(&signer));
+        let record = CheckpointRecord::decode(raw.clone()).expect("decode");
+        let said = signer.verifier().open(record.note.as_deref().expect("a note")).expect("verifies");
+        assert_eq!((said.size, said.root), (3, record.root));
+
+        let mut verifier = Verifier::new(None, Some(signer.verifier().clone()));
+        verifier.add_checkpoint(raw.clone());
+        assert!(!verifier.is_broken());
+        // A note for another size: the row and its note disagree.
+        let mut other = raw.clone();
+        other.note = Some(signer.sign(2, &record.root).expect("sign"));
+        let report = verify(&[other], &events);
+        assert!(report.first_break.is_some_and(|b| b.reason.contains("its signed note says 2 events")));
+        // A note re-signed by another key: refused with the server's key only.
+        let (stranger, _) = crate::store::note::generate_key("accord.example/test").expect("key");
+        let stranger = CheckpointSigner::parse(&stranger).expect("parses");
+        let mut resigned = raw;
+        resigned.note = Some(stranger.sign(3, &record.root).expect("sign"));
+        assert!(verify(std::slice::from_ref(&resigned), &events).ok(), "without a key the note is only read");
+        let mut verifier = Verifier::new(None, Some(signer.verifier().clone()));
+        verifier.add_checkpoint(resigned);
+        let found = verifier.finish().first_break.expect("a break");
+        assert!(found.reason.contains("is not signed by the key given"), "{}", found.reason);
     }
 
     fn chain(stream_id: Uuid, count: i64, first_position: i64) -> Vec<StoredEvent> {
@@ -1111,7 +1597,7 @@ mod tests {
     }
 
     fn verify(checkpoints: &[RawCheckpoint], events: &[StoredEvent]) -> VerifyReport {
-        let mut verifier = Verifier::new(None);
+        let mut verifier = Verifier::new(None, None);
         for checkpoint in checkpoints {
             verifier.add_checkpoint(checkpoint.clone());
         }
@@ -1122,19 +1608,7 @@ mod tests {
     }
 
     fn checkpoint_of(id: i64, events: &[StoredEvent]) -> RawCheckpoint {
-        let mut heads: BTreeMap<Uuid, (i64, Vec<u8>)> = BTreeMap::new();
-        for event in events {
-            heads.insert(event.stream_id, (event.stream_version, event.hash.clone()));
-        }
-        let planned = plan_checkpoint(heads.into_iter().map(|(s, (v, h))| (s, v, h)).collect()).expect("plan");
-        RawCheckpoint {
-            id,
-            created_at: planned.created_at,
-            streams: planned.streams,
-            events: planned.events,
-            root: planned.root.to_vec(),
-            heads: planned.heads_json,
-        }
+        folded(id, events, None)
     }
 
     #[test]

@@ -14,8 +14,10 @@
 pub mod append;
 pub mod audit;
 pub mod hash;
+pub mod note;
 pub mod postgres;
 pub mod sqlite;
+pub mod tlog;
 
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ use crate::domain::{AlignmentView, Authority, Command, DomainError, Event, Initi
 
 pub use audit::{Break, CheckpointRecord, ExportLine, ImportReport, StreamHead, Until, VerifyReport};
 pub use hash::{EventContent, ZERO_HASH, event_hash};
+pub use note::{CheckpointSigner, CheckpointVerifier};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -403,14 +406,22 @@ impl Store {
     }
 
     /// Recomputes the hash chains of one stream or of the whole log, streaming the
-    /// events, and checks them against every stored checkpoint; reports the first break.
-    pub async fn verify(&self, stream: Option<Uuid>) -> Result<VerifyReport, StoreError> {
-        dispatch!(self, s => s.verify(stream))
+    /// events; checks each stream against every witness the store holds (checkpoint
+    /// heads, the stream head, the command records, the projection's version) and, for
+    /// the whole log, the log tree against every log-tree checkpoint; with a key, each
+    /// checkpoint's signed note must verify. Reports the first break.
+    pub async fn verify(
+        &self,
+        stream: Option<Uuid>,
+        key: Option<&CheckpointVerifier>,
+    ) -> Result<VerifyReport, StoreError> {
+        dispatch!(self, s => s.verify(stream, key))
     }
 
-    /// Records every stream's head at one consistent point, with their Merkle root.
-    pub async fn create_checkpoint(&self) -> Result<CheckpointRecord, StoreError> {
-        dispatch!(self, s => s.create_checkpoint())
+    /// Records a checkpoint of the log tree: a prefix of the log in commit order, every
+    /// stream's head in it, the root, the frontier, and with a signer its signed note.
+    pub async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
+        dispatch!(self, s => s.create_checkpoint(signer))
     }
 
     /// Every checkpoint, oldest first.

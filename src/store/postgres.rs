@@ -28,7 +28,10 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::append::{Append, Head, Projection, StoredCommand, plan, refold};
-use super::audit::{self, ImportSink, ImportedCommand, ImportedStream, RawCheckpoint, Verifier, VerifyKey};
+use super::audit::{
+    self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, Verifier, VerifyKey, VerifyPage,
+};
+use super::note::{CheckpointSigner, CheckpointVerifier};
 use super::*;
 use crate::domain::{AlignmentView, DomainError, Initiative, event::SCHEMA_VERSION};
 
@@ -404,61 +407,106 @@ impl PgStore {
         Ok(cursor)
     }
 
-    /// Verifies one stream or the whole log (see `audit`). Pages of events are read by
-    /// (stream id, version) through its unique index, each page its own statement: the
-    /// log only grows, so a verification that runs beside appends checks what existed
-    /// when each page was read.
-    pub async fn verify(&self, stream: Option<Uuid>) -> Result<VerifyReport, StoreError> {
-        let mut verifier = Verifier::new(stream);
+    /// Verifies one stream or the whole log (see `audit`). Pages of whole streams are
+    /// read by (stream id, version) through its unique index, each page with its
+    /// streams' witnesses (heads, command records, projection versions) in one
+    /// REPEATABLE READ snapshot: the log only grows, so a verification that runs beside
+    /// appends checks what existed when each page was read. Then, for the whole log, the
+    /// log tree is recomputed in commit order against the log-tree checkpoints.
+    pub async fn verify(
+        &self,
+        stream: Option<Uuid>,
+        key: Option<&CheckpointVerifier>,
+    ) -> Result<VerifyReport, StoreError> {
+        let mut verifier = Verifier::new(stream, key.cloned());
         for raw in self.raw_checkpoints().await? {
             verifier.add_checkpoint(raw);
         }
         let pool = self.pool.clone();
-        audit::verify_paged(verifier, move |after| {
-            let pool = pool.clone();
-            async move { verify_page(&pool, stream, after).await }
-        })
+        let tree = stream.is_none().then(|| {
+            let pool = self.pool.clone();
+            move |after: GlobalCursor| {
+                let pool = pool.clone();
+                async move { tree_page(&pool, after).await }
+            }
+        });
+        audit::verify_paged(
+            verifier,
+            move |after| {
+                let pool = pool.clone();
+                async move { verify_page(&pool, stream, after).await }
+            },
+            tree,
+        )
         .await
     }
 
-    /// Records every stream's head and their Merkle root. The heads are read in a
-    /// REPEATABLE READ transaction, so from one snapshot: exactly the appends committed
-    /// before it, and since each append is one transaction and the appends of one stream
-    /// serialise on its head, each stream's head in it closes a complete prefix of that
-    /// stream. (No need for the gap-free horizon here: a checkpoint is a set of heads, not
-    /// a position in the global log.) The heads come from the log itself, not from the
-    /// `streams` projection, via a skip scan of the (stream, version) index.
-    pub async fn create_checkpoint(&self) -> Result<CheckpointRecord, StoreError> {
+    /// Records the next log-tree checkpoint: the latest one's frontier and heads with
+    /// every event after it folded in, in commit order, up to the gap-free horizon — so
+    /// the checkpoint covers a prefix of the log in the order `read_all` returns it, and
+    /// no later commit can sort into it. It first waits (at most `HORIZON_WAIT`) until the
+    /// horizon passes every event committed before the call, so that a checkpoint taken
+    /// right after a command covers it unless a transaction elsewhere on the database
+    /// server runs longer. Creators queue on an advisory lock (another replica's or the
+    /// periodic task's checkpoint goes first), and the note is signed when a key is given.
+    pub async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await.map_err(map_sqlx)?;
-        let heads: Vec<(Uuid, i64, Vec<u8>)> = sqlx::query_as(
-            "WITH RECURSIVE ids(stream_id) AS (
-                 (SELECT stream_id FROM events ORDER BY stream_id LIMIT 1)
-                 UNION ALL
-                 SELECT (SELECT e.stream_id FROM events e WHERE e.stream_id > ids.stream_id
-                          ORDER BY e.stream_id LIMIT 1)
-                   FROM ids WHERE ids.stream_id IS NOT NULL
-             )
-             SELECT ids.stream_id, h.stream_version, h.hash
-               FROM ids CROSS JOIN LATERAL (SELECT stream_version, hash FROM events e
-                                             WHERE e.stream_id = ids.stream_id
-                                             ORDER BY stream_version DESC LIMIT 1) AS h
-              WHERE ids.stream_id IS NOT NULL
-              ORDER BY ids.stream_id",
-        )
-        .fetch_all(&mut *tx)
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CHECKPOINT_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        let previous = sqlx::query(&format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE tree = 'log' ORDER BY id DESC LIMIT 1"
+        ))
+        .fetch_optional(&mut *tx)
         .await
         .map_err(map_sqlx)?;
-        let planned = audit::plan_checkpoint(heads)?;
+        let mut fold = match previous {
+            Some(row) => LogFold::resume(decode_checkpoint(&row)?)?,
+            None => LogFold::start(),
+        };
+        let horizon = horizon_past_committed(&mut tx).await?;
+        loop {
+            let after = fold.cursor();
+            let rows = sqlx::query(
+                "SELECT tx_id::text::bigint AS tx, position, stream_id, stream_version, hash FROM events
+                  WHERE tx_id < $1::text::xid8 AND (tx_id, position) > ($2::text::xid8, $3)
+                  ORDER BY tx_id, position
+                  LIMIT $4",
+            )
+            .bind(horizon.to_string())
+            .bind(after.tx_id.to_string())
+            .bind(after.position)
+            .bind(audit::CHECKPOINT_PAGE)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+            for row in &rows {
+                let event = decode_tree_event(row)?;
+                let cursor = GlobalCursor { tx_id: tree_tx(row)?, position: event.position };
+                fold.push(cursor, event.stream_id, event.stream_version, &event.hash)?;
+            }
+            if (rows.len() as i64) < audit::CHECKPOINT_PAGE {
+                break;
+            }
+        }
+        let planned = fold.plan(signer)?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO checkpoints (created_at, streams, events, root, heads)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO checkpoints (created_at, tree, streams, events, root, heads, frontier, resume_tx,
+                                      resume_position, note)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(planned.created_at)
+        .bind(planned.tree.as_str())
         .bind(planned.streams)
         .bind(planned.events)
         .bind(planned.root.as_slice())
         .bind(&planned.heads_json)
+        .bind(&planned.frontier_json)
+        .bind(planned.resume_tx())
+        .bind(planned.resume.position)
+        .bind(&planned.note)
         .fetch_one(&mut *tx)
         .await
         .map_err(map_sqlx)?;
@@ -476,22 +524,11 @@ impl PgStore {
     }
 
     async fn raw_checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError> {
-        let rows = sqlx::query("SELECT id, created_at, streams, events, root, heads FROM checkpoints ORDER BY id")
+        let rows = sqlx::query(&format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY id"))
             .fetch_all(&self.pool)
             .await
             .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                Ok(RawCheckpoint {
-                    id: row.try_get("id").map_err(map_sqlx)?,
-                    created_at: row.try_get("created_at").map_err(map_sqlx)?,
-                    streams: row.try_get("streams").map_err(map_sqlx)?,
-                    events: row.try_get("events").map_err(map_sqlx)?,
-                    root: row.try_get("root").map_err(map_sqlx)?,
-                    heads: row.try_get("heads").map_err(map_sqlx)?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_checkpoint).collect()
     }
 
     /// Loads an export into this store if it holds no event (see `Store::import_stream`).
@@ -529,35 +566,198 @@ impl PgStore {
     }
 }
 
-/// One page of a verification: the events after `after` in (stream id, version) order.
-async fn verify_page(pool: &PgPool, stream: Option<Uuid>, after: VerifyKey) -> Result<Vec<StoredEvent>, StoreError> {
-    let (after_stream, after_version) = after.unwrap_or((Uuid::nil(), 0));
-    let rows = match stream {
-        Some(stream) => {
-            sqlx::query(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2
-                  ORDER BY stream_version LIMIT $3"
-            ))
-            .bind(stream)
-            .bind(if after_stream == stream { after_version } else { 0 })
-            .bind(audit::VERIFY_PAGE)
-            .fetch_all(pool)
+/// Serialises checkpoint creators (an arbitrary constant: "accord checkpoint").
+const CHECKPOINT_LOCK: i64 = 0x6163_636f_7264_6370;
+
+/// How long a checkpoint waits for transactions older than the newest committed event.
+const HORIZON_WAIT: Duration = Duration::from_secs(2);
+
+/// The stored columns of a checkpoint, in `decode_checkpoint`'s order.
+const CHECKPOINT_COLUMNS: &str =
+    "id, created_at, tree, streams, events, root, heads, frontier, resume_tx, resume_position, note";
+
+fn decode_checkpoint(row: &PgRow) -> Result<RawCheckpoint, StoreError> {
+    Ok(RawCheckpoint {
+        id: row.try_get("id").map_err(map_sqlx)?,
+        created_at: row.try_get("created_at").map_err(map_sqlx)?,
+        tree: row.try_get("tree").map_err(map_sqlx)?,
+        streams: row.try_get("streams").map_err(map_sqlx)?,
+        events: row.try_get("events").map_err(map_sqlx)?,
+        root: row.try_get("root").map_err(map_sqlx)?,
+        heads: row.try_get("heads").map_err(map_sqlx)?,
+        frontier: row.try_get("frontier").map_err(map_sqlx)?,
+        note: row.try_get("note").map_err(map_sqlx)?,
+        resume_tx: row.try_get("resume_tx").map_err(map_sqlx)?,
+        resume_position: row.try_get("resume_position").map_err(map_sqlx)?,
+    })
+}
+
+/// The gap-free horizon once it has passed the newest event committed now (or after
+/// `HORIZON_WAIT`, whatever it is then): every event below it is committed for good,
+/// and every transaction that could still append has an id at or above it.
+async fn horizon_past_committed(tx: &mut Transaction<'_, Postgres>) -> Result<i64, StoreError> {
+    let newest: Option<i64> = sqlx::query_scalar("SELECT max(tx_id)::text::bigint FROM events")
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_sqlx)?;
+    let deadline = tokio::time::Instant::now() + HORIZON_WAIT;
+    loop {
+        let horizon: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            .fetch_one(&mut **tx)
             .await
+            .map_err(map_sqlx)?;
+        if newest.is_none_or(|newest| horizon > newest) || tokio::time::Instant::now() >= deadline {
+            return Ok(horizon);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn decode_tree_event(row: &PgRow) -> Result<audit::TreeEvent, StoreError> {
+    Ok(audit::TreeEvent {
+        stream_id: row.try_get("stream_id").map_err(map_sqlx)?,
+        stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
+        position: row.try_get("position").map_err(map_sqlx)?,
+        hash: row.try_get("hash").map_err(map_sqlx)?,
+    })
+}
+
+fn tree_tx(row: &PgRow) -> Result<u64, StoreError> {
+    let tx: i64 = row.try_get("tx").map_err(map_sqlx)?;
+    Ok(u64::try_from(tx).unwrap_or_default())
+}
+
+/// A page of the log in commit order after `after`, gap-free, with only what the log
+/// tree needs.
+async fn tree_page(pool: &PgPool, after: GlobalCursor) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT tx_id::text::bigint AS tx, position, stream_id, stream_version, hash FROM events
+          WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) AND (tx_id, position) > ($1::text::xid8, $2)
+          ORDER BY tx_id, position
+          LIMIT $3",
+    )
+    .bind(after.tx_id.to_string())
+    .bind(after.position)
+    .bind(audit::VERIFY_PAGE)
+    .fetch_all(pool)
+    .await
+    .map_err(map_sqlx)?;
+    rows.iter()
+        .map(|row| {
+            let event = decode_tree_event(row)?;
+            Ok((GlobalCursor { tx_id: tree_tx(row)?, position: event.position }, event))
+        })
+        .collect()
+}
+
+/// One page of a verification, in one REPEATABLE READ snapshot: whole streams after
+/// `after` in (stream id, version) order, and their witnesses (see `audit::VerifyPage`).
+async fn verify_page(pool: &PgPool, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError> {
+    let mut tx = pool.begin().await.map_err(map_sqlx)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+    let mut events = match only {
+        Some(stream) => {
+            sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"))
+                .bind(stream)
+                .fetch_all(&mut *tx)
+                .await
         }
         None => {
-            sqlx::query(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE (stream_id, stream_version) > ($1, $2)
-                  ORDER BY stream_id, stream_version LIMIT $3"
-            ))
-            .bind(after_stream)
-            .bind(after_version)
-            .bind(audit::VERIFY_PAGE)
-            .fetch_all(pool)
-            .await
+            // A plain range (no "IS NULL OR"), so that every page is an index range scan.
+            let from = if after.is_some() { "WHERE stream_id > $2" } else { "" };
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events {from} ORDER BY stream_id, stream_version LIMIT $1");
+            let query = sqlx::query(&sql).bind(audit::VERIFY_PAGE);
+            match after {
+                Some(after) => query.bind(after).fetch_all(&mut *tx).await,
+                None => query.fetch_all(&mut *tx).await,
+            }
         }
     }
-    .map_err(map_sqlx)?;
-    rows.iter().map(decode_event).collect()
+    .map_err(map_sqlx)?
+    .iter()
+    .map(decode_event)
+    .collect::<Result<Vec<_>, _>>()?;
+    let more = only.is_none() && events.len() as i64 >= audit::VERIFY_PAGE;
+    if more && let Some(last) = events.last().map(|e| (e.stream_id, e.stream_version)) {
+        // The rest of the page's last stream, so that the page ends with a whole stream.
+        let rest = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
+        ))
+        .bind(last.0)
+        .bind(last.1)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        for row in &rest {
+            events.push(decode_event(row)?);
+        }
+    }
+    // The witnesses of every stream id in (after, last stream], or to the end.
+    let (from, to) = match only {
+        Some(stream) => (None, Some(stream)),
+        None => (after, if more { events.last().map(|e| e.stream_id) } else { None }),
+    };
+    // Only the bounds there are, so that each witness read is an index range scan.
+    let bounds: Vec<(&str, Uuid)> = [("=", only), (">", from), ("<=", to)]
+        .into_iter()
+        .filter_map(|(op, bound)| bound.map(|bound| (op, bound)))
+        .collect();
+    let within = |column: &str| {
+        let conditions: Vec<String> =
+            bounds.iter().enumerate().map(|(i, (op, _))| format!("{column} {op} ${}", i + 1)).collect();
+        if conditions.is_empty() { "true".to_owned() } else { conditions.join(" AND ") }
+    };
+    let heads_sql = format!(
+        "SELECT stream_id, version, head_hash, last_position, (state->>'version')::bigint AS state_version
+           FROM streams WHERE {}",
+        within("stream_id")
+    );
+    let commands_sql = format!(
+        "SELECT command_id, stream_id, stream_version, global_position FROM commands WHERE {}",
+        within("stream_id")
+    );
+    let projections_sql = format!("SELECT initiative_id, version FROM alignment WHERE {}", within("initiative_id"));
+    let (mut heads, mut commands, mut projections) =
+        (sqlx::query(&heads_sql), sqlx::query(&commands_sql), sqlx::query_as::<_, (Uuid, i64)>(&projections_sql));
+    for (_, bound) in &bounds {
+        heads = heads.bind(*bound);
+        commands = commands.bind(*bound);
+        projections = projections.bind(*bound);
+    }
+    let heads = heads.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
+    let commands = commands.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
+    let projections = projections.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
+    tx.commit().await.map_err(map_sqlx)?;
+    let witnesses = audit::Witnesses {
+        heads: heads
+            .iter()
+            .map(|row| {
+                Ok(audit::HeadWitness {
+                    stream_id: row.try_get("stream_id").map_err(map_sqlx)?,
+                    version: row.try_get("version").map_err(map_sqlx)?,
+                    hash: row.try_get("head_hash").map_err(map_sqlx)?,
+                    last_position: row.try_get("last_position").map_err(map_sqlx)?,
+                    state_version: row.try_get("state_version").map_err(map_sqlx)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        commands: commands
+            .iter()
+            .map(|row| {
+                Ok(audit::CommandWitness {
+                    command_id: row.try_get("command_id").map_err(map_sqlx)?,
+                    stream_id: row.try_get("stream_id").map_err(map_sqlx)?,
+                    stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
+                    global_position: row.try_get("global_position").map_err(map_sqlx)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        projections,
+    };
+    Ok(VerifyPage { events, witnesses, more })
 }
 
 /// An import's writes, in its one transaction.

@@ -49,7 +49,10 @@ use tracing::{error, warn};
 use uuid::Uuid;
 
 use super::append::{Append, Head, Projection, StoredCommand, plan, refold};
-use super::audit::{self, ImportSink, ImportedCommand, ImportedStream, RawCheckpoint, Verifier, VerifyKey};
+use super::audit::{
+    self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, Verifier, VerifyKey, VerifyPage,
+};
+use super::note::{CheckpointSigner, CheckpointVerifier};
 use super::*;
 use crate::domain::{AlignmentView, DomainError, Initiative, event::SCHEMA_VERSION};
 
@@ -384,25 +387,45 @@ impl SqliteStore {
         Ok(GlobalCursor { tx_id: 0, position })
     }
 
-    /// Verifies one stream or the whole log (see `audit`), reading pages of events by
-    /// (stream id, version) through its unique index.
-    pub async fn verify(&self, stream: Option<Uuid>) -> Result<VerifyReport, StoreError> {
-        let mut verifier = Verifier::new(stream);
+    /// Verifies one stream or the whole log (see `audit`): pages of whole streams by
+    /// (stream id, version) through its unique index, each with its streams' witnesses
+    /// in one read transaction (one snapshot); then, for the whole log, the log tree in
+    /// position order (commit order here) against the log-tree checkpoints.
+    pub async fn verify(
+        &self,
+        stream: Option<Uuid>,
+        key: Option<&CheckpointVerifier>,
+    ) -> Result<VerifyReport, StoreError> {
+        let mut verifier = Verifier::new(stream, key.cloned());
         for raw in self.raw_checkpoints().await? {
             verifier.add_checkpoint(raw);
         }
         let pool = self.pool.clone();
-        audit::verify_paged(verifier, move |after| {
-            let pool = pool.clone();
-            async move { verify_page(&pool, stream, after).await }
-        })
+        let tree = stream.is_none().then(|| {
+            let pool = self.pool.clone();
+            move |after: GlobalCursor| {
+                let pool = pool.clone();
+                async move { tree_page(&pool, after.position, audit::VERIFY_PAGE).await }
+            }
+        });
+        audit::verify_paged(
+            verifier,
+            move |after| {
+                let pool = pool.clone();
+                async move { verify_page(&pool, stream, after).await }
+            },
+            tree,
+        )
         .await
     }
 
-    /// Records every stream's head and their Merkle root, in one write transaction: the
-    /// single writer appends nothing meanwhile, so the heads are one consistent point.
-    pub async fn create_checkpoint(&self) -> Result<CheckpointRecord, StoreError> {
-        self.write(move |pool| async move { attempts(|| create_checkpoint(&pool)).await }).await
+    /// Records the next log-tree checkpoint (see `PgStore::create_checkpoint`), in one
+    /// write transaction: the single writer appends nothing meanwhile, so the log's end
+    /// is one consistent point, and the events after the latest checkpoint are folded in
+    /// position order, which is commit order here.
+    pub async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
+        let signer = signer.cloned();
+        self.write(move |pool| async move { attempts(|| create_checkpoint(&pool, signer.as_ref())).await }).await
     }
 
     /// Every checkpoint, oldest first.
@@ -415,27 +438,11 @@ impl SqliteStore {
     }
 
     async fn raw_checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError> {
-        let rows = sqlx::query("SELECT id, created_at, streams, events, root, heads FROM checkpoints ORDER BY id")
+        let rows = sqlx::query(&format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY id"))
             .fetch_all(&self.pool)
             .await
             .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id").map_err(map_sqlx)?;
-                let created_at: i64 = row.try_get("created_at").map_err(map_sqlx)?;
-                let heads: String = row.try_get("heads").map_err(map_sqlx)?;
-                let corrupt = |what: String| StoreError::Corrupt(format!("checkpoint {id}: {what}"));
-                Ok(RawCheckpoint {
-                    id,
-                    created_at: DateTime::from_timestamp_micros(created_at)
-                        .ok_or_else(|| corrupt(format!("created_at {created_at} is out of range")))?,
-                    streams: row.try_get("streams").map_err(map_sqlx)?,
-                    events: row.try_get("events").map_err(map_sqlx)?,
-                    root: row.try_get("root").map_err(map_sqlx)?,
-                    heads: serde_json::from_str(&heads).map_err(|e| corrupt(format!("heads: {e}")))?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_checkpoint).collect()
     }
 
     /// Loads an export into this store if it holds no event (see `Store::import_stream`),
@@ -461,64 +468,211 @@ impl SqliteStore {
     }
 }
 
-/// One page of a verification: the events after `after` in (stream id, version) order.
-async fn verify_page(
-    pool: &SqlitePool,
-    stream: Option<Uuid>,
-    after: VerifyKey,
-) -> Result<Vec<StoredEvent>, StoreError> {
-    let (after_stream, after_version) = after.unwrap_or((Uuid::nil(), 0));
-    let rows = match stream {
+/// The stored columns of a checkpoint, in `decode_checkpoint`'s order.
+const CHECKPOINT_COLUMNS: &str = "id, created_at, tree, streams, events, root, heads, frontier, resume_position, note";
+
+fn decode_checkpoint(row: &SqliteRow) -> Result<RawCheckpoint, StoreError> {
+    let id: i64 = row.try_get("id").map_err(map_sqlx)?;
+    let created_at: i64 = row.try_get("created_at").map_err(map_sqlx)?;
+    let heads: String = row.try_get("heads").map_err(map_sqlx)?;
+    let frontier: Option<String> = row.try_get("frontier").map_err(map_sqlx)?;
+    let corrupt = |what: String| StoreError::Corrupt(format!("checkpoint {id}: {what}"));
+    Ok(RawCheckpoint {
+        id,
+        created_at: DateTime::from_timestamp_micros(created_at)
+            .ok_or_else(|| corrupt(format!("created_at {created_at} is out of range")))?,
+        tree: row.try_get("tree").map_err(map_sqlx)?,
+        streams: row.try_get("streams").map_err(map_sqlx)?,
+        events: row.try_get("events").map_err(map_sqlx)?,
+        root: row.try_get("root").map_err(map_sqlx)?,
+        heads: serde_json::from_str(&heads).map_err(|e| corrupt(format!("heads: {e}")))?,
+        frontier: frontier
+            .map(|text| serde_json::from_str(&text).map_err(|e| corrupt(format!("frontier: {e}"))))
+            .transpose()?,
+        note: row.try_get("note").map_err(map_sqlx)?,
+        resume_tx: Some(0),
+        resume_position: row.try_get("resume_position").map_err(map_sqlx)?,
+    })
+}
+
+/// At most `limit` events after `after` in position order (commit order here), with
+/// only what the log tree needs.
+async fn tree_page<'c, E>(
+    executor: E,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Sqlite>,
+{
+    let rows = sqlx::query(
+        "SELECT position, stream_id, stream_version, hash FROM events WHERE position > ?1 ORDER BY position LIMIT ?2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+    .map_err(map_sqlx)?;
+    rows.iter()
+        .map(|row| {
+            let event = audit::TreeEvent {
+                stream_id: uuid_column(row, "stream_id")?,
+                stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
+                position: row.try_get("position").map_err(map_sqlx)?,
+                hash: row.try_get("hash").map_err(map_sqlx)?,
+            };
+            Ok((GlobalCursor { tx_id: 0, position: event.position }, event))
+        })
+        .collect()
+}
+
+/// One page of a verification, in one read transaction: whole streams after `after` in
+/// (stream id, version) order, and their witnesses (see `audit::VerifyPage`).
+async fn verify_page(pool: &SqlitePool, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError> {
+    let mut tx = pool.begin().await.map_err(map_sqlx)?;
+    let after_text = after.map(|id| id.to_string());
+    let mut events = match only {
         Some(stream) => {
-            sqlx::query(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND stream_version > ?2
-                  ORDER BY stream_version LIMIT ?3"
-            ))
-            .bind(stream.to_string())
-            .bind(if after_stream == stream { after_version } else { 0 })
-            .bind(audit::VERIFY_PAGE)
-            .fetch_all(pool)
-            .await
+            sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 ORDER BY stream_version"))
+                .bind(stream.to_string())
+                .fetch_all(&mut *tx)
+                .await
         }
         None => {
-            sqlx::query(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE (stream_id, stream_version) > (?1, ?2)
-                  ORDER BY stream_id, stream_version LIMIT ?3"
-            ))
-            .bind(after_stream.to_string())
-            .bind(after_version)
-            .bind(audit::VERIFY_PAGE)
-            .fetch_all(pool)
-            .await
+            // A plain range (no "IS NULL OR"), so that every page is an index range scan.
+            let from = if after_text.is_some() { "WHERE stream_id > ?2" } else { "" };
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events {from} ORDER BY stream_id, stream_version LIMIT ?1");
+            let query = sqlx::query(&sql).bind(audit::VERIFY_PAGE);
+            match &after_text {
+                Some(after) => query.bind(after).fetch_all(&mut *tx).await,
+                None => query.fetch_all(&mut *tx).await,
+            }
         }
     }
-    .map_err(map_sqlx)?;
-    rows.iter().map(decode_event).collect()
+    .map_err(map_sqlx)?
+    .iter()
+    .map(decode_event)
+    .collect::<Result<Vec<_>, _>>()?;
+    let more = only.is_none() && events.len() as i64 >= audit::VERIFY_PAGE;
+    if more && let Some((stream, version)) = events.last().map(|e| (e.stream_id, e.stream_version)) {
+        // The rest of the page's last stream, so that the page ends with a whole stream.
+        let rest = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND stream_version > ?2 ORDER BY stream_version"
+        ))
+        .bind(stream.to_string())
+        .bind(version)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        for row in &rest {
+            events.push(decode_event(row)?);
+        }
+    }
+    // The witnesses of every stream id in (after, last stream], or to the end.
+    let (from, to) = match only {
+        Some(stream) => (None, Some(stream.to_string())),
+        None => (after_text, if more { events.last().map(|e| e.stream_id.to_string()) } else { None }),
+    };
+    // Only the bounds there are, so that each witness read is an index range scan.
+    let exactly = only.map(|stream| stream.to_string());
+    let bounds: Vec<(&str, String)> = [("=", exactly), (">", from), ("<=", to)]
+        .into_iter()
+        .filter_map(|(op, bound)| bound.map(|bound| (op, bound)))
+        .collect();
+    let within = |column: &str| {
+        let conditions: Vec<String> =
+            bounds.iter().enumerate().map(|(i, (op, _))| format!("{column} {op} ?{}", i + 1)).collect();
+        if conditions.is_empty() { "1".to_owned() } else { conditions.join(" AND ") }
+    };
+    let heads_sql = format!(
+        "SELECT stream_id, version, head_hash, last_position, json_extract(state, '$.version') AS state_version
+           FROM streams WHERE {}",
+        within("stream_id")
+    );
+    let commands_sql = format!(
+        "SELECT command_id, stream_id, stream_version, global_position FROM commands WHERE {}",
+        within("stream_id")
+    );
+    let projections_sql = format!("SELECT initiative_id, version FROM alignment WHERE {}", within("initiative_id"));
+    let (mut heads, mut commands, mut projections) =
+        (sqlx::query(&heads_sql), sqlx::query(&commands_sql), sqlx::query(&projections_sql));
+    for (_, bound) in &bounds {
+        heads = heads.bind(bound);
+        commands = commands.bind(bound);
+        projections = projections.bind(bound);
+    }
+    let heads = heads.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
+    let commands = commands.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
+    let projections = projections.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
+    tx.commit().await.map_err(map_sqlx)?;
+    let witnesses = audit::Witnesses {
+        heads: heads
+            .iter()
+            .map(|row| {
+                Ok(audit::HeadWitness {
+                    stream_id: uuid_column(row, "stream_id")?,
+                    version: row.try_get("version").map_err(map_sqlx)?,
+                    hash: row.try_get("head_hash").map_err(map_sqlx)?,
+                    last_position: row.try_get("last_position").map_err(map_sqlx)?,
+                    state_version: row.try_get("state_version").map_err(map_sqlx)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        commands: commands
+            .iter()
+            .map(|row| {
+                Ok(audit::CommandWitness {
+                    command_id: row.try_get("command_id").map_err(map_sqlx)?,
+                    stream_id: uuid_column(row, "stream_id")?,
+                    stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
+                    global_position: row.try_get("global_position").map_err(map_sqlx)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        projections: projections
+            .iter()
+            .map(|row| Ok((uuid_column(row, "initiative_id")?, row.try_get("version").map_err(map_sqlx)?)))
+            .collect::<Result<_, StoreError>>()?,
+    };
+    Ok(VerifyPage { events, witnesses, more })
 }
 
 /// One attempt at a checkpoint (the caller holds the writer lock).
-async fn create_checkpoint(pool: &SqlitePool) -> Result<CheckpointRecord, Retry> {
+async fn create_checkpoint(pool: &SqlitePool, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, Retry> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(fail)?;
-    // The bare `hash` comes from the row holding max(stream_version) (SQLite's rule for
-    // a bare column beside max()).
-    let rows: Vec<(String, i64, Vec<u8>)> =
-        sqlx::query_as("SELECT stream_id, max(stream_version), hash FROM events GROUP BY stream_id ORDER BY stream_id")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(fail)?;
-    let heads = rows
-        .into_iter()
-        .map(|(stream, version, hash)| Ok((parse_uuid("stream_id", &stream)?, version, hash)))
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let planned = audit::plan_checkpoint(heads)?;
+    let previous = sqlx::query(&format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE tree = 'log' ORDER BY id DESC LIMIT 1"
+    ))
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(fail)?;
+    let mut fold = match previous {
+        Some(row) => LogFold::resume(decode_checkpoint(&row)?)?,
+        None => LogFold::start(),
+    };
+    loop {
+        let page = tree_page(&mut *tx, fold.cursor().position, audit::CHECKPOINT_PAGE).await?;
+        for (cursor, event) in &page {
+            fold.push(*cursor, event.stream_id, event.stream_version, &event.hash)?;
+        }
+        if (page.len() as i64) < audit::CHECKPOINT_PAGE {
+            break;
+        }
+    }
+    let planned = fold.plan(signer)?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO checkpoints (created_at, streams, events, root, heads) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        "INSERT INTO checkpoints (created_at, tree, streams, events, root, heads, frontier, resume_position, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
     )
     .bind(planned.created_at.timestamp_micros())
+    .bind(planned.tree.as_str())
     .bind(planned.streams)
     .bind(planned.events)
     .bind(planned.root.as_slice())
     .bind(encode_json(&planned.heads_json)?)
+    .bind(encode_json(&planned.frontier_json)?)
+    .bind(planned.resume.position)
+    .bind(&planned.note)
     .fetch_one(&mut *tx)
     .await
     .map_err(fail)?;

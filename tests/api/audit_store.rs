@@ -11,8 +11,10 @@ use std::time::Duration;
 use accord::domain::{DomainError, values::InitiativeKey};
 use accord::proto as pb;
 use accord::store::{
-    ExportLine, GlobalCursor, InitiativeRef, ListFilter, Store, StoreError, StoredEvent, Until, VerifyReport,
-    audit::heads_root,
+    CheckpointRecord, CheckpointSigner, ExportLine, GlobalCursor, InitiativeRef, ListFilter, Store, StoreError,
+    StoredEvent, Until, VerifyReport, event_hash,
+    note::{KeptCheckpoint, generate_key, kept_marks, parse_kept},
+    tlog::{Frontier, LogAudit, LogAuditReport, event_leaf},
 };
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -29,6 +31,11 @@ on_both_stores!(
     two_events_with_swapped_positions_are_located,
     a_deleted_stream_is_located_against_a_checkpoint,
     a_forged_checkpoint_is_located,
+    a_deleted_newest_event_is_located_without_a_checkpoint,
+    a_deleted_newest_event_with_its_head_rewritten_is_still_located,
+    an_event_added_past_the_head_is_located,
+    a_kept_signed_checkpoint_finds_and_locates_a_rewrite_consistent_with_every_witness,
+    kept_checkpoints_signed_by_another_key_or_for_a_longer_log_are_reported,
     checkpoints_record_every_head_and_are_append_only,
     import_refuses_a_store_that_is_not_empty,
     import_refuses_a_corrupted_line_by_number_and_writes_nothing,
@@ -68,7 +75,7 @@ async fn stream(app: &TestApp, stream_id: Uuid) -> Vec<StoredEvent> {
 }
 
 async fn verify(app: &TestApp) -> VerifyReport {
-    app.store.verify(None).await.expect("verify")
+    app.store.verify(None, None).await.expect("verify")
 }
 
 /// The first break as (stream, version, position, reason).
@@ -108,6 +115,136 @@ async fn tamper(app: &TestApp, postgres: &str, sqlite: &str) {
 /// The same SQL on both stores.
 async fn tamper_both(app: &TestApp, sql: &str) {
     tamper(app, sql, sql).await
+}
+
+/// `tamper`, then switches the append-only triggers of the log and of the checkpoints
+/// back on (and checks they refuse again): the superuser covers their tracks.
+async fn tamper_and_restore(app: &TestApp, postgres: &str, sqlite: &str) {
+    tamper(app, postgres, sqlite).await;
+    let (restore, refused) = match &app.store {
+        Store::Postgres(store) => {
+            let restore = "ALTER TABLE events ENABLE TRIGGER USER; ALTER TABLE checkpoints ENABLE TRIGGER USER;";
+            sqlx::raw_sql(restore).execute(store.pool()).await.expect("switch the triggers back on");
+            (true, sqlx::query("DELETE FROM events").execute(store.pool()).await.is_err())
+        }
+        Store::Sqlite(store) => {
+            let restore = "
+                CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+                BEGIN SELECT RAISE(ABORT, 'the event log is append-only: UPDATE is not allowed'); END;
+                CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+                BEGIN SELECT RAISE(ABORT, 'the event log is append-only: DELETE is not allowed'); END;
+                CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
+                BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only: UPDATE is not allowed'); END;
+                CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
+                BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only: DELETE is not allowed'); END;";
+            sqlx::raw_sql(restore).execute(store.pool()).await.expect("re-create the triggers");
+            (true, sqlx::query("DELETE FROM events").execute(store.pool()).await.is_err())
+        }
+    };
+    assert!(restore && refused, "the log is append-only again");
+}
+
+/// Removes every checkpoint, past the triggers that keep them append-only.
+async fn drop_checkpoints(app: &TestApp) {
+    match &app.store {
+        Store::Postgres(store) => {
+            sqlx::raw_sql("ALTER TABLE checkpoints DISABLE TRIGGER USER; DELETE FROM checkpoints;")
+                .execute(store.pool())
+                .await
+                .map(|_| ())
+        }
+        Store::Sqlite(store) => sqlx::raw_sql(
+            "DROP TRIGGER IF EXISTS checkpoints_no_delete; DROP TRIGGER IF EXISTS checkpoints_no_update;
+             DELETE FROM checkpoints;",
+        )
+        .execute(store.pool())
+        .await
+        .map(|_| ()),
+    }
+    .expect("drop the checkpoints");
+}
+
+/// A bytea (PostgreSQL) or blob (SQLite) literal.
+fn bytes_literal(store: &Store, bytes: &[u8]) -> String {
+    match store {
+        Store::Postgres(_) => format!("'\\x{}'::bytea", hex::encode(bytes)),
+        Store::Sqlite(_) => format!("X'{}'", hex::encode(bytes)),
+    }
+}
+
+/// A checkpoint once the global log read holds every event (on PostgreSQL, other tests'
+/// transactions can hold the gap-free horizon back for a moment): it covers all of them.
+async fn checkpoint(app: &TestApp, key: Option<&CheckpointSigner>) -> CheckpointRecord {
+    let count = app.log().await.len();
+    read_from(&app.store, GlobalCursor::default(), count).await;
+    let checkpoint = app.store.create_checkpoint(key).await.expect("checkpoint");
+    assert_eq!(checkpoint.events, count as u64, "the checkpoint covers the whole log");
+    checkpoint
+}
+
+/// A new checkpoint signing key for the log `accord.example/test`.
+fn signing_key() -> CheckpointSigner {
+    let (private, _) = generate_key("accord.example/test").expect("a new key");
+    CheckpointSigner::parse(&private).expect("the key parses")
+}
+
+/// What an auditor keeps: the export records of the signed checkpoints, as a file's text.
+async fn kept_file(app: &TestApp) -> String {
+    let records = app.store.list_checkpoints().await.expect("list");
+    let lines: Vec<String> =
+        KeptCheckpoint::from_records(&records).iter().map(|kept| kept.to_json().expect("encode")).collect();
+    lines.join("\n") + "\n"
+}
+
+/// Checks the whole log, read in commit order, against a kept file's checkpoints.
+async fn audit_log(app: &TestApp, kept: &str, key: &CheckpointSigner) -> LogAuditReport {
+    let marks = kept_marks(&parse_kept(kept).expect("a kept file"), key.verifier()).expect("the kept notes verify");
+    let mut audit = LogAudit::new(marks);
+    for event in read_from(&app.store, GlobalCursor::default(), app.log().await.len()).await {
+        audit.push(&event);
+    }
+    audit.finish()
+}
+
+/// As a superuser who also holds the checkpoint key: rewrites the payload of one event,
+/// re-hashes it and every later event of its stream, rebuilds the stream heads and
+/// projections from the rewritten log, and replaces every checkpoint by a new signed
+/// one — so that everything in the database agrees with everything else.
+async fn rewrite_consistently(
+    app: &TestApp,
+    stream_id: Uuid,
+    version: i64,
+    change: impl Fn(&mut serde_json::Value),
+    key: &CheckpointSigner,
+) {
+    let mut events = stream(app, stream_id).await;
+    let from = usize::try_from(version - 1).expect("a version");
+    change(&mut events[from].payload);
+    let mut updates = Vec::new();
+    for i in from..events.len() {
+        if i > 0 {
+            events[i].prev_hash = events[i - 1].hash.clone();
+        }
+        events[i].hash = event_hash(&events[i].prev_hash, &events[i].content()).to_vec();
+        let event = &events[i];
+        let payload = event.payload.to_string().replace('\'', "''");
+        let payload = match &app.store {
+            Store::Postgres(_) => format!("'{payload}'::jsonb"),
+            Store::Sqlite(_) => format!("'{payload}'"),
+        };
+        updates.push(format!(
+            "UPDATE events SET payload = {payload}, prev_hash = {}, hash = {} WHERE position = {};",
+            bytes_literal(&app.store, &event.prev_hash),
+            bytes_literal(&app.store, &event.hash),
+            event.position
+        ));
+    }
+    let sql = updates.join("\n");
+    tamper_and_restore(app, &sql, &sql).await;
+    app.store.rebuild_projections().await.expect("rebuild the heads and projections from the rewritten log");
+    drop_checkpoints(app).await;
+    tamper_and_restore(app, "", "").await;
+    checkpoint(app, Some(key)).await;
 }
 
 /// Reads the whole global log as export lines, resuming from the positions it returns.
@@ -177,7 +314,7 @@ async fn an_untouched_log_verifies_clean_with_its_counts(app: TestApp) {
         VerifyReport { events_checked: total, streams_checked: 2, checkpoints_checked: 0, first_break: None }
     );
 
-    app.store.create_checkpoint().await.expect("checkpoint");
+    app.store.create_checkpoint(None).await.expect("checkpoint");
     sign(&app, BUSINESS, &app_decision(&app, checkout).await, "business", pb::Verdict::Approve, "")
         .await
         .expect("a later sign-off");
@@ -185,7 +322,7 @@ async fn an_untouched_log_verifies_clean_with_its_counts(app: TestApp) {
     assert!(report.ok(), "{report:?}");
     assert_eq!((report.events_checked, report.streams_checked, report.checkpoints_checked), (total + 1, 2, 1));
 
-    let one = app.store.verify(Some(checkout)).await.expect("verify one initiative");
+    let one = app.store.verify(Some(checkout), None).await.expect("verify one initiative");
     assert!(one.ok(), "{one:?}");
     assert_eq!((one.events_checked, one.streams_checked), (stream(&app, checkout).await.len() as u64, 1));
 }
@@ -218,8 +355,8 @@ async fn an_edited_payload_is_located(app: TestApp) {
     let key = InitiativeKey::parse("key", "BILLING-7").expect("key");
     let billing = app.store.initiative(&InitiativeRef::Key(key)).await;
     let billing = billing.expect("read").expect("BILLING-7 exists").id.0;
-    assert!(app.store.verify(Some(billing)).await.expect("verify").ok());
-    assert_eq!(located(&app.store.verify(Some(checkout)).await.expect("verify")).1, 1);
+    assert!(app.store.verify(Some(billing), None).await.expect("verify").ok());
+    assert_eq!(located(&app.store.verify(Some(checkout), None).await.expect("verify")).1, 1);
 }
 
 async fn a_deleted_middle_event_is_located(app: TestApp) {
@@ -233,14 +370,14 @@ async fn a_deleted_middle_event_is_located(app: TestApp) {
 async fn a_deleted_last_event_is_located_against_a_checkpoint(app: TestApp) {
     let checkout = populate(&app).await;
     let last = stream(&app, checkout).await.len() as u64;
-    let checkpoint = app.store.create_checkpoint().await.expect("checkpoint");
+    let checkpoint = app.store.create_checkpoint(None).await.expect("checkpoint");
     tamper_both(&app, &format!("DELETE FROM events WHERE stream_id = '{checkout}' AND stream_version = {last}")).await;
 
     let (stream_id, version, position, reason) = located(&verify(&app).await);
     assert_eq!((stream_id, version, position), (checkout, last, 0));
     let says = format!("version {last} missing: checkpoint {} recorded the stream at version {last}", checkpoint.id);
     assert!(reason.starts_with(&says), "{reason}");
-    assert_eq!(located(&app.store.verify(Some(checkout)).await.expect("verify")).1, last);
+    assert_eq!(located(&app.store.verify(Some(checkout), None).await.expect("verify")).1, last);
 }
 
 async fn two_events_with_swapped_versions_are_located(app: TestApp) {
@@ -273,31 +410,36 @@ async fn two_events_with_swapped_positions_are_located(app: TestApp) {
         ),
     )
     .await;
-    // The hash does not cover the position; the order of positions within a stream does.
+    // The hash does not cover the position; the command record of version 2 does (and the
+    // order of positions within a stream, checked at version 3, would too).
     let (stream_id, version, position, reason) = located(&verify(&app).await);
-    assert_eq!((stream_id, version, position), (checkout, 3, u64::try_from(second).expect("position")));
-    assert!(reason.starts_with("events reordered: version 3 is at position"), "{reason}");
+    assert_eq!((stream_id, version, position), (checkout, 2, u64::try_from(third).expect("position")));
+    let says = format!("recorded its last event at position {second}, but version 2 is at position {third}");
+    assert!(reason.contains(&says), "{reason}");
 }
 
 async fn a_deleted_stream_is_located_against_a_checkpoint(app: TestApp) {
     let checkout = populate(&app).await;
     let last = stream(&app, checkout).await.len();
     // Without a checkpoint, a whole stream can vanish without a trace in the chains.
-    let checkpoint = app.store.create_checkpoint().await.expect("checkpoint");
+    let checkpoint = app.store.create_checkpoint(None).await.expect("checkpoint");
     tamper_both(&app, &format!("DELETE FROM events WHERE stream_id = '{checkout}'")).await;
 
     let report = verify(&app).await;
-    assert_eq!(
-        located(&report),
-        (checkout, 1, 0, format!("stream deleted: checkpoint {} recorded it at version {last}", checkpoint.id))
-    );
+    let (stream_id, version, position, reason) = located(&report);
+    assert_eq!((stream_id, version, position), (checkout, 1, 0));
+    let says = format!("stream deleted: checkpoint {} recorded it at version {last}, ", checkpoint.id);
+    assert!(reason.starts_with(&says), "{reason}");
+    // The stream head, the command records and the projection say so too.
+    assert!(reason.contains(&format!("the stream head records version {last}")), "{reason}");
+    assert!(reason.contains(&format!("the alignment projection is at version {last}")), "{reason}");
     assert_eq!(report.checkpoints_checked, 1);
-    assert_eq!(located(&app.store.verify(Some(checkout)).await.expect("verify")).0, checkout);
+    assert_eq!(located(&app.store.verify(Some(checkout), None).await.expect("verify")).0, checkout);
 }
 
 async fn a_forged_checkpoint_is_located(app: TestApp) {
     populate(&app).await;
-    let checkpoint = app.store.create_checkpoint().await.expect("checkpoint");
+    let checkpoint = app.store.create_checkpoint(None).await.expect("checkpoint");
     let forge = format!("UPDATE checkpoints SET events = events + 1 WHERE id = {}", checkpoint.id);
     match &app.store {
         Store::Postgres(store) => sqlx::raw_sql(&format!("ALTER TABLE checkpoints DISABLE TRIGGER USER; {forge}"))
@@ -315,14 +457,207 @@ async fn a_forged_checkpoint_is_located(app: TestApp) {
     assert!(reason.starts_with(&format!("checkpoint {}: it counts", checkpoint.id)), "{reason}");
 }
 
+/// Before: with no checkpoint since, deleting the newest event of a stream left every
+/// remaining chain intact, and Verify said OK. Now the stream head, the command record
+/// and the projection all still say the stream reached that version.
+async fn a_deleted_newest_event_is_located_without_a_checkpoint(app: TestApp) {
+    let checkout = populate(&app).await;
+    let last = stream(&app, checkout).await.len() as u64;
+    let sql = format!("DELETE FROM events WHERE stream_id = '{checkout}' AND stream_version = {last}");
+    tamper_and_restore(&app, &sql, &sql).await;
+
+    let report = verify(&app).await;
+    assert_eq!(report.checkpoints_checked, 0);
+    let (stream_id, version, position, reason) = located(&report);
+    assert_eq!((stream_id, version, position), (checkout, last, 0));
+    let says = format!("version {last} missing: the stream head records version {last}, ");
+    assert!(reason.starts_with(&says), "{reason}");
+    for witness in [
+        format!("the head's state snapshot is at version {last}"),
+        format!("command audit-known-command recorded version {last}"),
+        format!("the alignment projection is at version {last}"),
+    ] {
+        assert!(reason.contains(&witness), "{witness:?} in {reason}");
+    }
+    assert!(reason.ends_with(&format!("the log ends at version {}", last - 1)), "{reason}");
+    assert_eq!(located(&app.store.verify(Some(checkout), None).await.expect("verify")).1, last);
+}
+
+/// The superuser also rewrites the stream head (version, hash, position, and the state
+/// snapshot's version) to end at the version before: the command record and the
+/// projection still disagree; with the projection rewritten too, the command record.
+async fn a_deleted_newest_event_with_its_head_rewritten_is_still_located(app: TestApp) {
+    let checkout = populate(&app).await;
+    let events = stream(&app, checkout).await;
+    let last = events.len() as i64;
+    let before = &events[events.len() - 2];
+    let hash = bytes_literal(&app.store, &before.hash);
+    let (delete, head) = (
+        format!("DELETE FROM events WHERE stream_id = '{checkout}' AND stream_version = {last};"),
+        format!("version = {}, head_hash = {hash}, last_position = {}", last - 1, before.position),
+    );
+    tamper_and_restore(
+        &app,
+        &format!(
+            "{delete} UPDATE streams SET {head}, state = jsonb_set(state, '{{version}}', '{}') WHERE stream_id = '{checkout}';",
+            last - 1
+        ),
+        &format!(
+            "{delete} UPDATE streams SET {head}, state = json_set(state, '$.version', {}) WHERE stream_id = '{checkout}';",
+            last - 1
+        ),
+    )
+    .await;
+    let (stream_id, version, position, reason) = located(&verify(&app).await);
+    assert_eq!((stream_id, version, position), (checkout, u64::try_from(last).expect("version"), 0));
+    let says = format!(
+        "version {last} missing: command audit-known-command recorded version {last}, the alignment projection is at \
+         version {last}, the log ends at version {}",
+        last - 1
+    );
+    assert_eq!(reason, says);
+
+    let sql = format!("UPDATE alignment SET version = {} WHERE initiative_id = '{checkout}'", last - 1);
+    tamper_both(&app, &sql).await;
+    let (_, version, _, reason) = located(&verify(&app).await);
+    assert_eq!(version, u64::try_from(last).expect("version"));
+    assert!(reason.starts_with(&format!("version {last} missing: command audit-known-command recorded")), "{reason}");
+}
+
+/// An event added at the end of a stream with a hash that links — but not by an append,
+/// so the head, snapshot and projection end the stream before it.
+async fn an_event_added_past_the_head_is_located(app: TestApp) {
+    let checkout = populate(&app).await;
+    let events = stream(&app, checkout).await;
+    let mut forged = events.last().expect("events").clone();
+    forged.stream_version += 1;
+    forged.event_id = Uuid::now_v7();
+    (forged.command_id, forged.correlation_id, forged.causation_id) = ("forged".into(), "x".into(), "x".into());
+    forged.prev_hash = forged.hash.clone();
+    forged.hash = event_hash(&forged.prev_hash, &forged.content()).to_vec();
+    let insert = |payload: String, recorded: String| {
+        format!(
+            "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, actor,
+                                 command_id, correlation_id, causation_id, recorded_at, prev_hash, hash)
+             VALUES ('{checkout}', {}, '{}', '{}', {}, {payload}, '{}', 'forged', 'x', 'x', {recorded}, {}, {})",
+            forged.stream_version,
+            forged.event_id,
+            forged.event_type,
+            forged.schema_version,
+            forged.actor,
+            bytes_literal(&app.store, &forged.prev_hash),
+            bytes_literal(&app.store, &forged.hash),
+        )
+    };
+    let payload = forged.payload.to_string().replace('\'', "''");
+    let postgres = insert(format!("'{payload}'::jsonb"), format!("'{}'", forged.recorded_at.to_rfc3339()));
+    let sqlite = insert(format!("'{payload}'"), forged.recorded_at.timestamp_micros().to_string());
+    tamper(&app, &postgres, &sqlite).await;
+    // The insert hashes as the event it claims to be: its chain links.
+    let added = stream(&app, checkout).await.pop().expect("the added event");
+    assert_eq!(event_hash(&added.prev_hash, &added.content()).to_vec(), added.hash);
+
+    let (stream_id, version, position, reason) = located(&verify(&app).await);
+    assert_eq!((stream_id, version, position), (checkout, events.len() as u64 + 1, self::position(&added)));
+    assert!(
+        reason.contains(&format!("is past version {}, where the stream head ends the stream", events.len())),
+        "{reason}"
+    );
+}
+
+/// The attack a signed checkpoint kept elsewhere is for: a superuser who also holds the
+/// checkpoint key rewrites an event that a kept checkpoint covers, consistently with
+/// every witness in the database (chains, heads, projections, command records, new
+/// signed checkpoints), so Verify in the database says OK — and a verification against
+/// the kept notes fails, between the two kept checkpoints, at the rewritten event.
+async fn a_kept_signed_checkpoint_finds_and_locates_a_rewrite_consistent_with_every_witness(app: TestApp) {
+    let key = signing_key();
+    let checkout = populate(&app).await;
+    let first = checkpoint(&app, Some(&key)).await;
+    let decision = app_decision(&app, checkout).await;
+    let target = sign(&app, BUSINESS, &decision, "business", pb::Verdict::Approve, "Costs are fine now.")
+        .await
+        .expect("a sign-off after the first checkpoint");
+    propose_decision(&app, OWNER, "BILLING-7", "Reminders by e-mail").await;
+    let second = checkpoint(&app, Some(&key)).await;
+    // More of CHECKOUT-42 after the second checkpoint: the rewrite re-hashes these too.
+    sign(&app, DESIGNER, &decision, "design", pb::Verdict::Reject, "The flow is long.").await.expect("sign");
+    let kept = kept_file(&app).await;
+    assert!(second.note.as_deref().is_some_and(|note| note.starts_with("accord.example/test\n")), "{second:?}");
+    assert!(audit_log(&app, &kept, &key).await.ok(), "the untouched log matches what was kept");
+    assert!(app.store.verify(None, Some(key.verifier())).await.expect("verify").ok());
+
+    let version = i64::try_from(target.stream_version).expect("version");
+    let position = stream(&app, checkout).await[usize::try_from(version - 1).expect("index")].position;
+    rewrite_consistently(&app, checkout, version, |payload| payload["reason"] = "".into(), &key).await;
+    let rewritten = stream(&app, checkout).await;
+    assert_eq!(rewritten[usize::try_from(version - 1).expect("index")].payload["reason"], "");
+
+    let inside = app.store.verify(None, Some(key.verifier())).await.expect("verify");
+    assert!(inside.ok(), "everything in the database agrees: {inside:?}");
+    assert_eq!(inside.checkpoints_checked, 1, "the new signed checkpoint replaced the old ones");
+
+    let report = audit_log(&app, &kept, &key).await;
+    assert!(report.broken_chain.is_none(), "{report:?}");
+    let mismatch = report.mismatch.expect("the kept checkpoints no longer match");
+    assert_eq!((mismatch.id, mismatch.size), (second.id, second.events));
+    assert_eq!(mismatch.last_match, Some((first.id, first.events)));
+    let position = u64::try_from(position).expect("position");
+    assert_eq!(mismatch.pinned(), Some((checkout, target.stream_version, position)));
+    let said = mismatch.describe();
+    assert!(said.contains(&format!("checkpoint {} (size {})", first.id, first.events)), "{said}");
+    assert!(
+        said.contains(&format!(
+            "its first differing event is version {} at position {position}",
+            target.stream_version
+        )),
+        "{said}"
+    );
+    assert!(mismatch.first > first.events && mismatch.last <= second.events, "{mismatch:?}");
+}
+
+async fn kept_checkpoints_signed_by_another_key_or_for_a_longer_log_are_reported(app: TestApp) {
+    let key = signing_key();
+    populate(&app).await;
+    let taken = checkpoint(&app, Some(&key)).await;
+    let kept = kept_file(&app).await;
+
+    let other = signing_key();
+    let refused = kept_marks(&parse_kept(&kept).expect("a kept file"), other.verifier()).expect_err("another key");
+    assert!(
+        refused.starts_with("line 1: checkpoint ") && refused.contains("is not signed by the key given"),
+        "{refused}"
+    );
+    // The stored note is refused by a verification with another key too.
+    let inside = app.store.verify(None, Some(other.verifier())).await.expect("verify");
+    assert!(located(&inside).3.contains("is not signed by the key given"));
+
+    // A note, signed with the right key, for more events than the log holds.
+    let mut longer: KeptCheckpoint = serde_json::from_str(kept.trim()).expect("one record");
+    longer.note = key.sign(taken.events + 3, &[5; 32]).expect("sign");
+    longer.frontier.clear();
+    let report = audit_log(&app, &longer.to_json().expect("encode"), &key).await;
+    let mismatch = report.mismatch.expect("the log is shorter");
+    assert_eq!((mismatch.log_root.as_deref(), mismatch.log_size), (None, taken.events));
+    assert!(
+        mismatch.describe().contains(&format!(
+            "covers {} events, but the log holds only {}",
+            taken.events + 3,
+            taken.events
+        )),
+        "{}",
+        mismatch.describe()
+    );
+}
+
 async fn checkpoints_record_every_head_and_are_append_only(app: TestApp) {
-    let empty = app.store.create_checkpoint().await.expect("checkpoint of an empty store");
+    let empty = app.store.create_checkpoint(None).await.expect("checkpoint of an empty store");
     assert_eq!((empty.streams, empty.events), (0, 0));
     assert_eq!(empty.root_hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 
     populate(&app).await;
     let log = app.log().await;
-    let checkpoint = app.store.create_checkpoint().await.expect("checkpoint");
+    let checkpoint = checkpoint(&app, None).await;
     assert!(checkpoint.id > empty.id);
     assert_eq!((checkpoint.streams, checkpoint.events), (2, log.len() as u64));
     for head in &checkpoint.heads {
@@ -331,7 +666,12 @@ async fn checkpoints_record_every_head_and_are_append_only(app: TestApp) {
         assert_eq!((head.version, head.hash.to_vec()), (u64::try_from(*version).expect("version"), hash.clone()));
     }
     assert!(checkpoint.heads.windows(2).all(|pair| pair[0].stream_id < pair[1].stream_id));
-    assert_eq!(checkpoint.root, heads_root(&checkpoint.heads));
+    // The root is the log tree's: RFC 6962 over the events' hashes in commit order (here,
+    // with one writer at a time, position order).
+    let mut tree = Frontier::new();
+    log.iter().for_each(|(_, _, _, _, hash)| tree.push(event_leaf(hash)));
+    assert_eq!((checkpoint.root, checkpoint.frontier.as_slice()), (tree.root(), tree.nodes()));
+    assert_eq!(checkpoint.note, None, "unsigned without a key");
     assert_eq!(app.store.list_checkpoints().await.expect("list"), vec![empty, checkpoint.clone()]);
 
     for sql in

@@ -93,6 +93,7 @@ pub fn harness_options() -> ServerOptions {
         tls: None,
         limits: Limits::default(),
         checkpoint_every: None,
+        checkpoint_key: None,
         cors_origins: vec![ALLOWED_ORIGIN.to_owned()],
     }
 }
