@@ -9,12 +9,13 @@
 //! together: five round trips per command (BEGIN, queue, lock+load, write, COMMIT), and
 //! no event stream is ever re-read.
 //!
-//! Readers of the global log: every event stores the id of the transaction that wrote
-//! it (`tx_id`). A reader only returns events of transactions that completed before its
-//! snapshot (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`), ordered by
-//! `(tx_id, position)`. Any event committed later belongs to a transaction at or above
-//! that horizon, so it sorts after everything already returned: a late commit can delay
-//! a reader but never be skipped, with no timeouts and no global write lock.
+//! Readers of the global log: every statement that inserts events takes the commit-order
+//! lock first (a transaction-scoped advisory lock taken by the `events_commit_order`
+//! trigger), so appends assign positions and commit one after another, and a reader
+//! that sees a position sees every event below it that will ever commit. The log is read
+//! by position, waiting for nothing but Accord's own appends (`in_commit_order`). Events
+//! written before that trigger existed (up to `log_order.ordered_after`) keep the order
+//! they were always read in, (tx_id, position): positions clients hold stay valid.
 
 use std::future::Future;
 use std::time::Duration;
@@ -252,27 +253,20 @@ impl PgStore {
         rows.iter().map(decode_event).collect()
     }
 
-    /// The global log after `after`, in commit order, never skipping a late commit: only
-    /// transactions that completed before this read's snapshot are returned (see the
-    /// module comment). Returns the events with the cursor of each.
+    /// The global log after `after`, in commit order, never skipping a late commit (see
+    /// the module comment). Returns the events with the cursor of each.
     pub async fn read_all(
         &self,
         after: GlobalCursor,
         limit: i64,
     ) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT tx_id::text::bigint AS tx, {EVENT_COLUMNS} FROM events
-             WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
-               AND (tx_id, position) > ($1::text::xid8, $2)
-             ORDER BY tx_id, position
-             LIMIT $3"
-        ))
-        .bind(after.tx_id.to_string())
-        .bind(after.position)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
+        let rows = sqlx::query(&in_commit_order(EVENT_COLUMNS, ""))
+            .bind(after.tx_id.to_string())
+            .bind(after.position)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
         rows.iter()
             .map(|row| {
                 let tx: i64 = row.try_get("tx").map_err(map_sqlx)?;
@@ -368,24 +362,19 @@ impl PgStore {
 
     /// The cursor after global position `after`, in the commit order `read_all` reads:
     /// - 0: the start of the log;
-    /// - a position the log holds: that event's (tx_id, position);
+    /// - a position the log holds: that event's cursor;
     /// - a position below the head that the log does not hold (an append that rolled
     ///   back took it): the cursor of the nearest event below it;
-    /// - a position past the head: "now" — (the gap-free horizon, 0). Every event a reader
-    ///   can see now has a transaction id below the horizon, and every transaction still
-    ///   running or yet to start has one at or above it, so the read is empty now and
-    ///   then returns exactly the events committed from then on (including any that were
-    ///   committed but still behind an older running transaction: delayed, never skipped).
+    /// - a position past the head: "now", the head's cursor: the read is empty now and
+    ///   then returns exactly the events committed from then on.
     pub async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
         if after == 0 {
             return Ok(GlobalCursor::default());
         }
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let row = sqlx::query(
-            "SELECT (SELECT max(position) FROM events) AS head,
-                    pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon,
-                    e.tx_id::text::bigint AS tx, e.position
-               FROM (SELECT 1) AS one
+            "SELECT e.tx_id::text::bigint AS tx, e.position, o.ordered_after
+               FROM log_order o
                LEFT JOIN LATERAL (SELECT tx_id, position FROM events WHERE position <= $1
                                    ORDER BY position DESC LIMIT 1) AS e ON true",
         )
@@ -393,18 +382,13 @@ impl PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        let head: Option<i64> = row.try_get("head").map_err(map_sqlx)?;
-        let horizon: i64 = row.try_get("horizon").map_err(map_sqlx)?;
         let tx: Option<i64> = row.try_get("tx").map_err(map_sqlx)?;
         let position: Option<i64> = row.try_get("position").map_err(map_sqlx)?;
-        let cursor = match (head, tx, position) {
-            (Some(head), Some(tx), Some(position)) if after <= head => {
-                GlobalCursor { tx_id: u64::try_from(tx).unwrap_or_default(), position }
-            }
-            (Some(head), _, _) if after <= head => GlobalCursor::default(),
-            _ => GlobalCursor { tx_id: u64::try_from(horizon).unwrap_or_default(), position: 0 },
-        };
-        Ok(cursor)
+        let ordered_after: i64 = row.try_get("ordered_after").map_err(map_sqlx)?;
+        Ok(match (tx, position) {
+            (Some(tx), Some(position)) => cursor_of(tx, position, ordered_after),
+            _ => GlobalCursor::default(),
+        })
     }
 
     /// Verifies one stream or the whole log (see `audit`). Pages of whole streams are
@@ -442,12 +426,10 @@ impl PgStore {
     }
 
     /// Records the next log-tree checkpoint: the latest one's frontier and heads with
-    /// every event after it folded in, in commit order, up to the gap-free horizon — so
-    /// the checkpoint covers a prefix of the log in the order `read_all` returns it, and
-    /// no later commit can sort into it. It first waits (at most `HORIZON_WAIT`) until the
-    /// horizon passes every event committed before the call, so that a checkpoint taken
-    /// right after a command covers it unless a transaction elsewhere on the database
-    /// server runs longer. Creators queue on an advisory lock (another replica's or the
+    /// every event after it folded in, in commit order, up to the highest position
+    /// committed when it starts — so the checkpoint covers a prefix of the log in the
+    /// order `read_all` returns it, including every command acknowledged before the
+    /// call, and no later commit can sort into it. Creators queue on an advisory lock (another replica's or the
     /// periodic task's checkpoint goes first), and the note is signed when a key is given.
     pub async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
@@ -466,22 +448,22 @@ impl PgStore {
             Some(row) => LogFold::resume(decode_checkpoint(&row)?)?,
             None => LogFold::start(),
         };
-        let horizon = horizon_past_committed(&mut tx).await?;
-        loop {
-            let after = fold.cursor();
-            let rows = sqlx::query(
-                "SELECT tx_id::text::bigint AS tx, position, stream_id, stream_version, hash FROM events
-                  WHERE tx_id < $1::text::xid8 AND (tx_id, position) > ($2::text::xid8, $3)
-                  ORDER BY tx_id, position
-                  LIMIT $4",
-            )
-            .bind(horizon.to_string())
-            .bind(after.tx_id.to_string())
-            .bind(after.position)
-            .bind(audit::CHECKPOINT_PAGE)
-            .fetch_all(&mut *tx)
+        // Every event at or below the highest position visible now is committed for good
+        // (positions follow commit order): the checkpoint covers exactly that prefix.
+        let upto: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+            .fetch_one(&mut *tx)
             .await
             .map_err(map_sqlx)?;
+        loop {
+            let after = fold.cursor();
+            let rows = sqlx::query(&in_commit_order(TREE_COLUMNS, "AND position <= $4"))
+                .bind(after.tx_id.to_string())
+                .bind(after.position)
+                .bind(audit::CHECKPOINT_PAGE)
+                .bind(upto)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
             for row in &rows {
                 let event = decode_tree_event(row)?;
                 let cursor = GlobalCursor { tx_id: tree_tx(row)?, position: event.position };
@@ -569,9 +551,6 @@ impl PgStore {
 /// Serialises checkpoint creators (an arbitrary constant: "accord checkpoint").
 const CHECKPOINT_LOCK: i64 = 0x6163_636f_7264_6370;
 
-/// How long a checkpoint waits for transactions older than the newest committed event.
-const HORIZON_WAIT: Duration = Duration::from_secs(2);
-
 /// The stored columns of a checkpoint, in `decode_checkpoint`'s order.
 const CHECKPOINT_COLUMNS: &str =
     "id, created_at, tree, streams, events, root, heads, frontier, resume_tx, resume_position, note";
@@ -592,27 +571,6 @@ fn decode_checkpoint(row: &PgRow) -> Result<RawCheckpoint, StoreError> {
     })
 }
 
-/// The gap-free horizon once it has passed the newest event committed now (or after
-/// `HORIZON_WAIT`, whatever it is then): every event below it is committed for good,
-/// and every transaction that could still append has an id at or above it.
-async fn horizon_past_committed(tx: &mut Transaction<'_, Postgres>) -> Result<i64, StoreError> {
-    let newest: Option<i64> = sqlx::query_scalar("SELECT max(tx_id)::text::bigint FROM events")
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(map_sqlx)?;
-    let deadline = tokio::time::Instant::now() + HORIZON_WAIT;
-    loop {
-        let horizon: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(map_sqlx)?;
-        if newest.is_none_or(|newest| horizon > newest) || tokio::time::Instant::now() >= deadline {
-            return Ok(horizon);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn decode_tree_event(row: &PgRow) -> Result<audit::TreeEvent, StoreError> {
     Ok(audit::TreeEvent {
         stream_id: row.try_get("stream_id").map_err(map_sqlx)?,
@@ -627,21 +585,56 @@ fn tree_tx(row: &PgRow) -> Result<u64, StoreError> {
     Ok(u64::try_from(tx).unwrap_or_default())
 }
 
+/// The cursor's `tx_id` of every event written since positions follow commit order
+/// (after `log_order.ordered_after`): above every transaction id, so those events sort
+/// after all older ones and among themselves by position.
+pub const POSITION_ORDER: u64 = i64::MAX as u64;
+
+/// The cursor of the event at `position` written by transaction `tx`.
+fn cursor_of(tx: i64, position: i64, ordered_after: i64) -> GlobalCursor {
+    if position > ordered_after {
+        GlobalCursor { tx_id: POSITION_ORDER, position }
+    } else {
+        GlobalCursor { tx_id: u64::try_from(tx).unwrap_or_default(), position }
+    }
+}
+
+/// What the log tree reads of each event.
+const TREE_COLUMNS: &str = "position, stream_id, stream_version, hash";
+
+/// A page of the global log in commit order after the cursor ($1 its `tx_id` as text,
+/// $2 its position), at most $3 events, with `columns` and a `tx` column (the cursor's
+/// `tx_id`), and `extra` added to both halves' conditions. Events up to the boundary
+/// (`log_order`) are read in (tx_id, position) order — they were written when positions
+/// did not follow commit order, and all of them are committed — then every later event
+/// by position: an append holds the commit-order lock (the `events_commit_order`
+/// trigger) from before it takes positions until it commits, so a reader that sees a
+/// position sees every event below it that will ever commit.
+fn in_commit_order(columns: &str, extra: &str) -> String {
+    format!(
+        "WITH o AS (SELECT ordered_after FROM log_order)
+         (SELECT tx_id::text::bigint AS tx, {columns} FROM events, o
+           WHERE position <= o.ordered_after AND (tx_id, position) > ($1::text::xid8, $2) {extra}
+           ORDER BY tx_id, position LIMIT $3)
+         UNION ALL
+         (SELECT {POSITION_ORDER}::bigint AS tx, {columns} FROM events, o
+           WHERE position > CASE WHEN $1::text::bigint = {POSITION_ORDER} THEN greatest(o.ordered_after, $2)
+                                 ELSE o.ordered_after END {extra}
+           ORDER BY position LIMIT $3)
+         ORDER BY tx, position LIMIT $3"
+    )
+}
+
 /// A page of the log in commit order after `after`, gap-free, with only what the log
 /// tree needs.
 async fn tree_page(pool: &PgPool, after: GlobalCursor) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT tx_id::text::bigint AS tx, position, stream_id, stream_version, hash FROM events
-          WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) AND (tx_id, position) > ($1::text::xid8, $2)
-          ORDER BY tx_id, position
-          LIMIT $3",
-    )
-    .bind(after.tx_id.to_string())
-    .bind(after.position)
-    .bind(audit::VERIFY_PAGE)
-    .fetch_all(pool)
-    .await
-    .map_err(map_sqlx)?;
+    let rows = sqlx::query(&in_commit_order(TREE_COLUMNS, ""))
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(audit::VERIFY_PAGE)
+        .fetch_all(pool)
+        .await
+        .map_err(map_sqlx)?;
     rows.iter()
         .map(|row| {
             let event = decode_tree_event(row)?;

@@ -3,8 +3,8 @@
 //! stream heads).
 //!
 //! - Leaf i is the i-th event of the log in commit order — the order in which the
-//!   gap-free global read returns events (`read_all`: `(tx_id, position)` on PostgreSQL,
-//!   position on SQLite; an import keeps it, since it writes the file's order) — and its
+//!   gap-free global read returns events (`read_all`: on PostgreSQL `(tx_id, position)` for the events
+//!   before positions followed commit order and position after them, position on SQLite; an import keeps it, since it writes the file's order) — and its
 //!   data is the event's 32-byte hash: leaf hash = SHA-256(0x00 ‖ event hash). The event
 //!   hash already covers the event's content and the hash before it in its stream, so the
 //!   tree commits to every event and to how the streams interleave. Positions are not in

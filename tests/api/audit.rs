@@ -47,9 +47,8 @@ async fn read_to_head(app: &TestApp, request: pb::ReadEventsRequest) -> (Vec<pb:
     panic!("the read ended without reporting caught-up");
 }
 
-/// Reads the global log to the head until it holds `count` events. On PostgreSQL the
-/// gap-free horizon is cluster-wide, so other tests' transactions can hold a global read
-/// back for a moment (delayed, never skipped): retry within a bound.
+/// Reads the global log to the head until it holds `count` events, retrying within a
+/// bound (a read may lag a commit it races with: delayed, never skipped).
 async fn read_global(app: &TestApp, request: pb::ReadEventsRequest, count: usize) -> Vec<pb::StoredEvent> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {

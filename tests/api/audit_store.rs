@@ -172,8 +172,7 @@ fn bytes_literal(store: &Store, bytes: &[u8]) -> String {
     }
 }
 
-/// A checkpoint once the global log read holds every event (on PostgreSQL, other tests'
-/// transactions can hold the gap-free horizon back for a moment): it covers all of them.
+/// A checkpoint once the global log read holds every event: it covers all of them.
 async fn checkpoint(app: &TestApp, key: Option<&CheckpointSigner>) -> CheckpointRecord {
     let count = app.log().await.len();
     read_from(&app.store, GlobalCursor::default(), count).await;
@@ -247,9 +246,8 @@ async fn rewrite_consistently(
     checkpoint(app, Some(key)).await;
 }
 
-/// Reads the whole global log as export lines, resuming from the positions it returns.
-/// On PostgreSQL other tests' transactions share the xid horizon, so a read may lag a
-/// commit for a moment: poll until `count` events have arrived.
+/// Reads the whole global log as export lines, resuming from the positions it returns,
+/// polling (within a bound) until `count` events have arrived.
 async fn export(store: &Store, count: usize) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut lines = Vec::new();

@@ -6,6 +6,7 @@
 mod audit;
 mod audit_store;
 mod bounds;
+mod commit_order;
 mod concurrency;
 mod encoding;
 mod errors;

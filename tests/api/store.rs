@@ -12,10 +12,8 @@ use uuid::Uuid;
 
 use crate::support::*;
 
-/// Reads the global log from `cursor` until `count` events have arrived. Other tests'
-/// databases live on the same server and their transactions share the same xid horizon,
-/// so a read may lag behind a commit for a moment (delayed, never skipped): poll, with
-/// a bound so a bug fails the test instead of hanging it.
+/// Reads the global log from `cursor` until `count` events have arrived, polling with a
+/// bound so that a bug fails the test instead of hanging it.
 async fn read_until(
     store: &accord::store::Store,
     mut cursor: GlobalCursor,
@@ -51,43 +49,55 @@ async fn insert_event(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, stream: Uu
     .expect("insert event")
 }
 
+/// Whether some session waits for an advisory lock (the commit-order lock) right now.
+async fn someone_waits_for_the_commit_order(pool: &PgPool) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)")
+        .fetch_one(pool)
+        .await
+        .expect("pg_locks")
+}
+
 #[sqlx::test(migrator = "accord::store::postgres::MIGRATOR")]
 async fn global_reader_never_skips_an_append_that_commits_after_a_later_one(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
 
-    // A takes the lower position but commits last; B takes the higher one and commits first.
+    // A takes a position and stays open. B, a later append, cannot take one until A ends:
+    // positions follow commit order, so no later append can commit before an earlier one.
     let mut a = pool.begin().await.expect("begin A");
     let position_a = insert_event(&mut a, Uuid::now_v7()).await;
-    let mut b = pool.begin().await.expect("begin B");
-    let position_b = insert_event(&mut b, Uuid::now_v7()).await;
-    assert!(position_a < position_b);
-    b.commit().await.expect("commit B");
+    let b = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut b = pool.begin().await.expect("begin B");
+            let position = insert_event(&mut b, Uuid::now_v7()).await;
+            b.commit().await.expect("commit B");
+            position
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !someone_waits_for_the_commit_order(&pool).await {
+        assert!(tokio::time::Instant::now() < deadline, "B never queued behind A");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!b.is_finished(), "B committed while A was in flight");
 
-    // A naive reader ordered by position sees B and checkpoints past A's position.
-    let naive: Vec<i64> = sqlx::query_scalar("SELECT position FROM events WHERE position > 0 ORDER BY position")
-        .fetch_all(&pool)
-        .await
-        .expect("naive read");
-    assert_eq!(naive, vec![position_b], "B is visible while A is in flight: the gap is real");
-
-    // Accord's reader holds back while A is in flight...
+    // Nothing is visible, so a naive reader ordered by position has no gap to skip...
+    let naive: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM events ORDER BY position").fetch_all(&pool).await.expect("naive read");
+    assert!(naive.is_empty(), "an event is visible while an earlier append is in flight: {naive:?}");
+    // ...and Accord's reader returns nothing while A is in flight.
     let first = app.store.read_all(GlobalCursor::default(), 100).await.expect("read");
     assert!(first.is_empty(), "nothing may be read past an in-flight append, got {first:?}");
 
     a.commit().await.expect("commit A");
+    let position_b = b.await.expect("B ends");
+    assert!(position_a < position_b, "B's position follows A's commit");
 
-    // ...and then returns both, A first, with no gap.
+    // Both, A first, with no gap.
     let second = read_until(&app.store, GlobalCursor::default(), 2).await;
     let positions: Vec<i64> = second.iter().map(|(_, e)| e.position).collect();
     assert_eq!(positions, vec![position_a, position_b]);
-    // The naive reader, resuming after B, would never see A.
-    let naive_after: Vec<i64> = sqlx::query_scalar("SELECT position FROM events WHERE position > $1")
-        .bind(position_b)
-        .fetch_all(&pool)
-        .await
-        .expect("naive resume");
-    assert!(naive_after.is_empty());
-    // Resuming Accord's reader from the last cursor returns nothing twice.
+    // Resuming from the last cursor returns nothing twice.
     let cursor = second.last().map(|(c, _)| *c).expect("at least one event");
     assert!(app.store.read_all(cursor, 100).await.expect("resume").is_empty());
 }
