@@ -26,14 +26,16 @@ use super::{App, error as error_response, field_error};
 use crate::domain::{
     DomainError,
     alignment::{AlignmentView, FunctionEval, InitiativeStatus, evaluate_decision, sign_off_counts},
-    event::{DecisionContent, Event, OverrideRecord},
+    event::{DecisionContent, OverrideRecord},
+    narrate::{Reader, Tone, narrate},
     state::{Closure, Decision, DecisionStatus, Feedback, Initiative, SignOff, sign_off_history},
     values::{
-        DecisionId, Function, MAX_ERROR_BYTES, Principal, RevisionKind, Stage, Verdict, clip, parser_message, quote,
+        DecisionId, FeedbackId, Function, MAX_ERROR_BYTES, Principal, RevisionKind, Stage, Verdict, clip,
+        parser_message, quote,
     },
 };
-use crate::live::{WatchFilter, WatchItem};
-use crate::store::{InitiativeRef, ListFilter, StoreError, StoredEvent};
+use crate::live::{WatchFields, WatchFilter, WatchItem};
+use crate::store::{InitiativeRef, StoreError, StoredEvent};
 
 /// The most recent events the timeline shows.
 const TIMELINE_LIMIT: u64 = 500;
@@ -262,8 +264,11 @@ fn decision_detail(initiative: &Initiative, decision: &Decision, history: &[Sign
 
 fn timeline_entry(initiative: &Initiative, stored: &StoredEvent) -> TimelineEntry {
     let (summary, tone) = match stored.to_recorded() {
-        Ok(recorded) => describe(initiative, &recorded.event),
-        Err(_) => (format!("{} (cannot be decoded)", stored.event_type), "bad"),
+        Ok(recorded) => {
+            let told = narrate(&recorded.event, &BoardReader(initiative));
+            (told.text, told.tone.as_str())
+        }
+        Err(_) => (format!("{} (cannot be decoded)", stored.event_type), Tone::Bad.as_str()),
     };
     TimelineEntry {
         position: stored.position,
@@ -276,120 +281,33 @@ fn timeline_entry(initiative: &Initiative, stored: &StoredEvent) -> TimelineEntr
     }
 }
 
-/// What an event did, in a few words (the actor is shown beside it), and its tone.
-fn describe(initiative: &Initiative, event: &Event) -> (String, &'static str) {
-    let title = |id: &DecisionId| match initiative.decisions.get(id) {
-        Some(decision) => format!("“{}”", brief(decision.title())),
-        None => id.to_string(),
-    };
-    let functions = |set: &BTreeSet<Function>| set.iter().map(Function::as_str).collect::<Vec<_>>().join(", ");
-    let colon = |text: &str| if text.trim().is_empty() { String::new() } else { format!(": {}", brief(text)) };
-    match event {
-        Event::InitiativeCreated { key, title, owner, stage, required_functions, .. } => (
-            format!(
-                "created {key} “{}” — owner {owner}, stage {stage}, needs {}",
-                brief(title),
-                functions(required_functions)
-            ),
-            "none",
-        ),
-        Event::InitiativeUpdated { title, summary, owner, required_functions } => {
-            let mut changes = Vec::new();
-            if let Some(title) = title {
-                changes.push(format!("title “{}”", brief(title)));
-            }
-            if summary.is_some() {
-                changes.push("summary".to_owned());
-            }
-            if let Some(owner) = owner {
-                changes.push(format!("owner {owner}"));
-            }
-            if let Some(set) = required_functions {
-                changes.push(format!("needs {}", functions(set)));
-            }
-            (format!("updated {}", if changes.is_empty() { "nothing".to_owned() } else { changes.join(", ") }), "none")
+/// The board reads decisions by their title and free text to its first line, and
+/// does not tell feedback items apart.
+struct BoardReader<'a>(&'a Initiative);
+
+impl Reader for BoardReader<'_> {
+    fn decision(&self, id: &DecisionId) -> String {
+        match self.0.decisions.get(id) {
+            Some(decision) => self.title(decision.title()),
+            None => id.to_string(),
         }
-        Event::StageChanged { from, to } => (format!("stage {from} → {to}"), "none"),
-        Event::InitiativeArchived { reason } => (format!("archived the initiative{}", colon(reason)), "none"),
-        Event::StakeholderAssigned { principal, function, role } => {
-            (format!("assigned {principal} as {function} {role}"), "none")
-        }
-        Event::StakeholderRemoved { principal, function, role } => {
-            (format!("removed {principal} as {function} {role}"), "none")
-        }
-        Event::DecisionProposed { decision_id, required_functions, .. } => {
-            (format!("proposed {} (needs {})", title(decision_id), functions(required_functions)), "none")
-        }
-        Event::DecisionRevised { decision_id, revision, kind, stale, note, .. } => {
-            let stale = if stale.is_empty() {
-                String::new()
-            } else {
-                let who: Vec<String> = stale.iter().map(|s| format!("{} for {}", s.signer, s.function)).collect();
-                format!("; stale now: {}", who.join(", "))
-            };
-            (
-                format!("revised {} to revision {revision} ({kind}){stale}{}", title(decision_id), colon(note)),
-                if *kind == RevisionKind::Material { "warn" } else { "none" },
-            )
-        }
-        Event::DecisionAccepted { decision_id, revision, r#override } => match r#override {
-            Some(record) => {
-                let unaligned: Vec<String> = record
-                    .unaligned
-                    .iter()
-                    .map(|(function, state)| format!("{function} {}", state.as_str().replace('_', " ")))
-                    .collect();
-                (
-                    format!(
-                        "accepted {} (revision {revision}) by OVERRIDE although {}{}",
-                        title(decision_id),
-                        if unaligned.is_empty() { "not aligned".to_owned() } else { unaligned.join(", ") },
-                        colon(&record.reason)
-                    ),
-                    "bad",
-                )
-            }
-            None => (format!("accepted {} (revision {revision}), aligned", title(decision_id)), "good"),
-        },
-        Event::DecisionRejected { decision_id, reason } => {
-            (format!("rejected {}{}", title(decision_id), colon(reason)), "bad")
-        }
-        Event::DecisionWithdrawn { decision_id, reason } => {
-            (format!("withdrew {}{}", title(decision_id), colon(reason)), "none")
-        }
-        Event::DecisionSuperseded { decision_id, superseded_by } => {
-            (format!("{} is superseded by {}", title(decision_id), title(superseded_by)), "none")
-        }
-        Event::FeedbackRecorded { decision_id, function, kind, source, body, .. } => {
-            let on = decision_id.as_ref().map_or_else(|| "the initiative".to_owned(), &title);
-            let tone = match kind.as_str() {
-                "objection" => "bad",
-                "concern" => "warn",
-                _ => "none",
-            };
-            (format!("{kind} from {function} ({}) on {on}{}", source.as_str().replace('_', " "), colon(body)), tone)
-        }
-        Event::FeedbackResolved { resolution, .. } => (format!("resolved feedback{}", colon(resolution)), "good"),
-        Event::FeedbackReopened { reason, .. } => (format!("reopened feedback{}", colon(reason)), "warn"),
-        Event::SignOffRecorded { decision_id, revision, function, verdict, reason, comment } => {
-            let words: Vec<&str> =
-                [reason.as_str(), comment.as_str()].into_iter().filter(|w| !w.trim().is_empty()).collect();
-            let (word, tone) = match verdict {
-                Verdict::Approve => ("approved", "good"),
-                Verdict::Reject => ("rejected", "bad"),
-            };
-            (
-                format!(
-                    "{word} {} (revision {revision}) for {function}{}",
-                    title(decision_id),
-                    colon(&words.join(" — "))
-                ),
-                tone,
-            )
-        }
-        Event::SignOffRevoked { decision_id, function } => {
-            (format!("revoked the {function} verdict on {}", title(decision_id)), "warn")
-        }
+    }
+
+    /// The title the decision has now, as everywhere else on the board.
+    fn proposal(&self, id: &DecisionId, _title: &str) -> String {
+        self.decision(id)
+    }
+
+    fn feedback(&self, _id: &FeedbackId) -> Option<String> {
+        None
+    }
+
+    fn title(&self, title: &str) -> String {
+        format!("“{}”", brief(title))
+    }
+
+    fn brief(&self, text: &str) -> String {
+        brief(text)
     }
 }
 
@@ -423,38 +341,25 @@ fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// The watch filter and the position to resume after, from the query.
+/// The watch filter and the position to resume after, from the query: the names and
+/// the text fields here, the rest as every watcher's filter is parsed (`live`).
 fn watch_filter(query: &WatchQuery) -> Result<(WatchFilter, u64), DomainError> {
     let status = match given(&query.status) {
         None => None,
-        Some(name) => Some(
-            InitiativeStatus::from_name(name)
-                .ok_or_else(|| {
-                    DomainError::invalid(
-                        "status",
-                        format!("{} is not a status: use no_decisions, pending, blocked or aligned", quote(name)),
-                    )
-                })?
-                .as_str()
-                .to_owned(),
-        ),
+        Some(name) => Some(InitiativeStatus::from_name(name).ok_or_else(|| {
+            DomainError::invalid(
+                "status",
+                format!("{} is not a status: use no_decisions, pending, blocked or aligned", quote(name)),
+            )
+        })?),
     };
     let stage = match given(&query.stage) {
         None => None,
-        Some(name) => Some(
-            Stage::from_name(name)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
-                    let message = format!("{} is not a stage: use one of {}", quote(name), names.join(", "));
-                    DomainError::invalid("stage", message)
-                })?
-                .as_str()
-                .to_owned(),
-        ),
+        Some(name) => Some(Stage::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+            DomainError::invalid("stage", format!("{} is not a stage: use one of {}", quote(name), names.join(", ")))
+        })?),
     };
-    let pending_function =
-        given(&query.pending_function).map(|f| Function::parse("pending_function", f)).transpose()?;
-    let owner = given(&query.owner).map(|p| Principal::parse("owner", p)).transpose()?;
     let include_archived = match given(&query.include_archived) {
         None | Some("false" | "0") => false,
         Some("true" | "1") => true,
@@ -468,18 +373,14 @@ fn watch_filter(query: &WatchQuery) -> Result<(WatchFilter, u64), DomainError> {
             DomainError::invalid("after_position", format!("{} is not a position (a whole number ≥ 0)", quote(text)))
         })?,
     };
-    let initiatives = given(&query.initiative).map(|i| InitiativeRef::parse("initiative", i)).transpose()?;
-    let filter = WatchFilter {
-        initiatives: initiatives.into_iter().collect(),
-        list: ListFilter {
-            status,
-            pending_function: pending_function.map(|f| f.to_string()),
-            stage,
-            owner: owner.map(|p| p.to_string()),
-            text: None,
-            include_archived,
-        },
-    };
+    let filter = WatchFilter::parse(&WatchFields {
+        initiatives: given(&query.initiative).map(|i| ("initiative".to_owned(), i)).into_iter().collect(),
+        status,
+        stage,
+        pending_function: given(&query.pending_function).unwrap_or_default(),
+        owner: given(&query.owner).unwrap_or_default(),
+        include_archived,
+    })?;
     Ok((filter, after_position))
 }
 
@@ -557,6 +458,7 @@ fn sse_event(item: &WatchItem) -> Option<SseEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ListFilter;
 
     fn query(pairs: &[(&str, &str)]) -> WatchQuery {
         let text: String = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
