@@ -44,9 +44,8 @@ impl WatchFilter {
             .iter()
             .map(|(field, value)| InitiativeRef::parse(field, value))
             .collect::<Result<Vec<_>, _>>()?;
-        let pending_function = given(fields.pending_function)
-            .map(|function| Function::parse("pending_function", function))
-            .transpose()?;
+        let pending_function =
+            given(fields.pending_function).map(|function| Function::parse("pending_function", function)).transpose()?;
         let owner = given(fields.owner).map(|owner| Principal::parse("owner", owner)).transpose()?;
         Ok(WatchFilter {
             initiatives,

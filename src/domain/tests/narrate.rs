@@ -66,11 +66,23 @@ fn every_event_of_a_stream_gets_a_sentence_and_a_tone() {
     let told: Vec<Narration> = history.events.iter().map(|r| narrate(&r.event, &ByIds)).collect();
     assert!(told.iter().all(|n| !n.text.is_empty()));
     let last = told.len();
-    assert_eq!(told[0].text, "created CHECKOUT-42 \"Checkout\" — owner olivia@example.com, stage discovery, needs business, design, engineering");
+    assert_eq!(
+        told[0].text,
+        "created CHECKOUT-42 \"Checkout\" — owner olivia@example.com, stage discovery, needs business, design, engineering"
+    );
     assert_eq!(told[1].text, "assigned dana@example.com as product driver");
-    assert_eq!(told[7].text, "proposed decision 01900000 \"Use Stripe for payments\" (needs business, design, engineering)");
-    assert_eq!((told[8].text.as_str(), told[8].tone), ("approved decision 01900000 (revision 1) for engineering", Tone::Good));
-    assert_eq!((told[11].text.as_str(), told[11].tone), ("accepted decision 01900000 (revision 1), aligned", Tone::Good));
+    assert_eq!(
+        told[7].text,
+        "proposed decision 01900000 \"Use Stripe for payments\" (needs business, design, engineering)"
+    );
+    assert_eq!(
+        (told[8].text.as_str(), told[8].tone),
+        ("approved decision 01900000 (revision 1) for engineering", Tone::Good)
+    );
+    assert_eq!(
+        (told[11].text.as_str(), told[11].tone),
+        ("accepted decision 01900000 (revision 1), aligned", Tone::Good)
+    );
     assert!(told[12].text.ends_with(", to supersede decision 01900000"), "{}", told[12].text);
     assert_eq!(
         (told[13].text.as_str(), told[13].tone),
@@ -87,7 +99,8 @@ fn every_event_of_a_stream_gets_a_sentence_and_a_tone() {
         ("revoked the engineering verdict on decision 01900000", Tone::Warn)
     );
     // An update that changes nothing says so.
-    history.record(OWNER, Event::InitiativeUpdated { title: None, summary: None, owner: None, required_functions: None });
+    history
+        .record(OWNER, Event::InitiativeUpdated { title: None, summary: None, owner: None, required_functions: None });
     assert_eq!(self::told(&history, history.events.len()).text, "updated nothing");
 }
 
@@ -103,7 +116,10 @@ fn a_material_revision_names_the_approvals_it_made_stale() {
     assert_eq!(revised.tone, Tone::Warn);
     let editorial = aligned().given(DRIVER, revise(dec(1), RevisionKind::Editorial, "Stripe, reworded"));
     let revised = told(&editorial, editorial.events.len());
-    assert_eq!((revised.text.as_str(), revised.tone), ("revised decision 01900000 to revision 2 (editorial) — editorial change", Tone::Plain));
+    assert_eq!(
+        (revised.text.as_str(), revised.tone),
+        ("revised decision 01900000 to revision 2 (editorial) — editorial change", Tone::Plain)
+    );
 }
 
 #[test]
@@ -122,7 +138,8 @@ fn an_override_says_what_was_not_aligned_and_why() {
 
 #[test]
 fn a_reader_names_things_its_own_way() {
-    let history = aligned().given(DES, feedback(fb(1), None, "design", FeedbackKind::Concern, FeedbackSource::UserResearch));
+    let history =
+        aligned().given(DES, feedback(fb(1), None, "design", FeedbackKind::Concern, FeedbackSource::UserResearch));
     let proposal = narrate(&history.events[7].event, &ByTitles);
     assert_eq!(proposal.text, "proposed “Use Stripe” (needs business, design, engineering)");
     let concern = narrate(&history.events[history.events.len() - 1].event, &ByTitles);
@@ -130,5 +147,8 @@ fn a_reader_names_things_its_own_way() {
         (concern.text.as_str(), concern.tone),
         ("concern from design (user research) on the initiative: a concern from design", Tone::Warn)
     );
-    assert_eq!(narrate(&history.events[0].event, &ByTitles).text.split(" — ").next(), Some("created CHECKOUT-42 “Checkout”"));
+    assert_eq!(
+        narrate(&history.events[0].event, &ByTitles).text.split(" — ").next(),
+        Some("created CHECKOUT-42 “Checkout”")
+    );
 }
