@@ -70,7 +70,7 @@ impl Default for Limits {
 /// How a refusal of bad input becomes a status: `grpc::status::domain_status`.
 pub type DomainStatus = fn(DomainError) -> Status;
 
-/// Shared by all connections: the authenticator and the call semaphore.
+/// Shared by all connections: the authenticator, the error mapping and the call semaphore.
 #[derive(Debug)]
 struct Shared {
     authenticator: Authenticator,

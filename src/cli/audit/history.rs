@@ -186,14 +186,15 @@ struct Known {
 }
 
 impl Known {
-    fn decision(&self, id: &str) -> String {
+    /// A decision's id as `status` shows it (or its first 8 digits, off the board).
+    fn short_decision(&self, id: &str) -> String {
         match &self.view {
             Some(view) if view.decisions.iter().any(|d| d.decision_id == id) => short_decision_id(id, view),
             _ => id.chars().take(8).collect(),
         }
     }
 
-    fn feedback(&self, id: &str) -> String {
+    fn short_feedback(&self, id: &str) -> String {
         short_id_wide(id, self.feedback.iter().map(String::as_str))
     }
 }
@@ -326,11 +327,11 @@ impl Timeline {
 /// one line.
 impl Reader for Known {
     fn decision(&self, id: &DecisionId) -> String {
-        format!("decision {}", self.decision(&id.to_string()))
+        format!("decision {}", self.short_decision(&id.to_string()))
     }
 
     fn feedback(&self, id: &FeedbackId) -> Option<String> {
-        Some(self.feedback(&id.to_string()))
+        Some(self.short_feedback(&id.to_string()))
     }
 
     fn title(&self, title: &str) -> String {
