@@ -452,19 +452,17 @@ impl Summary {
     }
 
     fn line(&self) -> String {
-        let show = |figure: Option<Figure>, value: fn(Figure) -> f64, decimals: usize| {
-            figure.map_or_else(|| "na".to_owned(), |f| format!("{:.decimals$}", value(f)))
-        };
-        let (rate, latency): (fn(Figure) -> f64, fn(Figure) -> f64) = (|f| f.rate, |f| f.latency);
+        let rate = |figure: Option<Figure>| figure.map_or_else(|| "na".to_owned(), |f| format!("{:.1}", f.rate));
+        let latency = |figure: Option<Figure>| figure.map_or_else(|| "na".to_owned(), |f| format!("{:.3}", f.latency));
         let failed: u64 = [self.c1, self.c16, self.shared].iter().flatten().map(|f| f.failed).sum();
         format!(
             "signoff-summary c1_cmds={} c16_cmds={} c1_ms={} shared_cmds={} c16_ms={} shared_ms={} failed={failed}",
-            show(self.c1, rate, 1),
-            show(self.c16, rate, 1),
-            show(self.c1, latency, 3),
-            show(self.shared, rate, 1),
-            show(self.c16, latency, 3),
-            show(self.shared, latency, 3),
+            rate(self.c1),
+            rate(self.c16),
+            latency(self.c1),
+            rate(self.shared),
+            latency(self.c16),
+            latency(self.shared),
         )
     }
 }
