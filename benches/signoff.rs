@@ -2,9 +2,19 @@
 //! loopback, against PostgreSQL, at several client counts. Compare the figures with
 //! `../shared/bench/pg-baseline` run in the same sitting (see README, "Performance").
 //!
-//!   cargo bench --bench signoff -- [--clients 1,16] [--seconds 10] [--shared]
+//!   cargo bench --bench signoff -- [--summary | --clients 1,16 [--shared]] [--seconds 10]
 //!       [--database-url postgres://postgres@127.0.0.1:5432/accord_bench | sqlite:///tmp/accord-bench.db]
 //!       [--auth none,hs256,es256,service-token]
+//!
+//! Without `--clients` or `--shared` (or with `--summary`) it runs the figures issue 12's
+//! targets name: 1 client, 16 clients, and 16 clients on one initiative. Whatever it ran,
+//! its last line is one machine-readable summary (`na` for a figure not run; with several
+//! `--auth` modes, the first mode's):
+//!
+//!   signoff-summary c1_cmds=… c16_cmds=… c1_ms=… shared_cmds=… c16_ms=… shared_ms=… failed=…
+//!
+//! (`cmds` commands per second, `ms` mean latency, `failed` the commands that failed in
+//! the runs summarised). `benches/sitting` runs it beside the baselines.
 //!
 //! `--auth` runs each client count once per authentication mode: `none` is local
 //! development mode (the caller named in metadata); the others configure the server as
@@ -137,34 +147,40 @@ impl Credentials {
 
 struct Args {
     auth: Vec<Auth>,
-    clients: Vec<usize>,
+    /// The runs: a client count, and whether all clients share one initiative.
+    plan: Vec<(usize, bool)>,
     seconds: u64,
-    shared: bool,
     database_url: String,
 }
+
+/// The runs the summary line reports: 1 client, 16, and 16 on one initiative.
+const SUMMARY_PLAN: [(usize, bool); 3] = [(1, false), (16, false), (16, true)];
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         auth: vec![Auth::None],
-        clients: vec![1, 16],
+        plan: Vec::new(),
         seconds: 10,
-        shared: false,
         database_url: "postgres://postgres@127.0.0.1:5432/accord_bench".into(),
     };
+    let (mut clients, mut shared, mut summary) = (None::<Vec<usize>>, false, false);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--clients" => {
                 let value = it.next().ok_or("--clients needs a value")?;
-                args.clients = value
-                    .split(',')
-                    .map(|c| c.parse().map_err(|_| format!("bad client count {c}")))
-                    .collect::<Result<_, _>>()?;
+                clients = Some(
+                    value
+                        .split(',')
+                        .map(|c| c.parse().ok().filter(|&c| c > 0).ok_or_else(|| format!("bad client count {c}")))
+                        .collect::<Result<_, _>>()?,
+                );
             }
             "--seconds" => {
                 args.seconds = it.next().ok_or("--seconds needs a value")?.parse().map_err(|_| "bad --seconds")?
             }
-            "--shared" => args.shared = true,
+            "--shared" => shared = true,
+            "--summary" => summary = true,
             "--auth" => {
                 let value = it.next().ok_or("--auth needs a value")?;
                 args.auth = value.split(',').map(Auth::parse).collect::<Result<_, _>>()?;
@@ -174,6 +190,11 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    args.plan = match (summary, clients, shared) {
+        (true, None, false) | (false, None, false) => SUMMARY_PLAN.to_vec(),
+        (true, _, _) => return Err("--summary runs 1, 16 and 16 shared: drop --clients and --shared".into()),
+        (false, clients, shared) => clients.unwrap_or_else(|| vec![1, 16]).into_iter().map(|c| (c, shared)).collect(),
+    };
     Ok(args)
 }
 
@@ -381,17 +402,67 @@ async fn main() {
             Err(message) => eprintln!("signoff bench: {message}"),
         }
     }
-    for (&clients, &auth) in args.clients.iter().flat_map(|c| args.auth.iter().map(move |a| (c, a))) {
-        match run(&args.database_url, auth, clients, args.seconds, args.shared).await {
-            Ok((rate, latency, failed)) => println!(
-                "accord-signoff{}  auth={:<13} clients={clients:<3} cmds/s={rate:<10.1} latency_ms={latency:.3} failed={failed}",
-                if args.shared { "-shared" } else { "" },
-                auth.name()
-            ),
+    let mut summary = Summary::default();
+    for (&(clients, shared), &auth) in args.plan.iter().flat_map(|p| args.auth.iter().map(move |a| (p, a))) {
+        match run(&args.database_url, auth, clients, args.seconds, shared).await {
+            Ok((rate, latency, failed)) => {
+                println!(
+                    "accord-signoff{}  auth={:<13} clients={clients:<3} cmds/s={rate:<10.1} latency_ms={latency:.3} failed={failed}",
+                    if shared { "-shared" } else { "" },
+                    auth.name()
+                );
+                if auth == args.auth[0] {
+                    summary.record(clients, shared, Figure { rate, latency, failed });
+                }
+            }
             Err(message) => {
                 eprintln!("signoff bench: {message}");
                 std::process::exit(1);
             }
         }
+    }
+    println!("{}", summary.line());
+}
+
+/// One run's result: commands per second, mean latency in ms, failed commands.
+#[derive(Clone, Copy)]
+struct Figure {
+    rate: f64,
+    latency: f64,
+    failed: u64,
+}
+
+/// The figures the summary line reports, as far as they were run.
+#[derive(Default)]
+struct Summary {
+    c1: Option<Figure>,
+    c16: Option<Figure>,
+    shared: Option<Figure>,
+}
+
+impl Summary {
+    fn record(&mut self, clients: usize, shared: bool, figure: Figure) {
+        match (clients, shared) {
+            (1, false) => self.c1 = Some(figure),
+            (16, false) => self.c16 = Some(figure),
+            (16, true) => self.shared = Some(figure),
+            // Other client counts are printed above but not part of the summary.
+            _ => {}
+        }
+    }
+
+    fn line(&self) -> String {
+        let rate = |figure: Option<Figure>| figure.map_or_else(|| "na".to_owned(), |f| format!("{:.1}", f.rate));
+        let latency = |figure: Option<Figure>| figure.map_or_else(|| "na".to_owned(), |f| format!("{:.3}", f.latency));
+        let failed: u64 = [self.c1, self.c16, self.shared].iter().flatten().map(|f| f.failed).sum();
+        format!(
+            "signoff-summary c1_cmds={} c16_cmds={} c1_ms={} shared_cmds={} c16_ms={} shared_ms={} failed={failed}",
+            rate(self.c1),
+            rate(self.c16),
+            latency(self.c1),
+            rate(self.shared),
+            latency(self.c16),
+            latency(self.shared),
+        )
     }
 }

@@ -96,16 +96,9 @@ async fn run_server_command(command: Commands) -> Result<(), Failure> {
                 Some(path) => SecurityConfig::load(path).map_err(|e| e.to_string())?,
                 None => Authenticator::LocalDevelopment,
             };
-            let open_addresses = std::iter::once(listen).chain(http_listen.0);
-            if let Some(listen) =
-                open_addresses.filter(|_| authenticator.is_local_development()).find(|a| !a.ip().is_loopback())
-            {
-                return Err(Failure::from(format!(
-                    "refusing to listen on {listen} without authentication: anyone who can reach it could act \
-                     as anyone. Give --auth-config FILE (JWTs or service tokens; see README \"Security\"), or \
-                     listen on a loopback address such as 127.0.0.1 for local development"
-                )));
-            }
+            authenticator
+                .may_listen_on(std::iter::once(listen).chain(http_listen.0))
+                .map_err(|refused| Failure::from(refused.to_string()))?;
             let tls = security.tls().map(|files| files.read()).transpose()?;
             accord::security::cors::check_origins(&security.cors_origins)?;
             let checkpoint_key = checkpoint_key

@@ -17,7 +17,7 @@ use tonic_web::GrpcWebLayer;
 use tracing::{info, warn};
 
 use crate::app::{App, AppLimits};
-use crate::grpc::{Audit, Commands, Queries};
+use crate::grpc::{Audit, Commands, Queries, status::domain_status};
 use crate::health::Readiness;
 use crate::http::{HttpState, serve_http};
 use crate::live::Feed;
@@ -115,16 +115,11 @@ pub async fn serve_all(
         ),
         None => None,
     };
+    options
+        .authenticator
+        .may_listen_on(std::iter::once(address).chain(http_address))
+        .map_err(|refused| ServeError::Insecure(refused.to_string()))?;
     if options.authenticator.is_local_development() {
-        for address in std::iter::once(address).chain(http_address) {
-            if !address.ip().is_loopback() {
-                return Err(ServeError::Insecure(format!(
-                    "refusing to listen on {address} without authentication: anyone who can reach it could act \
-                     as anyone. Configure callers with --auth-config FILE (JWTs or service tokens; see README \
-                     \"Security\"), or listen on a loopback address such as 127.0.0.1 for local development"
-                )));
-            }
-        }
         warn!(
             %address,
             "LOCAL DEVELOPMENT MODE: no authentication is configured. Callers name themselves in the \
@@ -309,7 +304,7 @@ async fn serve_api(
     builder
         .layer(cors)
         .layer(GrpcWebLayer::new())
-        .layer(GuardLayer::new(options.authenticator.clone(), limits))
+        .layer(GuardLayer::new(options.authenticator.clone(), limits, domain_status))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)

@@ -1,5 +1,6 @@
 //! The pure core of Accord: values, commands, events, the state folded from them, the
-//! rules that decide commands and the alignment projection. Nothing in here does I/O
+//! rules that decide commands, the alignment projection, and the sentence that tells
+//! people what an event did (`narrate`). Nothing in here does I/O
 //! or knows about gRPC or SQL, so every rule is testable as given(events) / when
 //! (command) / then(events or error).
 
@@ -9,6 +10,7 @@ pub mod decide;
 pub mod error;
 pub mod event;
 pub mod explain;
+pub mod narrate;
 pub mod state;
 pub mod values;
 

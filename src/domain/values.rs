@@ -101,6 +101,15 @@ pub fn parse_text(field: &str, value: &str, max: usize, required: bool) -> Resul
     Ok(value.to_owned())
 }
 
+/// An id that comes from another system — a command's idempotency key, a correlation or
+/// causation id: 1-128 printable ASCII characters.
+pub fn parse_token(field: &str, value: &str) -> Result<String, DomainError> {
+    if value.is_empty() || value.len() > 128 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(field, "must be 1-128 printable ASCII characters without spaces"));
+    }
+    Ok(value.to_owned())
+}
+
 /// Parses a UUID field; `what` names the kind of id for the message.
 pub fn parse_uuid(field: &str, value: &str) -> Result<Uuid, DomainError> {
     if value.is_empty() {

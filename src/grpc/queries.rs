@@ -54,21 +54,14 @@ pub fn watch_filter(r: &pb::WatchAlignmentsRequest) -> Result<WatchFilter, Domai
             format!("names {}; at most {MAX_WATCHED_INITIATIVES} are allowed", r.initiatives.len()),
         ));
     }
-    let initiatives = r
-        .initiatives
-        .iter()
-        .enumerate()
-        .map(|(i, value)| InitiativeRef::parse(&format!("initiatives[{i}]"), value))
-        .collect::<Result<Vec<_>, _>>()?;
-    let list = list_filter(&pb::ListAlignmentsRequest {
-        status: r.status,
-        pending_function: r.pending_function.clone(),
-        stage: r.stage,
-        owner: r.owner.clone(),
+    WatchFilter::parse(&crate::live::WatchFields {
+        initiatives: r.initiatives.iter().enumerate().map(|(i, v)| (format!("initiatives[{i}]"), v.as_str())).collect(),
+        status: c::initiative_status("status", r.status)?,
+        stage: c::stage("stage", r.stage, false)?,
+        pending_function: &r.pending_function,
+        owner: &r.owner,
         include_archived: r.include_archived,
-        ..Default::default()
-    })?;
-    Ok(WatchFilter { initiatives, list })
+    })
 }
 
 /// A watcher's item as sent on the wire.

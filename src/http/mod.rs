@@ -11,9 +11,9 @@
 //! - `GET /metrics`: Prometheus text (keep this listener on an internal network: the
 //!   metrics are not authenticated);
 //! - `GET /api/initiatives/{initiative}`: one initiative's alignment, decisions with their
-//!   sign-off matrix per revision, feedback and timeline (see `api`);
+//!   sign-off matrix per revision, feedback and timeline (see `api::detail`);
 //! - `GET /api/watch?…`: the live alignment of every matching initiative as
-//!   `text/event-stream`, built on the shared live feed (see `api`).
+//!   `text/event-stream`, built on the shared live feed (see `api::watch`).
 //!
 //! In local development mode the API is open (the server is loopback-only then);
 //! otherwise `/api/*` needs `Authorization: Bearer <token>` of a caller with an Accord

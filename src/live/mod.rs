@@ -14,17 +14,6 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::domain::alignment::AlignmentView;
-use crate::store::{InitiativeRef, ListFilter};
-
-/// Which initiatives a watcher follows.
-#[derive(Clone, Debug, Default)]
-pub struct WatchFilter {
-    /// Only these initiatives (by id or key); empty: all that match `list`.
-    pub initiatives: Vec<InitiativeRef>,
-    /// The `ListAlignments` filters (status, pending function, stage, owner, archived);
-    /// `text` is ignored.
-    pub list: ListFilter,
-}
 
 /// One message to a watcher, in feed order.
 #[derive(Clone, Debug)]
@@ -42,32 +31,13 @@ pub enum WatchItem {
 }
 
 mod feed;
+mod filter;
 mod ring;
 mod watcher;
 
 pub use feed::{Feed, FeedBuffers};
+pub use filter::{WatchFields, WatchFilter};
 pub use watcher::Watch;
-
-impl WatchFilter {
-    /// Whether an initiative's alignment belongs to this watcher.
-    pub fn matches(&self, view: &AlignmentView) -> bool {
-        let named = self.initiatives.is_empty()
-            || self.initiatives.iter().any(|target| match target {
-                InitiativeRef::Id(id) => *id == view.initiative_id,
-                InitiativeRef::Key(key) => *key == view.key,
-            });
-        let list = &self.list;
-        named
-            && (list.include_archived || !view.archived)
-            && list.status.as_deref().is_none_or(|status| status == view.status.as_str())
-            && list.stage.as_deref().is_none_or(|stage| stage == view.stage.as_str())
-            && list.owner.as_deref().is_none_or(|owner| owner == view.owner.as_str())
-            && list
-                .pending_function
-                .as_deref()
-                .is_none_or(|function| view.outstanding_functions().iter().any(|outstanding| outstanding == function))
-    }
-}
 
 impl WatchItem {
     /// The position a client resumes after once it has this item.

@@ -4,6 +4,10 @@
 //! logged as a security event (target `accord::security`: principal, RPC, peer, reason —
 //! never the token) and answered with one precise status. Every call, refused or served,
 //! is counted by RPC and gRPC code (`crate::metrics`).
+//!
+//! The guard answers in gRPC statuses (it is a layer of the tonic server), but how a
+//! bad input is said on the wire is the gRPC edge's one error mapping: the server hands
+//! it in ([`DomainStatus`]), so the guard imports no edge.
 
 use std::{
     future::Future,
@@ -23,11 +27,9 @@ use super::rights::{Right, method_of, right_for};
 use super::{Authenticator, Caller, Credential, Role, Roles, Trace};
 use crate::domain::{
     DomainError,
-    values::{Principal, quote},
+    values::{MAX_ERROR_BYTES, Principal, clip, parse_token, quote},
 };
-use crate::grpc::status::{bounded, domain_status};
 use crate::metrics::{self, RpcLabels};
-use crate::store::parse_token;
 
 pub const AUTHORIZATION_HEADER: &str = "authorization";
 /// Local development mode: the caller's name.
@@ -65,10 +67,14 @@ impl Default for Limits {
     }
 }
 
-/// Shared by all connections: the authenticator and the call semaphore.
+/// How a refusal of bad input becomes a status: `grpc::status::domain_status`.
+pub type DomainStatus = fn(DomainError) -> Status;
+
+/// Shared by all connections: the authenticator, the error mapping and the call semaphore.
 #[derive(Debug)]
 struct Shared {
     authenticator: Authenticator,
+    domain_status: DomainStatus,
     calls: Arc<Semaphore>,
     max_calls: usize,
     deadline: Duration,
@@ -80,10 +86,11 @@ pub struct GuardLayer {
 }
 
 impl GuardLayer {
-    pub fn new(authenticator: Authenticator, limits: &Limits) -> GuardLayer {
+    pub fn new(authenticator: Authenticator, limits: &Limits, domain_status: DomainStatus) -> GuardLayer {
         GuardLayer {
             shared: Arc::new(Shared {
                 authenticator,
+                domain_status,
                 calls: Arc::new(Semaphore::new(limits.max_concurrent_calls)),
                 max_calls: limits.max_concurrent_calls,
                 deadline: limits.deadline,
@@ -138,14 +145,14 @@ where
             let peer = request.extensions().get::<TcpConnectInfo>().and_then(|info| info.remote_addr());
             let trace = match trace(request.headers()) {
                 Ok(trace) => trace,
-                Err(status) => return Ok(status.into_http()),
+                Err(error) => return Ok((shared.domain_status)(error).into_http()),
             };
             let caller = match authenticate(&shared.authenticator, request.headers()) {
                 Ok(caller) => caller,
                 Err(reason) => {
                     warn!(target: "accord::security", event = "unauthenticated", rpc = method_of(&path),
                         peer = %display_peer(peer), %reason, "call refused: not authenticated");
-                    return Ok(Status::unauthenticated(bounded(reason)).into_http());
+                    return Ok(Status::unauthenticated(bounded(&reason)).into_http());
                 }
             };
             if !caller.roles.grants(right) {
@@ -159,7 +166,7 @@ where
                 warn!(target: "accord::security", event = "permission_denied", principal = %caller.principal,
                     roles = %caller.roles, rpc = method_of(&path), peer = %display_peer(peer), %reason,
                     "call refused: service role");
-                return Ok(Status::permission_denied(bounded(reason)).into_http());
+                return Ok(Status::permission_denied(bounded(&reason)).into_http());
             }
             let Ok(_permit) = shared.calls.clone().try_acquire_owned() else {
                 warn!(rpc = method_of(&path), limit = shared.max_calls, "call refused: too many concurrent calls");
@@ -196,6 +203,11 @@ where
             }
         })
     }
+}
+
+/// A message as a status carries it: at most `MAX_ERROR_BYTES`.
+fn bounded(message: &str) -> String {
+    clip(message, MAX_ERROR_BYTES).into_owned()
 }
 
 fn display_peer(peer: Option<SocketAddr>) -> String {
@@ -249,16 +261,15 @@ fn authenticate(authenticator: &Authenticator, headers: &http::HeaderMap) -> Res
     }
 }
 
-fn trace(headers: &http::HeaderMap) -> Result<Trace, Status> {
-    let id = |name: &str| -> Result<Option<String>, Status> {
+fn trace(headers: &http::HeaderMap) -> Result<Trace, DomainError> {
+    let id = |name: &str| -> Result<Option<String>, DomainError> {
         match headers.get(name) {
             None => Ok(None),
             Some(value) => value
                 .to_str()
                 .map_err(|_| DomainError::invalid(name, "is not valid ASCII"))
                 .and_then(|value| parse_token(name, value))
-                .map(Some)
-                .map_err(domain_status),
+                .map(Some),
         }
     };
     Ok(Trace { correlation_id: id(CORRELATION_HEADER)?, causation_id: id(CAUSATION_HEADER)? })

@@ -14,12 +14,12 @@ pub mod rights;
 pub mod service_tokens;
 pub mod tls;
 
-use std::fmt;
+use std::{fmt, net::SocketAddr};
 
 use crate::domain::values::Principal;
 
 pub use config::{ConfigError, SecurityConfig};
-pub use guard::{GuardLayer, Limits};
+pub use guard::{DomainStatus, GuardLayer, Limits};
 pub use jwt::{JwtVerifier, VerificationKey};
 pub use rights::{Right, Role, Roles};
 pub use service_tokens::ServiceTokens;
@@ -84,6 +84,17 @@ impl Authenticator {
         matches!(self, Authenticator::LocalDevelopment)
     }
 
+    /// Whether the server may listen on every one of `addresses`: with authentication,
+    /// anywhere; in local development mode only on loopback addresses, since anyone who
+    /// could reach another could act as anyone. `serve` checks its bound listeners, and
+    /// `accord serve` its flags before it binds anything, through this one rule.
+    pub fn may_listen_on(&self, addresses: impl IntoIterator<Item = SocketAddr>) -> Result<(), Unprotected> {
+        match addresses.into_iter().find(|address| self.is_local_development() && !address.ip().is_loopback()) {
+            Some(address) => Err(Unprotected(address)),
+            None => Ok(()),
+        }
+    }
+
     /// Authenticates a bearer token (already stripped of its `Bearer ` prefix).
     pub fn authenticate_token(&self, token: &str) -> Result<Caller, AuthError> {
         let Authenticator::Tokens { jwt, service_tokens } = self else {
@@ -96,5 +107,42 @@ impl Authenticator {
             Some(verifier) if jwt::looks_like_jwt(token) => verifier.verify(token),
             _ => Err(AuthError("the bearer token is not a known service token".into())),
         }
+    }
+}
+
+/// An address local development mode may not listen on: it is not a loopback address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unprotected(pub SocketAddr);
+
+impl fmt::Display for Unprotected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "refusing to listen on {} without authentication: anyone who can reach it could act as anyone. \
+             Configure callers with --auth-config FILE (JWTs or service tokens; see README \"Security\"), or \
+             listen on a loopback address such as 127.0.0.1 for local development",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Unprotected {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_development_listens_on_loopback_only() {
+        let address = |text: &str| text.parse::<SocketAddr>().expect("an address");
+        let local = Authenticator::LocalDevelopment;
+        assert_eq!(local.may_listen_on([address("127.0.0.1:50051"), address("[::1]:8080")]), Ok(()));
+        let refused = local.may_listen_on([address("127.0.0.1:50051"), address("0.0.0.0:8080")]);
+        assert_eq!(refused, Err(Unprotected(address("0.0.0.0:8080"))));
+        let message = refused.map_err(|e| e.to_string()).expect_err("refused");
+        assert!(message.starts_with("refusing to listen on 0.0.0.0:8080 without authentication"), "{message}");
+        assert!(message.contains("--auth-config"), "{message}");
+        let tokens = Authenticator::Tokens { jwt: None, service_tokens: ServiceTokens::default() };
+        assert_eq!(tokens.may_listen_on([address("0.0.0.0:50051")]), Ok(()));
     }
 }

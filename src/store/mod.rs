@@ -81,13 +81,7 @@ impl CommandId {
     }
 }
 
-/// Correlation and causation ids come from other systems: 1-128 printable ASCII characters.
-pub fn parse_token(field: &str, value: &str) -> Result<String, DomainError> {
-    if value.is_empty() || value.len() > 128 || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(DomainError::invalid(field, "must be 1-128 printable ASCII characters without spaces"));
-    }
-    Ok(value.to_owned())
-}
+pub use crate::domain::values::parse_token;
 
 /// A command with everything the store needs to run and record it.
 #[derive(Clone, Debug)]

@@ -13,6 +13,7 @@ mod explain;
 mod feedback;
 mod hostile;
 mod initiative;
+mod narrate;
 mod properties;
 mod scenario;
 mod sign_offs;

@@ -1,0 +1,54 @@
+//! The board's JSON API: one initiative in detail (`detail`, `GET
+//! /api/initiatives/{initiative}`) and the live alignment of many as server-sent events
+//! (`watch`, `GET /api/watch`). Both answer refusals as this module maps them.
+//!
+//! The detail is built from the same domain functions as gRPC `GetDecision`
+//! (`evaluate_decision`, `sign_off_history`, `sign_off_counts`); the event stream is a
+//! thin encoding of the shared live feed, so the board, gRPC `WatchAlignments` and every
+//! other watcher see the same changes at the same positions.
+
+mod detail;
+mod watch;
+
+use axum::{http::StatusCode, response::Response};
+use tracing::error;
+
+use super::{error as error_response, field_error};
+use crate::domain::{
+    DomainError,
+    values::{MAX_ERROR_BYTES, clip},
+};
+use crate::store::StoreError;
+
+pub(super) use detail::initiative;
+pub(super) use watch::watch;
+
+/// A refusal as the API answers it; messages are cut to `MAX_ERROR_BYTES`, like gRPC's
+/// (`grpc::status`), whatever a parser put in them.
+fn domain_response(error: DomainError) -> Response {
+    match error {
+        DomainError::InvalidArgument { field, message } => {
+            field_error(&field, &clip(&format!("{field}: {message}"), MAX_ERROR_BYTES))
+        }
+        DomainError::NotFound(message) => error_response(StatusCode::NOT_FOUND, &clip(&message, MAX_ERROR_BYTES)),
+        other => error_response(StatusCode::BAD_REQUEST, &clip(&other.to_string(), MAX_ERROR_BYTES)),
+    }
+}
+
+fn store_response(error: StoreError) -> Response {
+    match error {
+        StoreError::Domain(domain) => domain_response(domain),
+        StoreError::Unavailable(reason) => {
+            error!(%reason, "store unavailable");
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; try again later")
+        }
+        StoreError::Corrupt(reason) => {
+            error!(%reason, "corrupt history");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error: stored history could not be read")
+        }
+        StoreError::Database(db) => {
+            error!(error = %db, "database error");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal database error")
+        }
+    }
+}
