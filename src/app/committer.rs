@@ -4,20 +4,24 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 use uuid::Uuid;
 
 use crate::domain::{
-    DomainError, Initiative, Recorded, alignment::project_indexed, decide_as, event::SCHEMA_VERSION, evolve,
-    values::{InitiativeId, InitiativeKey},
+    DomainError, Initiative, Recorded,
+    alignment::project_indexed,
+    decide_as,
+    event::SCHEMA_VERSION,
+    evolve,
+    values::{InitiativeId, InitiativeKey, quote},
 };
 use crate::store::append::StoredCommand;
 use crate::store::batch::{AlignmentRow, AppendRefused, Batch, HeadMove, LoadedHead, NewCommand, NewEvent};
 use crate::store::{
-    CommandEnvelope, CommandOutcome, EventContent, InitiativeRef, Store, StoreError, ZERO_HASH, event_hash,
-    now_micros,
+    CommandEnvelope, CommandOutcome, EventContent, InitiativeRef, Store, StoreError, ZERO_HASH, event_hash, now_micros,
 };
 
 /// How much the committer takes on at once and keeps.
@@ -41,6 +45,10 @@ impl Default for AppLimits {
 
 /// How many times a batch is planned again after a stale head or a taken command id.
 const ATTEMPTS: usize = 8;
+/// How long a command on a head someone else holds locked waits before trying again.
+const LOCKED_PAUSE: Duration = Duration::from_millis(20);
+/// How long it may keep trying.
+const LOCKED_PATIENCE: Duration = Duration::from_secs(15);
 
 /// The command side of the service: `execute` runs one command through the committer.
 #[derive(Clone, Debug)]
@@ -53,13 +61,18 @@ pub struct App {
 struct Job {
     envelope: CommandEnvelope,
     reply: oneshot::Sender<Result<CommandOutcome, StoreError>>,
+    /// Since when its initiative's head has been found locked by someone else.
+    locked_since: Option<Instant>,
 }
 
 impl App {
     /// Starts the committer on `store`.
     pub fn start(store: Store, limits: AppLimits) -> App {
         let (queue, jobs) = mpsc::channel(limits.queue.max(1));
-        tokio::spawn(Committer { store: store.clone(), cache: HeadCache::new(limits.cache_bytes), limits }.run(jobs));
+        let requeue = queue.downgrade();
+        tokio::spawn(
+            Committer { store: store.clone(), cache: HeadCache::new(limits.cache_bytes), limits, requeue }.run(jobs),
+        );
         App { store, queue }
     }
 
@@ -71,7 +84,7 @@ impl App {
     pub async fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, StoreError> {
         let (reply, outcome) = oneshot::channel();
         self.queue
-            .send(Job { envelope, reply })
+            .send(Job { envelope, reply, locked_since: None })
             .await
             .map_err(|_| StoreError::Unavailable("the service is shutting down".into()))?;
         outcome.await.unwrap_or_else(|_| Err(StoreError::Unavailable("the service is shutting down".into())))
@@ -82,6 +95,8 @@ struct Committer {
     store: Store,
     cache: HeadCache,
     limits: AppLimits,
+    /// Where commands on a locked head go back to, a little later.
+    requeue: mpsc::WeakSender<Job>,
 }
 
 impl Committer {
@@ -99,7 +114,17 @@ impl Committer {
     }
 
     /// Plans and appends `jobs` until each has its answer.
-    async fn commit(&mut self, mut jobs: Vec<Job>) {
+    async fn commit(&mut self, jobs: Vec<Job>) {
+        let mut pending = jobs;
+        while !pending.is_empty() {
+            let mut deferred = Vec::new();
+            self.commit_once(pending, &mut deferred).await;
+            pending = deferred;
+        }
+    }
+
+    /// One batch of `jobs`; jobs that must wait for it go to `deferred`.
+    async fn commit_once(&mut self, mut jobs: Vec<Job>, deferred: &mut Vec<Job>) {
         let mut last_error = None;
         for _ in 0..ATTEMPTS {
             if jobs.is_empty() {
@@ -109,6 +134,38 @@ impl Committer {
                 return answer_all(jobs, error);
             }
             let mut plan = self.plan(&jobs);
+            // A refusal is final only for a command id never used: a retry of a command
+            // that committed replays its outcome whatever the state says now.
+            let refused: Vec<String> = jobs
+                .iter()
+                .zip(&plan.verdicts)
+                .filter(|(_, verdict)| matches!(verdict, Verdict::Refused(_)))
+                .map(|(job, _)| job.envelope.command_id.as_str().to_owned())
+                .collect();
+            if !refused.is_empty() {
+                match self.store.find_commands(&refused).await {
+                    Ok(found) if found.is_empty() => {}
+                    Ok(_) => {
+                        jobs = match self.replay_taken(jobs).await {
+                            Ok(rest) => rest,
+                            Err(()) => return,
+                        };
+                        continue;
+                    }
+                    Err(error) => return answer_all(jobs, error),
+                }
+            }
+            // Creations of a key another job of this batch creates wait for the next one.
+            let (now, later): (Vec<_>, Vec<_>) = jobs
+                .into_iter()
+                .zip(std::mem::take(&mut plan.verdicts))
+                .partition(|(_, verdict)| !matches!(verdict, Verdict::Later));
+            if !later.is_empty() {
+                deferred.extend(later.into_iter().map(|(job, _)| job));
+            }
+            let (kept, verdicts): (Vec<_>, Vec<_>) = now.into_iter().unzip();
+            jobs = kept;
+            plan.verdicts = verdicts;
             if plan.batch.heads.is_empty() && plan.batch.unchanged.is_empty() {
                 // Nothing to write and nothing decided against a cached head.
                 return plan.answer(jobs, &[]);
@@ -124,6 +181,12 @@ impl Committer {
                     for stream_id in plan.touched() {
                         self.cache.forget(stream_id);
                     }
+                    // A head that did not move as seen may be a retried creation (its
+                    // stream exists) or a taken key: answer those, replan the rest.
+                    jobs = match self.refuse_taken_keys(jobs).await {
+                        Ok(rest) => rest,
+                        Err(()) => return,
+                    };
                     last_error = Some(StoreError::Unavailable("stream heads kept moving: too many attempts".into()));
                 }
                 Err(AppendRefused::CommandIdTaken) => match self.replay_taken(jobs).await {
@@ -139,10 +202,48 @@ impl Committer {
                         Err(()) => return,
                     };
                 }
+                Err(AppendRefused::Locked(locked)) => {
+                    let (waiting, rest): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| {
+                        plan.stream_of(&job.envelope, &self.cache).is_some_and(|id| locked.contains(&id))
+                    });
+                    self.retry_later(waiting);
+                    jobs = rest;
+                }
                 Err(AppendRefused::Failed(error)) => return answer_all(jobs, error),
             }
         }
         answer_all(jobs, last_error.unwrap_or_else(|| StoreError::Unavailable("too many attempts".into())));
+    }
+
+    /// Sends jobs whose head someone else holds locked back to the queue after a pause,
+    /// until the lock has been held for longer than a command may wait.
+    fn retry_later(&self, jobs: Vec<Job>) {
+        let now = Instant::now();
+        let mut again = Vec::new();
+        for mut job in jobs {
+            let since = *job.locked_since.get_or_insert(now);
+            if now.duration_since(since) > LOCKED_PATIENCE {
+                let target = job.envelope.target.as_ref().map(ToString::to_string).unwrap_or_default();
+                let _ = job.reply.send(Err(StoreError::Unavailable(format!(
+                    "initiative {target} is locked by another writer (a rebuild?); try again later"
+                ))));
+            } else {
+                again.push(job);
+            }
+        }
+        if again.is_empty() {
+            return;
+        }
+        let queue = self.requeue.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(LOCKED_PAUSE).await;
+            let Some(queue) = queue.upgrade() else { return };
+            for job in again {
+                if let Err(mpsc::error::SendError(job)) = queue.send(job).await {
+                    let _ = job.reply.send(Err(StoreError::Unavailable("the service is shutting down".into())));
+                }
+            }
+        });
     }
 
     /// Loads the heads the jobs name that the cache does not hold.
@@ -168,14 +269,25 @@ impl Committer {
     /// Decides every job in order against the heads as the jobs before it left them.
     fn plan(&self, jobs: &[Job]) -> Plan {
         let mut plan = Plan::default();
-        let mut seen_ids: HashMap<&str, usize> = HashMap::new();
-        for (index, job) in jobs.iter().enumerate() {
+        let mut seen_ids: HashMap<&str, &CommandEnvelope> = HashMap::new();
+        for job in jobs {
             let envelope = &job.envelope;
-            if let Some(&earlier) = seen_ids.get(envelope.command_id.as_str()) {
-                plan.verdicts.push(Verdict::SameAs(earlier));
+            if let Some(earlier) = seen_ids.get(envelope.command_id.as_str()) {
+                let same = earlier.fingerprint == envelope.fingerprint && earlier.target == envelope.target;
+                plan.verdicts.push(if same {
+                    Verdict::SameAs
+                } else {
+                    Verdict::Refused(
+                        DomainError::invalid(
+                            "options.command_id",
+                            format!("{} was already used for a different command", quote(envelope.command_id.as_str())),
+                        )
+                        .into(),
+                    )
+                });
                 continue;
             }
-            seen_ids.insert(envelope.command_id.as_str(), index);
+            seen_ids.insert(envelope.command_id.as_str(), envelope);
             let verdict = self.plan_one(&mut plan, envelope);
             plan.verdicts.push(verdict);
         }
@@ -183,6 +295,11 @@ impl Committer {
     }
 
     fn plan_one(&self, plan: &mut Plan, envelope: &CommandEnvelope) -> Verdict {
+        if let crate::domain::Command::CreateInitiative { key, .. } = &envelope.command
+            && plan.keys.contains_key(key.as_str())
+        {
+            return Verdict::Later;
+        }
         let current = match &envelope.target {
             None => None,
             Some(target) => {
@@ -194,7 +311,9 @@ impl Committer {
                 match head {
                     Some(head) => Some(head),
                     None => {
-                        return Verdict::Refused(DomainError::not_found(format!("initiative {target} not found")).into());
+                        return Verdict::Refused(
+                            DomainError::not_found(format!("initiative {target} not found")).into(),
+                        );
                     }
                 }
             }
@@ -328,7 +447,9 @@ enum Verdict {
     Refused(StoreError),
     /// The same command id as an earlier job of the batch: its answer, if the request is
     /// the same.
-    SameAs(usize),
+    SameAs,
+    /// Creates a key an earlier job of the batch creates: planned after the batch.
+    Later,
 }
 
 /// A batch as planned: what to write, and each job's verdict.
@@ -348,6 +469,15 @@ struct Plan {
 }
 
 impl Plan {
+    /// The stream a job's command targets, as far as the plan or the cache know it.
+    fn stream_of(&self, envelope: &CommandEnvelope, cache: &HeadCache) -> Option<Uuid> {
+        match &envelope.target {
+            Some(InitiativeRef::Id(id)) => Some(id.0),
+            Some(InitiativeRef::Key(key)) => self.keys.get(key.as_str()).copied().or_else(|| cache.id_of(key)),
+            None => None,
+        }
+    }
+
     /// Turns the planned heads into the batch to append.
     fn finish(mut self) -> Plan {
         let at = now_micros();
@@ -378,7 +508,7 @@ impl Plan {
     /// Sends each job its answer, with the positions the append gave.
     fn answer(self, jobs: Vec<Job>, appended: &[(String, i64)]) {
         let positions: HashMap<&str, i64> = appended.iter().map(|(id, p)| (id.as_str(), *p)).collect();
-        let mut answers: Vec<Result<CommandOutcome, String>> = Vec::with_capacity(jobs.len());
+        let mut answers: HashMap<String, Result<CommandOutcome, String>> = HashMap::new();
         for (job, verdict) in jobs.into_iter().zip(self.verdicts) {
             let answer = match verdict {
                 Verdict::Appends(mut outcome) => {
@@ -387,13 +517,16 @@ impl Plan {
                     Ok(outcome)
                 }
                 Verdict::Refused(error) => Err(error),
-                Verdict::SameAs(earlier) => match answers.get(earlier) {
+                Verdict::Later => Err(StoreError::Unavailable("the command was not planned".into())),
+                Verdict::SameAs => match answers.get(job.envelope.command_id.as_str()) {
                     Some(Ok(outcome)) => Ok(CommandOutcome { replayed: true, events_appended: 0, ..outcome.clone() }),
                     Some(Err(message)) => Err(StoreError::Unavailable(message.clone())),
                     None => Err(StoreError::Unavailable("the command was not planned".into())),
                 },
             };
-            answers.push(answer.as_ref().map(Clone::clone).map_err(ToString::to_string));
+            answers
+                .entry(job.envelope.command_id.as_str().to_owned())
+                .or_insert_with(|| answer.as_ref().map(Clone::clone).map_err(ToString::to_string));
             let _ = job.reply.send(answer);
         }
     }
@@ -531,7 +664,11 @@ impl HeadCache {
 }
 
 /// The alignment row and the stored state of a head.
-fn head_move(head: &Head, from: Option<i64>, at: chrono::DateTime<chrono::Utc>) -> Result<(HeadMove, usize), StoreError> {
+fn head_move(
+    head: &Head,
+    from: Option<i64>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(HeadMove, usize), StoreError> {
     let (view, awaiting) = project_indexed(&head.state);
     let encode = |e: serde_json::Error| StoreError::Corrupt(format!("cannot encode projection: {e}"));
     let state = serde_json::to_string(head.state.as_ref()).map_err(encode)?;
@@ -562,4 +699,3 @@ fn head_move(head: &Head, from: Option<i64>, at: chrono::DateTime<chrono::Utc>) 
         bytes,
     ))
 }
-

@@ -12,12 +12,12 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::parse;
 use super::status::{domain_status, store_status};
+use crate::app::App;
 use crate::domain::{Authority, Command, DomainError};
 use crate::live::Feed;
 use crate::metrics;
 use crate::proto::{self as pb, command_service_server::CommandService};
 use crate::security::{Caller, Trace};
-use crate::app::App;
 use crate::store::{CommandEnvelope, CommandId, StoreError};
 
 #[derive(Clone, Debug)]

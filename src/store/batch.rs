@@ -96,6 +96,9 @@ pub struct Batch {
 pub enum AppendRefused {
     /// A head moved since the writer saw it (another process wrote): reload and replan.
     StaleHead,
+    /// These heads are locked by someone else (a rebuild, an operator): retry their
+    /// commands later, the others now.
+    Locked(Vec<Uuid>),
     /// A command id of the batch is recorded already (a retry of a command that
     /// committed): look the ids up and replay.
     CommandIdTaken,

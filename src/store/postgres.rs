@@ -29,10 +29,10 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::append::{Append, Head, Projection, StoredCommand, plan, refold};
-use super::batch::{AlignmentRow, AppendRefused, Appended, Batch, LoadedHead};
 use super::audit::{
     self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, Verifier, VerifyKey, VerifyPage,
 };
+use super::batch::{AlignmentRow, AppendRefused, Appended, Batch, LoadedHead};
 use super::note::{CheckpointSigner, CheckpointVerifier};
 use super::*;
 use crate::domain::{AlignmentView, DomainError, Initiative, event::SCHEMA_VERSION};
@@ -1342,7 +1342,11 @@ impl PgStore {
             .fetch_one(&self.pool)
             .await;
         let row = result.map_err(|error| match &error {
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("AC409") => AppendRefused::StaleHead,
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("AC409") => {
+                let detail = db.try_downcast_ref::<PgDatabaseError>().and_then(|e| e.detail()).unwrap_or_default();
+                let locked: Vec<Uuid> = detail.split(',').filter_map(|id| Uuid::try_parse(id).ok()).collect();
+                if locked.is_empty() { AppendRefused::StaleHead } else { AppendRefused::Locked(locked) }
+            }
             sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => match db.constraint() {
                 Some("commands_pkey") => AppendRefused::CommandIdTaken,
                 Some("streams_key_key" | "alignment_key_key" | "streams_pkey" | "alignment_pkey") => {
@@ -1364,7 +1368,10 @@ impl PgStore {
 /// takes the commit-order lock, so the head checks below run after every earlier append
 /// has committed and see its heads. A head that moved since the writer saw it is not
 /// updated, a new stream whose id or key exists is not inserted, and then
-/// `accord_expect_heads` aborts the whole statement (SQLSTATE AC409).
+/// `accord_expect_heads` aborts the whole statement (SQLSTATE AC409). A head locked by
+/// someone else is skipped rather than waited for (`lockable`, after the commit-order
+/// lock, so only a lock held outside Accord's appends — a rebuild, an operator — is
+/// skipped) and named in the error's detail.
 const APPEND_BATCH: &str = "WITH ev AS (
     INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload,
                         actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash)
@@ -1393,11 +1400,15 @@ const APPEND_BATCH: &str = "WITH ev AS (
            AS h(id, key, old, v, hash, state, at, title, owner, stage, status, archived, outstanding, awaiting,
                 score, view)
       JOIN by_stream b ON b.stream_id = h.id
+), lockable AS (
+    SELECT s.stream_id FROM streams s JOIN heads h ON h.id = s.stream_id
+       FOR UPDATE OF s SKIP LOCKED
 ), moved AS (
     UPDATE streams s SET version = h.v, head_hash = h.hash, last_position = h.last, state = h.state,
            updated_at = h.at
       FROM heads h
      WHERE s.stream_id = h.id AND h.old IS NOT NULL AND s.version = h.old
+       AND s.stream_id IN (SELECT stream_id FROM lockable)
     RETURNING s.stream_id
 ), started AS (
     INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
@@ -1421,6 +1432,8 @@ const APPEND_BATCH: &str = "WITH ev AS (
       JOIN UNNEST($36::uuid[], $37::bigint[]) AS k(id, v) ON s.stream_id = k.id AND s.version = k.v
 )
 SELECT accord_expect_heads($38, (SELECT count(*) FROM moved) + (SELECT count(*) FROM started)
-                                 + (SELECT n FROM unchanged)) AS heads,
+                                 + (SELECT n FROM unchanged),
+                           (SELECT string_agg(h.id::text, ',') FROM heads h
+                             WHERE h.old IS NOT NULL AND h.id NOT IN (SELECT stream_id FROM lockable))) AS heads,
        coalesce((SELECT array_agg(command_id ORDER BY global_position) FROM cmd), '{}') AS commands,
        coalesce((SELECT array_agg(global_position ORDER BY global_position) FROM cmd), '{}') AS positions";

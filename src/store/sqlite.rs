@@ -49,11 +49,11 @@ use tokio::sync::Mutex;
 use tracing::{error, warn};
 use uuid::Uuid;
 
-use super::batch::{AppendRefused, Appended, Batch, LoadedHead};
 use super::append::{Append, Head, Projection, StoredCommand, plan, refold};
 use super::audit::{
     self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, Verifier, VerifyKey, VerifyPage,
 };
+use super::batch::{AppendRefused, Appended, Batch, LoadedHead};
 use super::note::{CheckpointSigner, CheckpointVerifier};
 use super::*;
 use crate::domain::{AlignmentView, DomainError, Initiative, event::SCHEMA_VERSION};
@@ -2031,7 +2031,8 @@ fn batch_error(error: sqlx::Error) -> BatchRetry {
 
 async fn try_append_batch(pool: &SqlitePool, batch: &Batch) -> Result<Appended, BatchRetry> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(batch_error)?;
-    let expected = batch.heads.iter().map(|h| (h.stream_id, h.from)).chain(batch.unchanged.iter().map(|(id, v)| (*id, Some(*v))));
+    let expected =
+        batch.heads.iter().map(|h| (h.stream_id, h.from)).chain(batch.unchanged.iter().map(|(id, v)| (*id, Some(*v))));
     for (stream_id, from) in expected {
         let version: Option<i64> = sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?1")
             .bind(stream_id.to_string())
