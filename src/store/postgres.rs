@@ -1203,40 +1203,6 @@ pub fn refuses_service(code: &str, message: &str, fatal: bool) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::refuses_service;
-
-    #[test]
-    fn a_read_only_transaction_is_a_refusal_of_service() {
-        // What a demoted primary answers an INSERT after a failover.
-        assert!(refuses_service("25006", "cannot execute INSERT in a read-only transaction", false));
-    }
-
-    #[test]
-    fn a_55000_is_a_refusal_only_when_it_refuses_the_connection() {
-        let refused = r#"database "accord" is not currently accepting connections"#;
-        assert!(refuses_service("55000", refused, true));
-        assert!(refuses_service("55000", refused, false), "by the message, without the severity");
-        // A localised server: the session was ended all the same.
-        assert!(refuses_service("55000", "la base de données « accord » n'accepte plus les connexions", true));
-        // The same catch-all code for a statement's own state stays internal.
-        let statement = r#"currval of sequence "events_position_seq" is not yet defined in this session"#;
-        assert!(!refuses_service("55000", statement, false));
-        assert!(!refuses_service("55000", "prepared transactions are disabled", false));
-    }
-
-    #[test]
-    fn connection_exceptions_shutdowns_and_too_many_connections_are_refusals_and_others_are_not() {
-        for code in ["08000", "08006", "08P01", "57P01", "57P02", "57P03", "57P04", "57P05", "53300"] {
-            assert!(refuses_service(code, "", false), "{code}");
-        }
-        for code in ["23505", "40001", "57014", "53100", "42P01", "XX000"] {
-            assert!(!refuses_service(code, "", false), "{code}");
-        }
-    }
-}
-
 // ---- The batch append (see `batch`) ---------------------------------------------------
 
 impl PgStore {
@@ -1437,3 +1403,37 @@ SELECT accord_expect_heads($38, (SELECT count(*) FROM moved) + (SELECT count(*) 
                              WHERE h.old IS NOT NULL AND h.id NOT IN (SELECT stream_id FROM lockable))) AS heads,
        coalesce((SELECT array_agg(command_id ORDER BY global_position) FROM cmd), '{}') AS commands,
        coalesce((SELECT array_agg(global_position ORDER BY global_position) FROM cmd), '{}') AS positions";
+
+#[cfg(test)]
+mod tests {
+    use super::refuses_service;
+
+    #[test]
+    fn a_read_only_transaction_is_a_refusal_of_service() {
+        // What a demoted primary answers an INSERT after a failover.
+        assert!(refuses_service("25006", "cannot execute INSERT in a read-only transaction", false));
+    }
+
+    #[test]
+    fn a_55000_is_a_refusal_only_when_it_refuses_the_connection() {
+        let refused = r#"database "accord" is not currently accepting connections"#;
+        assert!(refuses_service("55000", refused, true));
+        assert!(refuses_service("55000", refused, false), "by the message, without the severity");
+        // A localised server: the session was ended all the same.
+        assert!(refuses_service("55000", "la base de données « accord » n'accepte plus les connexions", true));
+        // The same catch-all code for a statement's own state stays internal.
+        let statement = r#"currval of sequence "events_position_seq" is not yet defined in this session"#;
+        assert!(!refuses_service("55000", statement, false));
+        assert!(!refuses_service("55000", "prepared transactions are disabled", false));
+    }
+
+    #[test]
+    fn connection_exceptions_shutdowns_and_too_many_connections_are_refusals_and_others_are_not() {
+        for code in ["08000", "08006", "08P01", "57P01", "57P02", "57P03", "57P04", "57P05", "53300"] {
+            assert!(refuses_service(code, "", false), "{code}");
+        }
+        for code in ["23505", "40001", "57014", "53100", "42P01", "XX000"] {
+            assert!(!refuses_service(code, "", false), "{code}");
+        }
+    }
+}
