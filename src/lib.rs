@@ -12,6 +12,7 @@
 //! - [`server`] and [`config`]: start-up, wiring and graceful shutdown; `main.rs` only
 //!   parses flags and calls into them.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;

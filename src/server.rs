@@ -16,6 +16,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use tonic_web::GrpcWebLayer;
 use tracing::{info, warn};
 
+use crate::app::{App, AppLimits};
 use crate::grpc::{Audit, Commands, Queries, status::domain_status};
 use crate::health::Readiness;
 use crate::http::{HttpState, serve_http};
@@ -308,7 +309,8 @@ async fn serve_api(
         .add_service(reflection)
         .add_service(reflection_v1alpha)
         .add_service(
-            CommandServiceServer::new(Commands::new(store.clone(), feed.clone())).max_decoding_message_size(size),
+            CommandServiceServer::new(Commands::new(App::start(store.clone(), AppLimits::default()), feed.clone()))
+                .max_decoding_message_size(size),
         )
         .add_service(
             AlignmentServiceServer::new(Queries::new(store.clone(), feed.clone(), streams.clone()))

@@ -45,10 +45,13 @@ CREATE TRIGGER events_commit_order BEFORE INSERT ON events
 -- A batch append checks, in its one statement, that every stream head it moves was
 -- still where the writer saw it; a stale head (another replica wrote) aborts the whole
 -- statement with this code, and the writer reloads the heads and plans the batch again.
-CREATE FUNCTION accord_expect_heads(expected bigint, actual bigint) RETURNS bigint LANGUAGE plpgsql AS $$
+-- Heads locked by someone else (a rebuild, an operator) are not waited for: they are
+-- named in the error's detail, and the writer retries their commands a little later.
+CREATE FUNCTION accord_expect_heads(expected bigint, actual bigint, locked text) RETURNS bigint LANGUAGE plpgsql AS $$
 BEGIN
     IF expected <> actual THEN
-        RAISE EXCEPTION 'stale stream heads: % of % as expected', actual, expected USING ERRCODE = 'AC409';
+        RAISE EXCEPTION 'stale stream heads: % of % as expected', actual, expected
+            USING ERRCODE = 'AC409', DETAIL = coalesce(locked, '');
     END IF;
     RETURN actual;
 END;

@@ -12,24 +12,25 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::parse;
 use super::status::{domain_status, store_status};
+use crate::app::App;
 use crate::domain::{Authority, Command, DomainError};
 use crate::live::Feed;
 use crate::metrics;
 use crate::proto::{self as pb, command_service_server::CommandService};
 use crate::security::{Caller, Trace};
-use crate::store::{CommandEnvelope, CommandId, Store, StoreError};
+use crate::store::{CommandEnvelope, CommandId, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct Commands {
-    store: Store,
+    app: App,
     /// Told after every append, so this server's watchers see it without waiting for
     /// the database's notification.
     feed: Feed,
 }
 
 impl Commands {
-    pub fn new(store: Store, feed: Feed) -> Self {
-        Self { store, feed }
+    pub fn new(app: App, feed: Feed) -> Self {
+        Self { app, feed }
     }
 
     /// Parses, envelopes and executes one command.
@@ -81,7 +82,7 @@ impl Commands {
             correlation_id = envelope.correlation_id.as_str());
         async {
             let started = Instant::now();
-            let executed = self.store.execute(&envelope).await;
+            let executed = self.app.execute(envelope.clone()).await;
             metrics::append_latency(started.elapsed());
             let outcome = match executed {
                 Ok(outcome) => {

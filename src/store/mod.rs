@@ -13,6 +13,7 @@
 
 pub mod append;
 pub mod audit;
+pub mod batch;
 pub mod hash;
 pub mod note;
 pub mod postgres;
@@ -315,6 +316,38 @@ impl Store {
 
     pub async fn execute(&self, envelope: &CommandEnvelope) -> Result<CommandOutcome, StoreError> {
         bounded!(self, s => s.execute(envelope))
+    }
+
+    /// The heads of the streams named by id or key (those that exist).
+    pub async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<batch::LoadedHead>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.bounded(s.load_heads(ids, keys)).await,
+            Store::Sqlite(s) => s.load_heads(ids, keys).await,
+        }
+    }
+
+    /// The stored results of the command ids that were used before.
+    pub async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, append::StoredCommand)>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.bounded(s.find_commands(ids)).await,
+            Store::Sqlite(s) => s.find_commands(ids).await,
+        }
+    }
+
+    /// Appends a batch atomically (see `batch`).
+    pub async fn append_batch(&self, batch: &batch::Batch) -> Result<batch::Appended, batch::AppendRefused> {
+        match self {
+            Store::Postgres(s) => {
+                let limit = s.query_timeout();
+                tokio::time::timeout(limit, s.append_batch(batch)).await.unwrap_or_else(|_| {
+                    Err(batch::AppendRefused::Failed(StoreError::Unavailable(format!(
+                        "the database did not answer within {} s",
+                        limit.as_secs_f64()
+                    ))))
+                })
+            }
+            Store::Sqlite(s) => s.append_batch(batch).await,
+        }
     }
 
     pub async fn initiative(&self, target: &InitiativeRef) -> Result<Option<Initiative>, StoreError> {

@@ -34,6 +34,7 @@
 //! Text search (`list`) uses LIKE, which in SQLite ignores case for ASCII letters only;
 //! PostgreSQL's ILIKE also folds other letters ("É" matches "é" there, not here).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -52,6 +53,7 @@ use super::append::{Append, Head, Projection, StoredCommand, plan, refold};
 use super::audit::{
     self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, Verifier, VerifyKey, VerifyPage,
 };
+use super::batch::{AppendRefused, Appended, Batch, LoadedHead};
 use super::note::{CheckpointSigner, CheckpointVerifier};
 use super::*;
 use crate::domain::{AlignmentView, DomainError, Initiative, event::SCHEMA_VERSION};
@@ -1238,6 +1240,224 @@ fn open_error(path: &Path, error: sqlx::Error) -> StoreError {
         }
         other => other,
     }
+}
+
+// ---- The batch append (see `batch`) ---------------------------------------------------
+
+impl SqliteStore {
+    /// The heads of the streams named by id or key (those that exist).
+    pub async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<LoadedHead>, StoreError> {
+        let mut heads = Vec::new();
+        let wanted = ids.iter().map(|id| ("stream_id", id.to_string())).chain(keys.iter().map(|k| ("key", k.clone())));
+        for (column, value) in wanted {
+            let row = sqlx::query(&format!(
+                "SELECT stream_id, key, version, head_hash, state FROM streams WHERE {column} = ?1"
+            ))
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+            if let Some(row) = row {
+                let stream_id = uuid_column(&row, "stream_id")?;
+                let version: i64 = row.try_get("version").map_err(map_sqlx)?;
+                heads.push(LoadedHead {
+                    stream_id,
+                    key: row.try_get("key").map_err(map_sqlx)?,
+                    version: u64::try_from(version)
+                        .map_err(|_| StoreError::Corrupt(format!("stream {stream_id} has a negative version")))?,
+                    hash: row.try_get("head_hash").map_err(map_sqlx)?,
+                    state: decode_state(&row)?,
+                });
+            }
+        }
+        Ok(heads)
+    }
+
+    /// The stored results of the command ids that were used before.
+    pub async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, StoredCommand)>, StoreError> {
+        let mut found = Vec::new();
+        for id in ids {
+            let row = sqlx::query(
+                "SELECT stream_id, fingerprint, stream_version, global_position, created_id
+                   FROM commands WHERE command_id = ?1",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+            if let Some(row) = row {
+                let created_id: Option<String> = row.try_get("created_id").map_err(map_sqlx)?;
+                found.push((
+                    id.clone(),
+                    StoredCommand {
+                        stream_id: uuid_column(&row, "stream_id")?,
+                        fingerprint: row.try_get("fingerprint").map_err(map_sqlx)?,
+                        stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
+                        global_position: row.try_get("global_position").map_err(map_sqlx)?,
+                        created_id: created_id.map(|id| parse_uuid("created_id", &id)).transpose()?,
+                    },
+                ));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Appends a batch in one write transaction, refusing it whole when a head moved, a
+    /// command id is taken or a new key exists.
+    pub async fn append_batch(&self, batch: &Batch) -> Result<Appended, AppendRefused> {
+        let batch = batch.clone();
+        let outcome = self
+            .write(move |pool| async move {
+                let mut tries = 0;
+                loop {
+                    match try_append_batch(&pool, &batch).await {
+                        Err(BatchRetry::Busy(error)) if tries + 1 < ATTEMPTS => {
+                            tries += 1;
+                            let _ = error;
+                        }
+                        Err(BatchRetry::Busy(error)) => return Ok(Err(AppendRefused::Failed(error))),
+                        Err(BatchRetry::Refused(refused)) => return Ok(Err(refused)),
+                        Ok(appended) => return Ok(Ok(appended)),
+                    }
+                }
+            })
+            .await;
+        match outcome {
+            Ok(result) => result,
+            Err(error) => Err(AppendRefused::Failed(error)),
+        }
+    }
+}
+
+enum BatchRetry {
+    Busy(StoreError),
+    Refused(AppendRefused),
+}
+
+fn batch_error(error: sqlx::Error) -> BatchRetry {
+    match unique_violation(&error) {
+        Some("commands.command_id") => BatchRetry::Refused(AppendRefused::CommandIdTaken),
+        Some("streams.key" | "alignment.key" | "streams.stream_id") => BatchRetry::Refused(AppendRefused::KeyTaken),
+        Some("events.stream_id, events.stream_version") => BatchRetry::Refused(AppendRefused::StaleHead),
+        _ => match fail(error) {
+            Retry::Again(error) => BatchRetry::Busy(error),
+            Retry::Fail(error) => BatchRetry::Refused(AppendRefused::Failed(error)),
+        },
+    }
+}
+
+async fn try_append_batch(pool: &SqlitePool, batch: &Batch) -> Result<Appended, BatchRetry> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(batch_error)?;
+    let expected =
+        batch.heads.iter().map(|h| (h.stream_id, h.from)).chain(batch.unchanged.iter().map(|(id, v)| (*id, Some(*v))));
+    for (stream_id, from) in expected {
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?1")
+            .bind(stream_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(batch_error)?;
+        if version != from {
+            return Err(BatchRetry::Refused(AppendRefused::StaleHead));
+        }
+    }
+    let mut last_of_command: HashMap<&str, i64> = HashMap::new();
+    let mut last_of_stream: HashMap<Uuid, i64> = HashMap::new();
+    for event in &batch.events {
+        let done = sqlx::query(
+            "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload,
+                                 actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )
+        .bind(event.stream_id.to_string())
+        .bind(event.stream_version)
+        .bind(event.event_id.to_string())
+        .bind(&event.event_type)
+        .bind(event.schema_version)
+        .bind(encode_json(&event.payload).map_err(|e| BatchRetry::Refused(e.into()))?)
+        .bind(&event.actor)
+        .bind(&event.command_id)
+        .bind(&event.correlation_id)
+        .bind(&event.causation_id)
+        .bind(event.recorded_at.timestamp_micros())
+        .bind(&event.prev_hash)
+        .bind(&event.hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(batch_error)?;
+        let position = done.last_insert_rowid();
+        last_of_command.insert(&event.command_id, position);
+        last_of_stream.insert(event.stream_id, position);
+    }
+    let mut appended = Vec::with_capacity(batch.commands.len());
+    for command in &batch.commands {
+        let position = last_of_command.get(command.command_id.as_str()).copied().unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO commands (command_id, stream_id, fingerprint, stream_version, global_position, created_id, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(&command.command_id)
+        .bind(command.stream_id.to_string())
+        .bind(&command.fingerprint)
+        .bind(command.stream_version)
+        .bind(position)
+        .bind(command.created_id.map(|id| id.to_string()))
+        .bind(command.recorded_at.timestamp_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(batch_error)?;
+        appended.push((command.command_id.clone(), position));
+    }
+    for head in &batch.heads {
+        let stream = head.stream_id.to_string();
+        let position = last_of_stream.get(&head.stream_id).copied().unwrap_or_default();
+        let at = head.at.timestamp_micros();
+        sqlx::query(
+            "INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, head_hash = excluded.head_hash,
+                 last_position = excluded.last_position, state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(&stream)
+        .bind(&head.key)
+        .bind(head.version)
+        .bind(&head.hash)
+        .bind(position)
+        .bind(&head.state)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(batch_error)?;
+        let row = &head.row;
+        let json = |value: &Vec<String>| encode_json(value).map_err(|e| BatchRetry::Refused(e.into()));
+        sqlx::query(
+            "INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
+                                    outstanding_functions, awaiting, score, last_activity, version, view)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (initiative_id) DO UPDATE SET title = excluded.title, owner = excluded.owner,
+                 stage = excluded.stage, status = excluded.status, archived = excluded.archived,
+                 outstanding_functions = excluded.outstanding_functions, awaiting = excluded.awaiting,
+                 score = excluded.score, last_activity = excluded.last_activity, version = excluded.version,
+                 view = excluded.view",
+        )
+        .bind(&stream)
+        .bind(&head.key)
+        .bind(&row.title)
+        .bind(&row.owner)
+        .bind(&row.stage)
+        .bind(&row.status)
+        .bind(row.archived)
+        .bind(json(&row.outstanding)?)
+        .bind(json(&row.awaiting)?)
+        .bind(row.score)
+        .bind(at)
+        .bind(head.version)
+        .bind(encode_json(&row.view).map_err(|e| BatchRetry::Refused(e.into()))?)
+        .execute(&mut *tx)
+        .await
+        .map_err(batch_error)?;
+    }
+    tx.commit().await.map_err(batch_error)?;
+    Ok(appended)
 }
 
 #[cfg(test)]

@@ -185,13 +185,14 @@ async fn a_database_that_hangs_fails_calls_with_unavailable_logs_reconnecting_an
     let ids = checkout(&app).await;
     let database = pool.connect_options().get_database().expect("the test's database").to_owned();
 
-    // A command in flight when the database hangs: it waits for the stream head, which
-    // another session holds, and the database hangs before it answers.
+    // A command in flight when the database hangs: it waits for the commit-order lock
+    // (every append takes it), which another session holds, and the database hangs
+    // before it answers.
     let mut blocker = pool.begin().await.expect("a transaction on the database itself");
-    sqlx::query("SELECT 1 FROM streams WHERE key = 'CHECKOUT-42' FOR UPDATE")
+    sqlx::query("SELECT pg_advisory_xact_lock(7017561974685068399)")
         .execute(&mut *blocker)
         .await
-        .expect("lock the head");
+        .expect("take the commit-order lock");
     let commands = app.as_(ENGINEER);
     let request = feedback("CHECKOUT-42", &ids.decision_id, "asked-as-it-hung");
     let in_flight = tokio::spawn({
@@ -213,7 +214,7 @@ async fn a_database_that_hangs_fails_calls_with_unavailable_logs_reconnecting_an
     )
     .await;
     proxy.freeze();
-    blocker.commit().await.expect("release the head");
+    blocker.commit().await.expect("release the lock");
 
     let status = in_flight.await.expect("the call task").expect_err("the database hangs");
     assert_status(&status, Code::Unavailable, &["the database is unavailable"]);

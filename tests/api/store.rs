@@ -183,7 +183,7 @@ async fn a_command_on_one_initiative_does_not_wait_for_a_locked_other_initiative
         .await
         .expect("create other");
 
-    // Hold CHECKOUT-42's head the way an in-flight command does.
+    // Hold CHECKOUT-42's head the way a rebuild or an operator does.
     let mut holder = pool.begin().await.expect("begin");
     sqlx::query("SELECT 1 FROM streams WHERE key = 'CHECKOUT-42' FOR UPDATE")
         .execute(&mut *holder)

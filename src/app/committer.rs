@@ -1,0 +1,701 @@
+//! The committer: one task per process that takes the commands waiting, plans them as one
+//! batch against the cached stream heads and appends the batch; and the head cache it
+//! keeps (bounded in bytes of folded state).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+use uuid::Uuid;
+
+use crate::domain::{
+    DomainError, Initiative, Recorded,
+    alignment::project_indexed,
+    decide_as,
+    event::SCHEMA_VERSION,
+    evolve,
+    values::{InitiativeId, InitiativeKey, quote},
+};
+use crate::store::append::StoredCommand;
+use crate::store::batch::{AlignmentRow, AppendRefused, Batch, HeadMove, LoadedHead, NewCommand, NewEvent};
+use crate::store::{
+    CommandEnvelope, CommandOutcome, EventContent, InitiativeRef, Store, StoreError, ZERO_HASH, event_hash, now_micros,
+};
+
+/// How much the committer takes on at once and keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppLimits {
+    /// Commands waiting for the committer (callers beyond wait to enqueue).
+    pub queue: usize,
+    /// Most commands in one batch.
+    pub batch_commands: usize,
+    /// Most bytes of event payloads in one batch (one command may exceed it alone).
+    pub batch_bytes: usize,
+    /// Most bytes of folded state the head cache keeps.
+    pub cache_bytes: usize,
+}
+
+impl Default for AppLimits {
+    fn default() -> Self {
+        AppLimits { queue: 1024, batch_commands: 256, batch_bytes: 4 * 1024 * 1024, cache_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+/// How many times a batch is planned again after a stale head or a taken command id.
+const ATTEMPTS: usize = 8;
+/// How long a command on a head someone else holds locked waits before trying again.
+const LOCKED_PAUSE: Duration = Duration::from_millis(20);
+/// How long it may keep trying.
+const LOCKED_PATIENCE: Duration = Duration::from_secs(15);
+
+/// The command side of the service: `execute` runs one command through the committer.
+#[derive(Clone, Debug)]
+pub struct App {
+    store: Store,
+    queue: mpsc::Sender<Job>,
+}
+
+#[derive(Debug)]
+struct Job {
+    envelope: CommandEnvelope,
+    reply: oneshot::Sender<Result<CommandOutcome, StoreError>>,
+    /// Since when its initiative's head has been found locked by someone else.
+    locked_since: Option<Instant>,
+}
+
+impl App {
+    /// Starts the committer on `store`.
+    pub fn start(store: Store, limits: AppLimits) -> App {
+        let (queue, jobs) = mpsc::channel(limits.queue.max(1));
+        let requeue = queue.downgrade();
+        tokio::spawn(
+            Committer { store: store.clone(), cache: HeadCache::new(limits.cache_bytes), limits, requeue }.run(jobs),
+        );
+        App { store, queue }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs one command: its outcome once its batch has committed (or its refusal).
+    pub async fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        self.queue
+            .send(Job { envelope, reply, locked_since: None })
+            .await
+            .map_err(|_| StoreError::Unavailable("the service is shutting down".into()))?;
+        outcome.await.unwrap_or_else(|_| Err(StoreError::Unavailable("the service is shutting down".into())))
+    }
+}
+
+struct Committer {
+    store: Store,
+    cache: HeadCache,
+    limits: AppLimits,
+    /// Where commands on a locked head go back to, a little later.
+    requeue: mpsc::WeakSender<Job>,
+}
+
+impl Committer {
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        while let Some(first) = jobs.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < self.limits.batch_commands {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch).await;
+        }
+    }
+
+    /// Plans and appends `jobs` until each has its answer.
+    async fn commit(&mut self, jobs: Vec<Job>) {
+        let mut pending = jobs;
+        while !pending.is_empty() {
+            let mut deferred = Vec::new();
+            self.commit_once(pending, &mut deferred).await;
+            pending = deferred;
+        }
+    }
+
+    /// One batch of `jobs`; jobs that must wait for it go to `deferred`.
+    async fn commit_once(&mut self, mut jobs: Vec<Job>, deferred: &mut Vec<Job>) {
+        let mut last_error = None;
+        for _ in 0..ATTEMPTS {
+            if jobs.is_empty() {
+                return;
+            }
+            if let Err(error) = self.load_missing(&jobs).await {
+                return answer_all(jobs, error);
+            }
+            let mut plan = self.plan(&jobs);
+            // A refusal is final only for a command id never used: a retry of a command
+            // that committed replays its outcome whatever the state says now.
+            let refused: Vec<String> = jobs
+                .iter()
+                .zip(&plan.verdicts)
+                .filter(|(_, verdict)| matches!(verdict, Verdict::Refused(_)))
+                .map(|(job, _)| job.envelope.command_id.as_str().to_owned())
+                .collect();
+            if !refused.is_empty() {
+                match self.store.find_commands(&refused).await {
+                    Ok(found) if found.is_empty() => {}
+                    Ok(_) => {
+                        jobs = match self.replay_taken(jobs).await {
+                            Ok(rest) => rest,
+                            Err(()) => return,
+                        };
+                        continue;
+                    }
+                    Err(error) => return answer_all(jobs, error),
+                }
+            }
+            // Creations of a key another job of this batch creates wait for the next one.
+            let (now, later): (Vec<_>, Vec<_>) = jobs
+                .into_iter()
+                .zip(std::mem::take(&mut plan.verdicts))
+                .partition(|(_, verdict)| !matches!(verdict, Verdict::Later));
+            if !later.is_empty() {
+                deferred.extend(later.into_iter().map(|(job, _)| job));
+            }
+            let (kept, verdicts): (Vec<_>, Vec<_>) = now.into_iter().unzip();
+            jobs = kept;
+            plan.verdicts = verdicts;
+            if plan.batch.heads.is_empty() && plan.batch.unchanged.is_empty() {
+                // Nothing to write and nothing decided against a cached head.
+                return plan.answer(jobs, &[]);
+            }
+            match self.store.append_batch(&plan.batch).await {
+                Ok(appended) => {
+                    for (stream_id, head) in std::mem::take(&mut plan.heads) {
+                        self.cache.put(stream_id, head);
+                    }
+                    return plan.answer(jobs, &appended);
+                }
+                Err(AppendRefused::StaleHead) => {
+                    for stream_id in plan.touched() {
+                        self.cache.forget(stream_id);
+                    }
+                    // A head that did not move as seen may be a retried creation (its
+                    // stream exists) or a taken key: answer those, replan the rest.
+                    jobs = match self.refuse_taken_keys(jobs).await {
+                        Ok(rest) => rest,
+                        Err(()) => return,
+                    };
+                    last_error = Some(StoreError::Unavailable("stream heads kept moving: too many attempts".into()));
+                }
+                Err(AppendRefused::CommandIdTaken) => match self.replay_taken(jobs).await {
+                    Ok(rest) => jobs = rest,
+                    Err(()) => return,
+                },
+                Err(AppendRefused::KeyTaken) => {
+                    for stream_id in plan.touched() {
+                        self.cache.forget(stream_id);
+                    }
+                    jobs = match self.refuse_taken_keys(jobs).await {
+                        Ok(rest) => rest,
+                        Err(()) => return,
+                    };
+                }
+                Err(AppendRefused::Locked(locked)) => {
+                    let (waiting, rest): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| {
+                        plan.stream_of(&job.envelope, &self.cache).is_some_and(|id| locked.contains(&id))
+                    });
+                    self.retry_later(waiting);
+                    jobs = rest;
+                }
+                Err(AppendRefused::Failed(error)) => return answer_all(jobs, error),
+            }
+        }
+        answer_all(jobs, last_error.unwrap_or_else(|| StoreError::Unavailable("too many attempts".into())));
+    }
+
+    /// Sends jobs whose head someone else holds locked back to the queue after a pause,
+    /// until the lock has been held for longer than a command may wait.
+    fn retry_later(&self, jobs: Vec<Job>) {
+        let now = Instant::now();
+        let mut again = Vec::new();
+        for mut job in jobs {
+            let since = *job.locked_since.get_or_insert(now);
+            if now.duration_since(since) > LOCKED_PATIENCE {
+                let target = job.envelope.target.as_ref().map(ToString::to_string).unwrap_or_default();
+                let _ = job.reply.send(Err(StoreError::Unavailable(format!(
+                    "initiative {target} is locked by another writer (a rebuild?); try again later"
+                ))));
+            } else {
+                again.push(job);
+            }
+        }
+        if again.is_empty() {
+            return;
+        }
+        let queue = self.requeue.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(LOCKED_PAUSE).await;
+            let Some(queue) = queue.upgrade() else { return };
+            for job in again {
+                if let Err(mpsc::error::SendError(job)) = queue.send(job).await {
+                    let _ = job.reply.send(Err(StoreError::Unavailable("the service is shutting down".into())));
+                }
+            }
+        });
+    }
+
+    /// Loads the heads the jobs name that the cache does not hold.
+    async fn load_missing(&mut self, jobs: &[Job]) -> Result<(), StoreError> {
+        let mut ids = Vec::new();
+        let mut keys = Vec::new();
+        for job in jobs {
+            match &job.envelope.target {
+                Some(InitiativeRef::Id(id)) if !self.cache.has_id(id.0) => ids.push(id.0),
+                Some(InitiativeRef::Key(key)) if !self.cache.has_key(key.as_str()) => keys.push(key.to_string()),
+                _ => {}
+            }
+        }
+        if ids.is_empty() && keys.is_empty() {
+            return Ok(());
+        }
+        for head in self.store.load_heads(&ids, &keys).await? {
+            self.cache.put(head.stream_id, Head::from(head));
+        }
+        Ok(())
+    }
+
+    /// Decides every job in order against the heads as the jobs before it left them.
+    fn plan(&self, jobs: &[Job]) -> Plan {
+        let mut plan = Plan::default();
+        let mut seen_ids: HashMap<&str, &CommandEnvelope> = HashMap::new();
+        for job in jobs {
+            let envelope = &job.envelope;
+            if let Some(earlier) = seen_ids.get(envelope.command_id.as_str()) {
+                let same = earlier.fingerprint == envelope.fingerprint && earlier.target == envelope.target;
+                plan.verdicts.push(if same {
+                    Verdict::SameAs
+                } else {
+                    Verdict::Refused(
+                        DomainError::invalid(
+                            "options.command_id",
+                            format!("{} was already used for a different command", quote(envelope.command_id.as_str())),
+                        )
+                        .into(),
+                    )
+                });
+                continue;
+            }
+            seen_ids.insert(envelope.command_id.as_str(), envelope);
+            let verdict = self.plan_one(&mut plan, envelope);
+            plan.verdicts.push(verdict);
+        }
+        plan.finish()
+    }
+
+    fn plan_one(&self, plan: &mut Plan, envelope: &CommandEnvelope) -> Verdict {
+        if let crate::domain::Command::CreateInitiative { key, .. } = &envelope.command
+            && plan.keys.contains_key(key.as_str())
+        {
+            return Verdict::Later;
+        }
+        let current = match &envelope.target {
+            None => None,
+            Some(target) => {
+                let found = match target {
+                    InitiativeRef::Id(id) => Some(id.0),
+                    InitiativeRef::Key(key) => plan.keys.get(key.as_str()).copied().or_else(|| self.cache.id_of(key)),
+                };
+                let head = found.and_then(|id| plan.heads.get(&id).cloned().or_else(|| self.cache.get(id)));
+                match head {
+                    Some(head) => Some(head),
+                    None => {
+                        return Verdict::Refused(
+                            DomainError::not_found(format!("initiative {target} not found")).into(),
+                        );
+                    }
+                }
+            }
+        };
+        let version = current.as_ref().map_or(0, |head| head.version);
+        let checked = current.as_ref().map(|head| (head.stream_id, head.version));
+        let refuse = |plan: &mut Plan, error: StoreError| {
+            if let Some((stream_id, version)) = checked
+                && !plan.heads.contains_key(&stream_id)
+            {
+                plan.checked.insert(stream_id, version);
+            }
+            Verdict::Refused(error)
+        };
+        if let Some(expected) = envelope.expected_version
+            && expected != version
+        {
+            return refuse(plan, DomainError::VersionConflict { expected, actual: version }.into());
+        }
+        let state = current.as_ref().map(|head| head.state.as_ref());
+        let events = match decide_as(state, &envelope.command, &envelope.actor, envelope.authority) {
+            Ok(events) => events,
+            Err(error) => return refuse(plan, error.into()),
+        };
+        match append(current.as_ref(), envelope, events) {
+            Ok((head, new_events)) => {
+                let stream_id = head.stream_id;
+                let from = match plan.heads.get(&stream_id) {
+                    Some(_) => plan.from.get(&stream_id).copied().flatten(),
+                    None => current.as_ref().map(|h| h.version as i64),
+                };
+                plan.from.entry(stream_id).or_insert(from);
+                plan.checked.remove(&stream_id);
+                plan.keys.insert(head.state.key.to_string(), stream_id);
+                let outcome = CommandOutcome {
+                    initiative_id: InitiativeId(stream_id),
+                    stream_version: head.version,
+                    global_position: 0,
+                    created_id: envelope.command.created_id(),
+                    replayed: false,
+                    events_appended: new_events.len() as u64,
+                };
+                plan.commands.push(NewCommand {
+                    command_id: envelope.command_id.as_str().to_owned(),
+                    stream_id,
+                    fingerprint: envelope.fingerprint.to_vec(),
+                    stream_version: head.version as i64,
+                    created_id: envelope.command.created_id(),
+                    recorded_at: new_events.last().map(|e| e.recorded_at).unwrap_or_else(now_micros),
+                });
+                plan.events.extend(new_events);
+                plan.heads.insert(stream_id, head);
+                Verdict::Appends(outcome)
+            }
+            Err(error) => refuse(plan, error),
+        }
+    }
+
+    /// After a taken command id: answers the jobs whose ids were used before with the
+    /// stored outcome (or the refusal of a reuse) and returns the others.
+    async fn replay_taken(&mut self, jobs: Vec<Job>) -> Result<Vec<Job>, ()> {
+        let ids: Vec<String> = jobs.iter().map(|j| j.envelope.command_id.as_str().to_owned()).collect();
+        let mut found = match self.store.find_commands(&ids).await {
+            Ok(found) => found.into_iter().collect::<HashMap<String, StoredCommand>>(),
+            Err(error) => {
+                answer_all(jobs, error);
+                return Err(());
+            }
+        };
+        let mut rest = Vec::new();
+        for job in jobs {
+            match found.remove(job.envelope.command_id.as_str()) {
+                Some(stored) => {
+                    let stream = match &job.envelope.target {
+                        Some(InitiativeRef::Id(id)) => Some(id.0),
+                        Some(InitiativeRef::Key(key)) => self.cache.id_of(key),
+                        None => None,
+                    };
+                    let _ = job.reply.send(stored.replay(&job.envelope, stream));
+                }
+                None => rest.push(job),
+            }
+        }
+        Ok(rest)
+    }
+
+    /// After a taken key: refuses the creations whose key exists (replaying those whose
+    /// command id is the one that created it) and returns the others.
+    async fn refuse_taken_keys(&mut self, jobs: Vec<Job>) -> Result<Vec<Job>, ()> {
+        let keys: Vec<String> = jobs
+            .iter()
+            .filter_map(|j| match &j.envelope.command {
+                crate::domain::Command::CreateInitiative { key, .. } => Some(key.to_string()),
+                _ => None,
+            })
+            .collect();
+        let existing = match self.store.load_heads(&[], &keys).await {
+            Ok(heads) => heads.into_iter().map(|h| h.key).collect::<std::collections::HashSet<_>>(),
+            Err(error) => {
+                answer_all(jobs, error);
+                return Err(());
+            }
+        };
+        let jobs = self.replay_taken(jobs).await?;
+        let mut rest = Vec::new();
+        for job in jobs {
+            match &job.envelope.command {
+                crate::domain::Command::CreateInitiative { key, .. } if existing.contains(key.as_str()) => {
+                    let error = DomainError::AlreadyExists(format!("an initiative with key {key} exists already"));
+                    let _ = job.reply.send(Err(error.into()));
+                }
+                _ => rest.push(job),
+            }
+        }
+        Ok(rest)
+    }
+}
+
+fn answer_all(jobs: Vec<Job>, error: StoreError) {
+    let message = error.to_string();
+    let mut first = Some(error);
+    for job in jobs {
+        let error = first.take().unwrap_or_else(|| StoreError::Unavailable(message.clone()));
+        let _ = job.reply.send(Err(error));
+    }
+}
+
+/// What one command comes to in a batch.
+enum Verdict {
+    Appends(CommandOutcome),
+    Refused(StoreError),
+    /// The same command id as an earlier job of the batch: its answer, if the request is
+    /// the same.
+    SameAs,
+    /// Creates a key an earlier job of the batch creates: planned after the batch.
+    Later,
+}
+
+/// A batch as planned: what to write, and each job's verdict.
+#[derive(Default)]
+struct Plan {
+    verdicts: Vec<Verdict>,
+    events: Vec<NewEvent>,
+    commands: Vec<NewCommand>,
+    /// The heads as the batch leaves them.
+    heads: HashMap<Uuid, Head>,
+    /// The version each moved head had before the batch (`None`: new).
+    from: HashMap<Uuid, Option<i64>>,
+    /// Heads refusals were decided against that the batch does not move.
+    checked: HashMap<Uuid, u64>,
+    keys: HashMap<String, Uuid>,
+    batch: Batch,
+}
+
+impl Plan {
+    /// The stream a job's command targets, as far as the plan or the cache know it.
+    fn stream_of(&self, envelope: &CommandEnvelope, cache: &HeadCache) -> Option<Uuid> {
+        match &envelope.target {
+            Some(InitiativeRef::Id(id)) => Some(id.0),
+            Some(InitiativeRef::Key(key)) => self.keys.get(key.as_str()).copied().or_else(|| cache.id_of(key)),
+            None => None,
+        }
+    }
+
+    /// Turns the planned heads into the batch to append.
+    fn finish(mut self) -> Plan {
+        let at = now_micros();
+        let mut heads = Vec::with_capacity(self.heads.len());
+        for head in self.heads.values_mut() {
+            let from = self.from.get(&head.stream_id).copied().flatten();
+            match head_move(head, from, at) {
+                Ok((moved, bytes)) => {
+                    head.bytes = bytes;
+                    heads.push(moved);
+                }
+                Err(error) => warn!(%error, "cannot encode a head; the batch fails"),
+            }
+        }
+        self.batch = Batch {
+            events: std::mem::take(&mut self.events),
+            commands: std::mem::take(&mut self.commands),
+            heads,
+            unchanged: self.checked.iter().map(|(id, v)| (*id, *v as i64)).collect(),
+        };
+        self
+    }
+
+    fn touched(&self) -> Vec<Uuid> {
+        self.heads.keys().chain(self.checked.keys()).copied().collect()
+    }
+
+    /// Sends each job its answer, with the positions the append gave.
+    fn answer(self, jobs: Vec<Job>, appended: &[(String, i64)]) {
+        let positions: HashMap<&str, i64> = appended.iter().map(|(id, p)| (id.as_str(), *p)).collect();
+        let mut answers: HashMap<String, Result<CommandOutcome, String>> = HashMap::new();
+        for (job, verdict) in jobs.into_iter().zip(self.verdicts) {
+            let answer = match verdict {
+                Verdict::Appends(mut outcome) => {
+                    outcome.global_position =
+                        positions.get(job.envelope.command_id.as_str()).map_or(0, |p| u64::try_from(*p).unwrap_or(0));
+                    Ok(outcome)
+                }
+                Verdict::Refused(error) => Err(error),
+                Verdict::Later => Err(StoreError::Unavailable("the command was not planned".into())),
+                Verdict::SameAs => match answers.get(job.envelope.command_id.as_str()) {
+                    Some(Ok(outcome)) => Ok(CommandOutcome { replayed: true, events_appended: 0, ..outcome.clone() }),
+                    Some(Err(message)) => Err(StoreError::Unavailable(message.clone())),
+                    None => Err(StoreError::Unavailable("the command was not planned".into())),
+                },
+            };
+            answers
+                .entry(job.envelope.command_id.as_str().to_owned())
+                .or_insert_with(|| answer.as_ref().map(Clone::clone).map_err(ToString::to_string));
+            let _ = job.reply.send(answer);
+        }
+    }
+}
+
+/// A stream head in memory: where the stream stands and its folded state.
+#[derive(Clone, Debug)]
+struct Head {
+    stream_id: Uuid,
+    version: u64,
+    hash: Vec<u8>,
+    state: Arc<Initiative>,
+    /// The state's encoded size: what it costs to keep.
+    bytes: usize,
+}
+
+impl From<LoadedHead> for Head {
+    fn from(head: LoadedHead) -> Self {
+        let bytes = serde_json::to_vec(&head.state).map_or(0, |json| json.len());
+        Head { stream_id: head.stream_id, version: head.version, hash: head.hash, state: Arc::new(head.state), bytes }
+    }
+}
+
+/// Folds and hashes a command's events onto `current`: the new head and the events.
+fn append(
+    current: Option<&Head>,
+    envelope: &CommandEnvelope,
+    events: Vec<crate::domain::Event>,
+) -> Result<(Head, Vec<NewEvent>), StoreError> {
+    let recorded_at = now_micros();
+    let stream_id = match (current, &envelope.command) {
+        (Some(head), _) => head.stream_id,
+        (None, crate::domain::Command::CreateInitiative { id, .. }) => id.0,
+        (None, _) => return Err(DomainError::not_found("initiative not found").into()),
+    };
+    let mut state = current.map(|head| head.state.as_ref().clone());
+    let mut prev_hash = current.map_or_else(|| ZERO_HASH.to_vec(), |head| head.hash.clone());
+    let mut version = current.map_or(0, |head| head.version);
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        version += 1;
+        let stream_version =
+            i64::try_from(version).map_err(|_| StoreError::Corrupt("stream version overflow".into()))?;
+        let event_id = Uuid::now_v7();
+        let payload = event.payload();
+        let hash = event_hash(
+            &prev_hash,
+            &EventContent {
+                stream_id,
+                stream_version,
+                event_id,
+                event_type: event.event_type(),
+                schema_version: SCHEMA_VERSION,
+                payload: &payload,
+                actor: envelope.actor.as_str(),
+                command_id: envelope.command_id.as_str(),
+                correlation_id: &envelope.correlation_id,
+                causation_id: &envelope.causation_id,
+                recorded_at,
+            },
+        )
+        .to_vec();
+        out.push(NewEvent {
+            stream_id,
+            stream_version,
+            event_id,
+            event_type: event.event_type().to_owned(),
+            schema_version: SCHEMA_VERSION,
+            payload,
+            actor: envelope.actor.as_str().to_owned(),
+            command_id: envelope.command_id.as_str().to_owned(),
+            correlation_id: envelope.correlation_id.clone(),
+            causation_id: envelope.causation_id.clone(),
+            recorded_at,
+            prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+            hash,
+        });
+        let recorded = Recorded { version, actor: envelope.actor.clone(), recorded_at, event };
+        state = Some(evolve(state, &recorded).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+    }
+    let state = state.ok_or_else(|| StoreError::Corrupt("a command produced no events".into()))?;
+    Ok((Head { stream_id, version, hash: prev_hash, state: Arc::new(state), bytes: 0 }, out))
+}
+
+/// The heads this process has seen, by stream id and key, bounded in bytes of state.
+struct HeadCache {
+    heads: HashMap<Uuid, Head>,
+    keys: HashMap<String, Uuid>,
+    bytes: usize,
+    limit: usize,
+}
+
+impl HeadCache {
+    fn new(limit: usize) -> Self {
+        HeadCache { heads: HashMap::new(), keys: HashMap::new(), bytes: 0, limit }
+    }
+
+    fn has_id(&self, id: Uuid) -> bool {
+        self.heads.contains_key(&id)
+    }
+
+    fn has_key(&self, key: &str) -> bool {
+        self.keys.contains_key(key)
+    }
+
+    fn id_of(&self, key: &InitiativeKey) -> Option<Uuid> {
+        self.keys.get(key.as_str()).copied()
+    }
+
+    fn get(&self, id: Uuid) -> Option<Head> {
+        self.heads.get(&id).cloned()
+    }
+
+    fn put(&mut self, id: Uuid, head: Head) {
+        self.forget(id);
+        if head.bytes > self.limit {
+            return;
+        }
+        while self.bytes + head.bytes > self.limit {
+            // Any entry: the cache only saves a read, and a full cache is rare.
+            let Some(victim) = self.heads.keys().next().copied() else { break };
+            self.forget(victim);
+        }
+        self.bytes += head.bytes;
+        self.keys.insert(head.state.key.to_string(), id);
+        self.heads.insert(id, head);
+    }
+
+    fn forget(&mut self, id: Uuid) {
+        if let Some(old) = self.heads.remove(&id) {
+            self.bytes -= old.bytes.min(self.bytes);
+            self.keys.remove(old.state.key.as_str());
+        }
+    }
+}
+
+/// The alignment row and the stored state of a head.
+fn head_move(
+    head: &Head,
+    from: Option<i64>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(HeadMove, usize), StoreError> {
+    let (view, awaiting) = project_indexed(&head.state);
+    let encode = |e: serde_json::Error| StoreError::Corrupt(format!("cannot encode projection: {e}"));
+    let state = serde_json::to_string(head.state.as_ref()).map_err(encode)?;
+    let bytes = state.len();
+    let row = AlignmentRow {
+        title: view.title.clone(),
+        owner: view.owner.as_str().to_owned(),
+        stage: view.stage.as_str().to_owned(),
+        status: view.status.as_str().to_owned(),
+        archived: view.archived,
+        outstanding: view.outstanding_functions(),
+        awaiting,
+        score: view.score,
+        view: serde_json::to_value(&view).map_err(encode)?,
+    };
+    let version = i64::try_from(head.version).map_err(|_| StoreError::Corrupt("stream version overflow".into()))?;
+    Ok((
+        HeadMove {
+            stream_id: head.stream_id,
+            key: head.state.key.to_string(),
+            from,
+            version,
+            hash: head.hash.clone(),
+            state,
+            at,
+            row,
+        },
+        bytes,
+    ))
+}
