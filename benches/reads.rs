@@ -6,6 +6,7 @@
 //!
 //!   cargo bench --bench reads -- [--database-url postgres://postgres@127.0.0.1:5432/accord_bench_reads
 //!       | sqlite:///tmp/accord-bench-reads/accord.db] [--seconds 10] [--initiatives 10000] [--readers 64]
+//!       [--rounds 3] [--trgm]
 //!
 //! The store is created afresh and filled through the API: 64 concurrent clients (one
 //! HTTP/2 connection each) create every initiative (`READ-00000`, …, titled with two
@@ -15,8 +16,14 @@
 //! read: `GetAlignment` of a random initiative by key, and the first 50-row page of
 //! `ListAlignments` filtered by a random vocabulary word (each word is in about one
 //! title in sixteen: a page is found some 800 keys into the order). The server runs in
-//! this process (as in `benches/signoff.rs`) and is stopped before pgbench runs, which
-//! gets the machine to itself: `pgbench -n -f SCRIPT -c READERS -j 2 -T SECONDS`.
+//! this process (as in `benches/signoff.rs`) and idles while pgbench runs:
+//! `pgbench -n -f SCRIPT -c READERS -j 2 -T SECONDS`. The four measurements take turns,
+//! --rounds times, so that the load other work puts on the machine falls on both sides
+//! alike; the figures are the medians of the rounds, and each ratio is the median of the
+//! rounds' ratios (Accord against pgbench minutes apart at most).
+//! With `--trgm` the text-filtered page is then measured once more in pgbench with
+//! `pg_trgm` GIN indexes on the key and the title (created on the benchmark's database
+//! at that point): the alternative to answering text filters from the feed.
 //!
 //! The last line is machine-readable:
 //! `reads-summary get_per_s=… get_p99_ms=… pgbench_key_per_s=… text_page_per_s=… …`
@@ -79,12 +86,16 @@ const WRITERS: usize = 64;
 const OWNER: &str = "owner@bench.io";
 const APPROVER: &str = "approver@bench.io";
 const PAGE: u32 = 50;
+/// The server's database connections.
+const POOL: u32 = 16;
 
 struct Args {
     database_url: String,
     seconds: u64,
     initiatives: usize,
     readers: usize,
+    rounds: usize,
+    trgm: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -93,6 +104,8 @@ fn parse_args() -> Result<Args, String> {
         seconds: 10,
         initiatives: 10_000,
         readers: 64,
+        rounds: 3,
+        trgm: false,
     };
     let mut it = std::env::args().skip(1);
     fn number<T: std::str::FromStr>(flag: &str, value: Option<String>) -> Result<T, String> {
@@ -105,12 +118,14 @@ fn parse_args() -> Result<Args, String> {
             "--seconds" => args.seconds = number("--seconds", it.next())?,
             "--initiatives" => args.initiatives = number("--initiatives", it.next())?,
             "--readers" => args.readers = number("--readers", it.next())?,
+            "--rounds" => args.rounds = number("--rounds", it.next())?,
+            "--trgm" => args.trgm = true,
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if args.initiatives == 0 || args.readers == 0 || args.seconds == 0 {
-        return Err("--initiatives, --readers and --seconds must be at least 1".into());
+    if args.initiatives == 0 || args.readers == 0 || args.seconds == 0 || args.rounds == 0 {
+        return Err("--initiatives, --readers, --seconds and --rounds must be at least 1".into());
     }
     Ok(args)
 }
@@ -262,8 +277,14 @@ where
     Ok(Figures { per_s: latencies.len() as f64 / elapsed, p50_ms: at(0.50), p99_ms: at(0.99), failed })
 }
 
-/// The Accord side: a fresh store, filled, then both kinds of read.
-async fn accord_side(args: &Args) -> Result<(Figures, Figures), String> {
+/// The server under test, on a fresh store filled with the initiatives.
+struct Running {
+    address: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), accord::server::ServeError>>,
+}
+
+async fn start_and_fill(args: &Args) -> Result<Running, String> {
     let url = &args.database_url;
     if let Some(path) = url.strip_prefix("sqlite://") {
         if let Some(folder) = std::path::Path::new(path).parent() {
@@ -275,7 +296,9 @@ async fn accord_side(args: &Args) -> Result<(Figures, Figures), String> {
     } else if Postgres::database_exists(url).await.map_err(|e| e.to_string())? {
         Postgres::drop_database(url).await.map_err(|e| e.to_string())?;
     }
-    let store = Store::open(url, 64).await.map_err(|e| e.to_string())?;
+    // A small pool: the server stays up while pgbench opens --readers connections of
+    // its own, and the PostgreSQL server is shared (100 connections by default).
+    let store = Store::open(url, POOL).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -302,13 +325,20 @@ async fn accord_side(args: &Args) -> Result<(Figures, Figures), String> {
         count * 3,
         (count * 3) as f64 / seconds
     );
+    Ok(Running { address, stop, server })
+}
 
-    let get = measure(address, args.readers, args.seconds, move |mut client, reader, pick| async move {
+async fn get_alignments(args: &Args, address: std::net::SocketAddr) -> Result<Figures, String> {
+    let count = args.initiatives;
+    measure(address, args.readers, args.seconds, move |mut client, reader, pick| async move {
         let request = pb::GetAlignmentRequest { initiative: key(pick % count, count), ..Default::default() };
         client.get_alignment(as_actor(request, &reader)).await.is_ok()
     })
-    .await?;
-    let page = measure(address, args.readers, args.seconds, move |mut client, reader, pick| async move {
+    .await
+}
+
+async fn text_pages(args: &Args, address: std::net::SocketAddr) -> Result<Figures, String> {
+    measure(address, args.readers, args.seconds, move |mut client, reader, pick| async move {
         let request = pb::ListAlignmentsRequest {
             text: VOCABULARY[pick % VOCABULARY.len()].into(),
             page_size: PAGE,
@@ -319,10 +349,7 @@ async fn accord_side(args: &Args) -> Result<(Figures, Figures), String> {
             Err(_) => false,
         }
     })
-    .await?;
-    let _ = stop.send(());
-    server.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-    Ok((get, page))
+    .await
 }
 
 /// pgbench's rate and mean latency for one script against `url`.
@@ -367,6 +394,23 @@ fn ilike_script() -> String {
     )
 }
 
+/// Trigram indexes for `ILIKE '%…%'` on the key and the title, and fresh statistics.
+fn trgm_indexes(url: &str) -> Result<(), String> {
+    let sql = "CREATE EXTENSION IF NOT EXISTS pg_trgm;
+               CREATE INDEX IF NOT EXISTS alignment_key_trgm ON alignment USING gin (key gin_trgm_ops);
+               CREATE INDEX IF NOT EXISTS alignment_title_trgm ON alignment USING gin (title gin_trgm_ops);
+               ANALYZE alignment;";
+    let output = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("creating the trigram indexes failed: {}", String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
 fn key_script(initiatives: usize) -> String {
     format!(
         "\\set n random(0, {})\n\
@@ -387,6 +431,54 @@ fn or_na(value: Option<f64>) -> String {
     value.map_or_else(|| "na".to_owned(), |v| format!("{v:.1}"))
 }
 
+/// The middle value (the upper one of an even count); 0 for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn median_of(figures: &[Figures]) -> Figures {
+    Figures {
+        per_s: median(figures.iter().map(|f| f.per_s).collect()),
+        p50_ms: median(figures.iter().map(|f| f.p50_ms).collect()),
+        p99_ms: median(figures.iter().map(|f| f.p99_ms).collect()),
+        failed: figures.iter().map(|f| f.failed).sum(),
+    }
+}
+
+/// One round: both kinds of read through Accord, then (on PostgreSQL) pgbench's key
+/// select and ILIKE page while the server idles.
+struct Round {
+    get: Figures,
+    page: Figures,
+    pgbench_key: Option<f64>,
+    pgbench_ilike: Option<f64>,
+}
+
+async fn round(args: &Args, running: &Running, n: usize) -> Result<Round, String> {
+    let get = get_alignments(args, running.address).await?;
+    print(&format!("reads-get[{n}]"), args.readers, &get);
+    let page = text_pages(args, running.address).await?;
+    print(&format!("reads-page[{n}]"), args.readers, &page);
+    let (mut pgbench_key, mut pgbench_ilike) = (None, None);
+    if !args.database_url.starts_with("sqlite://") {
+        for (name, script) in [("pgbench-key", key_script(args.initiatives)), ("pgbench-ilike", ilike_script())] {
+            let (rate, latency) = pgbench(&args.database_url, &script, args.readers, args.seconds)?;
+            println!(
+                "{:<15} clients={:<3} per_s={rate:<9.1} latency_avg_ms={latency:.3}",
+                format!("{name}[{n}]"),
+                args.readers
+            );
+            if name == "pgbench-key" {
+                pgbench_key = Some(rate);
+            } else {
+                pgbench_ilike = Some(rate);
+            }
+        }
+    }
+    Ok(Round { get, page, pgbench_key, pgbench_ilike })
+}
+
 #[tokio::main]
 async fn main() {
     let args = match parse_args() {
@@ -396,48 +488,61 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let (get, page) = match accord_side(&args).await {
-        Ok(figures) => figures,
-        Err(message) => {
-            eprintln!("reads bench: {message}");
-            std::process::exit(1);
-        }
+    let fail = |message: String| -> ! {
+        eprintln!("reads bench: {message}");
+        std::process::exit(1);
     };
+    let running = start_and_fill(&args).await.unwrap_or_else(|message| fail(message));
+    let mut rounds = Vec::new();
+    for n in 0..args.rounds {
+        rounds.push(round(&args, &running, n).await.unwrap_or_else(|message| fail(message)));
+    }
+    let _ = running.stop.send(());
+    match running.server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => fail(error.to_string()),
+        Err(error) => fail(error.to_string()),
+    }
+    let get = median_of(&rounds.iter().map(|r| r.get).collect::<Vec<_>>());
+    let page = median_of(&rounds.iter().map(|r| r.page).collect::<Vec<_>>());
     print("reads-get", args.readers, &get);
     print("reads-text-page", args.readers, &page);
-    let (mut key_rate, mut ilike_rate) = (None, None);
-    if !args.database_url.starts_with("sqlite://") {
-        let runs = [("pgbench-key", key_script(args.initiatives)), ("pgbench-ilike", ilike_script())];
-        for (name, script) in runs {
-            match pgbench(&args.database_url, &script, args.readers, args.seconds) {
-                Ok((rate, latency)) => {
-                    println!("{name:<15} clients={:<3} per_s={rate:<9.1} latency_avg_ms={latency:.3}", args.readers);
-                    if name == "pgbench-key" {
-                        key_rate = Some(rate);
-                    } else {
-                        ilike_rate = Some(rate);
-                    }
-                }
-                Err(message) => eprintln!("reads bench: {message}"),
-            }
-        }
-    }
+    let median_rate = |pick: fn(&Round) -> Option<f64>| -> Option<f64> {
+        let rates: Option<Vec<f64>> = rounds.iter().map(pick).collect();
+        rates.map(median)
+    };
+    let key_rate = median_rate(|r| r.pgbench_key);
+    let ilike_rate = median_rate(|r| r.pgbench_ilike);
     if let (Some(key), Some(ilike)) = (key_rate, ilike_rate) {
+        println!("pgbench-key     clients={:<3} per_s={key:.1}", args.readers);
+        println!("pgbench-ilike   clients={:<3} per_s={ilike:.1}", args.readers);
+        // Each round's Accord figure against the pgbench figure of the same round.
+        let get_ratio = median(rounds.iter().filter_map(|r| Some(r.get.per_s / r.pgbench_key?)).collect());
+        let page_ratio = median(rounds.iter().filter_map(|r| Some(r.page.per_s / r.pgbench_ilike?)).collect());
         println!(
-            "reads-ratios    get/pgbench_key={:.2} text_page/pgbench_ilike={:.2}",
-            get.per_s / key,
-            page.per_s / ilike
+            "reads-ratios    get/pgbench_key={get_ratio:.2} text_page/pgbench_ilike={page_ratio:.2} (medians of the rounds)"
         );
+    }
+    if args.trgm && key_rate.is_some() {
+        let trgm = trgm_indexes(&args.database_url)
+            .and_then(|()| pgbench(&args.database_url, &ilike_script(), args.readers, args.seconds));
+        match trgm {
+            Ok((rate, latency)) => {
+                println!("pgbench-ilike-trgm clients={:<3} per_s={rate:<9.1} latency_avg_ms={latency:.3}", args.readers)
+            }
+            Err(message) => eprintln!("reads bench: {message}"),
+        }
     }
     println!(
         "reads-summary get_per_s={:.1} get_p99_ms={:.3} pgbench_key_per_s={} text_page_per_s={:.1} \
-         text_page_p99_ms={:.3} pgbench_ilike_per_s={} failed={}",
+         text_page_p99_ms={:.3} pgbench_ilike_per_s={} rounds={} failed={}",
         get.per_s,
         get.p99_ms,
         or_na(key_rate),
         page.per_s,
         page.p99_ms,
         or_na(ilike_rate),
+        rounds.len(),
         get.failed + page.failed
     );
 }
