@@ -9,7 +9,7 @@
 //! never reads pins nothing but its place in the ring; once that place is dropped it is
 //! told (`Resync`) and caught up from the cut when it reads again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -99,10 +99,13 @@ pub(super) struct Cut {
     pub recent: Ring<Published>,
 }
 
-/// How long after its last complete read of the log the feed still counts as up to
-/// date: it reads at least every `POLL`, so a feed that has not finished a read for this
-/// long is stuck behind a database that does not answer.
-const FRESH: Duration = Duration::from_secs(3);
+/// How old the feed's views may be and still count as current: it reads the log at
+/// least every `POLL`, so a feed further behind than this is stuck — behind a database
+/// that does not answer, or (on PostgreSQL) behind a transaction that has been open for
+/// that long somewhere on the server, which the gap-free read must wait for.
+const FRESH: Duration = Duration::from_secs(2);
+/// Reads of the log the feed remembers while it has not yet applied the head each saw.
+const UNCOVERED_ROUNDS: usize = 64;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Rounds {
@@ -112,9 +115,9 @@ struct Rounds {
     applied: u64,
     /// Events applied so far (positions need not grow in commit order; this does).
     events: u64,
-    /// When the last read that reached the end of the log began and ended; `None` once a
-    /// read fails, until one succeeds.
-    read_to_end: Option<(Instant, Instant)>,
+    /// The feed has applied everything the log held at this instant (the start of a read
+    /// whose head it has applied since); `None` once a read fails, until one succeeds.
+    caught_up: Option<Instant>,
     /// Since when the PostgreSQL listener has been connected (`None` while it is not):
     /// what other replicas append is only seen promptly while it is.
     listening_since: Option<Instant>,
@@ -206,21 +209,21 @@ impl Feed {
         self.nudge();
     }
 
-    /// Whether the feed's views are as current as the log, give or take the time a
-    /// write takes to reach it: it has read the log to its end within `FRESH` and (on
-    /// PostgreSQL) has listened for appends since before that read began, so that
-    /// nothing another replica wrote can have gone unnoticed for longer.
+    /// Whether the feed's views are as current as the log, give or take `FRESH`: it has
+    /// applied everything the log held less than `FRESH` ago and (on PostgreSQL) has
+    /// listened for appends since before then, so that nothing another replica wrote can
+    /// have gone unnoticed for longer.
     pub(super) fn is_current(&self) -> bool {
         if self.is_stopping() {
             return false;
         }
         let rounds = *self.shared.rounds.borrow();
-        let Some((begun, ended)) = rounds.read_to_end else { return false };
+        let Some(caught_up) = rounds.caught_up else { return false };
         let heard = match self.store {
-            Store::Postgres(_) => rounds.listening_since.is_some_and(|since| since <= begun),
+            Store::Postgres(_) => rounds.listening_since.is_some_and(|since| since <= caught_up),
             Store::Sqlite(_) => true,
         };
-        heard && ended.elapsed() < FRESH
+        heard && caught_up.elapsed() < FRESH
     }
 
     /// Waits until `ready` holds of the index (checked now and after every page the feed
@@ -325,6 +328,10 @@ async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
     let mut states: HashMap<Uuid, Initiative> = HashMap::new();
     let mut cursor = GlobalCursor::default();
     let mut failures = 0u32;
+    // Each read's start and the head the log had then, until the feed has applied it:
+    // a read that reaches the end of what the gap-free read shows has not caught up
+    // while an older transaction holds later commits back.
+    let mut uncovered: VecDeque<(Instant, u64)> = VecDeque::new();
     loop {
         let Some(feed) = shared.upgrade() else { return };
         if *feed.stopping.borrow() {
@@ -332,14 +339,33 @@ async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
         }
         feed.rounds.send_modify(|rounds| rounds.begun += 1);
         let begun = Instant::now();
-        let read = read_to_end(&store, &feed, &mut states, &mut cursor).await;
+        let read = match store.head_position().await {
+            Ok(head) => read_to_end(&store, &feed, &mut states, &mut cursor).await.map(|()| head),
+            Err(error) => Err(error),
+        };
         // Watchers waiting for this round go on even if it failed: they get what has
         // been published and the changes that follow once the store answers again.
-        // Queries do not: they read the database until a read succeeds again.
+        // Queries do not: they read the database until the feed has caught up again.
         feed.rounds.send_modify(|rounds| {
             rounds.completed = rounds.begun;
-            rounds.read_to_end = read.is_ok().then(|| (begun, Instant::now()));
+            match &read {
+                Ok(head) => {
+                    uncovered.push_back((begun, *head));
+                    if uncovered.len() > UNCOVERED_ROUNDS {
+                        uncovered.pop_front();
+                    }
+                    while let Some(&(at, _)) = uncovered.front().filter(|(_, head)| *head <= rounds.applied) {
+                        rounds.caught_up = Some(at);
+                        uncovered.pop_front();
+                    }
+                }
+                Err(_) => {
+                    uncovered.clear();
+                    rounds.caught_up = None;
+                }
+            }
         });
+        let read = read.map(drop);
         match read {
             Ok(()) => failures = 0,
             Err(error) => {
