@@ -331,7 +331,7 @@ async fn start_and_fill(args: &Args) -> Result<Running, String> {
 async fn get_alignments(args: &Args, address: std::net::SocketAddr) -> Result<Figures, String> {
     let count = args.initiatives;
     measure(address, args.readers, args.seconds, move |mut client, reader, pick| async move {
-        let request = pb::GetAlignmentRequest { initiative: key(pick % count, count), ..Default::default() };
+        let request = pb::GetAlignmentRequest { initiative: key(pick % count, count) };
         client.get_alignment(as_actor(request, &reader)).await.is_ok()
     })
     .await

@@ -61,7 +61,7 @@ pub(super) struct Published {
 }
 
 impl Published {
-    fn new(cursor: GlobalCursor, position: u64, view: AlignmentView) -> Published {
+    pub(super) fn new(cursor: GlobalCursor, position: u64, view: AlignmentView) -> Published {
         let bytes = encoded_size(&view);
         Published { cursor, position, view: Arc::new(view), bytes }
     }

@@ -157,11 +157,88 @@ impl Index {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+    use crate::domain::alignment::project_indexed;
+    use crate::domain::values::{InitiativeId, InitiativeKey, Principal, Stage};
+    use crate::domain::{Event, Recorded, evolve};
+
+    fn published(n: u128, key: &str, title: &str, position: u64) -> (Arc<Published>, Vec<String>) {
+        let owner = Principal::parse("owner", "pm@example.com").expect("principal");
+        let created = Recorded {
+            version: 1,
+            actor: owner.clone(),
+            recorded_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("a time"),
+            event: Event::InitiativeCreated {
+                initiative_id: InitiativeId(Uuid::from_u128(n)),
+                key: InitiativeKey::parse("key", key).expect("key"),
+                title: title.to_owned(),
+                summary: String::new(),
+                owner,
+                stage: Stage::Discovery,
+                required_functions: BTreeSet::new(),
+            },
+        };
+        let (view, awaiting) = project_indexed(&evolve(None, &created).expect("fold"));
+        let cursor = GlobalCursor { tx_id: 0, position: i64::try_from(position).expect("position") };
+        (Arc::new(Published::new(cursor, position, view)), awaiting)
+    }
 
     #[test]
-    fn case_folding_lowers_every_letter_not_only_ascii() {
-        assert_eq!(fold_case("CHECKOUT-42 Épreuve ÜBER"), "checkout-42 épreuve über");
-        assert!(fold_case("Straße").contains(&fold_case("STRAßE")));
+    fn an_acknowledged_write_is_pending_until_its_initiative_is_published_at_or_past_it() {
+        let mut index = Index::default();
+        let now = Instant::now();
+        let before = index.arrival();
+        assert!(index.acknowledge(Uuid::from_u128(1), 5, now));
+        let after = index.arrival();
+        assert_eq!(index.oldest_pending(before, None), None, "a read that came first does not wait for it");
+        assert_eq!(index.oldest_pending(after, None), Some(now));
+        assert_eq!(index.oldest_pending(after, Some(Uuid::from_u128(2))), None, "nor does a read of another");
+
+        let (view, awaiting) = published(1, "ONE-1", "One", 4);
+        index.publish(view, awaiting);
+        assert_eq!(index.oldest_pending(after, Some(Uuid::from_u128(1))), Some(now), "position 4 is not 5");
+        let (view, awaiting) = published(1, "ONE-1", "One", 5);
+        index.publish(view, awaiting);
+        assert_eq!(index.oldest_pending(after, None), None, "settled at its position");
+
+        assert!(!index.acknowledge(Uuid::from_u128(1), 3, now), "already published");
+        assert_eq!(index.oldest_pending(index.arrival(), None), None);
+    }
+
+    #[test]
+    fn a_later_acknowledgement_keeps_the_earlier_ones_place() {
+        let mut index = Index::default();
+        let (first, second) = (Instant::now(), Instant::now() + std::time::Duration::from_millis(5));
+        index.acknowledge(Uuid::from_u128(1), 5, first);
+        let between = index.arrival();
+        index.acknowledge(Uuid::from_u128(1), 9, second);
+        // The read that came between the two still waits for the first (and, until the
+        // feed is at 9, for the second too: one entry per initiative).
+        assert_eq!(index.oldest_pending(between, None), Some(first));
+        let (view, awaiting) = published(1, "ONE-1", "One", 9);
+        index.publish(view, awaiting);
+        assert_eq!(index.oldest_pending(index.arrival(), None), None);
+    }
+
+    #[test]
+    fn lists_go_in_key_order_after_the_token_and_match_the_key_or_the_title_in_any_case() {
+        let mut index = Index::default();
+        for (n, key, title) in [(1, "BETA-2", "École"), (2, "ALPHA-1", "Payments"), (3, "GAMMA-3", "Über PAYMENTS")] {
+            let (view, awaiting) = published(n, key, title, n as u64);
+            index.publish(view, awaiting);
+        }
+        let keys = |filter: &ListFilter, after: Option<&str>, limit| -> Vec<String> {
+            index.list(filter, after, limit).iter().map(|view| view.key.to_string()).collect()
+        };
+        let text = |text: &str| ListFilter { text: Some(text.to_owned()), ..ListFilter::default() };
+        assert_eq!(keys(&ListFilter::default(), None, 10), ["ALPHA-1", "BETA-2", "GAMMA-3"]);
+        assert_eq!(keys(&ListFilter::default(), Some("ALPHA-1"), 1), ["BETA-2"]);
+        assert_eq!(keys(&text("payments"), None, 10), ["ALPHA-1", "GAMMA-3"]);
+        assert_eq!(keys(&text("ÉCOLE"), None, 10), ["BETA-2"]);
+        assert_eq!(keys(&text("über"), None, 10), ["GAMMA-3"]);
+        assert_eq!(keys(&text("a-1"), None, 10), ["ALPHA-1"], "the key");
+        assert_eq!(keys(&text("2école"), None, 10), Vec::<String>::new(), "not across the key and the title");
     }
 }

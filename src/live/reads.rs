@@ -101,7 +101,7 @@ impl Reads {
         let arrival = self.feed.index().arrival();
         if let Source::Database { head_checked } = self.source(arrival, Some(target), wanted).await? {
             return self
-                .from_store(head_checked, wanted, self.store().alignment(target))
+                .read_store(head_checked, wanted, self.store().alignment(target))
                 .await
                 .map(|v| v.map(Arc::new));
         }
@@ -126,7 +126,7 @@ impl Reads {
             Source::Feed => Ok(self.feed.index().list(filter, after_key, limit)),
             Source::Database { head_checked } => {
                 let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-                let views = self.from_store(head_checked, wanted, self.store().list(filter, after_key, limit)).await?;
+                let views = self.read_store(head_checked, wanted, self.store().list(filter, after_key, limit)).await?;
                 Ok(views.into_iter().map(Arc::new).collect())
             }
         }
@@ -138,7 +138,7 @@ impl Reads {
         match self.source(arrival, None, wanted).await? {
             Source::Feed => Ok(self.feed.index().awaiting(principal.as_str())),
             Source::Database { head_checked } => {
-                let views = self.from_store(head_checked, wanted, self.store().awaiting(principal)).await?;
+                let views = self.read_store(head_checked, wanted, self.store().awaiting(principal)).await?;
                 Ok(views.into_iter().map(Arc::new).collect())
             }
         }
@@ -204,7 +204,7 @@ impl Reads {
 
     /// A read of the database, which reflects every committed write; a `min_position`
     /// past the head is refused all the same.
-    async fn from_store<T>(
+    async fn read_store<T>(
         &self,
         head_checked: bool,
         wanted: Wanted,
