@@ -10,7 +10,10 @@
 //! - a watcher that reconnects (to another replica) with the last position it received
 //!   gets exactly the initiatives changed after it, once each: nothing missed, nothing
 //!   twice;
-//! - a write on one replica reaches a watcher on another (LISTEN/NOTIFY).
+//! - a write on one replica reaches a watcher on another (LISTEN/NOTIFY);
+//! - a write on one replica is read through another at once when the read names the
+//!   write's position (`x-accord-min-position`), though reads come from each replica's
+//!   own feed.
 //!
 //! Timings are printed for information only; the only time limits are generous
 //! timeouts on delivery.
@@ -91,6 +94,18 @@ impl Replica {
             .get_alignment(pb::GetAlignmentRequest { initiative: initiative.to_owned() })
             .await
             .unwrap_or_else(|e| panic!("GetAlignment {initiative} on replica {}: {e}", self.name))
+            .into_inner()
+    }
+
+    /// GetAlignment at least as new as global position `position`.
+    async fn alignment_after(&self, initiative: &str, position: u64) -> pb::InitiativeAlignment {
+        let mut request = tonic::Request::new(pb::GetAlignmentRequest { initiative: initiative.to_owned() });
+        let value = position.to_string().parse().expect("ASCII digits");
+        request.metadata_mut().insert(accord::grpc::queries::MIN_POSITION_HEADER, value);
+        self.queries()
+            .get_alignment(request)
+            .await
+            .unwrap_or_else(|e| panic!("GetAlignment {initiative} after {position} on replica {}: {e}", self.name))
             .into_inner()
     }
 
@@ -618,8 +633,10 @@ async fn replicas_share_the_log_and_watchers_resume_across_a_crash() {
         assert!(log.by_command.get(&u.command_id).is_none_or(|e| e.len() == 1), "command {} twice", u.command_id);
     }
     let mut finals = HashMap::new();
+    // Reads come from A's feed: at least as new as the log just read.
+    let head = events.iter().map(|e| e.position).max().unwrap_or_default();
     for initiative in initiatives.iter() {
-        let view = a.alignment(&initiative.id).await;
+        let view = a.alignment_after(&initiative.id, head).await;
         assert_eq!(view.version, log.final_version(&initiative.id), "{}: GetAlignment is at the log's head", view.key);
         let newest = acks.iter().filter(|a| a.initiative == initiative.id).map(|a| a.version).max().unwrap_or(0);
         assert!(view.version >= newest, "{}: v{} but v{newest} was acknowledged", view.key, view.version);
@@ -751,4 +768,49 @@ async fn a_write_on_one_replica_reaches_a_watcher_on_another() {
         _ => None,
     });
     assert_eq!(last, Some(&final_view), "B's watcher ends with A's view");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_replica_is_read_on_another_at_once_with_its_position() {
+    // Declared first, dropped last: after every replica is killed.
+    let database = ThrowAwayDatabase::new("accord_replicas");
+    let workdir = tempfile::tempdir().expect("temporary folder");
+    let a = Replica::start("A", &database.url, workdir.path()).await;
+    let b = Replica::start("B", &database.url, workdir.path()).await;
+    let initiative = staffed_initiative(&a.channel, "READ-1", APPROVERS_PER_FUNCTION).await;
+    let (mut on_b_already, mut writes) = (0, 0);
+    for round in 0..5 {
+        for (n, function) in FUNCTIONS.into_iter().enumerate() {
+            let verdict = if round % 2 == 0 { pb::Verdict::Approve } else { pb::Verdict::Reject };
+            let ack = a
+                .commands(&approver(function, n % APPROVERS_PER_FUNCTION))
+                .record_sign_off(pb::RecordSignOffRequest {
+                    options: None,
+                    initiative: initiative.id.clone(),
+                    decision_id: initiative.decision.clone(),
+                    function: function.to_owned(),
+                    verdict: verdict.into(),
+                    reason: if verdict == pb::Verdict::Reject { "Not yet.".into() } else { String::new() },
+                    comment: String::new(),
+                    revision: None,
+                })
+                .await
+                .expect("sign on A")
+                .into_inner();
+            writes += 1;
+            // Without the position B may not have heard of it yet; with it, it has.
+            if b.alignment(&initiative.id).await.version >= ack.stream_version {
+                on_b_already += 1;
+            }
+            let view = b.alignment_after(&initiative.id, ack.global_position).await;
+            assert_eq!(view.version, ack.stream_version, "B reads A's write at position {}", ack.global_position);
+            assert_eq!(view, a.alignment(&initiative.id).await, "B's view is A's");
+        }
+    }
+    eprintln!("{on_b_already} of {writes} writes on A were on B already without the position");
+    // A position no replica has written yet: refused at once, not waited for.
+    let mut request = tonic::Request::new(pb::GetAlignmentRequest { initiative: initiative.id.clone() });
+    request.metadata_mut().insert(accord::grpc::queries::MIN_POSITION_HEADER, "999999999".parse().expect("ASCII"));
+    let status = b.queries().get_alignment(request).await.expect_err("past the head");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
 }

@@ -88,7 +88,7 @@ impl Commands {
                 Ok(outcome) => {
                     metrics::events_appended(outcome.events_appended);
                     if outcome.events_appended > 0 {
-                        self.feed.nudge();
+                        self.feed.acknowledged(outcome.initiative_id, outcome.global_position);
                     }
                     outcome
                 }

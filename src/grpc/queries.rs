@@ -1,6 +1,9 @@
-//! `AlignmentService`: the read side for dashboards and tools. Reads come from the
-//! alignment projection, which every command updates in its own transaction, so a
-//! caller always reads its own writes.
+//! `AlignmentService`: the read side for dashboards and tools. Alignments, lists and
+//! inboxes come from the live feed's views (`live::Reads`: no database round trip while
+//! the feed is up to date, the alignment projection otherwise), with this server's own
+//! writes always reflected and another server's once the caller names its position
+//! (`x-accord-min-position`). Decisions and feedback in full come from the initiative's folded
+//! state in the database.
 //!
 //! Pagination is by key (unique and immutable), so a page token — the last key served
 //! plus a fingerprint of the filters — stays valid and skips or repeats nothing while
@@ -18,11 +21,11 @@ use crate::domain::{
     state::{Feedback, sign_off_history},
     values::*,
 };
-use crate::live::{Feed, Watch, WatchFilter, WatchItem};
+use crate::live::{Feed, ReadError, Reads, Wanted, Watch, WatchFilter, WatchItem};
 use crate::proto::{self as pb, alignment_service_server::AlignmentService};
 use crate::store::{InitiativeRef, ListFilter, Store, StoredEvent};
 
-use std::{pin::Pin, sync::Arc};
+use std::{pin::Pin, sync::Arc, time::Duration};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::Stream;
 
@@ -36,13 +39,69 @@ pub const MAX_WATCHED_INITIATIVES: usize = 500;
 pub struct Queries {
     store: Store,
     feed: Feed,
+    reads: Reads,
     /// Open streams (watchers and history readers share the bound).
     streams: Arc<Semaphore>,
 }
 
 impl Queries {
     pub fn new(store: Store, feed: Feed, streams: Arc<Semaphore>) -> Self {
-        Self { store, feed, streams }
+        Self { store, reads: Reads::new(feed.clone()), feed, streams }
+    }
+}
+
+/// The request metadata entry that asks for read-your-writes across servers: a global
+/// position (a `CommandResponse.global_position`, from any server) the answer must be at
+/// least as new as. Metadata rather than a request field, so that the request messages
+/// (and every client's code building them) stay as they are.
+pub const MIN_POSITION_HEADER: &str = "x-accord-min-position";
+
+/// What a read must reflect: the `x-accord-min-position` it carries, waited for at most
+/// half the time the caller gave the call (its `grpc-timeout`), so that the database
+/// can still answer in time if the feed does not get there.
+fn wanted<T>(request: &Request<T>) -> Result<Wanted, Status> {
+    let metadata = request.metadata();
+    let min_position = match metadata.get(MIN_POSITION_HEADER) {
+        None => 0,
+        Some(value) => match value.to_str().ok().and_then(|text| text.parse::<u64>().ok()) {
+            Some(position) => position,
+            None => {
+                let shown =
+                    value.to_str().map_or_else(|_| "a value that is not ASCII".to_owned(), |t| quote(t).to_string());
+                return Err(domain_status(DomainError::invalid(
+                    MIN_POSITION_HEADER,
+                    format!("{shown} is not a global position (a whole number, as a command's global_position)"),
+                )));
+            }
+        },
+    };
+    let given = metadata.get("grpc-timeout").and_then(|value| value.to_str().ok()).and_then(grpc_timeout);
+    let patience = given.map_or(Wanted::MAX_PATIENCE, |given| (given / 2).min(Wanted::MAX_PATIENCE));
+    Ok(Wanted { min_position, patience })
+}
+
+/// A `grpc-timeout` header: at most 8 digits and a unit (hours to nanoseconds).
+fn grpc_timeout(value: &str) -> Option<Duration> {
+    let unit = value.chars().last()?;
+    let amount: u64 = value.get(..value.len() - unit.len_utf8())?.parse().ok()?;
+    match unit {
+        'H' => Some(Duration::from_secs(amount.saturating_mul(3600))),
+        'M' => Some(Duration::from_secs(amount.saturating_mul(60))),
+        'S' => Some(Duration::from_secs(amount)),
+        'm' => Some(Duration::from_millis(amount)),
+        'u' => Some(Duration::from_micros(amount)),
+        'n' => Some(Duration::from_nanos(amount)),
+        _ => None,
+    }
+}
+
+fn read_status(error: ReadError) -> Status {
+    match error {
+        ReadError::Store(error) => store_status(error),
+        ReadError::PastHead { min_position, head } => Status::out_of_range(format!(
+            "{MIN_POSITION_HEADER}: {min_position} is past the log's head ({head}); \
+             pass the global_position of an acknowledged command"
+        )),
     }
 }
 
@@ -210,7 +269,8 @@ impl AlignmentService for Queries {
     ) -> Result<Response<pb::InitiativeAlignment>, Status> {
         let target = InitiativeRef::parse("initiative", &request.get_ref().initiative).map_err(domain_status)?;
         super::record_initiative(&target);
-        let view = self.store.alignment(&target).await.map_err(store_status)?;
+        let wanted = wanted(&request)?;
+        let view = self.reads.alignment(&target, wanted).await.map_err(read_status)?;
         let view = view.ok_or_else(|| Status::not_found(format!("initiative {target} not found")))?;
         Ok(Response::new(c::alignment(&view)))
     }
@@ -223,8 +283,9 @@ impl AlignmentService for Queries {
         let filter = list_filter(r).map_err(domain_status)?;
         let page_size = page_size(r.page_size).map_err(domain_status)?;
         let after = decode_token(&filter, &r.page_token).map_err(domain_status)?;
+        let wanted = wanted(&request)?;
         let mut views =
-            self.store.list(&filter, after.as_deref(), i64::from(page_size) + 1).await.map_err(store_status)?;
+            self.reads.list(&filter, after.as_deref(), page_size as usize + 1, wanted).await.map_err(read_status)?;
         let more = views.len() > page_size as usize;
         views.truncate(page_size as usize);
         let next_page_token = match views.last() {
@@ -232,14 +293,15 @@ impl AlignmentService for Queries {
             _ => String::new(),
         };
         Ok(Response::new(pb::ListAlignmentsResponse {
-            initiatives: views.iter().map(c::alignment).collect(),
+            initiatives: views.iter().map(|view| c::alignment(view)).collect(),
             next_page_token,
         }))
     }
 
     async fn get_inbox(&self, request: Request<pb::GetInboxRequest>) -> Result<Response<pb::GetInboxResponse>, Status> {
         let principal = Principal::parse("principal", &request.get_ref().principal).map_err(domain_status)?;
-        let views = self.store.awaiting(&principal).await.map_err(store_status)?;
+        let wanted = wanted(&request)?;
+        let views = self.reads.awaiting(&principal, wanted).await.map_err(read_status)?;
         let mut items = Vec::new();
         for view in &views {
             // A view lists only the most recent outstanding items; past that, the inbox

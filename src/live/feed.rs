@@ -9,17 +9,18 @@
 //! never reads pins nothing but its place in the ring; once that place is dropped it is
 //! told (`Resync`) and caught up from the cut when it reads again.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
+use super::index::Index;
 use super::ring::Ring;
 use super::{WatchFilter, watcher::Watch};
-use crate::domain::{AlignmentView, Initiative, evolve, fold, project};
+use crate::domain::{AlignmentView, Initiative, alignment::project_indexed, evolve, fold, values::InitiativeId};
 use crate::metrics;
 use crate::store::{GlobalCursor, Store, StoreError, StoredEvent, audit::Until};
 
@@ -60,7 +61,7 @@ pub(super) struct Published {
 }
 
 impl Published {
-    fn new(cursor: GlobalCursor, position: u64, view: AlignmentView) -> Published {
+    pub(super) fn new(cursor: GlobalCursor, position: u64, view: AlignmentView) -> Published {
         let bytes = encoded_size(&view);
         Published { cursor, position, view: Arc::new(view), bytes }
     }
@@ -98,6 +99,14 @@ pub(super) struct Cut {
     pub recent: Ring<Published>,
 }
 
+/// How old the feed's views may be and still count as current: it reads the log at
+/// least every `POLL`, so a feed further behind than this is stuck — behind a database
+/// that does not answer, or (on PostgreSQL) behind a transaction that has been open for
+/// that long somewhere on the server, which the gap-free read must wait for.
+const FRESH: Duration = Duration::from_secs(2);
+/// Reads of the log the feed remembers while it has not yet applied the head each saw.
+const UNCOVERED_ROUNDS: usize = 64;
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Rounds {
     begun: u64,
@@ -106,11 +115,20 @@ struct Rounds {
     applied: u64,
     /// Events applied so far (positions need not grow in commit order; this does).
     events: u64,
+    /// The feed has applied everything the log held at this instant (the start of a read
+    /// whose head it has applied since); `None` once a read fails, until one succeeds.
+    caught_up: Option<Instant>,
+    /// Since when the PostgreSQL listener has been connected (`None` while it is not):
+    /// what other replicas append is only seen promptly while it is.
+    listening_since: Option<Instant>,
 }
 
 #[derive(Debug)]
 pub(super) struct Shared {
     pub cut: Mutex<Cut>,
+    /// The same views for queries, with the writes acknowledged here that are still to
+    /// come (see `index`).
+    index: RwLock<Index>,
     /// The ring's next sequence number, sent after every change: what waiting watchers
     /// wait on.
     pub published: watch::Sender<u64>,
@@ -127,6 +145,15 @@ impl Shared {
         // A panic while holding the lock leaves a consistent map (updates are single
         // inserts), so a poisoned lock is still usable.
         self.cut.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn index(&self) -> RwLockReadGuard<'_, Index> {
+        // As for the cut: every update leaves the index consistent.
+        self.index.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn index_mut(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -155,6 +182,7 @@ impl Feed {
         };
         let shared = Arc::new(Shared {
             cut: Mutex::new(cut),
+            index: RwLock::new(Index::default()),
             published: watch::channel(0).0,
             wake: Arc::new(Notify::new()),
             rounds: watch::channel(Rounds::default()).0,
@@ -171,6 +199,62 @@ impl Feed {
     /// than at its next poll (notifications from PostgreSQL do the same across replicas).
     pub fn nudge(&self) {
         self.shared.wake.notify_one();
+    }
+
+    /// Says "this process acknowledged a write to `initiative` at `position`": queries
+    /// answered from the feed's views wait until the feed has applied it (see `Reads`),
+    /// and the feed reads the log again now (as `nudge`).
+    pub fn acknowledged(&self, initiative: InitiativeId, position: u64) {
+        self.shared.index_mut().acknowledge(initiative.0, position, Instant::now());
+        self.nudge();
+    }
+
+    /// Whether the feed's views are as current as the log, give or take `FRESH`: it has
+    /// applied everything the log held less than `FRESH` ago and (on PostgreSQL) has
+    /// listened for appends since before then, so that nothing another replica wrote can
+    /// have gone unnoticed for longer.
+    pub(super) fn is_current(&self) -> bool {
+        if self.is_stopping() {
+            return false;
+        }
+        let rounds = *self.shared.rounds.borrow();
+        let Some(caught_up) = rounds.caught_up else { return false };
+        let heard = match self.store {
+            Store::Postgres(_) => rounds.listening_since.is_some_and(|since| since <= caught_up),
+            Store::Sqlite(_) => true,
+        };
+        heard && caught_up.elapsed() < FRESH
+    }
+
+    /// Waits until `ready` holds of the index (checked now and after every page the feed
+    /// applies), or until `deadline` passes or the feed stops (`false`).
+    pub(super) async fn wait_until(
+        &self,
+        deadline: tokio::time::Instant,
+        mut ready: impl FnMut(&Index) -> bool,
+    ) -> bool {
+        let mut rounds = self.shared.rounds.subscribe();
+        let mut stopping = self.shared.stopping.subscribe();
+        loop {
+            // Subscribed before the check: a page applied right after it is not missed.
+            let done = ready(&self.shared.index());
+            if done {
+                return true;
+            }
+            tokio::select! {
+                changed = rounds.changed() => if changed.is_err() { return false },
+                _ = stopping.wait_for(|stopping| *stopping) => return false,
+                _ = tokio::time::sleep_until(deadline) => return false,
+            }
+        }
+    }
+
+    pub(super) fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.shared.index()
+    }
+
+    pub(super) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Ends every watcher (their streams end) and stops following the log.
@@ -244,16 +328,44 @@ async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
     let mut states: HashMap<Uuid, Initiative> = HashMap::new();
     let mut cursor = GlobalCursor::default();
     let mut failures = 0u32;
+    // Each read's start and the head the log had then, until the feed has applied it:
+    // a read that reaches the end of what the gap-free read shows has not caught up
+    // while an older transaction holds later commits back.
+    let mut uncovered: VecDeque<(Instant, u64)> = VecDeque::new();
     loop {
         let Some(feed) = shared.upgrade() else { return };
         if *feed.stopping.borrow() {
             return;
         }
         feed.rounds.send_modify(|rounds| rounds.begun += 1);
-        let read = read_to_end(&store, &feed, &mut states, &mut cursor).await;
+        let begun = Instant::now();
+        let read = match store.head_position().await {
+            Ok(head) => read_to_end(&store, &feed, &mut states, &mut cursor).await.map(|()| head),
+            Err(error) => Err(error),
+        };
         // Watchers waiting for this round go on even if it failed: they get what has
         // been published and the changes that follow once the store answers again.
-        feed.rounds.send_modify(|rounds| rounds.completed = rounds.begun);
+        // Queries do not: they read the database until the feed has caught up again.
+        feed.rounds.send_modify(|rounds| {
+            rounds.completed = rounds.begun;
+            match &read {
+                Ok(head) => {
+                    uncovered.push_back((begun, *head));
+                    if uncovered.len() > UNCOVERED_ROUNDS {
+                        uncovered.pop_front();
+                    }
+                    while let Some(&(at, _)) = uncovered.front().filter(|(_, head)| *head <= rounds.applied) {
+                        rounds.caught_up = Some(at);
+                        uncovered.pop_front();
+                    }
+                }
+                Err(_) => {
+                    uncovered.clear();
+                    rounds.caught_up = None;
+                }
+            }
+        });
+        let read = read.map(drop);
         match read {
             Ok(()) => failures = 0,
             Err(error) => {
@@ -293,26 +405,31 @@ async fn read_to_end(
             apply(store, states, event).await?;
             touched.insert(event.stream_id, (*at, u64::try_from(event.position).unwrap_or_default()));
         }
-        let mut changes: Vec<Published> = touched
+        let mut changes: Vec<(Arc<Published>, Vec<String>)> = touched
             .into_iter()
             .filter_map(|(stream, (at, position))| {
-                let state = states.get(&stream)?;
-                Some(Published::new(at, position, project(state)))
+                let (view, awaiting) = project_indexed(states.get(&stream)?);
+                Some((Arc::new(Published::new(at, position, view)), awaiting))
             })
             .collect();
-        changes.sort_by_key(|change| change.cursor);
+        changes.sort_by_key(|(change, _)| change.cursor);
         let (next_seq, kept) = {
             let mut cut = feed.cut();
-            for change in changes {
-                let change = Arc::new(change);
+            for (change, _) in &changes {
                 cut.initiatives.insert(change.view.initiative_id.0, change.clone());
-                let bytes = change.bytes;
-                cut.recent.push(change, bytes);
+                cut.recent.push(change.clone(), change.bytes);
             }
             cut.cursor = last;
             cut.position = page.last().and_then(|(_, e)| u64::try_from(e.position).ok()).unwrap_or(cut.position);
             (cut.recent.next_seq(), cut.recent.bytes())
         };
+        {
+            let mut index = feed.index_mut();
+            for (change, awaiting) in changes {
+                index.publish(change, awaiting);
+            }
+            index.cursor = last;
+        }
         feed.published.send_replace(next_seq);
         metrics::watch_buffer(kept);
         let applied = page.iter().filter_map(|(_, e)| u64::try_from(e.position).ok()).max().unwrap_or_default();
@@ -385,6 +502,9 @@ async fn listen(pool: sqlx::PgPool, shared: std::sync::Weak<Shared>) {
             }
         };
         failures = 0;
+        if let Some(feed) = shared.upgrade() {
+            feed.rounds.send_modify(|rounds| rounds.listening_since = Some(Instant::now()));
+        }
         loop {
             let Some(feed) = shared.upgrade() else { return };
             feed.wake.notify_one();
@@ -393,8 +513,9 @@ async fn listen(pool: sqlx::PgPool, shared: std::sync::Weak<Shared>) {
             tokio::select! {
                 received = listener.try_recv() => match received {
                     Ok(Some(_)) => {}
-                    // The connection was lost; the next try reconnects.
-                    Ok(None) => {}
+                    // The connection was lost: reconnect here rather than inside
+                    // `try_recv`, so that the feed knows when it listens again.
+                    Ok(None) => break,
                     Err(error) => {
                         debug!(%error, "live feed: listener failed; reconnecting");
                         break;
@@ -402,6 +523,9 @@ async fn listen(pool: sqlx::PgPool, shared: std::sync::Weak<Shared>) {
                 },
                 _ = stopping.wait_for(|stopping| *stopping) => return,
             }
+        }
+        if let Some(feed) = shared.upgrade() {
+            feed.rounds.send_modify(|rounds| rounds.listening_since = None);
         }
     }
 }

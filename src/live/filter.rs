@@ -67,17 +67,22 @@ impl WatchFilter {
                 InitiativeRef::Id(id) => *id == view.initiative_id,
                 InitiativeRef::Key(key) => *key == view.key,
             });
-        let list = &self.list;
-        named
-            && (list.include_archived || !view.archived)
-            && list.status.as_deref().is_none_or(|status| status == view.status.as_str())
-            && list.stage.as_deref().is_none_or(|stage| stage == view.stage.as_str())
-            && list.owner.as_deref().is_none_or(|owner| owner == view.owner.as_str())
-            && list
-                .pending_function
-                .as_deref()
-                .is_none_or(|function| view.outstanding_functions().iter().any(|outstanding| outstanding == function))
+        named && list_matches(&self.list, view)
     }
+}
+
+/// Whether a view passes the `ListAlignments` filters other than `text` (which needs
+/// the case-folded key and title: see `index`): the same conditions as the store's
+/// list query.
+pub(crate) fn list_matches(list: &ListFilter, view: &AlignmentView) -> bool {
+    (list.include_archived || !view.archived)
+        && list.status.as_deref().is_none_or(|status| status == view.status.as_str())
+        && list.stage.as_deref().is_none_or(|stage| stage == view.stage.as_str())
+        && list.owner.as_deref().is_none_or(|owner| owner == view.owner.as_str())
+        && list
+            .pending_function
+            .as_deref()
+            .is_none_or(|function| view.outstanding_functions().iter().any(|outstanding| outstanding == function))
 }
 
 /// A text field that was given: not empty.

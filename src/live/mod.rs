@@ -5,6 +5,11 @@
 //! board's event stream — sees the same changes in the same order, and a watcher that
 //! reconnects with its last position misses nothing and gets nothing twice.
 //!
+//! The same views answer queries (`reads`, over the read model in `index`): an
+//! alignment, a list page, an inbox is a lookup in memory rather than a database round
+//! trip, with this process's own writes always reflected and other processes' once the
+//! caller names their position.
+//!
 //! Wake-ups (PostgreSQL NOTIFY from any replica, a nudge from this process's own
 //! commands, and a slow poll) only say "look again": the log stays the source of truth,
 //! so a lost notification delays an update but never loses it.
@@ -32,11 +37,14 @@ pub enum WatchItem {
 
 mod feed;
 mod filter;
+mod index;
+mod reads;
 mod ring;
 mod watcher;
 
 pub use feed::{Feed, FeedBuffers};
 pub use filter::{WatchFields, WatchFilter};
+pub use reads::{ReadError, Reads, Wanted};
 pub use watcher::Watch;
 
 impl WatchItem {

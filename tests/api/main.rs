@@ -18,6 +18,7 @@ mod observability;
 #[path = "../common/proxy.rs"]
 mod proxy;
 mod queries;
+mod reads;
 mod rebuild;
 mod scenario;
 mod security;

@@ -1,0 +1,218 @@
+//! Queries answered from the feed's views (`GetAlignment`, `ListAlignments`,
+//! `GetInbox`) rather than by the database: the feed already holds every initiative's
+//! current view, so a read is a map lookup or a scan in key order, with no round trip.
+//!
+//! What a read reflects:
+//! - **this process's own writes**, always: a command acknowledged here is noted
+//!   (`Feed::acknowledged`), and a read waits until the feed has applied every write
+//!   acknowledged before it arrived (for `GetAlignment`, those to its initiative);
+//! - **a given position**, on request (`Wanted::min_position`): a caller that had a
+//!   command acknowledged at global position P, by any replica, passes P and gets a
+//!   view of the log at least as it stood when that write committed. A position past
+//!   the log's head is refused (`ReadError::PastHead`) rather than waited for;
+//! - otherwise the feed's views as they are: what other replicas wrote arrives within
+//!   the time a notification and one read of the log take.
+//!
+//! The database answers instead whenever the feed cannot vouch for its views: before its
+//! first read of the log has finished, once a read has failed or it has not finished one
+//! within a few seconds (`Feed::is_current`), while its PostgreSQL listener is not
+//! connected (another replica's writes would go unnoticed), when a wait above runs out
+//! (`Wanted::patience`, and at most `OWN_WRITE_WAIT` after the write: a feed that far
+//! behind is stuck), and for an initiative the feed does not know (created by another
+//! process moments ago, or not at all). Reads then cost what they cost before, and are
+//! never stale or empty because of the feed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::feed::Feed;
+use crate::domain::AlignmentView;
+use crate::domain::values::Principal;
+use crate::store::{InitiativeRef, ListFilter, Store, StoreError};
+
+/// How long after this process acknowledged a write a read still waits for the feed to
+/// apply it; past that the feed is behind (the gap-free read waits for every older
+/// transaction on the PostgreSQL server), and the read asks the database.
+const OWN_WRITE_WAIT: Duration = Duration::from_millis(250);
+
+/// What a read must reflect, beyond this process's own writes.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted {
+    /// A global position the answer must be at least as new as (0: none).
+    pub min_position: u64,
+    /// How long the read may wait for the feed to get there before it asks the database.
+    pub patience: Duration,
+}
+
+impl Wanted {
+    /// The most a read waits for the feed.
+    pub const MAX_PATIENCE: Duration = Duration::from_secs(1);
+
+    /// Nothing beyond this process's own writes, with the longest patience.
+    pub fn own_writes() -> Wanted {
+        Wanted { min_position: 0, patience: Wanted::MAX_PATIENCE }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `min_position` names a position no event has yet.
+    #[error(
+        "min_position: {min_position} is past the log's head ({head}); pass the global_position of an acknowledged command"
+    )]
+    PastHead { min_position: u64, head: u64 },
+}
+
+/// Where one read is answered from.
+enum Source {
+    Feed,
+    /// `head_checked`: `min_position` is already known not to be past the head.
+    Database {
+        head_checked: bool,
+    },
+}
+
+/// The query side of the feed. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Reads {
+    feed: Feed,
+}
+
+impl Reads {
+    pub fn new(feed: Feed) -> Reads {
+        Reads { feed }
+    }
+
+    fn store(&self) -> &Store {
+        self.feed.store()
+    }
+
+    /// One initiative's alignment view (`None`: no such initiative).
+    pub async fn alignment(
+        &self,
+        target: &InitiativeRef,
+        wanted: Wanted,
+    ) -> Result<Option<Arc<AlignmentView>>, ReadError> {
+        let arrival = self.feed.index().arrival();
+        if let Source::Database { head_checked } = self.source(arrival, Some(target), wanted).await? {
+            return self
+                .read_store(head_checked, wanted, self.store().alignment(target))
+                .await
+                .map(|v| v.map(Arc::new));
+        }
+        let view = self.feed.index().get(target).map(|entry| entry.published.view.clone());
+        match view {
+            Some(view) => Ok(Some(view)),
+            // Entries are never removed; were one missing, the database still knows.
+            None => Ok(self.store().alignment(target).await?.map(Arc::new)),
+        }
+    }
+
+    /// The views that match `filter`, in key order, after `after_key`, at most `limit`.
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        after_key: Option<&str>,
+        limit: usize,
+        wanted: Wanted,
+    ) -> Result<Vec<Arc<AlignmentView>>, ReadError> {
+        let arrival = self.feed.index().arrival();
+        match self.source(arrival, None, wanted).await? {
+            Source::Feed => Ok(self.feed.index().list(filter, after_key, limit)),
+            Source::Database { head_checked } => {
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let views = self.read_store(head_checked, wanted, self.store().list(filter, after_key, limit)).await?;
+                Ok(views.into_iter().map(Arc::new).collect())
+            }
+        }
+    }
+
+    /// The views of every initiative with a sign-off waiting on `principal`, in key order.
+    pub async fn awaiting(&self, principal: &Principal, wanted: Wanted) -> Result<Vec<Arc<AlignmentView>>, ReadError> {
+        let arrival = self.feed.index().arrival();
+        match self.source(arrival, None, wanted).await? {
+            Source::Feed => Ok(self.feed.index().awaiting(principal.as_str())),
+            Source::Database { head_checked } => {
+                let views = self.read_store(head_checked, wanted, self.store().awaiting(principal)).await?;
+                Ok(views.into_iter().map(Arc::new).collect())
+            }
+        }
+    }
+
+    /// Whether a read that arrived at `arrival` (the index's next acknowledgement ticket
+    /// then) can be answered from the feed, waiting for it if need be; `target` narrows
+    /// the writes waited for to one initiative's.
+    async fn source(&self, arrival: u64, target: Option<&InitiativeRef>, wanted: Wanted) -> Result<Source, ReadError> {
+        let database = Source::Database { head_checked: false };
+        if !self.feed.is_current() {
+            return Ok(database);
+        }
+        let deadline = Instant::now() + wanted.patience;
+        let initiative = match target {
+            None => None,
+            Some(target) => match self.feed.index().get(target) {
+                Some(entry) => Some(entry.published.view.initiative_id.0),
+                None => return Ok(database),
+            },
+        };
+        if !self.own_writes_applied(arrival, initiative, deadline).await {
+            return Ok(database);
+        }
+        let position = wanted.min_position;
+        if position == 0 {
+            return Ok(Source::Feed);
+        }
+        // The initiative's view is at or past the position: every event of its stream up
+        // to there is in it (a stream's events take positions in version order).
+        if let Some(target) = target
+            && self.feed.index().get(target).is_some_and(|entry| entry.published.position >= position)
+        {
+            return Ok(Source::Feed);
+        }
+        self.check_head(position).await?;
+        // The write's place in commit order: once the feed has applied it, it has applied
+        // everything committed before it too.
+        let cursor = self.store().cursor_after_position(position).await?;
+        if self.feed.wait_until(deadline, |index| index.cursor >= cursor).await {
+            Ok(Source::Feed)
+        } else {
+            Ok(Source::Database { head_checked: true })
+        }
+    }
+
+    /// Waits until the feed has applied every write this process acknowledged before
+    /// `arrival` (to `initiative` only, when given); `false` if it has not by `deadline`
+    /// or `OWN_WRITE_WAIT` after the oldest of them.
+    async fn own_writes_applied(&self, arrival: u64, initiative: Option<Uuid>, deadline: Instant) -> bool {
+        let Some(since) = self.feed.index().oldest_pending(arrival, initiative) else { return true };
+        let until = deadline.min(Instant::from_std(since) + OWN_WRITE_WAIT);
+        self.feed.wait_until(until, |index| index.oldest_pending(arrival, initiative).is_none()).await
+    }
+
+    async fn check_head(&self, min_position: u64) -> Result<(), ReadError> {
+        let head = self.store().head_position().await?;
+        if min_position > head {
+            return Err(ReadError::PastHead { min_position, head });
+        }
+        Ok(())
+    }
+
+    /// A read of the database, which reflects every committed write; a `min_position`
+    /// past the head is refused all the same.
+    async fn read_store<T>(
+        &self,
+        head_checked: bool,
+        wanted: Wanted,
+        read: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, ReadError> {
+        if wanted.min_position > 0 && !head_checked {
+            self.check_head(wanted.min_position).await?;
+        }
+        Ok(read.await?)
+    }
+}
