@@ -3,7 +3,6 @@
 //! keeps (bounded in bytes of folded state).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -18,7 +17,7 @@ use crate::domain::{
     evolve,
     values::{InitiativeId, InitiativeKey, quote},
 };
-use crate::store::append::StoredCommand;
+use crate::store::batch::StoredCommand;
 use crate::store::batch::{AlignmentRow, AppendRefused, Batch, HeadMove, LoadedHead, NewCommand, NewEvent};
 use crate::store::{
     CommandEnvelope, CommandOutcome, EventContent, InitiativeRef, Store, StoreError, ZERO_HASH, event_hash, now_micros,
@@ -35,11 +34,21 @@ pub struct AppLimits {
     pub batch_bytes: usize,
     /// Most bytes of folded state the head cache keeps.
     pub cache_bytes: usize,
+    /// A stream's folded state is stored beside its head (its snapshot) at most this
+    /// many events apart: loading a head folds at most this many events onto its
+    /// snapshot, and a command writes the whole state only every this many events.
+    pub snapshot_every: u64,
 }
 
 impl Default for AppLimits {
     fn default() -> Self {
-        AppLimits { queue: 1024, batch_commands: 256, batch_bytes: 4 * 1024 * 1024, cache_bytes: 64 * 1024 * 1024 }
+        AppLimits {
+            queue: 1024,
+            batch_commands: 256,
+            batch_bytes: 4 * 1024 * 1024,
+            cache_bytes: 64 * 1024 * 1024,
+            snapshot_every: SNAPSHOT_EVERY,
+        }
     }
 }
 
@@ -134,6 +143,22 @@ impl Committer {
                 return answer_all(jobs, error);
             }
             let mut plan = self.plan(&jobs);
+            // A fold that failed (a state the code cannot evolve: corruption) answers its
+            // job; the others are planned again from reloaded heads.
+            if plan.verdicts.iter().any(|verdict| matches!(verdict, Verdict::Poisoned(_))) {
+                self.give_back(&mut plan);
+                let mut rest = Vec::new();
+                for (job, verdict) in jobs.into_iter().zip(std::mem::take(&mut plan.verdicts)) {
+                    match verdict {
+                        Verdict::Poisoned(error) => {
+                            let _ = job.reply.send(Err(error));
+                        }
+                        _ => rest.push(job),
+                    }
+                }
+                jobs = rest;
+                continue;
+            }
             // A refusal is final only for a command id never used: a retry of a command
             // that committed replays its outcome whatever the state says now.
             let refused: Vec<String> = jobs
@@ -146,13 +171,17 @@ impl Committer {
                 match self.store.find_commands(&refused).await {
                     Ok(found) if found.is_empty() => {}
                     Ok(_) => {
+                        self.give_back(&mut plan);
                         jobs = match self.replay_taken(jobs).await {
                             Ok(rest) => rest,
                             Err(()) => return,
                         };
                         continue;
                     }
-                    Err(error) => return answer_all(jobs, error),
+                    Err(error) => {
+                        self.give_back(&mut plan);
+                        return answer_all(jobs, error);
+                    }
                 }
             }
             // Creations of a key another job of this batch creates wait for the next one.
@@ -168,6 +197,7 @@ impl Committer {
             plan.verdicts = verdicts;
             if plan.batch.heads.is_empty() && plan.batch.unchanged.is_empty() {
                 // Nothing to write and nothing decided against a cached head.
+                self.give_back(&mut plan);
                 return plan.answer(jobs, &[]);
             }
             match self.store.append_batch(&plan.batch).await {
@@ -178,6 +208,8 @@ impl Committer {
                     return plan.answer(jobs, &appended);
                 }
                 Err(AppendRefused::StaleHead) => {
+                    // Every head the plan took is dropped: the moved ones are ahead of
+                    // the database, the others may be behind another replica's write.
                     for stream_id in plan.touched() {
                         self.cache.forget(stream_id);
                     }
@@ -189,10 +221,13 @@ impl Committer {
                     };
                     last_error = Some(StoreError::Unavailable("stream heads kept moving: too many attempts".into()));
                 }
-                Err(AppendRefused::CommandIdTaken) => match self.replay_taken(jobs).await {
-                    Ok(rest) => jobs = rest,
-                    Err(()) => return,
-                },
+                Err(AppendRefused::CommandIdTaken) => {
+                    self.give_back(&mut plan);
+                    match self.replay_taken(jobs).await {
+                        Ok(rest) => jobs = rest,
+                        Err(()) => return,
+                    }
+                }
                 Err(AppendRefused::KeyTaken) => {
                     for stream_id in plan.touched() {
                         self.cache.forget(stream_id);
@@ -203,13 +238,17 @@ impl Committer {
                     };
                 }
                 Err(AppendRefused::Locked(locked)) => {
+                    self.give_back(&mut plan);
                     let (waiting, rest): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| {
                         plan.stream_of(&job.envelope, &self.cache).is_some_and(|id| locked.contains(&id))
                     });
                     self.retry_later(waiting);
                     jobs = rest;
                 }
-                Err(AppendRefused::Failed(error)) => return answer_all(jobs, error),
+                Err(AppendRefused::Failed(error)) => {
+                    self.give_back(&mut plan);
+                    return answer_all(jobs, error);
+                }
             }
         }
         answer_all(jobs, last_error.unwrap_or_else(|| StoreError::Unavailable("too many attempts".into())));
@@ -266,8 +305,23 @@ impl Committer {
         Ok(())
     }
 
+    /// After a batch that was not appended: the heads the plan only decided refusals
+    /// against go back to the cache as they were; the heads it moved are ahead of the
+    /// database and are dropped (reloaded when next needed).
+    fn give_back(&mut self, plan: &mut Plan) {
+        for (stream_id, head) in std::mem::take(&mut plan.heads) {
+            if plan.from.contains_key(&stream_id) {
+                self.cache.forget(stream_id);
+            } else {
+                self.cache.put(stream_id, head);
+            }
+        }
+    }
+
     /// Decides every job in order against the heads as the jobs before it left them.
-    fn plan(&self, jobs: &[Job]) -> Plan {
+    /// The heads it needs move from the cache into the plan, so that each command's
+    /// events fold onto the state in place (no copy of the state per command).
+    fn plan(&mut self, jobs: &[Job]) -> Plan {
         let mut plan = Plan::default();
         let mut seen_ids: HashMap<&str, &CommandEnvelope> = HashMap::new();
         for job in jobs {
@@ -291,10 +345,26 @@ impl Committer {
             let verdict = self.plan_one(&mut plan, envelope);
             plan.verdicts.push(verdict);
         }
-        plan.finish()
+        plan.finish(self.limits.snapshot_every.max(1))
     }
 
-    fn plan_one(&self, plan: &mut Plan, envelope: &CommandEnvelope) -> Verdict {
+    /// The stream `target` names, its head moved into the plan if the plan does not
+    /// hold it yet (`None`: no such stream as far as the plan and the cache know).
+    fn take_head(&mut self, plan: &mut Plan, target: &InitiativeRef) -> Option<Uuid> {
+        let id = match target {
+            InitiativeRef::Id(id) => id.0,
+            InitiativeRef::Key(key) => plan.keys.get(key.as_str()).copied().or_else(|| self.cache.id_of(key))?,
+        };
+        if plan.heads.contains_key(&id) {
+            return Some(id);
+        }
+        let head = self.cache.take(id)?;
+        plan.keys.insert(head.state.key.to_string(), id);
+        plan.heads.insert(id, head);
+        Some(id)
+    }
+
+    fn plan_one(&mut self, plan: &mut Plan, envelope: &CommandEnvelope) -> Verdict {
         if let crate::domain::Command::CreateInitiative { key, .. } = &envelope.command
             && plan.keys.contains_key(key.as_str())
         {
@@ -302,27 +372,18 @@ impl Committer {
         }
         let current = match &envelope.target {
             None => None,
-            Some(target) => {
-                let found = match target {
-                    InitiativeRef::Id(id) => Some(id.0),
-                    InitiativeRef::Key(key) => plan.keys.get(key.as_str()).copied().or_else(|| self.cache.id_of(key)),
-                };
-                let head = found.and_then(|id| plan.heads.get(&id).cloned().or_else(|| self.cache.get(id)));
-                match head {
-                    Some(head) => Some(head),
-                    None => {
-                        return Verdict::Refused(
-                            DomainError::not_found(format!("initiative {target} not found")).into(),
-                        );
-                    }
+            Some(target) => match self.take_head(plan, target) {
+                Some(id) => Some(id),
+                None => {
+                    return Verdict::Refused(DomainError::not_found(format!("initiative {target} not found")).into());
                 }
-            }
+            },
         };
-        let version = current.as_ref().map_or(0, |head| head.version);
-        let checked = current.as_ref().map(|head| (head.stream_id, head.version));
+        let head = current.and_then(|id| plan.heads.get(&id));
+        let version = head.map_or(0, |head| head.version);
         let refuse = |plan: &mut Plan, error: StoreError| {
-            if let Some((stream_id, version)) = checked
-                && !plan.heads.contains_key(&stream_id)
+            if let Some(stream_id) = current
+                && !plan.from.contains_key(&stream_id)
             {
                 plan.checked.insert(stream_id, version);
             }
@@ -333,18 +394,17 @@ impl Committer {
         {
             return refuse(plan, DomainError::VersionConflict { expected, actual: version }.into());
         }
-        let state = current.as_ref().map(|head| head.state.as_ref());
+        let state = head.map(|head| &head.state);
         let events = match decide_as(state, &envelope.command, &envelope.actor, envelope.authority) {
             Ok(events) => events,
             Err(error) => return refuse(plan, error.into()),
         };
-        match append(current.as_ref(), envelope, events) {
+        let taken = current.and_then(|id| plan.heads.remove(&id));
+        let from = taken.as_ref().map(|head| head.version as i64);
+        match append(taken, envelope, events) {
             Ok((head, new_events)) => {
                 let stream_id = head.stream_id;
-                let from = match plan.heads.get(&stream_id) {
-                    Some(_) => plan.from.get(&stream_id).copied().flatten(),
-                    None => current.as_ref().map(|h| h.version as i64),
-                };
+                // The version the database has: the first move's starting point.
                 plan.from.entry(stream_id).or_insert(from);
                 plan.checked.remove(&stream_id);
                 plan.keys.insert(head.state.key.to_string(), stream_id);
@@ -368,7 +428,14 @@ impl Committer {
                 plan.heads.insert(stream_id, head);
                 Verdict::Appends(outcome)
             }
-            Err(error) => refuse(plan, error),
+            Err(error) => {
+                // The head was consumed by the failed fold: nothing of the batch may be
+                // written (`commit_once` plans again without this job).
+                if let Some(stream_id) = current {
+                    plan.from.entry(stream_id).or_insert(from);
+                }
+                Verdict::Poisoned(error)
+            }
         }
     }
 
@@ -450,6 +517,9 @@ enum Verdict {
     SameAs,
     /// Creates a key an earlier job of the batch creates: planned after the batch.
     Later,
+    /// Its events could not be folded onto the state (corruption): the batch is
+    /// planned again without it.
+    Poisoned(StoreError),
 }
 
 /// A batch as planned: what to write, and each job's verdict.
@@ -458,9 +528,10 @@ struct Plan {
     verdicts: Vec<Verdict>,
     events: Vec<NewEvent>,
     commands: Vec<NewCommand>,
-    /// The heads as the batch leaves them.
+    /// The heads the plan took from the cache, as the batch leaves them.
     heads: HashMap<Uuid, Head>,
-    /// The version each moved head had before the batch (`None`: new).
+    /// The version each moved head had before the batch (`None`: new); the heads
+    /// not named here were only read.
     from: HashMap<Uuid, Option<i64>>,
     /// Heads refusals were decided against that the batch does not move.
     checked: HashMap<Uuid, u64>,
@@ -479,16 +550,13 @@ impl Plan {
     }
 
     /// Turns the planned heads into the batch to append.
-    fn finish(mut self) -> Plan {
+    fn finish(mut self, snapshot_every: u64) -> Plan {
         let at = now_micros();
         let mut heads = Vec::with_capacity(self.heads.len());
         for head in self.heads.values_mut() {
-            let from = self.from.get(&head.stream_id).copied().flatten();
-            match head_move(head, from, at) {
-                Ok((moved, bytes)) => {
-                    head.bytes = bytes;
-                    heads.push(moved);
-                }
+            let Some(&from) = self.from.get(&head.stream_id) else { continue };
+            match head_move(head, from, at, snapshot_every) {
+                Ok(moved) => heads.push(moved),
                 Err(error) => warn!(%error, "cannot encode a head; the batch fails"),
             }
         }
@@ -518,6 +586,7 @@ impl Plan {
                 }
                 Verdict::Refused(error) => Err(error),
                 Verdict::Later => Err(StoreError::Unavailable("the command was not planned".into())),
+                Verdict::Poisoned(error) => Err(error),
                 Verdict::SameAs => match answers.get(job.envelope.command_id.as_str()) {
                     Some(Ok(outcome)) => Ok(CommandOutcome { replayed: true, events_appended: 0, ..outcome.clone() }),
                     Some(Err(message)) => Err(StoreError::Unavailable(message.clone())),
@@ -532,39 +601,53 @@ impl Plan {
     }
 }
 
+/// The default of `AppLimits::snapshot_every`.
+pub const SNAPSHOT_EVERY: u64 = 64;
+
 /// A stream head in memory: where the stream stands and its folded state.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Head {
     stream_id: Uuid,
     version: u64,
     hash: Vec<u8>,
-    state: Arc<Initiative>,
-    /// The state's encoded size: what it costs to keep.
+    state: Initiative,
+    /// The version of the snapshot the database holds for this stream.
+    snapshot_version: u64,
+    /// What the state costs to keep, roughly: its snapshot's size as JSON and the
+    /// payloads folded onto it since.
     bytes: usize,
 }
 
 impl From<LoadedHead> for Head {
     fn from(head: LoadedHead) -> Self {
-        let bytes = serde_json::to_vec(&head.state).map_or(0, |json| json.len());
-        Head { stream_id: head.stream_id, version: head.version, hash: head.hash, state: Arc::new(head.state), bytes }
+        Head {
+            stream_id: head.stream_id,
+            version: head.version,
+            hash: head.hash,
+            state: head.state,
+            snapshot_version: head.snapshot_version,
+            bytes: head.snapshot_bytes,
+        }
     }
 }
 
-/// Folds and hashes a command's events onto `current`: the new head and the events.
+/// Folds and hashes a command's events onto `current` (consumed: its state is evolved
+/// in place): the new head and the events.
 fn append(
-    current: Option<&Head>,
+    current: Option<Head>,
     envelope: &CommandEnvelope,
     events: Vec<crate::domain::Event>,
 ) -> Result<(Head, Vec<NewEvent>), StoreError> {
     let recorded_at = now_micros();
-    let stream_id = match (current, &envelope.command) {
+    let stream_id = match (&current, &envelope.command) {
         (Some(head), _) => head.stream_id,
         (None, crate::domain::Command::CreateInitiative { id, .. }) => id.0,
         (None, _) => return Err(DomainError::not_found("initiative not found").into()),
     };
-    let mut state = current.map(|head| head.state.as_ref().clone());
-    let mut prev_hash = current.map_or_else(|| ZERO_HASH.to_vec(), |head| head.hash.clone());
-    let mut version = current.map_or(0, |head| head.version);
+    let (mut state, mut prev_hash, mut version, snapshot_version, mut bytes) = match current {
+        Some(head) => (Some(head.state), head.hash, head.version, head.snapshot_version, head.bytes),
+        None => (None, ZERO_HASH.to_vec(), 0, 0, 0),
+    };
     let mut out = Vec::with_capacity(events.len());
     for event in events {
         version += 1;
@@ -589,6 +672,7 @@ fn append(
             },
         )
         .to_vec();
+        bytes += payload_bytes(&payload);
         out.push(NewEvent {
             stream_id,
             stream_version,
@@ -608,12 +692,27 @@ fn append(
         state = Some(evolve(state, &recorded).map_err(|e| StoreError::Corrupt(e.to_string()))?);
     }
     let state = state.ok_or_else(|| StoreError::Corrupt("a command produced no events".into()))?;
-    Ok((Head { stream_id, version, hash: prev_hash, state: Arc::new(state), bytes: 0 }, out))
+    Ok((Head { stream_id, version, hash: prev_hash, state, snapshot_version, bytes }, out))
+}
+
+/// Roughly what an event's payload adds to a folded state: the length of its strings
+/// and a few bytes per other value (no encoding on the hot path).
+fn payload_bytes(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::String(text) => text.len() + 2,
+        serde_json::Value::Array(items) => 2 + items.iter().map(payload_bytes).sum::<usize>(),
+        serde_json::Value::Object(fields) => {
+            2 + fields.iter().map(|(name, value)| name.len() + 3 + payload_bytes(value)).sum::<usize>()
+        }
+        _ => 8,
+    }
 }
 
 /// The heads this process has seen, by stream id and key, bounded in bytes of state.
+/// A head a batch is planning against is taken out and put back after.
 struct HeadCache {
     heads: HashMap<Uuid, Head>,
+    /// Key to stream id (fixed for a stream's life), also while its head is taken.
     keys: HashMap<String, Uuid>,
     bytes: usize,
     limit: usize,
@@ -629,20 +728,26 @@ impl HeadCache {
     }
 
     fn has_key(&self, key: &str) -> bool {
-        self.keys.contains_key(key)
+        self.keys.get(key).is_some_and(|id| self.heads.contains_key(id))
     }
 
     fn id_of(&self, key: &InitiativeKey) -> Option<Uuid> {
         self.keys.get(key.as_str()).copied()
     }
 
-    fn get(&self, id: Uuid) -> Option<Head> {
-        self.heads.get(&id).cloned()
+    /// Moves a head out (its key stays known).
+    fn take(&mut self, id: Uuid) -> Option<Head> {
+        let head = self.heads.remove(&id)?;
+        self.bytes -= head.bytes.min(self.bytes);
+        Some(head)
     }
 
     fn put(&mut self, id: Uuid, head: Head) {
-        self.forget(id);
+        if let Some(old) = self.heads.remove(&id) {
+            self.bytes -= old.bytes.min(self.bytes);
+        }
         if head.bytes > self.limit {
+            self.forget(id);
             return;
         }
         while self.bytes + head.bytes > self.limit {
@@ -656,23 +761,38 @@ impl HeadCache {
     }
 
     fn forget(&mut self, id: Uuid) {
-        if let Some(old) = self.heads.remove(&id) {
-            self.bytes -= old.bytes.min(self.bytes);
-            self.keys.remove(old.state.key.as_str());
+        match self.heads.remove(&id) {
+            Some(old) => {
+                self.bytes -= old.bytes.min(self.bytes);
+                if self.keys.get(old.state.key.as_str()) == Some(&id) {
+                    self.keys.remove(old.state.key.as_str());
+                }
+            }
+            // A taken head's key (rare: after a batch that was not appended).
+            None => self.keys.retain(|_, stream| *stream != id),
         }
     }
 }
 
-/// The alignment row and the stored state of a head.
+/// The alignment row of a moved head, and its state as a new snapshot when the stream
+/// is new or its snapshot is `snapshot_every` events behind (then the head's snapshot
+/// version and size are brought up to date).
 fn head_move(
-    head: &Head,
+    head: &mut Head,
     from: Option<i64>,
     at: chrono::DateTime<chrono::Utc>,
-) -> Result<(HeadMove, usize), StoreError> {
+    snapshot_every: u64,
+) -> Result<HeadMove, StoreError> {
     let (view, awaiting) = project_indexed(&head.state);
     let encode = |e: serde_json::Error| StoreError::Corrupt(format!("cannot encode projection: {e}"));
-    let state = serde_json::to_string(head.state.as_ref()).map_err(encode)?;
-    let bytes = state.len();
+    let state = if from.is_none() || head.version - head.snapshot_version.min(head.version) >= snapshot_every {
+        let json = serde_json::to_string(&head.state).map_err(encode)?;
+        head.snapshot_version = head.version;
+        head.bytes = json.len();
+        Some(json)
+    } else {
+        None
+    };
     let row = AlignmentRow {
         title: view.title.clone(),
         owner: view.owner.as_str().to_owned(),
@@ -685,17 +805,14 @@ fn head_move(
         view: serde_json::to_value(&view).map_err(encode)?,
     };
     let version = i64::try_from(head.version).map_err(|_| StoreError::Corrupt("stream version overflow".into()))?;
-    Ok((
-        HeadMove {
-            stream_id: head.stream_id,
-            key: head.state.key.to_string(),
-            from,
-            version,
-            hash: head.hash.clone(),
-            state,
-            at,
-            row,
-        },
-        bytes,
-    ))
+    Ok(HeadMove {
+        stream_id: head.stream_id,
+        key: head.state.key.to_string(),
+        from,
+        version,
+        hash: head.hash.clone(),
+        state,
+        at,
+        row,
+    })
 }

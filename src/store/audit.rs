@@ -54,7 +54,7 @@ use sha2::{Digest, Sha256};
 use tokio_stream::{Stream, StreamExt};
 use uuid::Uuid;
 
-use super::append::Projection;
+use super::fold::Projection;
 use super::note::{CheckpointSigner, CheckpointVerifier, read_note};
 pub use super::tlog::TreeEvent;
 use super::tlog::{Frontier, TreeAudit, TreeMark, event_leaf};
@@ -1029,7 +1029,7 @@ pub struct ImportReport {
 
 /// The idempotency record of one imported command, so that a retry of its id after the
 /// import replays instead of appending again. The request's fingerprint is not part of
-/// the log, so the record has none (empty): see `append::StoredCommand::replay`.
+/// the log, so the record has none (empty): see `batch::StoredCommand::replay`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportedCommand {
     pub command_id: String,

@@ -8,8 +8,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::StoreError;
-use crate::domain::Initiative;
+use super::fold::fold_onto;
+use super::{CommandEnvelope, CommandOutcome, StoreError, StoredEvent};
+use crate::domain::{DomainError, Initiative, values::{InitiativeId, quote}};
 
 /// A stream's head as stored: its version and last hash, and the state folded to it.
 #[derive(Clone, Debug)]
@@ -19,6 +20,55 @@ pub struct LoadedHead {
     pub version: u64,
     pub hash: Vec<u8>,
     pub state: Initiative,
+    /// The version of the stored snapshot the state was folded from.
+    pub snapshot_version: u64,
+    /// The snapshot's size as JSON: what the state roughly costs in memory.
+    pub snapshot_bytes: usize,
+}
+
+/// A head as a backend reads it: the head row, its snapshot (the folded state at some
+/// version up to the head) and the events after the snapshot up to the head.
+pub struct HeadRows {
+    pub stream_id: Uuid,
+    pub key: String,
+    pub version: i64,
+    pub hash: Vec<u8>,
+    /// The snapshot as JSON text.
+    pub snapshot: Option<String>,
+    pub tail: Vec<StoredEvent>,
+}
+
+impl HeadRows {
+    /// The snapshot with the tail folded onto it; a tail that does not lead from the
+    /// snapshot to the head is corruption.
+    pub fn fold(self) -> Result<LoadedHead, StoreError> {
+        let stream_id = self.stream_id;
+        let corrupt = |what: String| StoreError::Corrupt(format!("stream {stream_id}: {what}"));
+        let snapshot = self.snapshot.ok_or_else(|| corrupt("the head has no state snapshot".into()))?;
+        let state: Initiative =
+            serde_json::from_str(&snapshot).map_err(|e| corrupt(format!("the state snapshot does not decode: {e}")))?;
+        let snapshot_version = state.version;
+        for (n, event) in self.tail.iter().enumerate() {
+            if u64::try_from(event.stream_version).ok() != Some(snapshot_version + 1 + n as u64) {
+                return Err(corrupt(format!("version {} follows the snapshot at {snapshot_version}", event.stream_version)));
+            }
+        }
+        let state = fold_onto(stream_id, Some(state), &self.tail)?
+            .ok_or_else(|| corrupt("the head has no state".into()))?;
+        let version = u64::try_from(self.version).map_err(|_| corrupt("negative version".into()))?;
+        if state.version != version {
+            return Err(corrupt(format!("the state folds to version {}, the head is at {version}", state.version)));
+        }
+        Ok(LoadedHead {
+            stream_id,
+            key: self.key,
+            version,
+            hash: self.hash,
+            state,
+            snapshot_version,
+            snapshot_bytes: snapshot.len(),
+        })
+    }
 }
 
 /// One event to append, hashed and chained (its position comes from the store).
@@ -60,8 +110,9 @@ pub struct HeadMove {
     pub from: Option<i64>,
     pub version: i64,
     pub hash: Vec<u8>,
-    /// The folded state at `version` as JSON text, stored beside the head.
-    pub state: String,
+    /// The folded state at `version` as JSON text, to store as the stream's snapshot;
+    /// `None` keeps the snapshot it has (required for a new stream).
+    pub state: Option<String>,
     pub at: DateTime<Utc>,
     pub row: AlignmentRow,
 }
@@ -115,3 +166,42 @@ impl From<StoreError> for AppendRefused {
 
 /// The global position each command of an appended batch ended at, by command id.
 pub type Appended = Vec<(String, i64)>;
+
+/// The stored result of a command id seen before, as a backend found it.
+pub struct StoredCommand {
+    pub stream_id: Uuid,
+    pub fingerprint: Vec<u8>,
+    pub stream_version: i64,
+    pub global_position: i64,
+    pub created_id: Option<Uuid>,
+}
+
+impl StoredCommand {
+    /// The original outcome, when `envelope` repeats the same request (on `stream`, when
+    /// the command names one); a reuse of the id for a different request is refused.
+    ///
+    /// A record loaded by an import has no fingerprint (empty): the request a command
+    /// came in is not part of the log. A retry of its id on the same stream replays the
+    /// stored outcome without comparing requests — it still never appends twice.
+    pub fn replay(self, envelope: &CommandEnvelope, stream: Option<Uuid>) -> Result<CommandOutcome, StoreError> {
+        let same_stream = stream.is_none_or(|s| s == self.stream_id);
+        let same_request = self.fingerprint.is_empty() || self.fingerprint == envelope.fingerprint;
+        if !same_stream || !same_request {
+            return Err(DomainError::invalid(
+                // The request's field, as for a malformed id (`grpc::commands`).
+                "options.command_id",
+                format!("{} was already used for a different command", quote(envelope.command_id.as_str())),
+            )
+            .into());
+        }
+        Ok(CommandOutcome {
+            initiative_id: InitiativeId(self.stream_id),
+            stream_version: u64::try_from(self.stream_version).unwrap_or_default(),
+            global_position: u64::try_from(self.global_position).unwrap_or_default(),
+            created_id: self.created_id,
+            replayed: true,
+            events_appended: 0,
+        })
+    }
+}
+

@@ -11,7 +11,7 @@
 //! idempotency and the expected version → `decide` → `evolve` → append events, hashes,
 //! the new head and the alignment row in one transaction.
 
-pub mod append;
+pub mod fold;
 pub mod audit;
 pub mod batch;
 pub mod hash;
@@ -314,10 +314,6 @@ impl Store {
         bounded!(self, s => s.ping())
     }
 
-    pub async fn execute(&self, envelope: &CommandEnvelope) -> Result<CommandOutcome, StoreError> {
-        bounded!(self, s => s.execute(envelope))
-    }
-
     /// The heads of the streams named by id or key (those that exist).
     pub async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<batch::LoadedHead>, StoreError> {
         match self {
@@ -327,7 +323,7 @@ impl Store {
     }
 
     /// The stored results of the command ids that were used before.
-    pub async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, append::StoredCommand)>, StoreError> {
+    pub async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, batch::StoredCommand)>, StoreError> {
         match self {
             Store::Postgres(s) => s.bounded(s.find_commands(ids)).await,
             Store::Sqlite(s) => s.find_commands(ids).await,
@@ -350,8 +346,13 @@ impl Store {
         }
     }
 
+    /// The folded state of one initiative now: its snapshot with the events after it.
     pub async fn initiative(&self, target: &InitiativeRef) -> Result<Option<Initiative>, StoreError> {
-        bounded!(self, s => s.initiative(target))
+        let (ids, keys) = match target {
+            InitiativeRef::Id(id) => (vec![id.0], vec![]),
+            InitiativeRef::Key(key) => (vec![], vec![key.to_string()]),
+        };
+        Ok(self.load_heads(&ids, &keys).await?.into_iter().next().map(|head| head.state))
     }
 
     pub async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {

@@ -28,21 +28,18 @@ use sqlx::{
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::append::{Append, Head, Projection, StoredCommand, plan, refold};
+use super::batch::{HeadRows, StoredCommand};
+use super::fold::{Projection, refold};
 use super::audit::{
     self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, Verifier, VerifyKey, VerifyPage,
 };
 use super::batch::{AlignmentRow, AppendRefused, Appended, Batch, LoadedHead};
 use super::note::{CheckpointSigner, CheckpointVerifier};
 use super::*;
-use crate::domain::{AlignmentView, DomainError, Initiative, event::SCHEMA_VERSION};
+use crate::domain::{AlignmentView, DomainError, Initiative};
 
 /// The embedded PostgreSQL migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// How many times a command is retried after a transient conflict (a concurrent first
-/// use of the same command id, a serialization failure, a deadlock).
-const ATTEMPTS: usize = 3;
 
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -116,54 +113,6 @@ impl PgStore {
             sqlx::migrate::MigrateError::Execute(e) => map_sqlx(e),
             other => StoreError::Corrupt(format!("migrations: {other}")),
         })
-    }
-
-    /// Runs a command: load → idempotency → expected version → decide → append.
-    pub async fn execute(&self, envelope: &CommandEnvelope) -> Result<CommandOutcome, StoreError> {
-        let mut last_error = None;
-        for _ in 0..ATTEMPTS {
-            match self.try_execute(envelope).await {
-                Err(Retry::Again(error)) => last_error = Some(error),
-                Err(Retry::Fail(error)) => return Err(error),
-                Ok(outcome) => return Ok(outcome),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| StoreError::Unavailable("too many conflicting attempts".into())))
-    }
-
-    async fn try_execute(&self, envelope: &CommandEnvelope) -> Result<CommandOutcome, Retry> {
-        let mut tx = self.pool.begin().await.map_err(fail)?;
-        let head = match &envelope.target {
-            None => {
-                if let Some(done) = find_command(&mut tx, envelope).await? {
-                    return Ok(done);
-                }
-                Head::empty()
-            }
-            Some(target) => {
-                let Some(head) = lock_head(&mut tx, target, envelope).await? else {
-                    return Err(Retry::Fail(DomainError::not_found(format!("initiative {target} not found")).into()));
-                };
-                if let Some(done) = head.replay.clone() {
-                    return Ok(done);
-                }
-                head
-            }
-        };
-        let append = plan(&head, envelope).map_err(Retry::Fail)?;
-        let position = append.write(&mut tx, envelope).await?;
-        tx.commit().await.map_err(fail)?;
-        Ok(append.outcome(envelope, position))
-    }
-
-    /// The folded state of one initiative (from its head snapshot).
-    pub async fn initiative(&self, target: &InitiativeRef) -> Result<Option<Initiative>, StoreError> {
-        let sql = match target {
-            InitiativeRef::Id(_) => "SELECT state FROM streams WHERE stream_id = $1",
-            InitiativeRef::Key(_) => "SELECT state FROM streams WHERE key = $2",
-        };
-        let row = bind_target(sqlx::query(sql), target).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
-        row.map(|row| decode_state(&row)).transpose()
     }
 
     /// One initiative's alignment projection.
@@ -914,11 +863,6 @@ fn decode_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
     })
 }
 
-fn decode_state(row: &PgRow) -> Result<Initiative, StoreError> {
-    let state: serde_json::Value = row.try_get("state").map_err(map_sqlx)?;
-    serde_json::from_value(state).map_err(|e| StoreError::Corrupt(format!("stream state snapshot: {e}")))
-}
-
 fn decode_view(row: &PgRow) -> Result<AlignmentView, StoreError> {
     let view: serde_json::Value = row.try_get("view").map_err(map_sqlx)?;
     serde_json::from_value(view).map_err(|e| StoreError::Corrupt(format!("alignment view: {e}")))
@@ -937,200 +881,6 @@ fn bind_target<'q>(
 fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
-
-enum Retry {
-    /// A transient conflict: run the command again from the start.
-    Again(StoreError),
-    Fail(StoreError),
-}
-
-fn fail(error: sqlx::Error) -> Retry {
-    let transient = matches!(&error, sqlx::Error::Database(db)
-        if matches!(db.code().as_deref(), Some("40001" | "40P01"))
-            || (db.code().as_deref() == Some("23505") && db.constraint() == Some("commands_pkey")));
-    if transient { Retry::Again(map_sqlx(error)) } else { Retry::Fail(map_sqlx(error)) }
-}
-
-impl From<StoreError> for Retry {
-    fn from(error: StoreError) -> Self {
-        Retry::Fail(error)
-    }
-}
-
-/// Looks up a command id; a match returns the stored outcome, a reuse of the id for a
-/// different request is refused.
-async fn find_command(
-    tx: &mut Transaction<'_, Postgres>,
-    envelope: &CommandEnvelope,
-) -> Result<Option<CommandOutcome>, Retry> {
-    let row = sqlx::query(
-        "SELECT stream_id, fingerprint, stream_version, global_position, created_id FROM commands WHERE command_id = $1",
-    )
-    .bind(envelope.command_id.as_str())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(fail)?;
-    row.map(|row| replay_from(&row, envelope, None)).transpose().map_err(Retry::Fail)
-}
-
-fn replay_from(row: &PgRow, envelope: &CommandEnvelope, stream: Option<Uuid>) -> Result<CommandOutcome, StoreError> {
-    let stored = StoredCommand {
-        stream_id: row.try_get("c_stream_id").or_else(|_| row.try_get("stream_id")).map_err(map_sqlx)?,
-        fingerprint: row.try_get("fingerprint").map_err(map_sqlx)?,
-        stream_version: row.try_get("c_stream_version").or_else(|_| row.try_get("stream_version")).map_err(map_sqlx)?,
-        global_position: row.try_get("global_position").map_err(map_sqlx)?,
-        created_id: row.try_get("created_id").map_err(map_sqlx)?,
-    };
-    stored.replay(envelope, stream)
-}
-
-/// Locks the stream head and loads its state and, in the same round trip, any earlier
-/// use of the command id.
-async fn lock_head(
-    tx: &mut Transaction<'_, Postgres>,
-    target: &InitiativeRef,
-    envelope: &CommandEnvelope,
-) -> Result<Option<Head>, Retry> {
-    // Writers of one stream queue on an advisory lock first, which gives the waiting
-    // transaction no transaction id. The id is assigned at the head's row lock below,
-    // taken only once the queue is passed, so one stream's writers get increasing ids in
-    // the order they write: the global read's commit order, (tx_id, position), then
-    // keeps every stream's versions in order. (Waiting on the row lock itself would
-    // assign the id before the wait, and waiters are not woken first come first served.)
-    bind_target(sqlx::query(QUEUE_FOR_STREAM), target).execute(&mut **tx).await.map_err(fail)?;
-    let sql = match target {
-        InitiativeRef::Id(_) => LOCK_HEAD_BY_ID,
-        InitiativeRef::Key(_) => LOCK_HEAD_BY_KEY,
-    };
-    let row = bind_target(sqlx::query(sql), target)
-        .bind(envelope.command_id.as_str())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(fail)?;
-    let Some(row) = row else { return Ok(None) };
-    let stream_id: Uuid = row.try_get("stream_id").map_err(fail)?;
-    let found_command: Option<String> = row.try_get("command_id").map_err(fail)?;
-    let replay = match found_command {
-        Some(_) => Some(replay_from(&row, envelope, Some(stream_id)).map_err(Retry::Fail)?),
-        None => None,
-    };
-    let version: i64 = row.try_get("version").map_err(fail)?;
-    Ok(Some(Head {
-        stream_id: Some(stream_id),
-        version: u64::try_from(version).unwrap_or_default(),
-        head_hash: row.try_get("head_hash").map_err(fail)?,
-        state: Some(decode_state(&row)?),
-        replay,
-    }))
-}
-
-const QUEUE_FOR_STREAM: &str = "SELECT pg_advisory_xact_lock(hashtextextended(stream_id::text, 0)) FROM streams
- WHERE stream_id = $1::uuid OR key = $2::text";
-
-const LOCK_HEAD_BY_ID: &str = "SELECT s.stream_id, s.version, s.head_hash, s.state, c.command_id,
-       c.stream_id AS c_stream_id, c.fingerprint, c.stream_version AS c_stream_version, c.global_position, c.created_id
-  FROM streams s LEFT JOIN commands c ON c.command_id = $3
- WHERE s.stream_id = $1 AND $2::text IS NULL
-   FOR UPDATE OF s";
-
-const LOCK_HEAD_BY_KEY: &str = "SELECT s.stream_id, s.version, s.head_hash, s.state, c.command_id,
-       c.stream_id AS c_stream_id, c.fingerprint, c.stream_version AS c_stream_version, c.global_position, c.created_id
-  FROM streams s LEFT JOIN commands c ON c.command_id = $3
- WHERE s.key = $2 AND $1::uuid IS NULL
-   FOR UPDATE OF s";
-
-impl Append {
-    /// Writes the events, the command record, the head and the alignment row in one
-    /// statement; returns the global position of the last event.
-    async fn write(&self, tx: &mut Transaction<'_, Postgres>, envelope: &CommandEnvelope) -> Result<i64, Retry> {
-        let view = &self.projection.view;
-        let schema_versions = vec![SCHEMA_VERSION; self.versions.len()];
-        let version = self.versions.last().copied().unwrap_or_default();
-        let head_hash = self.hashes.last().cloned().unwrap_or_default();
-        let row = sqlx::query(APPEND)
-            .bind(self.stream_id)
-            .bind(&self.versions)
-            .bind(&self.event_ids)
-            .bind(&self.types)
-            .bind(&schema_versions)
-            .bind(&self.payloads)
-            .bind(envelope.actor.as_str())
-            .bind(envelope.command_id.as_str())
-            .bind(&envelope.correlation_id)
-            .bind(&envelope.causation_id)
-            .bind(self.recorded_at)
-            .bind(&self.prev_hashes)
-            .bind(&self.hashes)
-            .bind(envelope.fingerprint.as_slice())
-            .bind(version)
-            .bind(envelope.command.created_id())
-            .bind(self.state.key.as_str())
-            .bind(&head_hash)
-            .bind(&self.projection.state_json)
-            .bind(&view.title)
-            .bind(view.owner.as_str())
-            .bind(view.stage.as_str())
-            .bind(view.status.as_str())
-            .bind(view.archived)
-            .bind(view.outstanding_functions())
-            .bind(&self.projection.awaiting)
-            .bind(view.score)
-            .bind(&self.projection.view_json)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db)
-                    if db.code().as_deref() == Some("23505")
-                        && matches!(db.constraint(), Some("streams_key_key" | "alignment_key_key")) =>
-                {
-                    // Retried, not failed: the winner may be a concurrent first use of this
-                    // very command id, whose stored result the next attempt replays. A
-                    // genuine duplicate conflicts again and ends with this error.
-                    Retry::Again(
-                        DomainError::AlreadyExists(format!("an initiative with key {} exists already", self.state.key))
-                            .into(),
-                    )
-                }
-                sqlx::Error::Database(db)
-                    if db.code().as_deref() == Some("23505")
-                        && db.constraint() == Some("events_stream_id_stream_version_key") =>
-                {
-                    Retry::Again(StoreError::Unavailable("concurrent append to the same stream".into()))
-                }
-                _ => fail(e),
-            })?;
-        row.try_get("last").map_err(fail)
-    }
-}
-
-const APPEND: &str = "WITH ev AS (
-    INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload,
-                        actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash)
-    SELECT $1, u.v, u.id, u.t, u.sv, u.p, $7, $8, $9, $10, $11, u.ph, u.h
-      FROM UNNEST($2::bigint[], $3::uuid[], $4::text[], $5::int[], $6::jsonb[], $12::bytea[], $13::bytea[])
-           AS u(v, id, t, sv, p, ph, h)
-    RETURNING position
-), pos AS (
-    SELECT max(position) AS last FROM ev
-), cmd AS (
-    INSERT INTO commands (command_id, stream_id, fingerprint, stream_version, global_position, created_id, recorded_at)
-    SELECT $8, $1, $14, $15, last, $16, $11 FROM pos
-), st AS (
-    INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
-    SELECT $1, $17, $15, $18, last, $19, $11 FROM pos
-    ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, head_hash = EXCLUDED.head_hash,
-        last_position = EXCLUDED.last_position, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
-), al AS (
-    INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
-                           outstanding_functions, awaiting, score, last_activity, version, view)
-    VALUES ($1, $17, $20, $21, $22, $23, $24, $25, $26, $27, $11, $15, $28)
-    ON CONFLICT (initiative_id) DO UPDATE SET title = EXCLUDED.title, owner = EXCLUDED.owner,
-        stage = EXCLUDED.stage, status = EXCLUDED.status, archived = EXCLUDED.archived,
-        outstanding_functions = EXCLUDED.outstanding_functions, awaiting = EXCLUDED.awaiting,
-        score = EXCLUDED.score, last_activity = EXCLUDED.last_activity, version = EXCLUDED.version,
-        view = EXCLUDED.view
-)
-SELECT last FROM pos";
 
 /// One connection step at start, bounded by the connect timeout.
 async fn within<T>(
@@ -1206,31 +956,48 @@ pub fn refuses_service(code: &str, message: &str, fatal: bool) -> bool {
 // ---- The batch append (see `batch`) ---------------------------------------------------
 
 impl PgStore {
-    /// The heads of the streams named by id or key (those that exist).
+    /// The heads of the streams with these ids or keys: each stream's snapshot and the
+    /// events after it up to the head (one statement, so one consistent view), folded.
     pub async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<LoadedHead>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT stream_id, key, version, head_hash, state FROM streams
-              WHERE stream_id = ANY($1) OR key = ANY($2)",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT s.stream_id AS head_id, s.key, s.version, s.head_hash,
+                    CASE WHEN t.stream_version IS NULL OR t.first THEN s.state::text END AS snapshot, t.*
+               FROM streams s
+               LEFT JOIN LATERAL (
+                    SELECT {EVENT_COLUMNS}, stream_version = min(stream_version) OVER () AS first
+                      FROM events e
+                     WHERE e.stream_id = s.stream_id AND e.stream_version <= s.version
+                       AND e.stream_version > coalesce((s.state->>'version')::bigint, 0)
+               ) t ON true
+              WHERE s.stream_id = ANY($1) OR s.key = ANY($2)
+              ORDER BY s.stream_id, t.stream_version"
+        ))
         .bind(ids)
         .bind(keys)
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                let stream_id: Uuid = row.try_get("stream_id").map_err(map_sqlx)?;
-                let version: i64 = row.try_get("version").map_err(map_sqlx)?;
-                Ok(LoadedHead {
+        let mut heads: Vec<HeadRows> = Vec::new();
+        for row in &rows {
+            let stream_id: Uuid = row.try_get("head_id").map_err(map_sqlx)?;
+            if heads.last().is_none_or(|head| head.stream_id != stream_id) {
+                heads.push(HeadRows {
                     stream_id,
                     key: row.try_get("key").map_err(map_sqlx)?,
-                    version: u64::try_from(version)
-                        .map_err(|_| StoreError::Corrupt(format!("stream {stream_id} has a negative version")))?,
+                    version: row.try_get("version").map_err(map_sqlx)?,
                     hash: row.try_get("head_hash").map_err(map_sqlx)?,
-                    state: decode_state(row)?,
-                })
-            })
-            .collect()
+                    snapshot: row.try_get("snapshot").map_err(map_sqlx)?,
+                    tail: Vec::new(),
+                });
+            }
+            let stream_version: Option<i64> = row.try_get("stream_version").map_err(map_sqlx)?;
+            if stream_version.is_some()
+                && let Some(head) = heads.last_mut()
+            {
+                head.tail.push(decode_event(row)?);
+            }
+        }
+        heads.into_iter().map(HeadRows::fold).collect()
     }
 
     /// The stored results of the command ids that were used before.
@@ -1291,7 +1058,7 @@ impl PgStore {
             .bind(h.iter().map(|m| m.from).collect::<Vec<_>>())
             .bind(h.iter().map(|m| m.version).collect::<Vec<_>>())
             .bind(h.iter().map(|m| m.hash.as_slice()).collect::<Vec<_>>())
-            .bind(h.iter().map(|m| m.state.as_str()).collect::<Vec<_>>())
+            .bind(h.iter().map(|m| m.state.as_deref()).collect::<Vec<_>>())
             .bind(h.iter().map(|m| m.at).collect::<Vec<_>>())
             .bind(h.iter().map(|m| m.row.title.as_str()).collect::<Vec<_>>())
             .bind(h.iter().map(|m| m.row.owner.as_str()).collect::<Vec<_>>())
@@ -1370,7 +1137,7 @@ const APPEND_BATCH: &str = "WITH ev AS (
     SELECT s.stream_id FROM streams s JOIN heads h ON h.id = s.stream_id
        FOR UPDATE OF s SKIP LOCKED
 ), moved AS (
-    UPDATE streams s SET version = h.v, head_hash = h.hash, last_position = h.last, state = h.state,
+    UPDATE streams s SET version = h.v, head_hash = h.hash, last_position = h.last, state = coalesce(h.state, s.state),
            updated_at = h.at
       FROM heads h
      WHERE s.stream_id = h.id AND h.old IS NOT NULL AND s.version = h.old

@@ -49,14 +49,15 @@ use tokio::sync::Mutex;
 use tracing::{error, warn};
 use uuid::Uuid;
 
-use super::append::{Append, Head, Projection, StoredCommand, plan, refold};
+use super::batch::{HeadRows, StoredCommand};
+use super::fold::{Projection, refold};
 use super::audit::{
     self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, Verifier, VerifyKey, VerifyPage,
 };
 use super::batch::{AppendRefused, Appended, Batch, LoadedHead};
 use super::note::{CheckpointSigner, CheckpointVerifier};
 use super::*;
-use crate::domain::{AlignmentView, DomainError, Initiative, event::SCHEMA_VERSION};
+use crate::domain::{AlignmentView, DomainError, Initiative};
 
 /// The embedded SQLite migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -166,22 +167,6 @@ impl SqliteStore {
                 Err(StoreError::Database(sqlx::Error::Protocol(format!("the write task failed: {e}"))))
             }
         }
-    }
-
-    /// Runs a command: load → idempotency → expected version → decide → append.
-    pub async fn execute(&self, envelope: &CommandEnvelope) -> Result<CommandOutcome, StoreError> {
-        let envelope = envelope.clone();
-        self.write(move |pool| async move { attempts(|| try_execute(&pool, &envelope)).await }).await
-    }
-
-    /// The folded state of one initiative (from its head snapshot).
-    pub async fn initiative(&self, target: &InitiativeRef) -> Result<Option<Initiative>, StoreError> {
-        let sql = match target {
-            InitiativeRef::Id(_) => "SELECT state FROM streams WHERE stream_id = ?1",
-            InitiativeRef::Key(_) => "SELECT state FROM streams WHERE key = ?1",
-        };
-        let row = sqlx::query(sql).bind(target_text(target)).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
-        row.map(|row| decode_state(&row)).transpose()
     }
 
     /// One initiative's alignment projection.
@@ -771,233 +756,6 @@ where
     Err(last_error.unwrap_or_else(|| StoreError::Unavailable("too many conflicting attempts".into())))
 }
 
-/// One attempt at a command, in one write transaction (the caller holds the writer lock).
-async fn try_execute(pool: &SqlitePool, envelope: &CommandEnvelope) -> Result<CommandOutcome, Retry> {
-    let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(fail)?;
-    let head = match &envelope.target {
-        None => {
-            if let Some(done) = find_command(&mut tx, envelope).await? {
-                return Ok(done);
-            }
-            Head::empty()
-        }
-        Some(target) => {
-            let Some(head) = load_head(&mut tx, target, envelope).await? else {
-                return Err(Retry::Fail(DomainError::not_found(format!("initiative {target} not found")).into()));
-            };
-            if let Some(done) = head.replay.clone() {
-                return Ok(done);
-            }
-            head
-        }
-    };
-    let append = plan(&head, envelope).map_err(Retry::Fail)?;
-    let position = write_append(&mut tx, &append, envelope).await?;
-    tx.commit().await.map_err(fail)?;
-    Ok(append.outcome(envelope, position))
-}
-
-/// Looks up a command id; a match returns the stored outcome, a reuse of the id for a
-/// different request is refused.
-async fn find_command(
-    tx: &mut Transaction<'_, Sqlite>,
-    envelope: &CommandEnvelope,
-) -> Result<Option<CommandOutcome>, Retry> {
-    let row = sqlx::query(
-        "SELECT stream_id, fingerprint, stream_version, global_position, created_id FROM commands WHERE command_id = ?1",
-    )
-    .bind(envelope.command_id.as_str())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(fail)?;
-    row.map(|row| replay_from(&row, envelope, None, "stream_id", "stream_version")).transpose().map_err(Retry::Fail)
-}
-
-fn replay_from(
-    row: &SqliteRow,
-    envelope: &CommandEnvelope,
-    stream: Option<Uuid>,
-    stream_column: &str,
-    version_column: &str,
-) -> Result<CommandOutcome, StoreError> {
-    let created_id: Option<String> = row.try_get("created_id").map_err(map_sqlx)?;
-    let stored = StoredCommand {
-        stream_id: uuid_column(row, stream_column)?,
-        fingerprint: row.try_get("fingerprint").map_err(map_sqlx)?,
-        stream_version: row.try_get(version_column).map_err(map_sqlx)?,
-        global_position: row.try_get("global_position").map_err(map_sqlx)?,
-        created_id: created_id.map(|id| parse_uuid("created_id", &id)).transpose()?,
-    };
-    stored.replay(envelope, stream)
-}
-
-/// Loads the stream head and its state and, in the same query, any earlier use of the
-/// command id. (The write lock is already held: no row lock is needed.)
-async fn load_head(
-    tx: &mut Transaction<'_, Sqlite>,
-    target: &InitiativeRef,
-    envelope: &CommandEnvelope,
-) -> Result<Option<Head>, Retry> {
-    let sql = match target {
-        InitiativeRef::Id(_) => LOAD_HEAD_BY_ID,
-        InitiativeRef::Key(_) => LOAD_HEAD_BY_KEY,
-    };
-    let row = sqlx::query(sql)
-        .bind(target_text(target))
-        .bind(envelope.command_id.as_str())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(fail)?;
-    let Some(row) = row else { return Ok(None) };
-    let stream_id = uuid_column(&row, "stream_id")?;
-    let found_command: Option<String> = row.try_get("command_id").map_err(fail)?;
-    let replay = match found_command {
-        Some(_) => Some(replay_from(&row, envelope, Some(stream_id), "c_stream_id", "c_stream_version")?),
-        None => None,
-    };
-    let version: i64 = row.try_get("version").map_err(fail)?;
-    Ok(Some(Head {
-        stream_id: Some(stream_id),
-        version: u64::try_from(version)
-            .map_err(|_| StoreError::Corrupt(format!("stream {stream_id} has a negative version")))?,
-        head_hash: row.try_get("head_hash").map_err(fail)?,
-        state: Some(decode_state(&row)?),
-        replay,
-    }))
-}
-
-const LOAD_HEAD_BY_ID: &str = "SELECT s.stream_id, s.version, s.head_hash, s.state, c.command_id,
-       c.stream_id AS c_stream_id, c.fingerprint, c.stream_version AS c_stream_version, c.global_position, c.created_id
-  FROM streams s LEFT JOIN commands c ON c.command_id = ?2
- WHERE s.stream_id = ?1";
-
-const LOAD_HEAD_BY_KEY: &str = "SELECT s.stream_id, s.version, s.head_hash, s.state, c.command_id,
-       c.stream_id AS c_stream_id, c.fingerprint, c.stream_version AS c_stream_version, c.global_position, c.created_id
-  FROM streams s LEFT JOIN commands c ON c.command_id = ?2
- WHERE s.key = ?1";
-
-/// Writes the events, the command record, the head and the alignment row of `append`;
-/// returns the global position of the last event.
-async fn write_append(
-    tx: &mut Transaction<'_, Sqlite>,
-    append: &Append,
-    envelope: &CommandEnvelope,
-) -> Result<i64, Retry> {
-    let stream_id = append.stream_id.to_string();
-    let recorded_at = append.recorded_at.timestamp_micros();
-    let conflict = |e: sqlx::Error| write_conflict(e, append);
-    let mut last = None;
-    let events = append.versions.iter().zip(&append.event_ids).zip(&append.types).zip(&append.payloads);
-    for (i, (((version, event_id), event_type), payload)) in events.enumerate() {
-        let (Some(prev_hash), Some(hash)) = (append.prev_hashes.get(i), append.hashes.get(i)) else {
-            return Err(Retry::Fail(StoreError::Corrupt("an append has fewer hashes than events".into())));
-        };
-        let done = sqlx::query(
-            "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload,
-                                 actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )
-        .bind(&stream_id)
-        .bind(version)
-        .bind(event_id.to_string())
-        .bind(event_type)
-        .bind(SCHEMA_VERSION)
-        .bind(encode_json(payload)?)
-        .bind(envelope.actor.as_str())
-        .bind(envelope.command_id.as_str())
-        .bind(&envelope.correlation_id)
-        .bind(&envelope.causation_id)
-        .bind(recorded_at)
-        .bind(prev_hash)
-        .bind(hash)
-        .execute(&mut **tx)
-        .await
-        .map_err(conflict)?;
-        last = Some(done.last_insert_rowid());
-    }
-    let (Some(position), Some(version), Some(head_hash)) = (last, append.versions.last(), append.hashes.last()) else {
-        return Err(Retry::Fail(StoreError::Corrupt("a command produced no events".into())));
-    };
-    sqlx::query(
-        "INSERT INTO commands (command_id, stream_id, fingerprint, stream_version, global_position, created_id, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .bind(envelope.command_id.as_str())
-    .bind(&stream_id)
-    .bind(envelope.fingerprint.as_slice())
-    .bind(version)
-    .bind(position)
-    .bind(envelope.command.created_id().map(|id| id.to_string()))
-    .bind(recorded_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict)?;
-    sqlx::query(
-        "INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, head_hash = excluded.head_hash,
-             last_position = excluded.last_position, state = excluded.state, updated_at = excluded.updated_at",
-    )
-    .bind(&stream_id)
-    .bind(append.state.key.as_str())
-    .bind(version)
-    .bind(head_hash)
-    .bind(position)
-    .bind(encode_json(&append.projection.state_json)?)
-    .bind(recorded_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict)?;
-    let (view, awaiting) = (&append.projection.view, &append.projection.awaiting);
-    sqlx::query(
-        "INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
-                                outstanding_functions, awaiting, score, last_activity, version, view)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT (initiative_id) DO UPDATE SET title = excluded.title, owner = excluded.owner,
-             stage = excluded.stage, status = excluded.status, archived = excluded.archived,
-             outstanding_functions = excluded.outstanding_functions, awaiting = excluded.awaiting,
-             score = excluded.score, last_activity = excluded.last_activity, version = excluded.version,
-             view = excluded.view",
-    )
-    .bind(&stream_id)
-    .bind(append.state.key.as_str())
-    .bind(&view.title)
-    .bind(view.owner.as_str())
-    .bind(view.stage.as_str())
-    .bind(view.status.as_str())
-    .bind(view.archived)
-    .bind(encode_json(&view.outstanding_functions())?)
-    .bind(encode_json(awaiting)?)
-    .bind(view.score)
-    .bind(recorded_at)
-    .bind(version)
-    .bind(encode_json(&append.projection.view_json)?)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict)?;
-    Ok(position)
-}
-
-/// A uniqueness conflict of an append, as PostgreSQL reports it. With this process's
-/// writers serialised, only another process can cause the retried ones.
-fn write_conflict(error: sqlx::Error, append: &Append) -> Retry {
-    match unique_violation(&error) {
-        Some("streams.key" | "alignment.key") => {
-            // Retried, not failed: the winner may be another process's first use of this
-            // very command id, whose stored result the next attempt replays. A genuine
-            // duplicate conflicts again and ends with this error.
-            Retry::Again(
-                DomainError::AlreadyExists(format!("an initiative with key {} exists already", append.state.key))
-                    .into(),
-            )
-        }
-        Some("events.stream_id, events.stream_version") => {
-            Retry::Again(StoreError::Unavailable("concurrent append to the same stream".into()))
-        }
-        _ => fail(error),
-    }
-}
-
 /// Rebuilds one stream's head and alignment row from its events, in one write transaction.
 async fn rebuild_stream(pool: &SqlitePool, stream_id: Uuid) -> Result<(), Retry> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(fail)?;
@@ -1107,9 +865,10 @@ fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
     })
 }
 
-fn decode_state(row: &SqliteRow) -> Result<Initiative, StoreError> {
-    let state: String = row.try_get("state").map_err(map_sqlx)?;
-    serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("stream state snapshot: {e}")))
+/// The version a state snapshot is at, read without decoding the rest.
+#[derive(serde::Deserialize)]
+struct SnapshotVersion {
+    version: i64,
 }
 
 fn decode_view(row: &SqliteRow) -> Result<AlignmentView, StoreError> {
@@ -1245,7 +1004,9 @@ fn open_error(path: &Path, error: sqlx::Error) -> StoreError {
 // ---- The batch append (see `batch`) ---------------------------------------------------
 
 impl SqliteStore {
-    /// The heads of the streams named by id or key (those that exist).
+    /// The heads of the streams with these ids or keys: each stream's snapshot and the
+    /// events after it up to the head, folded. (Events are never changed, so reading the
+    /// tail after the head row, up to the head's version, is one consistent view.)
     pub async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<LoadedHead>, StoreError> {
         let mut heads = Vec::new();
         let wanted = ids.iter().map(|id| ("stream_id", id.to_string())).chain(keys.iter().map(|k| ("key", k.clone())));
@@ -1257,18 +1018,36 @@ impl SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(map_sqlx)?;
-            if let Some(row) = row {
-                let stream_id = uuid_column(&row, "stream_id")?;
-                let version: i64 = row.try_get("version").map_err(map_sqlx)?;
-                heads.push(LoadedHead {
-                    stream_id,
-                    key: row.try_get("key").map_err(map_sqlx)?,
-                    version: u64::try_from(version)
-                        .map_err(|_| StoreError::Corrupt(format!("stream {stream_id} has a negative version")))?,
-                    hash: row.try_get("head_hash").map_err(map_sqlx)?,
-                    state: decode_state(&row)?,
-                });
+            let Some(row) = row else { continue };
+            let stream_id = uuid_column(&row, "stream_id")?;
+            if heads.iter().any(|head: &LoadedHead| head.stream_id == stream_id) {
+                continue;
             }
+            let version: i64 = row.try_get("version").map_err(map_sqlx)?;
+            let snapshot: Option<String> = row.try_get("state").map_err(map_sqlx)?;
+            let snapshot_version = snapshot
+                .as_deref()
+                .and_then(|json| serde_json::from_str::<SnapshotVersion>(json).ok())
+                .map_or(0, |snapshot| snapshot.version);
+            let tail = sqlx::query(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND stream_version > ?2 AND stream_version <= ?3
+                  ORDER BY stream_version"
+            ))
+            .bind(stream_id.to_string())
+            .bind(snapshot_version)
+            .bind(version)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+            let head = HeadRows {
+                stream_id,
+                key: row.try_get("key").map_err(map_sqlx)?,
+                version,
+                hash: row.try_get("head_hash").map_err(map_sqlx)?,
+                snapshot,
+                tail: tail.iter().map(decode_event).collect::<Result<_, _>>()?,
+            };
+            heads.push(head.fold()?);
         }
         Ok(heads)
     }
@@ -1415,7 +1194,8 @@ async fn try_append_batch(pool: &SqlitePool, batch: &Batch) -> Result<Appended, 
             "INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, head_hash = excluded.head_hash,
-                 last_position = excluded.last_position, state = excluded.state, updated_at = excluded.updated_at",
+                 last_position = excluded.last_position, state = coalesce(excluded.state, streams.state),
+                 updated_at = excluded.updated_at",
         )
         .bind(&stream)
         .bind(&head.key)
@@ -1474,7 +1254,10 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
+    use crate::app::{App, AppLimits};
     use crate::domain::Command;
+    use crate::domain::event::SCHEMA_VERSION;
+    use crate::store::Store;
     use crate::domain::event::DecisionContent;
     use crate::domain::values::{FeedbackKind, FeedbackSource, Function, InitiativeKey, Role, Stage, Verdict};
 
@@ -1487,13 +1270,25 @@ mod tests {
     struct Fixture {
         dir: TempDir,
         store: SqliteStore,
+        /// The service's command cycle on `store`, as a process runs it.
+        app: App,
+    }
+
+    fn app_on(store: &SqliteStore) -> App {
+        App::start(Store::Sqlite(store.clone()), AppLimits::default())
+    }
+
+    /// An initiative's state now (snapshot and the events after it).
+    async fn state_of(store: &SqliteStore, target: &InitiativeRef) -> Option<Initiative> {
+        Store::Sqlite(store.clone()).initiative(target).await.expect("query")
     }
 
     impl Fixture {
         async fn new() -> Self {
             let dir = tempfile::tempdir().expect("temporary folder");
             let store = SqliteStore::open(&dir.path().join("accord.db")).await.expect("open store");
-            Self { dir, store }
+            let app = app_on(&store);
+            Self { dir, store, app }
         }
 
         fn path(&self) -> PathBuf {
@@ -1501,11 +1296,11 @@ mod tests {
         }
 
         async fn run(&self, actor: &str, target: Option<&InitiativeRef>, command: Command) -> CommandOutcome {
-            self.store.execute(&envelope(actor, target, command)).await.expect("command succeeds")
+            self.app.execute(envelope(actor, target, command)).await.expect("command succeeds")
         }
 
         async fn refuse(&self, envelope: &CommandEnvelope) -> StoreError {
-            self.store.execute(envelope).await.expect_err("command is refused")
+            self.app.execute(envelope.clone()).await.expect_err("command is refused")
         }
 
         /// Creates an initiative with a driver and one approver per default function.
@@ -1630,7 +1425,7 @@ mod tests {
     }
 
     async fn stream_of(store: &SqliteStore, target: &InitiativeRef) -> Vec<StoredEvent> {
-        let state = store.initiative(target).await.expect("query").expect("initiative exists");
+        let state = state_of(store, target).await.expect("initiative exists");
         store.read_stream(state.id.0, 1, 10_000).await.expect("read stream")
     }
 
@@ -1649,7 +1444,7 @@ mod tests {
         assert_eq!(pragma(&store, "synchronous").await, "2", "FULL");
         assert_eq!(pragma(&store, "foreign_keys").await, "1");
         assert_eq!(pragma(&store, "busy_timeout").await, "5000");
-        let outcome = store.execute(&envelope(OWNER, None, create("CHECKOUT-42"))).await.expect("create");
+        let outcome = app_on(&store).execute(envelope(OWNER, None, create("CHECKOUT-42"))).await.expect("create");
         store.pool().close().await;
 
         let again = SqliteStore::open(&path).await.expect("open is idempotent");
@@ -1777,7 +1572,7 @@ mod tests {
                 .expect("head");
         assert_eq!((version, stored_head, last_position), (7, head_hash, last.position));
 
-        let state = fx.store.initiative(&key("CHECKOUT-42")).await.expect("query").expect("state");
+        let state = state_of(&fx.store, &key("CHECKOUT-42")).await.expect("state");
         assert_eq!((state.id, state.version, state.last_activity), (created.initiative_id, 7, last.recorded_at));
         let view = fx.store.alignment(&target).await.expect("query").expect("view");
         assert_eq!((view.version, view.status.as_str(), view.approved_pairs, view.total_pairs), (7, "pending", 1, 3));
@@ -1795,19 +1590,19 @@ mod tests {
     async fn a_repeated_command_id_replays_and_a_reused_one_is_refused() {
         let fx = Fixture::new().await;
         let create = envelope(OWNER, None, create("CHECKOUT-42"));
-        let first = fx.store.execute(&create).await.expect("create");
+        let first = fx.app.execute(create.clone()).await.expect("create");
         assert_eq!(first.events_appended, 1, "a creation appends its one event");
-        let again = fx.store.execute(&create).await.expect("replay");
+        let again = fx.app.execute(create.clone()).await.expect("replay");
         assert_eq!(again, CommandOutcome { replayed: true, events_appended: 0, ..first.clone() });
         let target = InitiativeRef::Id(first.initiative_id);
 
         let assign_driver = envelope(OWNER, Some(&target), assign(DRIVER, "product", Role::Driver));
-        let assigned = fx.store.execute(&assign_driver).await.expect("assign");
+        let assigned = fx.app.execute(assign_driver.clone()).await.expect("assign");
         assert_eq!(assigned.events_appended, 1);
         // The same request again, even naming the initiative by key, replays.
         let by_key = CommandEnvelope { target: Some(key("CHECKOUT-42")), ..assign_driver.clone() };
         assert_eq!(
-            fx.store.execute(&by_key).await.expect("replay"),
+            fx.app.execute(by_key.clone()).await.expect("replay"),
             CommandOutcome { replayed: true, events_appended: 0, ..assigned }
         );
         assert_eq!(fx.count("events").await, 2, "replays append nothing");
@@ -1850,7 +1645,7 @@ mod tests {
         assert_eq!(view.version, 5);
         // The right version goes through, and the refused command id was not recorded.
         stale.expected_version = Some(5);
-        assert_eq!(fx.store.execute(&stale).await.expect("current version").stream_version, 6);
+        assert_eq!(fx.app.execute(stale.clone()).await.expect("current version").stream_version, 6);
     }
 
     #[tokio::test]
@@ -1871,7 +1666,7 @@ mod tests {
             other => panic!("expected already exists, got {other:?}"),
         }
         assert_eq!((fx.count("events").await, fx.count("streams").await, fx.count("alignment").await), (1, 1, 1));
-        assert!(fx.store.initiative(&missing).await.expect("query").is_none());
+        assert!(state_of(&fx.store, &missing).await.is_none());
         assert!(fx.store.alignment(&key("NOPE-1")).await.expect("query").is_none());
     }
 
@@ -1892,8 +1687,8 @@ mod tests {
         }
 
         // The store's writer waits (busy timeout) for the other process to let go.
-        let store = fx.store.clone();
-        let pending = tokio::spawn(async move { store.execute(&envelope(OWNER, None, create("CHECKOUT-42"))).await });
+        let app = fx.app.clone();
+        let pending = tokio::spawn(async move { app.execute(envelope(OWNER, None, create("CHECKOUT-42"))).await });
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!pending.is_finished(), "the command waits for the write lock");
         sqlx::query("ROLLBACK").execute(&mut holder).await.expect("release the write lock");
@@ -1904,12 +1699,12 @@ mod tests {
     }
 
     /// Runs `commands` concurrently, each in its own task; every one must succeed.
-    async fn concurrently(store: &SqliteStore, commands: Vec<CommandEnvelope>) -> Vec<CommandOutcome> {
+    async fn concurrently(app: &App, commands: Vec<CommandEnvelope>) -> Vec<CommandOutcome> {
         let tasks: Vec<_> = commands
             .into_iter()
             .map(|envelope| {
-                let store = store.clone();
-                tokio::spawn(async move { store.execute(&envelope).await })
+                let app = app.clone();
+                tokio::spawn(async move { app.execute(envelope).await })
             })
             .collect();
         let mut outcomes = Vec::new();
@@ -1931,7 +1726,7 @@ mod tests {
                 envelope(OWNER, Some(&target), assign(&format!("p{i}@example.com"), "engineering", Role::Contributor))
             })
             .collect();
-        let outcomes = concurrently(&fx.store, commands).await;
+        let outcomes = concurrently(&fx.app, commands).await;
         let versions: BTreeSet<u64> = outcomes.iter().map(|o| o.stream_version).collect();
         assert_eq!(versions, (2..=33).collect(), "one version each, no gaps");
         let positions: BTreeSet<u64> = outcomes.iter().map(|o| o.global_position).collect();
@@ -1939,7 +1734,7 @@ mod tests {
         let events = stream_of(&fx.store, &target).await;
         assert_eq!(events.len(), 33);
         verify_chain(&events);
-        let state = fx.store.initiative(&target).await.expect("query").expect("state");
+        let state = state_of(&fx.store, &target).await.expect("state");
         assert_eq!((state.version, state.stakeholders.len()), (33, 32));
     }
 
@@ -1947,14 +1742,14 @@ mod tests {
     async fn thirty_two_concurrent_commands_on_different_initiatives_all_commit() {
         let fx = Fixture::new().await;
         let commands = (0..32).map(|i| envelope(OWNER, None, create(&format!("INIT-{i}")))).collect();
-        let created = concurrently(&fx.store, commands).await;
+        let created = concurrently(&fx.app, commands).await;
         let follow_ups = created
             .iter()
             .map(|o| {
                 envelope(OWNER, Some(&InitiativeRef::Id(o.initiative_id)), assign(DRIVER, "product", Role::Driver))
             })
             .collect();
-        let assigned = concurrently(&fx.store, follow_ups).await;
+        let assigned = concurrently(&fx.app, follow_ups).await;
         assert!(created.iter().all(|o| o.stream_version == 1) && assigned.iter().all(|o| o.stream_version == 2));
         let positions: BTreeSet<u64> = created.iter().chain(&assigned).map(|o| o.global_position).collect();
         assert_eq!(positions, (1..=64).collect(), "every event has its own position, none skipped");
@@ -1970,14 +1765,15 @@ mod tests {
         // BEGIN IMMEDIATE and the busy timeout keep them apart.
         let fx = Fixture::new().await;
         let other = SqliteStore::open(&fx.path()).await.expect("second store");
+        let other_app = app_on(&other);
         let target = InitiativeRef::Id(fx.run(OWNER, None, create("CHECKOUT-42")).await.initiative_id);
         let commands: Vec<_> = (0..32)
             .map(|i| envelope(OWNER, Some(&target), assign(&format!("p{i}@example.com"), "design", Role::Informed)))
             .collect();
         let mut handles = Vec::new();
         for (i, envelope) in commands.into_iter().enumerate() {
-            let store = if i % 2 == 0 { fx.store.clone() } else { other.clone() };
-            handles.push(tokio::spawn(async move { store.execute(&envelope).await }));
+            let app = if i % 2 == 0 { fx.app.clone() } else { other_app.clone() };
+            handles.push(tokio::spawn(async move { app.execute(envelope).await }));
         }
         let mut versions = BTreeSet::new();
         for handle in handles {
@@ -1993,10 +1789,10 @@ mod tests {
         fx.team("CHECKOUT-42").await;
         let writers: Vec<_> = (0..8)
             .map(|w| {
-                let store = fx.store.clone();
+                let app = fx.app.clone();
                 tokio::spawn(async move {
                     for i in 0..5 {
-                        store.execute(&envelope(OWNER, None, create(&format!("W{w}-{i}")))).await.expect("create");
+                        app.execute(envelope(OWNER, None, create(&format!("W{w}-{i}")))).await.expect("create");
                     }
                 })
             })
@@ -2086,7 +1882,7 @@ mod tests {
             let store = fx.store.clone();
             tokio::spawn(async move { store.rebuild_projections().await })
         };
-        let outcomes = concurrently(&fx.store, commands).await;
+        let outcomes = concurrently(&fx.app, commands).await;
         assert_eq!(rebuild.await.expect("task").expect("rebuild"), 3);
         assert_eq!(outcomes.iter().map(|o| o.stream_version).collect::<BTreeSet<_>>(), (9..=24).collect());
         let live = projections(&fx.store).await;

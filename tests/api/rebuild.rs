@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use accord::app::{App, AppLimits};
 use accord::domain::{AlignmentView, Initiative};
 use accord::domain::{Command, event::DecisionContent, values::*};
 use accord::store::{CommandEnvelope, CommandId, InitiativeRef, ListFilter, Store};
@@ -212,6 +213,8 @@ fn envelope(target: Option<InitiativeRef>, command: Command, actor: usize) -> Co
 }
 
 async fn run_history(store: &Store, case: usize, ops: &[(bool, Op)]) -> usize {
+    // Snapshots every few events, so that reads fold a snapshot and a tail.
+    let app = App::start(store.clone(), AppLimits { snapshot_every: 3, ..AppLimits::default() });
     let mut targets = Vec::new();
     for side in 0..2 {
         let key = InitiativeKey::parse("key", &format!("P{case}-{side}")).expect("key");
@@ -224,14 +227,14 @@ async fn run_history(store: &Store, case: usize, ops: &[(bool, Op)]) -> usize {
             stage: None,
             required_functions: None,
         };
-        store.execute(&envelope(None, create, 0)).await.expect("create");
+        app.execute(envelope(None, create, 0)).await.expect("create");
         targets.push((InitiativeRef::Key(key), Created::default()));
     }
     let mut accepted = 0;
     for (side, op) in ops {
         let (target, created) = &mut targets[usize::from(*side)];
         let Some((actor, command)) = to_command(op, created) else { continue };
-        if store.execute(&envelope(Some(target.clone()), command, actor)).await.is_ok() {
+        if app.execute(envelope(Some(target.clone()), command, actor)).await.is_ok() {
             accepted += 1;
         }
     }
