@@ -1191,11 +1191,11 @@ async fn try_append_batch(pool: &SqlitePool, batch: &Batch) -> Result<Appended, 
         let position = last_of_stream.get(&head.stream_id).copied().unwrap_or_default();
         let at = head.at.timestamp_micros();
         sqlx::query(
+            // A moved head without a new snapshot keeps the one it has.
             "INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             VALUES (?1, ?2, ?3, ?4, ?5, coalesce(?6, (SELECT state FROM streams WHERE stream_id = ?1)), ?7)
              ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, head_hash = excluded.head_hash,
-                 last_position = excluded.last_position, state = coalesce(excluded.state, streams.state),
-                 updated_at = excluded.updated_at",
+                 last_position = excluded.last_position, state = excluded.state, updated_at = excluded.updated_at",
         )
         .bind(&stream)
         .bind(&head.key)

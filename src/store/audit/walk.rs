@@ -1,0 +1,257 @@
+//! One stream's walk in a verification: the witnesses besides the log that say how far a
+//! stream goes (checkpoints, the stream head and its state snapshot, command records, the
+//! projection), and `step`, the checks each event of the stream passes in turn.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use uuid::Uuid;
+
+use crate::store::{StoredEvent, event_hash};
+
+/// What the store keeps about a page of streams besides their events, read in the same
+/// snapshot as those events: each is an independent witness of how far each stream goes
+/// (all are written in the append's transaction, so in one snapshot they agree with the
+/// log exactly).
+#[derive(Clone, Debug, Default)]
+pub struct Witnesses {
+    /// The stream heads (`streams`): version, head hash, position of the last event.
+    pub heads: Vec<HeadWitness>,
+    /// The idempotency records (`commands`): the version and position of each
+    /// command's last event.
+    pub commands: Vec<CommandWitness>,
+    /// The alignment projection's version of each initiative.
+    pub projections: Vec<(Uuid, i64)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct HeadWitness {
+    pub stream_id: Uuid,
+    pub version: i64,
+    pub hash: Vec<u8>,
+    pub last_position: i64,
+    /// The version of the folded state kept beside the head (`None`: none recorded).
+    pub state_version: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CommandWitness {
+    pub command_id: String,
+    pub stream_id: Uuid,
+    pub stream_version: i64,
+    pub global_position: i64,
+}
+
+/// Something outside the log that says a stream has a version: the log must hold it.
+#[derive(Clone, Debug)]
+pub(super) struct Anchor {
+    pub(super) version: u64,
+    pub(super) witness: Witness,
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum Witness {
+    /// A checkpoint recorded the stream's head at this version, with this hash.
+    Checkpoint { id: u64, hash: [u8; 32] },
+    /// The stream head: this is the last version, with this hash, at this position.
+    Head { hash: Vec<u8>, position: i64 },
+    /// The state snapshot beside the head was folded up to this version, the last one.
+    Snapshot,
+    /// A command's last event is this version, at this position.
+    Command { id: String, position: i64 },
+    /// The projection was folded up to this version, the last one.
+    Projection,
+}
+
+impl Witness {
+    /// The order witnesses are reported in: checkpoints (by id), the head, commands, the
+    /// projection.
+    pub(super) fn rank(&self) -> (u8, u64) {
+        match self {
+            Witness::Checkpoint { id, .. } => (0, *id),
+            Witness::Head { .. } => (1, 0),
+            Witness::Snapshot => (2, 0),
+            Witness::Command { .. } => (3, 0),
+            Witness::Projection => (4, 0),
+        }
+    }
+}
+
+/// At most 40 characters of a command id, for a message.
+fn short_id(id: &str) -> String {
+    match id.char_indices().nth(40) {
+        Some((end, _)) => format!("{}…", &id[..end]),
+        None => id.to_owned(),
+    }
+}
+
+/// The witnesses of versions the log does not hold, each kind once (its highest version):
+/// "checkpoint 1 recorded the stream at version 9, the stream head records version 9, …".
+pub(super) fn describe_missing<'a>(anchors: impl Iterator<Item = &'a Anchor>, deleted_stream: bool) -> String {
+    let mut latest: BTreeMap<u8, (&Anchor, usize)> = BTreeMap::new();
+    for anchor in anchors {
+        let kind = anchor.witness.rank().0;
+        let entry = latest.entry(kind).or_insert((anchor, 0));
+        entry.1 += 1;
+        // The highest version; among checkpoints at that version, the earliest.
+        if (anchor.version, std::cmp::Reverse(anchor.witness.rank().1))
+            > (entry.0.version, std::cmp::Reverse(entry.0.witness.rank().1))
+        {
+            entry.0 = anchor;
+        }
+    }
+    let parts: Vec<String> = latest
+        .values()
+        .map(|(anchor, count)| {
+            let version = anchor.version;
+            match &anchor.witness {
+                Witness::Checkpoint { id, .. } if deleted_stream => {
+                    format!("checkpoint {id} recorded it at version {version}")
+                }
+                Witness::Checkpoint { id, .. } => format!("checkpoint {id} recorded the stream at version {version}"),
+                Witness::Head { .. } => format!("the stream head records version {version}"),
+                Witness::Snapshot => format!("the head's state snapshot is at version {version}"),
+                Witness::Command { id, .. } if *count > 1 => format!(
+                    "command {} recorded version {version} (and {} more command records are past the log's end)",
+                    short_id(id),
+                    count - 1
+                ),
+                Witness::Command { id, .. } => format!("command {} recorded version {version}", short_id(id)),
+                Witness::Projection => format!("the alignment projection is at version {version}"),
+            }
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// The stream being walked.
+pub(super) struct Walk {
+    pub(super) stream_id: Uuid,
+    pub(super) version: u64,
+    pub(super) hash: Vec<u8>,
+    pub(super) position: i64,
+    /// This stream's anchors still ahead, by version.
+    pub(super) anchors: VecDeque<Anchor>,
+    /// The version a stream head or the projection says is the last, and which one.
+    pub(super) last: Option<(u64, &'static str)>,
+}
+
+/// Checks one event against the walk of its stream; on a break, returns the version it
+/// locates and why.
+pub(super) fn step(walk: &mut Walk, event: &StoredEvent) -> Result<(), (u64, String)> {
+    let expected = walk.version + 1;
+    let version = u64::try_from(event.stream_version)
+        .map_err(|_| (expected, format!("stream_version {} is not positive", event.stream_version)))?;
+    if version > expected {
+        let missing = if version == expected + 1 {
+            format!("version {expected} missing")
+        } else {
+            format!("versions {expected} to {} missing", version - 1)
+        };
+        return Err((expected, missing));
+    }
+    if version < expected {
+        return Err((version, format!("version {version} appears again after version {}", walk.version)));
+    }
+    if walk.version > 0 && event.position <= walk.position {
+        return Err((
+            version,
+            format!(
+                "events reordered: version {version} is at position {}, not after version {} at position {}",
+                event.position, walk.version, walk.position
+            ),
+        ));
+    }
+    if event.prev_hash != walk.hash {
+        return Err((
+            version,
+            if version == 1 {
+                "prev_hash of the first event is not zero".to_owned()
+            } else {
+                format!("prev_hash does not link to version {}", walk.version)
+            },
+        ));
+    }
+    if event_hash(&event.prev_hash, &event.content()).as_slice() != event.hash.as_slice() {
+        return Err((version, "payload or metadata changed: hash mismatch".to_owned()));
+    }
+    if let Some((last, who)) = walk.last {
+        return Err((
+            version,
+            format!(
+                "version {version} is past version {last}, where {who} ends the stream: an event was added to the \
+                 log outside of an append"
+            ),
+        ));
+    }
+    while let Some(anchor) = walk.anchors.front() {
+        if anchor.version > version {
+            break;
+        }
+        match &anchor.witness {
+            Witness::Checkpoint { id, hash } => {
+                if hash.as_slice() != event.hash.as_slice() {
+                    return Err((
+                        version,
+                        format!(
+                            "hash differs from the one checkpoint {id} recorded at version {version}: the stream was rewritten"
+                        ),
+                    ));
+                }
+            }
+            Witness::Head { hash, position } => {
+                if hash.as_slice() != event.hash.as_slice() {
+                    return Err((
+                        version,
+                        format!("hash differs from the head hash the stream head records at version {version}"),
+                    ));
+                }
+                if *position != event.position {
+                    return Err((
+                        version,
+                        format!(
+                            "the stream head records its last event at position {position}, but version {version} is \
+                             at position {}",
+                            event.position
+                        ),
+                    ));
+                }
+                walk.last = Some((version, "the stream head"));
+            }
+            Witness::Command { id, position } => {
+                if *id != event.command_id {
+                    return Err((
+                        version,
+                        format!(
+                            "command {} recorded version {version} as its last event, but version {version} was \
+                             appended by command {}",
+                            short_id(id),
+                            short_id(&event.command_id)
+                        ),
+                    ));
+                }
+                if *position != event.position {
+                    return Err((
+                        version,
+                        format!(
+                            "command {} recorded its last event at position {position}, but version {version} is at \
+                             position {}",
+                            short_id(id),
+                            event.position
+                        ),
+                    ));
+                }
+            }
+            // A snapshot is kept every few events behind the head: the log must hold its
+            // version, but the stream goes on past it.
+            Witness::Snapshot => {}
+            Witness::Projection => {
+                walk.last = walk.last.or(Some((version, "the alignment projection")));
+            }
+        }
+        walk.anchors.pop_front();
+    }
+    walk.version = version;
+    walk.hash.clone_from(&event.hash);
+    walk.position = event.position;
+    Ok(())
+}
