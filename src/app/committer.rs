@@ -551,11 +551,10 @@ impl Plan {
 
     /// Turns the planned heads into the batch to append.
     fn finish(mut self, snapshot_every: u64) -> Plan {
-        let at = now_micros();
         let mut heads = Vec::with_capacity(self.heads.len());
         for head in self.heads.values_mut() {
             let Some(&from) = self.from.get(&head.stream_id) else { continue };
-            match head_move(head, from, at, snapshot_every) {
+            match head_move(head, from, snapshot_every) {
                 Ok(moved) => heads.push(moved),
                 Err(error) => warn!(%error, "cannot encode a head; the batch fails"),
             }
@@ -777,12 +776,7 @@ impl HeadCache {
 /// The alignment row of a moved head, and its state as a new snapshot when the stream
 /// is new or its snapshot is `snapshot_every` events behind (then the head's snapshot
 /// version and size are brought up to date).
-fn head_move(
-    head: &mut Head,
-    from: Option<i64>,
-    at: chrono::DateTime<chrono::Utc>,
-    snapshot_every: u64,
-) -> Result<HeadMove, StoreError> {
+fn head_move(head: &mut Head, from: Option<i64>, snapshot_every: u64) -> Result<HeadMove, StoreError> {
     let (view, awaiting) = project_indexed(&head.state);
     let encode = |e: serde_json::Error| StoreError::Corrupt(format!("cannot encode projection: {e}"));
     let state = if from.is_none() || head.version - head.snapshot_version.min(head.version) >= snapshot_every {
@@ -812,7 +806,8 @@ fn head_move(
         version,
         hash: head.hash.clone(),
         state,
-        at,
+        // As a rebuild sets it: the state's last activity, not the time of the batch.
+        at: head.state.last_activity,
         row,
     })
 }

@@ -10,7 +10,10 @@ use uuid::Uuid;
 
 use super::fold::fold_onto;
 use super::{CommandEnvelope, CommandOutcome, StoreError, StoredEvent};
-use crate::domain::{DomainError, Initiative, values::{InitiativeId, quote}};
+use crate::domain::{
+    DomainError, Initiative,
+    values::{InitiativeId, quote},
+};
 
 /// A stream's head as stored: its version and last hash, and the state folded to it.
 #[derive(Clone, Debug)]
@@ -50,11 +53,14 @@ impl HeadRows {
         let snapshot_version = state.version;
         for (n, event) in self.tail.iter().enumerate() {
             if u64::try_from(event.stream_version).ok() != Some(snapshot_version + 1 + n as u64) {
-                return Err(corrupt(format!("version {} follows the snapshot at {snapshot_version}", event.stream_version)));
+                return Err(corrupt(format!(
+                    "version {} follows the snapshot at {snapshot_version}",
+                    event.stream_version
+                )));
             }
         }
-        let state = fold_onto(stream_id, Some(state), &self.tail)?
-            .ok_or_else(|| corrupt("the head has no state".into()))?;
+        let state =
+            fold_onto(stream_id, Some(state), &self.tail)?.ok_or_else(|| corrupt("the head has no state".into()))?;
         let version = u64::try_from(self.version).map_err(|_| corrupt("negative version".into()))?;
         if state.version != version {
             return Err(corrupt(format!("the state folds to version {}, the head is at {version}", state.version)));
@@ -204,4 +210,3 @@ impl StoredCommand {
         })
     }
 }
-

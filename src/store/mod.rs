@@ -11,9 +11,9 @@
 //! idempotency and the expected version → `decide` → `evolve` → append events, hashes,
 //! the new head and the alignment row in one transaction.
 
-pub mod fold;
 pub mod audit;
 pub mod batch;
+pub mod fold;
 pub mod hash;
 pub mod note;
 pub mod postgres;

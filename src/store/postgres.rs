@@ -28,12 +28,12 @@ use sqlx::{
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::batch::{HeadRows, StoredCommand};
-use super::fold::{Projection, refold};
 use super::audit::{
     self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, Verifier, VerifyKey, VerifyPage,
 };
 use super::batch::{AlignmentRow, AppendRefused, Appended, Batch, LoadedHead};
+use super::batch::{HeadRows, StoredCommand};
+use super::fold::{Projection, refold};
 use super::note::{CheckpointSigner, CheckpointVerifier};
 use super::*;
 use crate::domain::{AlignmentView, DomainError, Initiative};

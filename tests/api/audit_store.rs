@@ -470,8 +470,10 @@ async fn a_deleted_newest_event_is_located_without_a_checkpoint(app: TestApp) {
     assert_eq!((stream_id, version, position), (checkout, last, 0));
     let says = format!("version {last} missing: the stream head records version {last}, ");
     assert!(reason.starts_with(&says), "{reason}");
+    // The state snapshot is kept every few dozen events behind the head (it is at
+    // the creation here), so it witnesses no newest version.
+    assert!(!reason.contains("state snapshot"), "{reason}");
     for witness in [
-        format!("the head's state snapshot is at version {last}"),
         format!("command audit-known-command recorded version {last}"),
         format!("the alignment projection is at version {last}"),
     ] {
