@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::warn;
 use uuid::Uuid;
 
@@ -28,6 +30,9 @@ use crate::store::{
 pub struct AppLimits {
     /// Commands waiting for the committer (callers beyond wait to enqueue).
     pub queue: usize,
+    /// Bytes of commands waiting or being committed (their requests' encoded size):
+    /// callers beyond wait, so a flood of large commands cannot pin memory.
+    pub queue_bytes: usize,
     /// Most commands in one batch.
     pub batch_commands: usize,
     /// Most bytes of event payloads in one batch (one command may exceed it alone).
@@ -44,6 +49,7 @@ impl Default for AppLimits {
     fn default() -> Self {
         AppLimits {
             queue: 1024,
+            queue_bytes: 64 * 1024 * 1024,
             batch_commands: 256,
             batch_bytes: 4 * 1024 * 1024,
             cache_bytes: 64 * 1024 * 1024,
@@ -64,6 +70,9 @@ const LOCKED_PATIENCE: Duration = Duration::from_secs(15);
 pub struct App {
     store: Store,
     queue: mpsc::Sender<Job>,
+    /// Permits for `AppLimits::queue_bytes`.
+    bytes: Arc<Semaphore>,
+    queue_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -72,6 +81,8 @@ struct Job {
     reply: oneshot::Sender<Result<CommandOutcome, StoreError>>,
     /// Since when its initiative's head has been found locked by someone else.
     locked_since: Option<Instant>,
+    /// Its share of `queue_bytes`, returned when the job is answered (dropped).
+    _bytes: OwnedSemaphorePermit,
 }
 
 impl App {
@@ -79,10 +90,10 @@ impl App {
     pub fn start(store: Store, limits: AppLimits) -> App {
         let (queue, jobs) = mpsc::channel(limits.queue.max(1));
         let requeue = queue.downgrade();
-        tokio::spawn(
-            Committer { store: store.clone(), cache: HeadCache::new(limits.cache_bytes), limits, requeue }.run(jobs),
-        );
-        App { store, queue }
+        let cache = HeadCache::new(limits.cache_bytes);
+        tokio::spawn(Committer { store: store.clone(), cache, limits, requeue }.run(jobs));
+        let queue_bytes = limits.queue_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        App { store, queue, bytes: Arc::new(Semaphore::new(queue_bytes)), queue_bytes }
     }
 
     pub fn store(&self) -> &Store {
@@ -91,12 +102,23 @@ impl App {
 
     /// Runs one command: its outcome once its batch has committed (or its refusal).
     pub async fn execute(&self, envelope: CommandEnvelope) -> Result<CommandOutcome, StoreError> {
+        // Without the request's size at hand, the command's own text stands for it.
+        let bytes = format!("{:?}", envelope.command).len();
+        self.execute_sized(envelope, bytes).await
+    }
+
+    /// `execute` for a command whose request took `bytes` encoded.
+    pub async fn execute_sized(&self, envelope: CommandEnvelope, bytes: usize) -> Result<CommandOutcome, StoreError> {
+        let shutting_down = || StoreError::Unavailable("the service is shutting down".into());
+        // A command larger than the whole allowance waits for an empty queue.
+        let permits = u32::try_from(bytes.clamp(1, self.queue_bytes)).unwrap_or(u32::MAX);
+        let permit = Arc::clone(&self.bytes).acquire_many_owned(permits).await.map_err(|_| shutting_down())?;
         let (reply, outcome) = oneshot::channel();
         self.queue
-            .send(Job { envelope, reply, locked_since: None })
+            .send(Job { envelope, reply, locked_since: None, _bytes: permit })
             .await
-            .map_err(|_| StoreError::Unavailable("the service is shutting down".into()))?;
-        outcome.await.unwrap_or_else(|_| Err(StoreError::Unavailable("the service is shutting down".into())))
+            .map_err(|_| shutting_down())?;
+        outcome.await.unwrap_or_else(|_| Err(shutting_down()))
     }
 }
 
@@ -200,7 +222,12 @@ impl Committer {
                 self.give_back(&mut plan);
                 return plan.answer(jobs, &[]);
             }
-            match self.store.append_batch(&plan.batch).await {
+            let t0 = Instant::now();
+            let appended = self.store.append_batch(&plan.batch).await;
+            if std::env::var_os("ACCORD_TRACE_BATCH").is_some() {
+                eprintln!("batch jobs={} events={} us={}", jobs.len(), plan.batch.events.len(), t0.elapsed().as_micros());
+            }
+            match appended {
                 Ok(appended) => {
                     for (stream_id, head) in std::mem::take(&mut plan.heads) {
                         self.cache.put(stream_id, head);
@@ -810,4 +837,78 @@ fn head_move(head: &mut Head, from: Option<i64>, snapshot_every: u64) -> Result<
         at: head.state.last_activity,
         row,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+
+    use super::*;
+    use crate::domain::values::Principal;
+    use crate::domain::{Authority, Command};
+    use crate::store::{CommandId, SqliteStore};
+
+    fn create(key: &str) -> CommandEnvelope {
+        let command_id = CommandId::generate();
+        CommandEnvelope {
+            target: None,
+            command: Command::CreateInitiative {
+                id: InitiativeId::new_v7(),
+                key: InitiativeKey::parse("key", key).expect("valid key"),
+                title: format!("Initiative {key}"),
+                summary: String::new(),
+                owner: None,
+                stage: None,
+                required_functions: None,
+            },
+            actor: Principal::parse("actor", "olivia@example.com").expect("principal"),
+            authority: Authority::Member,
+            correlation_id: command_id.as_str().to_owned(),
+            causation_id: command_id.as_str().to_owned(),
+            command_id,
+            expected_version: None,
+            fingerprint: [7; 32],
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commands_beyond_the_byte_allowance_wait_outside_the_queue_until_earlier_ones_are_answered() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("accord.db");
+        let store = Store::Sqlite(SqliteStore::open(&path).await.expect("open store"));
+        let app = App::start(store, AppLimits { queue_bytes: 100, ..AppLimits::default() });
+        // Another process holds the write lock: the first command cannot commit yet.
+        let mut holder = SqliteConnectOptions::new().filename(&path).connect().await.expect("connect");
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.expect("take the write lock");
+
+        let first = tokio::spawn({
+            let app = app.clone();
+            async move { app.execute_sized(create("FIRST-1"), 80).await }
+        });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(app.bytes.available_permits(), 20, "the first command holds its 80 bytes");
+        let second = tokio::spawn({
+            let app = app.clone();
+            async move { app.execute_sized(create("SECOND-1"), 80).await }
+        });
+        // Larger than the whole allowance: waits for an empty queue, then runs alone.
+        let huge = tokio::spawn({
+            let app = app.clone();
+            async move { app.execute_sized(create("HUGE-1"), 10_000).await }
+        });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!second.is_finished() && !huge.is_finished());
+        // The next in line gathers the rest while it waits: never more than the allowance.
+        assert_eq!(app.bytes.available_permits(), 0);
+        assert_eq!(app.queue.capacity(), app.queue.max_capacity(), "nothing more was queued");
+
+        sqlx::query("ROLLBACK").execute(&mut holder).await.expect("release the write lock");
+        for (task, version) in [(first, 1), (second, 1), (huge, 1)] {
+            let outcome = task.await.expect("task").expect("the command commits");
+            assert_eq!(outcome.stream_version, version);
+        }
+        assert_eq!(app.bytes.available_permits(), 100, "every byte is returned once answered");
+        holder.close().await.expect("close");
+    }
 }

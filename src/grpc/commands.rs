@@ -66,7 +66,8 @@ impl Commands {
         fingerprint.update([0]);
         fingerprint.update(caller.principal.as_str().as_bytes());
         fingerprint.update([0]);
-        fingerprint.update(message.encode_to_vec());
+        let request = message.encode_to_vec();
+        fingerprint.update(&request);
         let envelope = CommandEnvelope {
             target,
             command,
@@ -82,7 +83,7 @@ impl Commands {
             correlation_id = envelope.correlation_id.as_str());
         async {
             let started = Instant::now();
-            let executed = self.app.execute(envelope.clone()).await;
+            let executed = self.app.execute_sized(envelope.clone(), request.len()).await;
             metrics::append_latency(started.elapsed());
             let outcome = match executed {
                 Ok(outcome) => {

@@ -70,8 +70,20 @@ impl PgStore {
             info!(%database, "creating database");
             within(wait, &database, Postgres::create_database(url)).await?;
         }
-        let pool =
-            PgPoolOptions::new().max_connections(max_connections).acquire_timeout(wait).connect_lazy_with(options);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(wait)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Accord's statements are prepared once and run thousands of times with
+                    // arrays and keys whose values do not change the best plan: planning
+                    // each run anew (PostgreSQL's first custom plans) cost more than the
+                    // append's own work. (A session setting: behind a transaction-pooling
+                    // PgBouncer it may not stick, which only costs speed.)
+                    sqlx::query("SET plan_cache_mode = force_generic_plan").execute(conn).await.map(|_| ())
+                })
+            })
+            .connect_lazy_with(options);
         // One connection now, so that a database that does not answer stops the start.
         within(wait, &database, pool.acquire()).await?;
         let store = Self { pool, timeouts };
