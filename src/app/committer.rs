@@ -222,11 +222,14 @@ impl Committer {
                 self.give_back(&mut plan);
                 return plan.answer(jobs, &[]);
             }
-            let t0 = Instant::now();
+            let sent = Instant::now();
             let appended = self.store.append_batch(&plan.batch).await;
-            if std::env::var_os("ACCORD_TRACE_BATCH").is_some() {
-                eprintln!("batch jobs={} events={} us={}", jobs.len(), plan.batch.events.len(), t0.elapsed().as_micros());
-            }
+            tracing::debug!(
+                jobs = jobs.len(),
+                events = plan.batch.events.len(),
+                micros = sent.elapsed().as_micros() as u64,
+                "committer: batch sent"
+            );
             match appended {
                 Ok(appended) => {
                     for (stream_id, head) in std::mem::take(&mut plan.heads) {

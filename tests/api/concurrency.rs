@@ -164,9 +164,53 @@ async fn one_key_created_by_eight_concurrent_callers_has_one_winner_and_seven_al
     assert_eq!(view.title, format!("Created by {}", callers[winners[0]]));
 }
 
+/// Two servers on one database (two processes, each with its own head cache) write one
+/// initiative in turns, each with the expected version the other just produced. After
+/// the other's write, a server's cached head is stale: the version check in the append
+/// itself must catch it every time, so that the current expected version is admitted
+/// and the one before is refused naming the version the stream is really at — never
+/// decided against the stale head.
+async fn two_servers_writing_one_initiative_in_turns_never_let_a_stale_cached_head_through(app: TestApp) {
+    let other = app.reserve(harness_options()).await;
+    let created = create_initiative(&app, OWNER, "TURNS-1", "Two servers, one initiative").await;
+    // Both servers know the head (and cache it) before the turns begin.
+    for server in [&app, &other] {
+        let request = assignment("TURNS-1", "reader@example.com", "design", pb::Role::Informed);
+        let mut request = request;
+        request.options = expecting(99);
+        let refused = server.as_(OWNER).assign_stakeholder(request).await.expect_err("a wrong expected version");
+        assert_eq!(refused.code(), Code::Aborted, "{refused:?}");
+    }
+    let mut version = 1;
+    for turn in 0..24u64 {
+        let server = if turn % 2 == 0 { &other } else { &app };
+        let who = format!("member{turn}@example.com");
+        let mut stale = assignment("TURNS-1", &who, "engineering", pb::Role::Contributor);
+        stale.options = expecting(version - 1);
+        if version > 1 {
+            let refused = server.as_(OWNER).assign_stakeholder(stale).await.expect_err("the version before is stale");
+            assert_eq!(refused.code(), Code::Aborted, "turn {turn}: {refused:?}");
+            assert!(
+                refused.message().contains(&format!("at version {version}, not the expected {}", version - 1)),
+                "turn {turn}: {refused:?}"
+            );
+        }
+        let mut current = assignment("TURNS-1", &who, "engineering", pb::Role::Contributor);
+        current.options = expecting(version);
+        let written = server.as_(OWNER).assign_stakeholder(current).await;
+        let written = written.unwrap_or_else(|e| panic!("turn {turn}: the current version is admitted: {e:?}"));
+        assert_eq!(written.into_inner().stream_version, version + 1, "turn {turn}");
+        version += 1;
+    }
+    let log = app.log().await;
+    assert_eq!(stream_versions(&log, &created.initiative_id), (1..=25).collect::<Vec<i64>>());
+    assert_eq!(app.alignment("TURNS-1").await.version, 25);
+}
+
 crate::on_both_stores!(
     twelve_parallel_sign_offs_with_one_expected_version_admit_exactly_one_and_abort_the_rest,
     twelve_parallel_sign_offs_without_expected_version_all_succeed_with_contiguous_distinct_versions,
     sixteen_initiatives_created_and_signed_in_parallel_all_succeed_with_contiguous_streams,
     one_key_created_by_eight_concurrent_callers_has_one_winner_and_seven_already_exists,
+    two_servers_writing_one_initiative_in_turns_never_let_a_stale_cached_head_through,
 );
