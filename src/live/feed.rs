@@ -505,14 +505,22 @@ async fn listen(pool: sqlx::PgPool, shared: std::sync::Weak<Shared>) {
         if let Some(feed) = shared.upgrade() {
             feed.rounds.send_modify(|rounds| rounds.listening_since = Some(Instant::now()));
         }
+        // Anything may have been appended while nobody listened.
+        let mut appended_up_to = None;
         loop {
             let Some(feed) = shared.upgrade() else { return };
-            feed.wake.notify_one();
+            // A notification of events the feed has applied already (its own process's
+            // appends, read after the in-process nudge) needs no read.
+            if appended_up_to.is_none_or(|position| position > feed.rounds.borrow().applied) {
+                feed.wake.notify_one();
+            }
             let mut stopping = feed.stopping.subscribe();
             drop(feed);
             tokio::select! {
                 received = listener.try_recv() => match received {
-                    Ok(Some(_)) => {}
+                    // The payload is the highest position the statement appended; one
+                    // that does not parse wakes the feed all the same.
+                    Ok(Some(notification)) => appended_up_to = notification.payload().parse::<u64>().ok(),
                     // The connection was lost: reconnect here rather than inside
                     // `try_recv`, so that the feed knows when it listens again.
                     Ok(None) => break,
