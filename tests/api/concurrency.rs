@@ -181,8 +181,9 @@ async fn two_servers_writing_one_initiative_in_turns_never_let_a_stale_cached_he
         let refused = server.as_(OWNER).assign_stakeholder(request).await.expect_err("a wrong expected version");
         assert_eq!(refused.code(), Code::Aborted, "{refused:?}");
     }
-    let mut version = 1;
     for turn in 0..24u64 {
+        // The version the stream is at when this turn begins.
+        let version = turn + 1;
         let server = if turn % 2 == 0 { &other } else { &app };
         let who = format!("member{turn}@example.com");
         let mut stale = assignment("TURNS-1", &who, "engineering", pb::Role::Contributor);
@@ -200,7 +201,6 @@ async fn two_servers_writing_one_initiative_in_turns_never_let_a_stale_cached_he
         let written = server.as_(OWNER).assign_stakeholder(current).await;
         let written = written.unwrap_or_else(|e| panic!("turn {turn}: the current version is admitted: {e:?}"));
         assert_eq!(written.into_inner().stream_version, version + 1, "turn {turn}");
-        version += 1;
     }
     let log = app.log().await;
     assert_eq!(stream_versions(&log, &created.initiative_id), (1..=25).collect::<Vec<i64>>());
