@@ -582,11 +582,24 @@ impl Plan {
     /// Turns the planned heads into the batch to append.
     fn finish(mut self, snapshot_every: u64) -> Plan {
         let mut heads = Vec::with_capacity(self.heads.len());
+        let mut unencodable = HashMap::new();
         for head in self.heads.values_mut() {
             let Some(&from) = self.from.get(&head.stream_id) else { continue };
             match head_move(head, from, snapshot_every) {
                 Ok(moved) => heads.push(moved),
-                Err(error) => warn!(%error, "cannot encode a head; the batch fails"),
+                Err(error) => {
+                    warn!(%error, stream = %head.stream_id, "cannot encode a head; its commands fail");
+                    unencodable.insert(head.stream_id, error.to_string());
+                }
+            }
+        }
+        // Its events must not be written without it: its commands are answered with the
+        // error and the batch is planned again without them (see `commit_once`).
+        for verdict in &mut self.verdicts {
+            if let Verdict::Appends(outcome) = verdict
+                && let Some(message) = unencodable.get(&outcome.initiative_id.0)
+            {
+                *verdict = Verdict::Poisoned(StoreError::Corrupt(message.clone()));
             }
         }
         self.batch = Batch {

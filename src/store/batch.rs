@@ -210,3 +210,103 @@ impl StoredCommand {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::values::{InitiativeKey, Principal};
+    use crate::domain::{Authority, Command, Event, Initiative, Recorded, decide_as, evolve};
+
+    /// A stream of `n` events (a creation and assignments) as stored, with its states.
+    fn stream(n: u64) -> (Vec<StoredEvent>, Vec<Initiative>) {
+        let owner = Principal::parse("actor", "olivia@example.com").expect("principal");
+        let id = InitiativeId::new_v7();
+        let mut state: Option<Initiative> = None;
+        let (mut events, mut states) = (Vec::new(), Vec::new());
+        for version in 1..=n {
+            let command = match version {
+                1 => Command::CreateInitiative {
+                    id,
+                    key: InitiativeKey::parse("key", "FOLD-1").expect("key"),
+                    title: "Folding".into(),
+                    summary: String::new(),
+                    owner: None,
+                    stage: None,
+                    required_functions: None,
+                },
+                v => Command::AssignStakeholder {
+                    principal: Principal::parse("principal", &format!("p{v}@example.com")).expect("principal"),
+                    function: crate::domain::values::Function::parse("function", "design").expect("function"),
+                    role: crate::domain::values::Role::Informed,
+                },
+            };
+            let decided: Vec<Event> = decide_as(state.as_ref(), &command, &owner, Authority::Member).expect("decide");
+            for event in decided {
+                let recorded_at = chrono::Utc::now();
+                events.push(StoredEvent {
+                    position: version as i64,
+                    stream_id: id.0,
+                    stream_version: version as i64,
+                    event_id: Uuid::now_v7(),
+                    event_type: event.event_type().to_owned(),
+                    schema_version: crate::domain::event::SCHEMA_VERSION,
+                    payload: event.payload(),
+                    actor: owner.as_str().to_owned(),
+                    command_id: format!("c{version}"),
+                    correlation_id: String::new(),
+                    causation_id: String::new(),
+                    recorded_at,
+                    prev_hash: vec![0; 32],
+                    hash: vec![0; 32],
+                });
+                let recorded = Recorded { version, actor: owner.clone(), recorded_at, event };
+                state = Some(evolve(state, &recorded).expect("evolve"));
+            }
+            states.push(state.clone().expect("state"));
+        }
+        (events, states)
+    }
+
+    fn rows(events: &[StoredEvent], states: &[Initiative], snapshot_at: usize, head: i64) -> HeadRows {
+        HeadRows {
+            stream_id: events[0].stream_id,
+            key: "FOLD-1".into(),
+            version: head,
+            hash: vec![1; 32],
+            snapshot: Some(serde_json::to_string(&states[snapshot_at - 1]).expect("encode")),
+            tail: events[snapshot_at..head as usize].to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_and_its_tail_fold_to_the_state_of_the_whole_stream() {
+        let (events, states) = stream(9);
+        for snapshot_at in 1..=9 {
+            let head = rows(&events, &states, snapshot_at, 9).fold().expect("fold");
+            assert_eq!((head.version, head.snapshot_version), (9, snapshot_at as u64));
+            assert_eq!(head.state, states[8], "snapshot at {snapshot_at}");
+        }
+    }
+
+    #[test]
+    fn a_tail_that_does_not_lead_from_the_snapshot_to_the_head_is_corruption() {
+        let (events, states) = stream(6);
+        let mut gap = rows(&events, &states, 2, 6);
+        gap.tail.remove(1);
+        let error = gap.fold().expect_err("a missing version");
+        assert!(error.to_string().contains("version 5 follows the snapshot at 2"), "{error}");
+
+        let mut short = rows(&events, &states, 2, 6);
+        short.tail.pop();
+        let error = short.fold().expect_err("the tail ends before the head");
+        assert!(error.to_string().contains("folds to version 5, the head is at 6"), "{error}");
+
+        let mut none = rows(&events, &states, 2, 6);
+        none.snapshot = None;
+        assert!(none.fold().expect_err("no snapshot").to_string().contains("no state snapshot"));
+
+        let mut garbage = rows(&events, &states, 2, 6);
+        garbage.snapshot = Some("{\"version\": ".into());
+        assert!(garbage.fold().expect_err("bad JSON").to_string().contains("does not decode"));
+    }
+}
