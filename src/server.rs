@@ -303,6 +303,9 @@ async fn serve_api(
     };
     // Outermost first: CORS answers browser preflights (no credentials), gRPC-Web is
     // translated to gRPC, and the guard then sees every call alike.
+    let app = App::start(store.clone(), AppLimits::default());
+    // The feed applies this process's writes as they commit, without reading them back.
+    app.on_commit(feed.commit_sink());
     builder
         .layer(cors)
         .layer(GrpcWebLayer::new())
@@ -310,10 +313,7 @@ async fn serve_api(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
-        .add_service(
-            CommandServiceServer::new(Commands::new(App::start(store.clone(), AppLimits::default()), feed.clone()))
-                .max_decoding_message_size(size),
-        )
+        .add_service(CommandServiceServer::new(Commands::new(app, feed.clone())).max_decoding_message_size(size))
         .add_service(
             AlignmentServiceServer::new(Queries::new(store.clone(), feed.clone(), streams.clone()))
                 .max_decoding_message_size(size),

@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::warn;
 use uuid::Uuid;
 
+use super::committed::{CommitSink, Committed, SinkSlot};
 use crate::domain::{
     DomainError, Initiative, Recorded,
     alignment::project_indexed,
@@ -20,9 +21,10 @@ use crate::domain::{
     values::{InitiativeId, InitiativeKey, quote},
 };
 use crate::store::batch::StoredCommand;
-use crate::store::batch::{AlignmentRow, AppendRefused, Batch, HeadMove, LoadedHead, NewCommand, NewEvent};
+use crate::store::batch::{AlignmentRow, AppendRefused, Appended, Batch, HeadMove, LoadedHead, NewCommand};
 use crate::store::{
-    CommandEnvelope, CommandOutcome, EventContent, InitiativeRef, Store, StoreError, ZERO_HASH, event_hash, now_micros,
+    CommandEnvelope, CommandOutcome, EventContent, InitiativeRef, Store, StoreError, StoredEvent, ZERO_HASH,
+    event_hash, now_micros,
 };
 
 /// How much the committer takes on at once and keeps.
@@ -35,7 +37,8 @@ pub struct AppLimits {
     pub queue_bytes: usize,
     /// Most commands in one batch.
     pub batch_commands: usize,
-    /// Most bytes of event payloads in one batch (one command may exceed it alone).
+    /// Most bytes of commands (their requests' encoded size) in one batch; one command
+    /// may exceed it alone.
     pub batch_bytes: usize,
     /// Most bytes of folded state the head cache keeps.
     pub cache_bytes: usize,
@@ -73,6 +76,7 @@ pub struct App {
     /// Permits for `AppLimits::queue_bytes`.
     bytes: Arc<Semaphore>,
     queue_bytes: usize,
+    sink: SinkSlot,
 }
 
 #[derive(Debug)]
@@ -82,7 +86,7 @@ struct Job {
     /// Since when its initiative's head has been found locked by someone else.
     locked_since: Option<Instant>,
     /// Its share of `queue_bytes`, returned when the job is answered (dropped).
-    _bytes: OwnedSemaphorePermit,
+    bytes: OwnedSemaphorePermit,
 }
 
 impl App {
@@ -91,9 +95,17 @@ impl App {
         let (queue, jobs) = mpsc::channel(limits.queue.max(1));
         let requeue = queue.downgrade();
         let cache = HeadCache::new(limits.cache_bytes);
-        tokio::spawn(Committer { store: store.clone(), cache, limits, requeue }.run(jobs));
+        let sink = SinkSlot::default();
+        tokio::spawn(Committer { store: store.clone(), cache, limits, requeue, sink: sink.clone() }.run(jobs));
         let queue_bytes = limits.queue_bytes.clamp(1, Semaphore::MAX_PERMITS);
-        App { store, queue, bytes: Arc::new(Semaphore::new(queue_bytes)), queue_bytes }
+        App { store, queue, bytes: Arc::new(Semaphore::new(queue_bytes)), queue_bytes, sink }
+    }
+
+    /// Hands every batch appended from now on to `sink` (see `Committed`): how the live
+    /// feed learns of this process's writes without reading them back. Only one
+    /// follower can be set (`false` for a second).
+    pub fn on_commit(&self, sink: CommitSink) -> bool {
+        self.sink.set(sink)
     }
 
     pub fn store(&self) -> &Store {
@@ -115,7 +127,7 @@ impl App {
         let permit = Arc::clone(&self.bytes).acquire_many_owned(permits).await.map_err(|_| shutting_down())?;
         let (reply, outcome) = oneshot::channel();
         self.queue
-            .send(Job { envelope, reply, locked_since: None, _bytes: permit })
+            .send(Job { envelope, reply, locked_since: None, bytes: permit })
             .await
             .map_err(|_| shutting_down())?;
         outcome.await.unwrap_or_else(|_| Err(shutting_down()))
@@ -128,15 +140,20 @@ struct Committer {
     limits: AppLimits,
     /// Where commands on a locked head go back to, a little later.
     requeue: mpsc::WeakSender<Job>,
+    sink: SinkSlot,
 }
 
 impl Committer {
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         while let Some(first) = jobs.recv().await {
+            let mut bytes = first.bytes.num_permits();
             let mut batch = vec![first];
-            while batch.len() < self.limits.batch_commands {
+            while batch.len() < self.limits.batch_commands && bytes < self.limits.batch_bytes {
                 match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok(job) => {
+                        bytes += job.bytes.num_permits();
+                        batch.push(job);
+                    }
                     Err(_) => break,
                 }
             }
@@ -235,7 +252,8 @@ impl Committer {
                     for (stream_id, head) in std::mem::take(&mut plan.heads) {
                         self.cache.put(stream_id, head);
                     }
-                    return plan.answer(jobs, &appended);
+                    self.hand_on(&appended, std::mem::take(&mut plan.batch.events), sent);
+                    return plan.answer(jobs, &appended.commands);
                 }
                 Err(AppendRefused::StaleHead) => {
                     // Every head the plan took is dropped: the moved ones are ahead of
@@ -282,6 +300,27 @@ impl Committer {
             }
         }
         answer_all(jobs, last_error.unwrap_or_else(|| StoreError::Unavailable("too many attempts".into())));
+    }
+
+    /// Hands an appended batch's events, with their places in the log, to the follower.
+    fn hand_on(&self, appended: &Appended, events: Vec<StoredEvent>, sent: Instant) {
+        let (Some(sink), Some(after)) = (self.sink.get(), appended.after) else { return };
+        // A store that did not place every event (it cannot happen) leaves the follower
+        // to read the log.
+        if appended.cursors.len() != events.len() {
+            return;
+        }
+        let bytes = events.iter().map(|event| EVENT_OVERHEAD + payload_bytes(&event.payload)).sum();
+        let events = appended
+            .cursors
+            .iter()
+            .zip(events)
+            .map(|(cursor, mut event)| {
+                event.position = cursor.position;
+                (*cursor, event)
+            })
+            .collect();
+        sink(Committed { after, events, sent, bytes });
     }
 
     /// Sends jobs whose head someone else holds locked back to the queue after a pause,
@@ -556,7 +595,7 @@ enum Verdict {
 #[derive(Default)]
 struct Plan {
     verdicts: Vec<Verdict>,
-    events: Vec<NewEvent>,
+    events: Vec<StoredEvent>,
     commands: Vec<NewCommand>,
     /// The heads the plan took from the cache, as the batch leaves them.
     heads: HashMap<Uuid, Head>,
@@ -679,7 +718,7 @@ fn append(
     current: Option<Head>,
     envelope: &CommandEnvelope,
     events: Vec<crate::domain::Event>,
-) -> Result<(Head, Vec<NewEvent>), StoreError> {
+) -> Result<(Head, Vec<StoredEvent>), StoreError> {
     let recorded_at = now_micros();
     let stream_id = match (&current, &envelope.command) {
         (Some(head), _) => head.stream_id,
@@ -715,7 +754,9 @@ fn append(
         )
         .to_vec();
         bytes += payload_bytes(&payload);
-        out.push(NewEvent {
+        out.push(StoredEvent {
+            // The store assigns it.
+            position: 0,
             stream_id,
             stream_version,
             event_id,
@@ -736,6 +777,9 @@ fn append(
     let state = state.ok_or_else(|| StoreError::Corrupt("a command produced no events".into()))?;
     Ok((Head { stream_id, version, hash: prev_hash, state, snapshot_version, bytes }, out))
 }
+
+/// What an event costs to keep besides its payload: ids, names, hashes.
+const EVENT_OVERHEAD: usize = 256;
 
 /// Roughly what an event's payload adds to a folded state: the length of its strings
 /// and a few bytes per other value (no encoding on the hot path).

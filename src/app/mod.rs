@@ -9,6 +9,8 @@
 //!
 //! Layering: domain ← store ← app ← edges (grpc, http, cli).
 
+mod committed;
 mod committer;
 
+pub use committed::{CommitSink, Committed};
 pub use committer::{App, AppLimits};

@@ -10,6 +10,7 @@
 //! told (`Resync`) and caught up from the cut when it reads again.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use uuid::Uuid;
 use super::index::Index;
 use super::ring::Ring;
 use super::{WatchFilter, watcher::Watch};
+use crate::app::{CommitSink, Committed};
 use crate::domain::{AlignmentView, Initiative, alignment::project_indexed, evolve, fold, values::InitiativeId};
 use crate::metrics;
 use crate::store::{GlobalCursor, Store, StoreError, StoredEvent, audit::Until};
@@ -31,6 +33,9 @@ const PAGE: i64 = 1000;
 const POLL: Duration = Duration::from_secs(1);
 /// The longest a new watcher waits for the feed to reach the head it saw.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
+/// Most bytes of this process's appended events waiting to be applied (see `Handoff`);
+/// past it a batch is dropped and the feed reads the log instead.
+const HANDOFF_BYTES: usize = 8 * 1024 * 1024;
 
 /// How much the feed keeps of recent changes for watchers that are behind; a watcher
 /// further behind is resynchronised from the current views.
@@ -133,6 +138,13 @@ pub(super) struct Shared {
     /// wait on.
     pub published: watch::Sender<u64>,
     wake: Arc<Notify>,
+    /// Set when the log must be read (another process may have appended, or a batch
+    /// handed over was dropped); a wake-up without it only applies what was handed over.
+    read_wanted: AtomicBool,
+    /// This process's appended batches, waiting to be applied.
+    handoff: Mutex<Handoff>,
+    /// The highest position handed over so far.
+    handed: AtomicU64,
     /// Reads of the log begun and completed: a watcher waits for one begun after it
     /// arrived, so it sees every write acknowledged before it asked.
     rounds: watch::Sender<Rounds>,
@@ -155,6 +167,32 @@ impl Shared {
     fn index_mut(&self) -> RwLockWriteGuard<'_, Index> {
         self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    fn handoff(&self) -> MutexGuard<'_, Handoff> {
+        // Every update leaves the queue and its byte count consistent.
+        self.handoff.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Asks for a read of the log now.
+    fn want_read(&self) {
+        self.read_wanted.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Whether something at `position` may not have reached the feed by any other way
+    /// than the log: it is neither applied nor handed over.
+    fn unseen(&self, position: u64) -> bool {
+        position > self.handed.load(Ordering::Acquire).max(self.rounds.borrow().applied)
+    }
+}
+
+/// The batches this process appended that the feed has not applied yet, bounded in
+/// bytes: a committer never waits for the feed, and a feed that falls behind reads the
+/// log instead (what it is given is only a shortcut past reading it back).
+#[derive(Debug, Default)]
+struct Handoff {
+    batches: VecDeque<Committed>,
+    bytes: usize,
 }
 
 /// The shared tail of the log. Cheap to clone; the task stops with `stop` or when the
@@ -185,6 +223,9 @@ impl Feed {
             index: RwLock::new(Index::default()),
             published: watch::channel(0).0,
             wake: Arc::new(Notify::new()),
+            read_wanted: AtomicBool::new(true),
+            handoff: Mutex::new(Handoff::default()),
+            handed: AtomicU64::new(0),
             rounds: watch::channel(Rounds::default()).0,
             stopping: watch::channel(false).0,
         });
@@ -198,15 +239,42 @@ impl Feed {
     /// Says "events may have been appended": the feed reads the log again now rather
     /// than at its next poll (notifications from PostgreSQL do the same across replicas).
     pub fn nudge(&self) {
-        self.shared.wake.notify_one();
+        self.shared.want_read();
     }
 
     /// Says "this process acknowledged a write to `initiative` at `position`": queries
-    /// answered from the feed's views wait until the feed has applied it (see `Reads`),
-    /// and the feed reads the log again now (as `nudge`).
+    /// answered from the feed's views wait until the feed has applied it (see `Reads`);
+    /// unless the write was handed over (`commit_sink`), the feed reads the log now.
     pub fn acknowledged(&self, initiative: InitiativeId, position: u64) {
         self.shared.index_mut().acknowledge(initiative.0, position, Instant::now());
-        self.nudge();
+        if self.shared.unseen(position) {
+            self.nudge();
+        }
+    }
+
+    /// Where this process's committer hands its appended batches (`App::on_commit`):
+    /// the feed applies each without reading it back when it follows directly on what
+    /// the feed has applied. Holds the feed weakly: it does not keep it running.
+    pub fn commit_sink(&self) -> CommitSink {
+        let shared = Arc::downgrade(&self.shared);
+        Arc::new(move |committed: Committed| {
+            let Some(feed) = shared.upgrade() else { return };
+            let last = committed.events.last().and_then(|(_, event)| u64::try_from(event.position).ok());
+            let mut handoff = feed.handoff();
+            if handoff.bytes.saturating_add(committed.bytes) > HANDOFF_BYTES {
+                // Behind by this much: the log is read instead, and it holds this batch.
+                drop(handoff);
+                feed.want_read();
+                return;
+            }
+            handoff.bytes += committed.bytes;
+            handoff.batches.push_back(committed);
+            drop(handoff);
+            if let Some(last) = last {
+                feed.handed.fetch_max(last, Ordering::AcqRel);
+            }
+            feed.wake.notify_one();
+        })
     }
 
     /// Whether the feed's views are as current as the log, give or take `FRESH`: it has
@@ -323,10 +391,17 @@ impl Feed {
     }
 }
 
-/// Reads the log from the start, then again at every wake-up, and publishes changes.
+/// Reads the log from the start, then applies what this process appends as it is handed
+/// over, and reads the log again whenever that is not enough: another process may have
+/// appended (a notification, a nudge), a batch does not follow on what was applied, a
+/// read failed, or `POLL` has passed since the last read.
 async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
     let mut states: HashMap<Uuid, Initiative> = HashMap::new();
     let mut cursor = GlobalCursor::default();
+    // Whether what has been applied is the log's prefix in commit order up to `cursor`,
+    // as a read that reached the end leaves it (and a batch that follows on it).
+    let mut in_sync = false;
+    let mut last_read = Instant::now();
     let mut failures = 0u32;
     // Each read's start and the head the log had then, until the feed has applied it:
     // a read that reaches the end of what the gap-free read shows has not caught up
@@ -337,58 +412,104 @@ async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
         if *feed.stopping.borrow() {
             return;
         }
-        feed.rounds.send_modify(|rounds| rounds.begun += 1);
-        let begun = Instant::now();
-        let read = match store.head_position().await {
-            Ok(head) => read_to_end(&store, &feed, &mut states, &mut cursor).await.map(|()| head),
-            Err(error) => Err(error),
-        };
-        // Watchers waiting for this round go on even if it failed: they get what has
-        // been published and the changes that follow once the store answers again.
-        // Queries do not: they read the database until the feed has caught up again.
-        feed.rounds.send_modify(|rounds| {
-            rounds.completed = rounds.begun;
-            match &read {
-                Ok(head) => {
-                    uncovered.push_back((begun, *head));
-                    if uncovered.len() > UNCOVERED_ROUNDS {
-                        uncovered.pop_front();
-                    }
-                    while let Some(&(at, _)) = uncovered.front().filter(|(_, head)| *head <= rounds.applied) {
-                        rounds.caught_up = Some(at);
-                        uncovered.pop_front();
-                    }
-                }
-                Err(_) => {
-                    uncovered.clear();
-                    rounds.caught_up = None;
-                }
+        let handed = std::mem::take(&mut *feed.handoff());
+        let mut read = feed.read_wanted.swap(false, Ordering::AcqRel) || last_read.elapsed() >= POLL;
+        for batch in handed.batches {
+            let Some(&(last, _)) = batch.events.last() else { continue };
+            if last <= cursor {
+                continue;
             }
-        });
-        let read = read.map(drop);
-        match read {
-            Ok(()) => failures = 0,
-            Err(error) => {
-                failures = failures.saturating_add(1);
-                if failures == 1 || failures.is_multiple_of(60) {
-                    warn!(%error, failures, "live feed: cannot read the log; retrying");
+            // Something came in between (another process's append), or the feed is not
+            // where a read would leave it: the read below covers this batch.
+            if read || !in_sync || cursor.position != batch.after {
+                read = true;
+                continue;
+            }
+            match publish(&store, &feed, &mut states, &batch.events).await {
+                Ok(()) => {
+                    cursor = last;
+                    // The log held nothing past `after` when the batch was sent.
+                    feed.rounds.send_modify(|rounds| {
+                        rounds.caught_up = Some(rounds.caught_up.map_or(batch.sent, |at| at.max(batch.sent)));
+                    });
+                }
+                Err(error) => {
+                    warn!(%error, "live feed: cannot apply appended events; reading the log");
+                    in_sync = false;
+                    read = true;
                 }
             }
         }
-        // A wake-up during the read left a permit, so it is not lost.
+        if read {
+            last_read = Instant::now();
+            in_sync = read_round(&store, &feed, &mut states, &mut cursor, &mut uncovered, &mut failures).await;
+        }
+        // A wake-up during the work above left a permit, so it is not lost.
         let wake = feed.wake.clone();
         let mut stopping = feed.stopping.subscribe();
         drop(feed);
         tokio::select! {
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep_until((last_read + POLL).into()) => {}
             _ = stopping.wait_for(|stopping| *stopping) => return,
         }
     }
 }
 
-/// Applies every event after `cursor` that the log can show gap-free, page by page,
-/// publishing one change per initiative touched in each page.
+/// One read of the log to its end, with the bookkeeping watchers and queries wait on.
+/// Whether it succeeded.
+async fn read_round(
+    store: &Store,
+    feed: &Shared,
+    states: &mut HashMap<Uuid, Initiative>,
+    cursor: &mut GlobalCursor,
+    uncovered: &mut VecDeque<(Instant, u64)>,
+    failures: &mut u32,
+) -> bool {
+    feed.rounds.send_modify(|rounds| rounds.begun += 1);
+    let begun = Instant::now();
+    let read = match store.head_position().await {
+        Ok(head) => read_to_end(store, feed, states, cursor).await.map(|()| head),
+        Err(error) => Err(error),
+    };
+    // Watchers waiting for this round go on even if it failed: they get what has been
+    // published and the changes that follow once the store answers again. Queries do
+    // not: they read the database until the feed has caught up again.
+    feed.rounds.send_modify(|rounds| {
+        rounds.completed = rounds.begun;
+        match &read {
+            Ok(head) => {
+                uncovered.push_back((begun, *head));
+                if uncovered.len() > UNCOVERED_ROUNDS {
+                    uncovered.pop_front();
+                }
+                while let Some(&(at, _)) = uncovered.front().filter(|(_, head)| *head <= rounds.applied) {
+                    rounds.caught_up = Some(rounds.caught_up.map_or(at, |since| since.max(at)));
+                    uncovered.pop_front();
+                }
+            }
+            Err(_) => {
+                uncovered.clear();
+                rounds.caught_up = None;
+            }
+        }
+    });
+    match read {
+        Ok(_) => {
+            *failures = 0;
+            true
+        }
+        Err(error) => {
+            *failures = failures.saturating_add(1);
+            if *failures == 1 || failures.is_multiple_of(60) {
+                warn!(%error, failures = *failures, "live feed: cannot read the log; retrying");
+            }
+            false
+        }
+    }
+}
+
+/// Applies every event after `cursor` that the log can show gap-free, page by page.
 async fn read_to_end(
     store: &Store,
     feed: &Shared,
@@ -397,52 +518,64 @@ async fn read_to_end(
 ) -> Result<(), StoreError> {
     loop {
         let page = store.read_all(*cursor, PAGE).await?;
-        let Some((last, _)) = page.last() else { return Ok(()) };
-        let last = *last;
-        // The last event of each initiative in this page: where its change is published.
-        let mut touched: HashMap<Uuid, (GlobalCursor, u64)> = HashMap::new();
-        for (at, event) in &page {
-            apply(store, states, event).await?;
-            touched.insert(event.stream_id, (*at, u64::try_from(event.position).unwrap_or_default()));
-        }
-        let mut changes: Vec<(Arc<Published>, Vec<String>)> = touched
-            .into_iter()
-            .filter_map(|(stream, (at, position))| {
-                let (view, awaiting) = project_indexed(states.get(&stream)?);
-                Some((Arc::new(Published::new(at, position, view)), awaiting))
-            })
-            .collect();
-        changes.sort_by_key(|(change, _)| change.cursor);
-        let (next_seq, kept) = {
-            let mut cut = feed.cut();
-            for (change, _) in &changes {
-                cut.initiatives.insert(change.view.initiative_id.0, change.clone());
-                cut.recent.push(change.clone(), change.bytes);
-            }
-            cut.cursor = last;
-            cut.position = page.last().and_then(|(_, e)| u64::try_from(e.position).ok()).unwrap_or(cut.position);
-            (cut.recent.next_seq(), cut.recent.bytes())
-        };
-        {
-            let mut index = feed.index_mut();
-            for (change, awaiting) in changes {
-                index.publish(change, awaiting);
-            }
-            index.cursor = last;
-        }
-        feed.published.send_replace(next_seq);
-        metrics::watch_buffer(kept);
-        let applied = page.iter().filter_map(|(_, e)| u64::try_from(e.position).ok()).max().unwrap_or_default();
-        feed.rounds.send_modify(|rounds| {
-            rounds.applied = rounds.applied.max(applied);
-            rounds.events += page.len() as u64;
-        });
+        let Some(&(last, _)) = page.last() else { return Ok(()) };
+        publish(store, feed, states, &page).await?;
         *cursor = last;
-        debug!(events = page.len(), position = cursor.position, "live feed: applied");
         if page.len() < PAGE as usize {
             return Ok(());
         }
     }
+}
+
+/// Applies events that follow directly on what the feed has applied, in commit order,
+/// publishing one change per initiative they touch.
+async fn publish(
+    store: &Store,
+    feed: &Shared,
+    states: &mut HashMap<Uuid, Initiative>,
+    page: &[(GlobalCursor, StoredEvent)],
+) -> Result<(), StoreError> {
+    let Some(&(last, _)) = page.last() else { return Ok(()) };
+    // The last event of each initiative in this page: where its change is published.
+    let mut touched: HashMap<Uuid, (GlobalCursor, u64)> = HashMap::new();
+    for (at, event) in page {
+        apply(store, states, event).await?;
+        touched.insert(event.stream_id, (*at, u64::try_from(event.position).unwrap_or_default()));
+    }
+    let mut changes: Vec<(Arc<Published>, Vec<String>)> = touched
+        .into_iter()
+        .filter_map(|(stream, (at, position))| {
+            let (view, awaiting) = project_indexed(states.get(&stream)?);
+            Some((Arc::new(Published::new(at, position, view)), awaiting))
+        })
+        .collect();
+    changes.sort_by_key(|(change, _)| change.cursor);
+    let (next_seq, kept) = {
+        let mut cut = feed.cut();
+        for (change, _) in &changes {
+            cut.initiatives.insert(change.view.initiative_id.0, change.clone());
+            cut.recent.push(change.clone(), change.bytes);
+        }
+        cut.cursor = last;
+        cut.position = u64::try_from(last.position).unwrap_or(cut.position);
+        (cut.recent.next_seq(), cut.recent.bytes())
+    };
+    {
+        let mut index = feed.index_mut();
+        for (change, awaiting) in changes {
+            index.publish(change, awaiting);
+        }
+        index.cursor = last;
+    }
+    feed.published.send_replace(next_seq);
+    metrics::watch_buffer(kept);
+    let applied = page.iter().filter_map(|(_, e)| u64::try_from(e.position).ok()).max().unwrap_or_default();
+    feed.rounds.send_modify(|rounds| {
+        rounds.applied = rounds.applied.max(applied);
+        rounds.events += page.len() as u64;
+    });
+    debug!(events = page.len(), position = last.position, "live feed: applied");
+    Ok(())
 }
 
 /// Folds one event into its initiative's state. The feed has read every earlier event
@@ -509,10 +642,10 @@ async fn listen(pool: sqlx::PgPool, shared: std::sync::Weak<Shared>) {
         let mut appended_up_to = None;
         loop {
             let Some(feed) = shared.upgrade() else { return };
-            // A notification of events the feed has applied already (its own process's
-            // appends, read after the in-process nudge) needs no read.
-            if appended_up_to.is_none_or(|position| position > feed.rounds.borrow().applied) {
-                feed.wake.notify_one();
+            // A notification of events the feed has applied or been handed already (its
+            // own process's appends) needs no read.
+            if appended_up_to.is_none_or(|position| feed.unseen(position)) {
+                feed.want_read();
             }
             let mut stopping = feed.stopping.subscribe();
             drop(feed);

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::fold::fold_onto;
-use super::{CommandEnvelope, CommandOutcome, StoreError, StoredEvent};
+use super::{CommandEnvelope, CommandOutcome, GlobalCursor, StoreError, StoredEvent};
 use crate::domain::{
     DomainError, Initiative,
     values::{InitiativeId, quote},
@@ -77,24 +77,6 @@ impl HeadRows {
     }
 }
 
-/// One event to append, hashed and chained (its position comes from the store).
-#[derive(Clone, Debug)]
-pub struct NewEvent {
-    pub stream_id: Uuid,
-    pub stream_version: i64,
-    pub event_id: Uuid,
-    pub event_type: String,
-    pub schema_version: i32,
-    pub payload: serde_json::Value,
-    pub actor: String,
-    pub command_id: String,
-    pub correlation_id: String,
-    pub causation_id: String,
-    pub recorded_at: DateTime<Utc>,
-    pub prev_hash: Vec<u8>,
-    pub hash: Vec<u8>,
-}
-
 /// The idempotency record of one command of the batch; its global position is its last
 /// event's.
 #[derive(Clone, Debug)]
@@ -140,8 +122,9 @@ pub struct AlignmentRow {
 /// Everything one append writes, in one transaction.
 #[derive(Clone, Debug, Default)]
 pub struct Batch {
-    /// In append order: each stream's versions ascending.
-    pub events: Vec<NewEvent>,
+    /// In append order: each stream's versions ascending. Their positions are the
+    /// store's to assign (0 until then).
+    pub events: Vec<StoredEvent>,
     pub commands: Vec<NewCommand>,
     pub heads: Vec<HeadMove>,
     /// Heads the batch does not move but decided refusals against: (stream, version).
@@ -170,8 +153,19 @@ impl From<StoreError> for AppendRefused {
     }
 }
 
-/// The global position each command of an appended batch ended at, by command id.
-pub type Appended = Vec<(String, i64)>;
+/// What an append assigned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// The global position each command of the batch ended at, by command id.
+    pub commands: Vec<(String, i64)>,
+    /// Where each event of the batch stands in the global log, in the batch's order.
+    pub cursors: Vec<GlobalCursor>,
+    /// The highest position in the log before the batch's first event, read under the
+    /// commit-order lock: the batch follows that event directly in commit order, so a
+    /// reader that has applied the log up to it may apply the batch without reading it
+    /// back. `None` when the batch appended no events.
+    pub after: Option<i64>,
+}
 
 /// The stored result of a command id seen before, as a backend found it.
 pub struct StoredCommand {

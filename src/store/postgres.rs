@@ -1103,9 +1103,15 @@ impl PgStore {
             },
             _ => AppendRefused::Failed(map_sqlx(error)),
         })?;
-        let ids: Vec<String> = row.try_get("commands").map_err(|e| AppendRefused::Failed(map_sqlx(e)))?;
-        let positions: Vec<i64> = row.try_get("positions").map_err(|e| AppendRefused::Failed(map_sqlx(e)))?;
-        Ok(ids.into_iter().zip(positions).collect())
+        let column = |e| AppendRefused::Failed(map_sqlx(e));
+        let ids: Vec<String> = row.try_get("commands").map_err(column)?;
+        let positions: Vec<i64> = row.try_get("positions").map_err(column)?;
+        let events: Vec<i64> = row.try_get("event_positions").map_err(column)?;
+        Ok(Appended {
+            commands: ids.into_iter().zip(positions).collect(),
+            cursors: events.into_iter().map(|position| GlobalCursor { tx_id: POSITION_ORDER, position }).collect(),
+            after: row.try_get("log_before").map_err(column)?,
+        })
     }
 }
 
@@ -1125,7 +1131,7 @@ const APPEND_BATCH: &str = "WITH ev AS (
                   $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::bytea[], $13::bytea[])
            WITH ORDINALITY AS u(s, v, id, t, sv, p, a, c, co, ca, r, ph, h, n)
      ORDER BY u.n
-    RETURNING position, stream_id, command_id
+    RETURNING position, stream_id, command_id, current_setting('accord.log_before')::bigint AS log_before
 ), by_command AS (
     SELECT command_id, max(position) AS last FROM ev GROUP BY command_id
 ), by_stream AS (
@@ -1181,7 +1187,9 @@ SELECT accord_expect_heads($38, (SELECT count(*) FROM moved) + (SELECT count(*) 
                            (SELECT string_agg(h.id::text, ',') FROM heads h
                              WHERE h.old IS NOT NULL AND h.id NOT IN (SELECT stream_id FROM lockable))) AS heads,
        coalesce((SELECT array_agg(command_id ORDER BY global_position) FROM cmd), '{}') AS commands,
-       coalesce((SELECT array_agg(global_position ORDER BY global_position) FROM cmd), '{}') AS positions";
+       coalesce((SELECT array_agg(global_position ORDER BY global_position) FROM cmd), '{}') AS positions,
+       coalesce((SELECT array_agg(position ORDER BY position) FROM ev), '{}') AS event_positions,
+       (SELECT min(log_before) FROM ev) AS log_before";
 
 #[cfg(test)]
 mod tests {

@@ -1139,6 +1139,18 @@ async fn try_append_batch(pool: &SqlitePool, batch: &Batch) -> Result<Appended, 
             return Err(BatchRetry::Refused(AppendRefused::StaleHead));
         }
     }
+    // One writer at a time (the write transaction), so the log's end now is what the
+    // batch follows in commit order.
+    let after = match batch.events.is_empty() {
+        true => None,
+        false => Some(
+            sqlx::query_scalar::<_, i64>("SELECT coalesce(max(position), 0) FROM events")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(batch_error)?,
+        ),
+    };
+    let mut cursors = Vec::with_capacity(batch.events.len());
     let mut last_of_command: HashMap<&str, i64> = HashMap::new();
     let mut last_of_stream: HashMap<Uuid, i64> = HashMap::new();
     for event in &batch.events {
@@ -1164,6 +1176,7 @@ async fn try_append_batch(pool: &SqlitePool, batch: &Batch) -> Result<Appended, 
         .await
         .map_err(batch_error)?;
         let position = done.last_insert_rowid();
+        cursors.push(GlobalCursor { tx_id: 0, position });
         last_of_command.insert(&event.command_id, position);
         last_of_stream.insert(event.stream_id, position);
     }
@@ -1237,7 +1250,7 @@ async fn try_append_batch(pool: &SqlitePool, batch: &Batch) -> Result<Appended, 
         .map_err(batch_error)?;
     }
     tx.commit().await.map_err(batch_error)?;
-    Ok(appended)
+    Ok(Appended { commands: appended, cursors, after })
 }
 
 #[cfg(test)]

@@ -388,7 +388,48 @@ async fn a_watcher_that_falls_behind_is_told_and_caught_up_and_blocks_nobody(app
     feed.stop();
 }
 
+/// `count` initiatives created one after another, their keys starting with `prefix`:
+/// (position, key) of each.
+async fn creations(server: &TestApp, prefix: &str, count: usize) -> Vec<(u64, String)> {
+    let mut written = Vec::new();
+    for n in 0..count {
+        let key = format!("{prefix}-{n}");
+        let response = create_initiative(server, OWNER, &key, "Written while the other server writes").await;
+        written.push((response.global_position, key));
+    }
+    written
+}
+
+/// Two servers on one database creating initiatives at once: each server's feed applies
+/// its own appends as its committer hands them over, and many of them follow the other
+/// server's write just before it. A watcher on either server must still get every
+/// initiative of both, once, in commit order — a batch applied past the other server's
+/// event would leave that initiative out for good (each has that one event only).
+async fn two_servers_writing_at_once_every_watcher_gets_both_servers_writes_in_commit_order(app: TestApp) {
+    const WRITES: usize = 16;
+    let other = app.reserve(harness_options()).await;
+    let mut streams = Vec::new();
+    for server in [&app, &other] {
+        let mut stream = watch(server, pb::WatchAlignmentsRequest::default()).await;
+        let (snapshot, _) = until_caught_up(&mut stream).await;
+        assert!(snapshot.is_empty(), "nothing written yet");
+        streams.push(stream);
+    }
+    let (mut written, theirs) = tokio::join!(creations(&app, "FIRST", WRITES), creations(&other, "SECOND", WRITES));
+    written.extend(theirs);
+    written.sort();
+    for (n, stream) in streams.iter_mut().enumerate() {
+        let mut received = Vec::new();
+        while received.len() < written.len() {
+            let update = next(stream).await;
+            received.push((update.position, alignment(&update).key.clone()));
+        }
+        assert_eq!(received, written, "server {n}'s watcher: every write of both servers, once, in commit order");
+    }
+}
+
 on_both_stores!(
+    two_servers_writing_at_once_every_watcher_gets_both_servers_writes_in_commit_order,
     a_new_watcher_gets_every_initiative_then_caught_up_then_each_change_once,
     a_watcher_that_reconnects_with_its_last_position_misses_nothing_and_gets_nothing_twice,
     filters_select_initiatives_and_one_that_leaves_the_filter_is_sent_as_removed,
