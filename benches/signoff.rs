@@ -295,6 +295,8 @@ async fn run(url: &str, auth: Auth, clients: usize, seconds: u64, shared: bool) 
         limits: Limits { max_concurrent_calls: 4096, ..Limits::default() },
         ..ServerOptions::local_development()
     };
+    let feed_before = feed_batches(&store);
+    let metrics_store = store.clone();
     let server = tokio::spawn(accord::server::serve_with(listener, store, options, async move {
         let _ = stopped.await;
     }));
@@ -360,7 +362,27 @@ async fn run(url: &str, auth: Auth, clients: usize, seconds: u64, shared: bool) 
     let _ = stop.send(());
     let _ = server.await;
     let latency_ms = if total > 0 { busy.as_secs_f64() * 1000.0 / total as f64 } else { 0.0 };
+    let feed_after = feed_batches(&metrics_store);
+    // How the live feed learnt of the writes: handed over by the committer, or read
+    // back from the log (a read per batch would mean the hand-off is not working).
+    println!(
+        "accord-feed  clients={clients:<3} handoff_batches={} log_pages={}",
+        feed_after.0.saturating_sub(feed_before.0),
+        feed_after.1.saturating_sub(feed_before.1)
+    );
     Ok((total as f64 / elapsed, latency_ms, failed))
+}
+
+/// The live feed's batches so far (this process's metrics): (handed over, read from the log).
+fn feed_batches(store: &Store) -> (u64, u64) {
+    let text = accord::metrics::render(store);
+    let count = |source: &str| {
+        text.lines()
+            .filter(|line| line.starts_with("accord_feed_batches_applied_total") && line.contains(source))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    (count("\"handoff\""), count("\"log\""))
 }
 
 /// Microseconds the authenticator spends on one bearer token: the first time it sees it

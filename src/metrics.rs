@@ -33,6 +33,7 @@ pub const WATCHERS: &str = "accord_watchers";
 pub const WATCH_DELIVERY_DELAY: &str = "accord_watch_delivery_delay_seconds";
 pub const WATCH_BUFFER_BYTES: &str = "accord_watch_buffer_bytes";
 pub const WATCH_RESYNCS: &str = "accord_watch_resyncs_total";
+pub const FEED_APPLIED: &str = "accord_feed_batches_applied_total";
 pub const DB_POOL_CONNECTIONS: &str = "accord_db_pool_connections";
 pub const DB_POOL_MAX_CONNECTIONS: &str = "accord_db_pool_max_connections";
 
@@ -101,6 +102,10 @@ fn describe() {
         "Bytes of recent alignment changes the live feed keeps for watchers that are behind (bounded)"
     );
     describe_counter!(WATCH_RESYNCS, "Watchers that fell behind the live feed's buffer and were caught up afresh");
+    describe_counter!(
+        FEED_APPLIED,
+        "Batches of events the live feed applied, by source: read from the log, or handed over by this process's committer"
+    );
     describe_gauge!(DB_POOL_CONNECTIONS, "Database connections of the store's pools, by state (idle, in_use)");
     describe_gauge!(DB_POOL_MAX_CONNECTIONS, "Most connections the store's pools may open");
 }
@@ -134,6 +139,12 @@ pub fn watch_delivered(delay: Duration) {
 /// The live feed now keeps `bytes` of recent changes for watchers that are behind.
 pub fn watch_buffer(bytes: usize) {
     gauge!(WATCH_BUFFER_BYTES).set(bytes as f64);
+}
+
+/// The live feed applied a batch of events read from the log (`handed_over` false) or
+/// handed over by this process's committer.
+pub fn feed_applied(handed_over: bool) {
+    counter!(FEED_APPLIED, "source" => if handed_over { "handoff" } else { "log" }).increment(1);
 }
 
 /// A watcher fell behind the live feed's buffer and is caught up afresh.

@@ -33,6 +33,11 @@ const PAGE: i64 = 1000;
 const POLL: Duration = Duration::from_secs(1);
 /// The longest a new watcher waits for the feed to reach the head it saw.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
+/// How long a notification of an append the feed has not seen waits for this process's
+/// committer to hand that append over before the feed reads the log for it: the
+/// notification and the append's answer leave the database together, and the append is
+/// usually this process's own.
+const NOTIFIED_GRACE: Duration = Duration::from_millis(10);
 /// Most bytes of this process's appended events waiting to be applied (see `Handoff`);
 /// past it a batch is dropped and the feed reads the log instead.
 const HANDOFF_BYTES: usize = 8 * 1024 * 1024;
@@ -145,6 +150,8 @@ pub(super) struct Shared {
     handoff: Mutex<Handoff>,
     /// The highest position handed over so far.
     handed: AtomicU64,
+    /// The highest position the database's notifications announced.
+    notified: AtomicU64,
     /// Reads of the log begun and completed: a watcher waits for one begun after it
     /// arrived, so it sees every write acknowledged before it asked.
     rounds: watch::Sender<Rounds>,
@@ -226,6 +233,7 @@ impl Feed {
             read_wanted: AtomicBool::new(true),
             handoff: Mutex::new(Handoff::default()),
             handed: AtomicU64::new(0),
+            notified: AtomicU64::new(0),
             rounds: watch::channel(Rounds::default()).0,
             stopping: watch::channel(false).0,
         });
@@ -407,6 +415,8 @@ async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
     // a read that reaches the end of what the gap-free read shows has not caught up
     // while an older transaction holds later commits back.
     let mut uncovered: VecDeque<(Instant, u64)> = VecDeque::new();
+    // Since when a notified position has been neither applied nor handed over.
+    let mut unseen_since: Option<Instant> = None;
     loop {
         let Some(feed) = shared.upgrade() else { return };
         if *feed.stopping.borrow() {
@@ -427,6 +437,7 @@ async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
             }
             match publish(&store, &feed, &mut states, &batch.events).await {
                 Ok(()) => {
+                    metrics::feed_applied(true);
                     cursor = last;
                     // The log held nothing past `after` when the batch was sent.
                     feed.rounds.send_modify(|rounds| {
@@ -440,17 +451,30 @@ async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
                 }
             }
         }
+        if !read && feed.unseen(feed.notified.load(Ordering::Acquire)) {
+            // Another process's append, or this one's on its way: give the hand-over a
+            // moment before reading.
+            let since = *unseen_since.get_or_insert_with(Instant::now);
+            read = since.elapsed() >= NOTIFIED_GRACE;
+        } else {
+            unseen_since = None;
+        }
         if read {
+            unseen_since = None;
             last_read = Instant::now();
             in_sync = read_round(&store, &feed, &mut states, &mut cursor, &mut uncovered, &mut failures).await;
         }
+        let next_read = match unseen_since {
+            Some(since) => (since + NOTIFIED_GRACE).min(last_read + POLL),
+            None => last_read + POLL,
+        };
         // A wake-up during the work above left a permit, so it is not lost.
         let wake = feed.wake.clone();
         let mut stopping = feed.stopping.subscribe();
         drop(feed);
         tokio::select! {
             _ = wake.notified() => {}
-            _ = tokio::time::sleep_until((last_read + POLL).into()) => {}
+            _ = tokio::time::sleep_until(next_read.into()) => {}
             _ = stopping.wait_for(|stopping| *stopping) => return,
         }
     }
@@ -520,6 +544,7 @@ async fn read_to_end(
         let page = store.read_all(*cursor, PAGE).await?;
         let Some(&(last, _)) = page.last() else { return Ok(()) };
         publish(store, feed, states, &page).await?;
+        metrics::feed_applied(false);
         *cursor = last;
         if page.len() < PAGE as usize {
             return Ok(());
@@ -643,9 +668,15 @@ async fn listen(pool: sqlx::PgPool, shared: std::sync::Weak<Shared>) {
         loop {
             let Some(feed) = shared.upgrade() else { return };
             // A notification of events the feed has applied or been handed already (its
-            // own process's appends) needs no read.
-            if appended_up_to.is_none_or(|position| feed.unseen(position)) {
-                feed.want_read();
+            // own process's appends) needs no read; one it has not is waited on briefly
+            // (see `NOTIFIED_GRACE`); one without a position means "read".
+            match appended_up_to {
+                None => feed.want_read(),
+                Some(position) if feed.unseen(position) => {
+                    feed.notified.fetch_max(position, Ordering::AcqRel);
+                    feed.wake.notify_one();
+                }
+                Some(_) => {}
             }
             let mut stopping = feed.stopping.subscribe();
             drop(feed);
