@@ -2,12 +2,12 @@
 //! batch against the cached stream heads and appends the batch; and the head cache it
 //! keeps (bounded in bytes of folded state).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tracing::warn;
 use uuid::Uuid;
 
@@ -143,187 +143,43 @@ struct Committer {
     sink: SinkSlot,
 }
 
-/// A batch sent to the store and not answered yet.
-struct InFlight {
-    jobs: Vec<Job>,
-    plan: Plan,
-    sent: Instant,
-    append: JoinHandle<(Result<Appended, AppendRefused>, Batch)>,
-}
-
-impl InFlight {
-    /// Whether `envelope` may depend on what this batch writes: it names one of the
-    /// batch's streams, or creates (or names) a key the batch holds.
-    fn touches(&self, envelope: &CommandEnvelope, cache: &HeadCache) -> bool {
-        let plan = &self.plan;
-        let holds = |id: &Uuid| plan.heads.contains_key(id) || plan.checked.contains_key(id);
-        match (&envelope.target, &envelope.command) {
-            (Some(InitiativeRef::Id(id)), _) => holds(&id.0),
-            (Some(InitiativeRef::Key(key)), _) => {
-                plan.keys.contains_key(key.as_str()) || cache.id_of(key).is_some_and(|id| holds(&id))
-            }
-            (None, crate::domain::Command::CreateInitiative { key, .. }) => plan.keys.contains_key(key.as_str()),
-            (None, _) => false,
-        }
-    }
-}
-
-/// What became of a batch the store answered.
-enum Settled {
-    /// Every job has its answer.
-    Done,
-    /// These jobs are to be planned again (after a refusal that a fresh plan can get
-    /// past), with the error to give them if the attempts run out.
-    Again(Vec<Job>, Option<StoreError>),
-}
-
-/// Most batches sent and not answered: the next batch is planned and sent while the one
-/// before commits, so its planning, round trip and statement overlap the other's commit.
-const IN_FLIGHT: usize = 2;
-
 impl Committer {
-    /// Takes the commands waiting as batches; while one batch is in flight, the commands
-    /// that do not depend on it go in the next one, and the others wait for it.
-    async fn run(mut self, mut queue: mpsc::Receiver<Job>) {
-        let mut waiting: VecDeque<Job> = VecDeque::new();
-        let mut flights: VecDeque<InFlight> = VecDeque::new();
-        let mut open = true;
-        loop {
-            while open && waiting.len() < self.limits.batch_commands {
-                match queue.try_recv() {
-                    Ok(job) => waiting.push_back(job),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        while let Some(first) = jobs.recv().await {
+            let mut bytes = first.bytes.num_permits();
+            let mut batch = vec![first];
+            while batch.len() < self.limits.batch_commands && bytes < self.limits.batch_bytes {
+                match jobs.try_recv() {
+                    Ok(job) => {
+                        bytes += job.bytes.num_permits();
+                        batch.push(job);
+                    }
+                    Err(_) => break,
                 }
             }
-            if flights.len() < IN_FLIGHT && !waiting.is_empty() {
-                let batch = self.next_batch(&mut waiting, &flights);
-                if !batch.is_empty() {
-                    let mut deferred = Vec::new();
-                    if let Some(flight) = self.launch(batch, &mut deferred).await {
-                        flights.push_back(flight);
-                    }
-                    for job in deferred.into_iter().rev() {
-                        waiting.push_front(job);
-                    }
-                    continue;
-                }
-            }
-            let Some(front) = flights.front_mut() else {
-                if !waiting.is_empty() {
-                    continue;
-                }
-                if !open {
-                    return;
-                }
-                match queue.recv().await {
-                    Some(job) => waiting.push_back(job),
-                    None => open = false,
-                }
-                continue;
-            };
-            tokio::select! {
-                biased;
-                done = &mut front.append => {
-                    let Some(flight) = flights.pop_front() else { continue };
-                    let (appended, batch) = done.unwrap_or_else(|error| {
-                        (Err(AppendRefused::Failed(StoreError::Unavailable(format!("the append failed: {error}")))), Batch::default())
-                    });
-                    let mut plan = flight.plan;
-                    plan.batch = batch;
-                    if let Settled::Again(jobs, error) = self.settle(flight.jobs, plan, appended, flight.sent).await {
-                        // Planned again on their own, as before pipelining: with the
-                        // store's view of the heads they failed against.
-                        self.retry(jobs, error).await;
-                    }
-                }
-                job = queue.recv(), if open && waiting.len() < self.limits.batch_commands => match job {
-                    Some(job) => waiting.push_back(job),
-                    None => open = false,
-                },
-            }
+            self.commit(batch).await;
         }
     }
 
-    /// The next batch from `waiting`, within the batch limits, leaving the jobs that
-    /// depend on a batch in flight (they wait for it).
-    fn next_batch(&self, waiting: &mut VecDeque<Job>, flights: &VecDeque<InFlight>) -> Vec<Job> {
-        let mut batch = Vec::new();
-        let mut held = VecDeque::new();
-        let mut bytes = 0;
-        while let Some(job) = waiting.pop_front() {
-            if batch.len() >= self.limits.batch_commands || (bytes >= self.limits.batch_bytes && !batch.is_empty()) {
-                waiting.push_front(job);
-                break;
-            }
-            if flights.iter().any(|flight| flight.touches(&job.envelope, &self.cache)) {
-                held.push_back(job);
-                continue;
-            }
-            bytes += job.bytes.num_permits();
-            batch.push(job);
-        }
-        while let Some(job) = held.pop_back() {
-            waiting.push_front(job);
-        }
-        batch
-    }
-
-    /// Plans `jobs` and sends the batch (`None`: nothing to send, every job answered);
-    /// jobs that must wait for it go to `deferred`.
-    async fn launch(&mut self, jobs: Vec<Job>, deferred: &mut Vec<Job>) -> Option<InFlight> {
-        let (jobs, mut plan) = self.prepare(jobs, deferred).await?;
-        let batch = std::mem::take(&mut plan.batch);
-        let store = self.store.clone();
-        let sent = Instant::now();
-        let append = tokio::spawn(async move { (store.append_batch(&batch).await, batch) });
-        Some(InFlight { jobs, plan, sent, append })
-    }
-
-    /// Plans and appends `jobs` one batch at a time until each has its answer.
-    async fn retry(&mut self, jobs: Vec<Job>, mut last_error: Option<StoreError>) {
+    /// Plans and appends `jobs` until each has its answer.
+    async fn commit(&mut self, jobs: Vec<Job>) {
         let mut pending = jobs;
-        // The first attempt was the batch that sent them here.
-        let mut attempts = 1;
         while !pending.is_empty() {
-            if attempts >= ATTEMPTS {
-                let error = last_error.unwrap_or_else(|| StoreError::Unavailable("too many attempts".into()));
-                return answer_all(pending, error);
-            }
-            attempts += 1;
             let mut deferred = Vec::new();
-            if let Some((jobs, plan)) = self.prepare(pending, &mut deferred).await {
-                let sent = Instant::now();
-                let appended = self.store.append_batch(&plan.batch).await;
-                match self.settle(jobs, plan, appended, sent).await {
-                    Settled::Done => pending = Vec::new(),
-                    Settled::Again(jobs, error) => {
-                        pending = jobs;
-                        last_error = error.or(last_error);
-                    }
-                }
-            } else {
-                pending = Vec::new();
-            }
-            // Creations of a key another job created are planned after it, as new jobs.
-            if !deferred.is_empty() {
-                pending.extend(deferred);
-                attempts = attempts.saturating_sub(1);
-            }
+            self.commit_once(pending, &mut deferred).await;
+            pending = deferred;
         }
     }
 
-    /// Everything before the append: heads loaded, the batch planned, refusals checked
-    /// against earlier uses of their command ids. The jobs to send with their plan, or
-    /// `None` when every job has its answer; jobs that must wait go to `deferred`.
-    async fn prepare(&mut self, mut jobs: Vec<Job>, deferred: &mut Vec<Job>) -> Option<(Vec<Job>, Plan)> {
+    /// One batch of `jobs`; jobs that must wait for it go to `deferred`.
+    async fn commit_once(&mut self, mut jobs: Vec<Job>, deferred: &mut Vec<Job>) {
+        let mut last_error = None;
         for _ in 0..ATTEMPTS {
             if jobs.is_empty() {
-                return None;
+                return;
             }
             if let Err(error) = self.load_missing(&jobs).await {
-                answer_all(jobs, error);
-                return None;
+                return answer_all(jobs, error);
             }
             let mut plan = self.plan(&jobs);
             // A fold that failed (a state the code cannot evolve: corruption) answers its
@@ -355,13 +211,15 @@ impl Committer {
                     Ok(found) if found.is_empty() => {}
                     Ok(_) => {
                         self.give_back(&mut plan);
-                        jobs = self.replay_taken(jobs).await.ok()?;
+                        jobs = match self.replay_taken(jobs).await {
+                            Ok(rest) => rest,
+                            Err(()) => return,
+                        };
                         continue;
                     }
                     Err(error) => {
                         self.give_back(&mut plan);
-                        answer_all(jobs, error);
-                        return None;
+                        return answer_all(jobs, error);
                     }
                 }
             }
@@ -370,90 +228,78 @@ impl Committer {
                 .into_iter()
                 .zip(std::mem::take(&mut plan.verdicts))
                 .partition(|(_, verdict)| !matches!(verdict, Verdict::Later));
-            deferred.extend(later.into_iter().map(|(job, _)| job));
+            if !later.is_empty() {
+                deferred.extend(later.into_iter().map(|(job, _)| job));
+            }
             let (kept, verdicts): (Vec<_>, Vec<_>) = now.into_iter().unzip();
+            jobs = kept;
             plan.verdicts = verdicts;
             if plan.batch.heads.is_empty() && plan.batch.unchanged.is_empty() {
                 // Nothing to write and nothing decided against a cached head.
                 self.give_back(&mut plan);
-                plan.answer(kept, &[]);
-                return None;
+                return plan.answer(jobs, &[]);
             }
-            return Some((kept, plan));
-        }
-        answer_all(jobs, StoreError::Unavailable("too many attempts".into()));
-        None
-    }
-
-    /// Answers the jobs of a batch the store has answered, or says which to plan again.
-    async fn settle(
-        &mut self,
-        jobs: Vec<Job>,
-        mut plan: Plan,
-        appended: Result<Appended, AppendRefused>,
-        sent: Instant,
-    ) -> Settled {
-        tracing::debug!(
-            jobs = jobs.len(),
-            events = plan.batch.events.len(),
-            micros = sent.elapsed().as_micros() as u64,
-            "committer: batch answered"
-        );
-        match appended {
-            Ok(appended) => {
-                for (stream_id, head) in std::mem::take(&mut plan.heads) {
-                    self.cache.put(stream_id, head);
+            let sent = Instant::now();
+            let appended = self.store.append_batch(&plan.batch).await;
+            tracing::debug!(
+                jobs = jobs.len(),
+                events = plan.batch.events.len(),
+                micros = sent.elapsed().as_micros() as u64,
+                "committer: batch sent"
+            );
+            match appended {
+                Ok(appended) => {
+                    for (stream_id, head) in std::mem::take(&mut plan.heads) {
+                        self.cache.put(stream_id, head);
+                    }
+                    self.hand_on(&appended, std::mem::take(&mut plan.batch.events), sent);
+                    return plan.answer(jobs, &appended.commands);
                 }
-                self.hand_on(&appended, std::mem::take(&mut plan.batch.events), sent);
-                plan.answer(jobs, &appended.commands);
-                Settled::Done
-            }
-            Err(AppendRefused::StaleHead) => {
-                // Every head the plan took is dropped: the moved ones are ahead of the
-                // database, the others may be behind another replica's write.
-                for stream_id in plan.touched() {
-                    self.cache.forget(stream_id);
+                Err(AppendRefused::StaleHead) => {
+                    // Every head the plan took is dropped: the moved ones are ahead of
+                    // the database, the others may be behind another replica's write.
+                    for stream_id in plan.touched() {
+                        self.cache.forget(stream_id);
+                    }
+                    // A head that did not move as seen may be a retried creation (its
+                    // stream exists) or a taken key: answer those, replan the rest.
+                    jobs = match self.refuse_taken_keys(jobs).await {
+                        Ok(rest) => rest,
+                        Err(()) => return,
+                    };
+                    last_error = Some(StoreError::Unavailable("stream heads kept moving: too many attempts".into()));
                 }
-                // A head that did not move as seen may be a retried creation (its stream
-                // exists) or a taken key: answer those, replan the rest.
-                match self.refuse_taken_keys(jobs).await {
-                    Ok(rest) => Settled::Again(
-                        rest,
-                        Some(StoreError::Unavailable("stream heads kept moving: too many attempts".into())),
-                    ),
-                    Err(()) => Settled::Done,
+                Err(AppendRefused::CommandIdTaken) => {
+                    self.give_back(&mut plan);
+                    match self.replay_taken(jobs).await {
+                        Ok(rest) => jobs = rest,
+                        Err(()) => return,
+                    }
                 }
-            }
-            Err(AppendRefused::CommandIdTaken) => {
-                self.give_back(&mut plan);
-                match self.replay_taken(jobs).await {
-                    Ok(rest) => Settled::Again(rest, None),
-                    Err(()) => Settled::Done,
+                Err(AppendRefused::KeyTaken) => {
+                    for stream_id in plan.touched() {
+                        self.cache.forget(stream_id);
+                    }
+                    jobs = match self.refuse_taken_keys(jobs).await {
+                        Ok(rest) => rest,
+                        Err(()) => return,
+                    };
                 }
-            }
-            Err(AppendRefused::KeyTaken) => {
-                for stream_id in plan.touched() {
-                    self.cache.forget(stream_id);
+                Err(AppendRefused::Locked(locked)) => {
+                    self.give_back(&mut plan);
+                    let (waiting, rest): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| {
+                        plan.stream_of(&job.envelope, &self.cache).is_some_and(|id| locked.contains(&id))
+                    });
+                    self.retry_later(waiting);
+                    jobs = rest;
                 }
-                match self.refuse_taken_keys(jobs).await {
-                    Ok(rest) => Settled::Again(rest, None),
-                    Err(()) => Settled::Done,
+                Err(AppendRefused::Failed(error)) => {
+                    self.give_back(&mut plan);
+                    return answer_all(jobs, error);
                 }
-            }
-            Err(AppendRefused::Locked(locked)) => {
-                self.give_back(&mut plan);
-                let (waiting, rest): (Vec<_>, Vec<_>) = jobs
-                    .into_iter()
-                    .partition(|job| plan.stream_of(&job.envelope, &self.cache).is_some_and(|id| locked.contains(&id)));
-                self.retry_later(waiting);
-                Settled::Again(rest, None)
-            }
-            Err(AppendRefused::Failed(error)) => {
-                self.give_back(&mut plan);
-                answer_all(jobs, error);
-                Settled::Done
             }
         }
+        answer_all(jobs, last_error.unwrap_or_else(|| StoreError::Unavailable("too many attempts".into())));
     }
 
     /// Hands an appended batch's events, with their places in the log, to the follower.
