@@ -892,7 +892,7 @@ mod tests {
     async fn commands_beyond_the_byte_allowance_wait_outside_the_queue_until_earlier_ones_are_answered() {
         let dir = tempfile::tempdir().expect("temporary folder");
         let path = dir.path().join("accord.db");
-        let store = Store::Sqlite(SqliteStore::open(&path).await.expect("open store"));
+        let store = Store::from(SqliteStore::open(&path).await.expect("open store"));
         let app = App::start(store, AppLimits { queue_bytes: 100, ..AppLimits::default() });
         // Another process holds the write lock: the first command cannot commit yet.
         let mut holder = SqliteConnectOptions::new().filename(&path).connect().await.expect("connect");

@@ -20,6 +20,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::{
     PgConnection, PgPool, Postgres, Row, Transaction,
     migrate::{MigrateDatabase, Migrator},
@@ -28,13 +29,12 @@ use sqlx::{
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::audit::{
-    self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, Verifier, VerifyKey, VerifyPage,
-};
-use super::batch::{AlignmentRow, AppendRefused, Appended, Batch, LoadedHead};
+use super::audit::{self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, VerifyKey, VerifyPage};
+use super::backend::{Audit, Backend, Heads, Import, ImportLines, Reads, Rebuild};
+use super::batch::{AlignmentRow, AppendRefused, Appended, Batch};
 use super::batch::{HeadRows, StoredCommand};
 use super::fold::{Projection, refold};
-use super::note::{CheckpointSigner, CheckpointVerifier};
+use super::note::CheckpointSigner;
 use super::*;
 use crate::domain::{AlignmentView, DomainError, Initiative};
 
@@ -91,33 +91,8 @@ impl PgStore {
         Ok(store)
     }
 
-    /// `work`, or `Unavailable` once the database has not answered it within the query
-    /// timeout. A command cut off this way may still commit: the caller retries it with
-    /// the same command id, which replays it if it did.
-    pub(super) async fn bounded<T>(&self, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-        let limit = self.timeouts.query;
-        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(format!("the database did not answer within {} s", limit.as_secs_f64())))
-        })
-    }
-
-    /// How long one read or command may take.
-    pub(super) fn query_timeout(&self) -> Duration {
-        self.timeouts.query
-    }
-
-    /// A trivial query through the pool: a connection is checked (or opened) and answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_sqlx)
-    }
-
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    /// The connection counts of the pool.
-    pub fn pool_stats(&self) -> PoolStats {
-        PoolStats::of(&self.pool)
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -126,9 +101,39 @@ impl PgStore {
             other => StoreError::Corrupt(format!("migrations: {other}")),
         })
     }
+}
 
+#[async_trait]
+impl Backend for PgStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn postgres(&self) -> Option<&PgStore> {
+        Some(self)
+    }
+
+    /// The connection counts of the pool.
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats::of(&self.pool)
+    }
+
+    fn query_timeout(&self) -> Option<Duration> {
+        Some(self.timeouts.query)
+    }
+
+    /// A trivial query through the pool: a connection is checked (or opened) and answers.
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_sqlx)
+    }
+}
+
+// ---- Reads ------------------------------------------------------------------------------
+
+#[async_trait]
+impl Reads for PgStore {
     /// One initiative's alignment projection.
-    pub async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
+    async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
         let sql = match target {
             InitiativeRef::Id(_) => "SELECT view FROM alignment WHERE initiative_id = $1",
             InitiativeRef::Key(_) => "SELECT view FROM alignment WHERE key = $2",
@@ -138,7 +143,7 @@ impl PgStore {
     }
 
     /// Alignment views ordered by key, after `after_key`, at most `limit` of them.
-    pub async fn list(
+    async fn list(
         &self,
         filter: &ListFilter,
         after_key: Option<&str>,
@@ -172,7 +177,7 @@ impl PgStore {
     }
 
     /// The alignment views of every initiative with a sign-off waiting on `principal`.
-    pub async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
+    async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
         let rows = sqlx::query("SELECT view FROM alignment WHERE awaiting @> ARRAY[$1::text] ORDER BY key")
             .bind(principal.as_str())
             .fetch_all(&self.pool)
@@ -182,7 +187,7 @@ impl PgStore {
     }
 
     /// Events of one stream from `from_version` (inclusive), in order.
-    pub async fn read_stream(
+    async fn read_stream(
         &self,
         stream_id: Uuid,
         from_version: i64,
@@ -201,7 +206,7 @@ impl PgStore {
     }
 
     /// The sign-off events of one decision, in stream order: its verdict history.
-    pub async fn sign_off_events(
+    async fn sign_off_events(
         &self,
         stream: InitiativeId,
         decision: DecisionId,
@@ -222,11 +227,7 @@ impl PgStore {
 
     /// The global log after `after`, in commit order, never skipping a late commit (see
     /// the module comment). Returns the events with the cursor of each.
-    pub async fn read_all(
-        &self,
-        after: GlobalCursor,
-        limit: i64,
-    ) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
+    async fn read_all(&self, after: GlobalCursor, limit: i64) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
         let rows = sqlx::query(&in_commit_order(EVENT_COLUMNS, ""))
             .bind(after.tx_id.to_string())
             .bind(after.position)
@@ -242,23 +243,20 @@ impl PgStore {
             })
             .collect()
     }
+}
 
-    /// Rebuilds the stream heads and alignment projection of every initiative from the
-    /// log, one initiative per transaction, while the service keeps running: each
-    /// initiative's head is locked only while it is rebuilt. Returns how many were rebuilt.
-    pub async fn rebuild_projections(&self) -> Result<u64, StoreError> {
-        let streams: Vec<Uuid> = sqlx::query_scalar("SELECT DISTINCT stream_id FROM events ORDER BY stream_id")
+// ---- Rebuilds ---------------------------------------------------------------------------
+
+#[async_trait]
+impl Rebuild for PgStore {
+    async fn stream_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+        sqlx::query_scalar("SELECT DISTINCT stream_id FROM events ORDER BY stream_id")
             .fetch_all(&self.pool)
             .await
-            .map_err(map_sqlx)?;
-        let mut rebuilt = 0;
-        for stream_id in streams {
-            self.rebuild_stream(stream_id).await?;
-            rebuilt += 1;
-        }
-        Ok(rebuilt)
+            .map_err(map_sqlx)
     }
 
+    /// The head is locked (`FOR UPDATE`) while it is rebuilt.
     async fn rebuild_stream(&self, stream_id: Uuid) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         sqlx::query("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE")
@@ -283,10 +281,11 @@ impl PgStore {
 
 // ---- Audit: as-of reads, resuming the global log, verification, checkpoints, import ----
 
-impl PgStore {
+#[async_trait]
+impl Audit for PgStore {
     /// One stream's events up to `until` (inclusive), through the (stream, version) index.
     /// By time: the prefix before the stream's first event recorded after `time`.
-    pub async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = match until {
             Until::Version(version) => {
                 sqlx::query(&format!(
@@ -319,7 +318,7 @@ impl PgStore {
     }
 
     /// The highest global position appended and committed (0 for an empty log).
-    pub async fn head_position(&self) -> Result<u64, StoreError> {
+    async fn head_position(&self) -> Result<u64, StoreError> {
         let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
             .fetch_one(&self.pool)
             .await
@@ -334,7 +333,7 @@ impl PgStore {
     ///   back took it): the cursor of the nearest event below it;
     /// - a position past the head: "now", the head's cursor: the read is empty now and
     ///   then returns exactly the events committed from then on.
-    pub async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
+    async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
         if after == 0 {
             return Ok(GlobalCursor::default());
         }
@@ -358,38 +357,16 @@ impl PgStore {
         })
     }
 
-    /// Verifies one stream or the whole log (see `audit`). Pages of whole streams are
-    /// read by (stream id, version) through its unique index, each page with its
-    /// streams' witnesses (heads, command records, projection versions) in one
-    /// REPEATABLE READ snapshot: the log only grows, so a verification that runs beside
-    /// appends checks what existed when each page was read. Then, for the whole log, the
-    /// log tree is recomputed in commit order against the log-tree checkpoints.
-    pub async fn verify(
-        &self,
-        stream: Option<Uuid>,
-        key: Option<&CheckpointVerifier>,
-    ) -> Result<VerifyReport, StoreError> {
-        let mut verifier = Verifier::new(stream, key.cloned());
-        for raw in self.raw_checkpoints().await? {
-            verifier.add_checkpoint(raw);
-        }
-        let pool = self.pool.clone();
-        let tree = stream.is_none().then(|| {
-            let pool = self.pool.clone();
-            move |after: GlobalCursor| {
-                let pool = pool.clone();
-                async move { tree_page(&pool, after).await }
-            }
-        });
-        audit::verify_paged(
-            verifier,
-            move |after| {
-                let pool = pool.clone();
-                async move { verify_page(&pool, stream, after).await }
-            },
-            tree,
-        )
-        .await
+    /// One page of a verification, read by (stream id, version) through its unique index
+    /// with its streams' witnesses (heads, command records, projection versions) in one
+    /// REPEATABLE READ snapshot.
+    async fn verify_page(&self, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError> {
+        verify_page(&self.pool, only, after).await
+    }
+
+    /// The log tree is read in commit order.
+    async fn tree_page(&self, after: GlobalCursor) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError> {
+        tree_page(&self.pool, after).await
     }
 
     /// Records the next log-tree checkpoint: the latest one's frontier and heads with
@@ -398,7 +375,7 @@ impl PgStore {
     /// order `read_all` returns it, including every command acknowledged before the
     /// call, and no later commit can sort into it. Creators queue on an advisory lock (another replica's or the
     /// periodic task's checkpoint goes first), and the note is signed when a key is given.
-    pub async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
+    async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(CHECKPOINT_LOCK)
@@ -463,15 +440,6 @@ impl PgStore {
         Ok(planned.record(id))
     }
 
-    /// Every checkpoint, oldest first.
-    pub async fn list_checkpoints(&self) -> Result<Vec<CheckpointRecord>, StoreError> {
-        self.raw_checkpoints()
-            .await?
-            .into_iter()
-            .map(|raw| CheckpointRecord::decode(raw).map_err(StoreError::Corrupt))
-            .collect()
-    }
-
     async fn raw_checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY id"))
             .fetch_all(&self.pool)
@@ -479,15 +447,15 @@ impl PgStore {
             .map_err(map_sqlx)?;
         rows.iter().map(decode_checkpoint).collect()
     }
+}
 
+#[async_trait]
+impl Import for PgStore {
     /// Loads an export into this store if it holds no event (see `Store::import_stream`).
     /// The import takes an EXCLUSIVE lock on `events` (reads go on, appends wait for it),
     /// writes the events with UNNEST in batches with positions 1, 2, … in the file's
     /// order (and moves the position sequence after them), and commits once at the end.
-    pub async fn import<S>(&self, lines: S) -> Result<ImportReport, StoreError>
-    where
-        S: tokio_stream::Stream<Item = Result<(usize, String), StoreError>> + Send + Unpin,
-    {
+    async fn import(&self, lines: ImportLines) -> Result<ImportReport, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE").execute(&mut *tx).await.map_err(map_sqlx)?;
         let count: i64 =
@@ -967,10 +935,11 @@ pub fn refuses_service(code: &str, message: &str, fatal: bool) -> bool {
 
 // ---- The batch append (see `batch`) ---------------------------------------------------
 
-impl PgStore {
+#[async_trait]
+impl Heads for PgStore {
     /// The heads of the streams with these ids or keys: each stream's snapshot and the
-    /// events after it up to the head (one statement, so one consistent view), folded.
-    pub async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<LoadedHead>, StoreError> {
+    /// events after it up to the head (one statement, so one consistent view).
+    async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<HeadRows>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT s.stream_id AS head_id, s.key, s.version, s.head_hash,
                     CASE WHEN t.stream_version IS NULL OR t.first THEN s.state::text END AS snapshot, t.*
@@ -1009,11 +978,11 @@ impl PgStore {
                 head.tail.push(decode_event(row)?);
             }
         }
-        heads.into_iter().map(HeadRows::fold).collect()
+        Ok(heads)
     }
 
     /// The stored results of the command ids that were used before.
-    pub async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, StoredCommand)>, StoreError> {
+    async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, StoredCommand)>, StoreError> {
         let rows = sqlx::query(
             "SELECT command_id, stream_id, fingerprint, stream_version, global_position, created_id
                FROM commands WHERE command_id = ANY($1)",
@@ -1040,7 +1009,7 @@ impl PgStore {
 
     /// Appends a batch in one statement (its own transaction: one round trip), refusing
     /// it whole when a head moved, a command id is taken or a new key exists.
-    pub async fn append_batch(&self, batch: &Batch) -> Result<Appended, AppendRefused> {
+    async fn append_batch(&self, batch: &Batch) -> Result<Appended, AppendRefused> {
         let e = &batch.events;
         let c = &batch.commands;
         let h = &batch.heads;

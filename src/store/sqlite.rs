@@ -40,6 +40,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::{
     QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction,
     migrate::{MigrateError, Migrator},
@@ -49,13 +50,12 @@ use tokio::sync::Mutex;
 use tracing::{error, warn};
 use uuid::Uuid;
 
-use super::audit::{
-    self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, Verifier, VerifyKey, VerifyPage,
-};
-use super::batch::{AppendRefused, Appended, Batch, LoadedHead};
+use super::audit::{self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, VerifyKey, VerifyPage};
+use super::backend::{Audit, Backend, Heads, Import, ImportLines, Reads, Rebuild};
+use super::batch::{AppendRefused, Appended, Batch};
 use super::batch::{HeadRows, StoredCommand};
 use super::fold::{Projection, refold};
-use super::note::{CheckpointSigner, CheckpointVerifier};
+use super::note::CheckpointSigner;
 use super::*;
 use crate::domain::{AlignmentView, DomainError, Initiative};
 
@@ -136,16 +136,6 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// A trivial query on a reader's connection: the file is still there to be read.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_sqlx)
-    }
-
-    /// Connections of the readers' pool and the write connection, counted together.
-    pub fn pool_stats(&self) -> PoolStats {
-        PoolStats::of(&self.pool).plus(PoolStats::of(&self.write_pool))
-    }
-
     /// Runs `work` on the write connection, as the only writer of this store, in its own
     /// task so that it finishes even if the caller stops waiting.
     async fn write<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
@@ -168,9 +158,40 @@ impl SqliteStore {
             }
         }
     }
+}
 
+#[async_trait]
+impl Backend for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn sqlite(&self) -> Option<&SqliteStore> {
+        Some(self)
+    }
+
+    /// Connections of the readers' pool and the write connection, counted together.
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats::of(&self.pool).plus(PoolStats::of(&self.write_pool))
+    }
+
+    /// None: a command waits for the one writer, however long the queue before it.
+    fn query_timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// A trivial query on a reader's connection: the file is still there to be read.
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_sqlx)
+    }
+}
+
+// ---- Reads ------------------------------------------------------------------------------
+
+#[async_trait]
+impl Reads for SqliteStore {
     /// One initiative's alignment projection.
-    pub async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
+    async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
         let sql = match target {
             InitiativeRef::Id(_) => "SELECT view FROM alignment WHERE initiative_id = ?1",
             InitiativeRef::Key(_) => "SELECT view FROM alignment WHERE key = ?1",
@@ -180,7 +201,7 @@ impl SqliteStore {
     }
 
     /// Alignment views ordered by key, after `after_key`, at most `limit` of them.
-    pub async fn list(
+    async fn list(
         &self,
         filter: &ListFilter,
         after_key: Option<&str>,
@@ -215,7 +236,7 @@ impl SqliteStore {
     }
 
     /// The alignment views of every initiative with a sign-off waiting on `principal`.
-    pub async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
+    async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
         let rows = sqlx::query(
             "SELECT view FROM alignment
               WHERE EXISTS (SELECT 1 FROM json_each(alignment.awaiting) AS a WHERE a.value = ?1)
@@ -229,7 +250,7 @@ impl SqliteStore {
     }
 
     /// Events of one stream from `from_version` (inclusive), in order.
-    pub async fn read_stream(
+    async fn read_stream(
         &self,
         stream_id: Uuid,
         from_version: i64,
@@ -248,7 +269,7 @@ impl SqliteStore {
     }
 
     /// The sign-off events of one decision, in stream order: its verdict history.
-    pub async fn sign_off_events(
+    async fn sign_off_events(
         &self,
         stream: InitiativeId,
         decision: DecisionId,
@@ -275,11 +296,7 @@ impl SqliteStore {
     /// anything, always above every committed position. So the events a snapshot holds are
     /// a prefix of the log — a writer in flight is not yet in it, and everything it adds
     /// will come after what this read returns.
-    pub async fn read_all(
-        &self,
-        after: GlobalCursor,
-        limit: i64,
-    ) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
+    async fn read_all(&self, after: GlobalCursor, limit: i64) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
         let rows =
             sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"))
                 .bind(after.position)
@@ -294,31 +311,33 @@ impl SqliteStore {
             })
             .collect()
     }
+}
 
-    /// Rebuilds the stream heads and alignment projection of every initiative from the
-    /// log, one initiative per transaction, while the service keeps running: commands
-    /// queue behind one initiative's rebuild at a time. Returns how many were rebuilt.
-    pub async fn rebuild_projections(&self) -> Result<u64, StoreError> {
+// ---- Rebuilds ---------------------------------------------------------------------------
+
+#[async_trait]
+impl Rebuild for SqliteStore {
+    async fn stream_ids(&self) -> Result<Vec<Uuid>, StoreError> {
         let streams: Vec<String> = sqlx::query_scalar("SELECT DISTINCT stream_id FROM events ORDER BY stream_id")
             .fetch_all(&self.pool)
             .await
             .map_err(map_sqlx)?;
-        let mut rebuilt = 0;
-        for stream in streams {
-            let stream_id = parse_uuid("stream_id", &stream)?;
-            self.write(move |pool| async move { attempts(|| rebuild_stream(&pool, stream_id)).await }).await?;
-            rebuilt += 1;
-        }
-        Ok(rebuilt)
+        streams.iter().map(|stream| parse_uuid("stream_id", stream)).collect()
+    }
+
+    /// On the one writer: commands queue behind one initiative's rebuild at a time.
+    async fn rebuild_stream(&self, stream_id: Uuid) -> Result<(), StoreError> {
+        self.write(move |pool| async move { attempts(|| rebuild_stream(&pool, stream_id)).await }).await
     }
 }
 
 // ---- Audit: as-of reads, resuming the global log, verification, checkpoints, import ----
 
-impl SqliteStore {
+#[async_trait]
+impl Audit for SqliteStore {
     /// One stream's events up to `until` (inclusive), through the (stream, version) index.
     /// By time: the prefix before the stream's first event recorded after `time`.
-    pub async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = match until {
             Until::Version(version) => {
                 sqlx::query(&format!(
@@ -351,7 +370,7 @@ impl SqliteStore {
     }
 
     /// The highest global position appended and committed (0 for an empty log).
-    pub async fn head_position(&self) -> Result<u64, StoreError> {
+    async fn head_position(&self) -> Result<u64, StoreError> {
         let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
             .fetch_one(&self.pool)
             .await
@@ -363,7 +382,7 @@ impl SqliteStore {
     /// the cursor is the position itself — except past the head, where it is the head
     /// ("now": the read is empty, then returns the events appended from then on, whose
     /// positions are above the head but may be below `after`).
-    pub async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
+    async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
         if after == 0 {
             return Ok(GlobalCursor::default());
         }
@@ -374,54 +393,24 @@ impl SqliteStore {
         Ok(GlobalCursor { tx_id: 0, position })
     }
 
-    /// Verifies one stream or the whole log (see `audit`): pages of whole streams by
-    /// (stream id, version) through its unique index, each with its streams' witnesses
-    /// in one read transaction (one snapshot); then, for the whole log, the log tree in
-    /// position order (commit order here) against the log-tree checkpoints.
-    pub async fn verify(
-        &self,
-        stream: Option<Uuid>,
-        key: Option<&CheckpointVerifier>,
-    ) -> Result<VerifyReport, StoreError> {
-        let mut verifier = Verifier::new(stream, key.cloned());
-        for raw in self.raw_checkpoints().await? {
-            verifier.add_checkpoint(raw);
-        }
-        let pool = self.pool.clone();
-        let tree = stream.is_none().then(|| {
-            let pool = self.pool.clone();
-            move |after: GlobalCursor| {
-                let pool = pool.clone();
-                async move { tree_page(&pool, after.position, audit::VERIFY_PAGE).await }
-            }
-        });
-        audit::verify_paged(
-            verifier,
-            move |after| {
-                let pool = pool.clone();
-                async move { verify_page(&pool, stream, after).await }
-            },
-            tree,
-        )
-        .await
+    /// One page of a verification, by (stream id, version) through its unique index, with
+    /// its streams' witnesses, in one read transaction (one snapshot).
+    async fn verify_page(&self, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError> {
+        verify_page(&self.pool, only, after).await
     }
 
-    /// Records the next log-tree checkpoint (see `PgStore::create_checkpoint`), in one
+    /// The log tree is read in position order, which is commit order here.
+    async fn tree_page(&self, after: GlobalCursor) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError> {
+        tree_page(&self.pool, after.position, audit::VERIFY_PAGE).await
+    }
+
+    /// Records the next log-tree checkpoint (see `Store::create_checkpoint` and the PostgreSQL store's), in one
     /// write transaction: the single writer appends nothing meanwhile, so the log's end
     /// is one consistent point, and the events after the latest checkpoint are folded in
     /// position order, which is commit order here.
-    pub async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
+    async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
         let signer = signer.cloned();
         self.write(move |pool| async move { attempts(|| create_checkpoint(&pool, signer.as_ref())).await }).await
-    }
-
-    /// Every checkpoint, oldest first.
-    pub async fn list_checkpoints(&self) -> Result<Vec<CheckpointRecord>, StoreError> {
-        self.raw_checkpoints()
-            .await?
-            .into_iter()
-            .map(|raw| CheckpointRecord::decode(raw).map_err(StoreError::Corrupt))
-            .collect()
     }
 
     async fn raw_checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError> {
@@ -431,14 +420,14 @@ impl SqliteStore {
             .map_err(map_sqlx)?;
         rows.iter().map(decode_checkpoint).collect()
     }
+}
 
+#[async_trait]
+impl Import for SqliteStore {
     /// Loads an export into this store if it holds no event (see `Store::import_stream`),
     /// in one write transaction on the single writer: positions 1, 2, … in the file's
     /// order, committed once at the end.
-    pub async fn import<S>(&self, lines: S) -> Result<ImportReport, StoreError>
-    where
-        S: tokio_stream::Stream<Item = Result<(usize, String), StoreError>> + Send + Unpin + 'static,
-    {
+    async fn import(&self, lines: ImportLines) -> Result<ImportReport, StoreError> {
         self.write(move |pool| async move {
             let tx = pool.begin_with(BEGIN_WRITE).await.map_err(map_sqlx)?;
             let mut sink = SqliteImport { tx };
@@ -1003,11 +992,12 @@ fn open_error(path: &Path, error: sqlx::Error) -> StoreError {
 
 // ---- The batch append (see `batch`) ---------------------------------------------------
 
-impl SqliteStore {
+#[async_trait]
+impl Heads for SqliteStore {
     /// The heads of the streams with these ids or keys: each stream's snapshot and the
-    /// events after it up to the head, folded. (Events are never changed, so reading the
+    /// events after it up to the head. (Events are never changed, so reading the
     /// tail after the head row, up to the head's version, is one consistent view.)
-    pub async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<LoadedHead>, StoreError> {
+    async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<HeadRows>, StoreError> {
         let mut heads = Vec::new();
         let wanted = ids.iter().map(|id| ("stream_id", id.to_string())).chain(keys.iter().map(|k| ("key", k.clone())));
         for (column, value) in wanted {
@@ -1020,7 +1010,7 @@ impl SqliteStore {
             .map_err(map_sqlx)?;
             let Some(row) = row else { continue };
             let stream_id = uuid_column(&row, "stream_id")?;
-            if heads.iter().any(|head: &LoadedHead| head.stream_id == stream_id) {
+            if heads.iter().any(|head: &HeadRows| head.stream_id == stream_id) {
                 continue;
             }
             let version: i64 = row.try_get("version").map_err(map_sqlx)?;
@@ -1047,13 +1037,13 @@ impl SqliteStore {
                 snapshot,
                 tail: tail.iter().map(decode_event).collect::<Result<_, _>>()?,
             };
-            heads.push(head.fold()?);
+            heads.push(head);
         }
         Ok(heads)
     }
 
     /// The stored results of the command ids that were used before.
-    pub async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, StoredCommand)>, StoreError> {
+    async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, StoredCommand)>, StoreError> {
         let mut found = Vec::new();
         for id in ids {
             let row = sqlx::query(
@@ -1083,7 +1073,7 @@ impl SqliteStore {
 
     /// Appends a batch in one write transaction, refusing it whole when a head moved, a
     /// command id is taken or a new key exists.
-    pub async fn append_batch(&self, batch: &Batch) -> Result<Appended, AppendRefused> {
+    async fn append_batch(&self, batch: &Batch) -> Result<Appended, AppendRefused> {
         let batch = batch.clone();
         let outcome = self
             .write(move |pool| async move {
@@ -1275,12 +1265,12 @@ mod tests {
     }
 
     fn app_on(store: &SqliteStore) -> App {
-        App::start(Store::Sqlite(store.clone()), AppLimits::default())
+        App::start(Store::from(store.clone()), AppLimits::default())
     }
 
     /// An initiative's state now (snapshot and the events after it).
     async fn state_of(store: &SqliteStore, target: &InitiativeRef) -> Option<Initiative> {
-        Store::Sqlite(store.clone()).initiative(target).await.expect("query")
+        Store::from(store.clone()).initiative(target).await.expect("query")
     }
 
     impl Fixture {
@@ -1289,6 +1279,11 @@ mod tests {
             let store = SqliteStore::open(&dir.path().join("accord.db")).await.expect("open store");
             let app = app_on(&store);
             Self { dir, store, app }
+        }
+
+        /// The store as the service holds it.
+        fn shared(&self) -> Store {
+            Store::from(self.store.clone())
         }
 
         fn path(&self) -> PathBuf {
@@ -1878,7 +1873,7 @@ mod tests {
             .await
             .expect("damage alignment");
         sqlx::query("DELETE FROM streams WHERE key = 'SEARCH-7'").execute(fx.store.pool()).await.expect("drop a head");
-        assert_eq!(fx.store.rebuild_projections().await.expect("rebuild"), 3);
+        assert_eq!(fx.shared().rebuild_projections().await.expect("rebuild"), 3);
         assert_eq!(projections(&fx.store).await, live, "rebuilt equals live");
 
         // A rebuild does not stop the service: commands go on while it runs.
@@ -1887,14 +1882,14 @@ mod tests {
             .map(|i| envelope(OWNER, Some(&target), assign(&format!("p{i}@example.com"), "design", Role::Informed)))
             .collect();
         let rebuild = {
-            let store = fx.store.clone();
+            let store = fx.shared();
             tokio::spawn(async move { store.rebuild_projections().await })
         };
         let outcomes = concurrently(&fx.app, commands).await;
         assert_eq!(rebuild.await.expect("task").expect("rebuild"), 3);
         assert_eq!(outcomes.iter().map(|o| o.stream_version).collect::<BTreeSet<_>>(), (9..=24).collect());
         let live = projections(&fx.store).await;
-        fx.store.rebuild_projections().await.expect("rebuild again");
+        fx.shared().rebuild_projections().await.expect("rebuild again");
         assert_eq!(projections(&fx.store).await, live, "rebuilt equals live after concurrent commands");
     }
 
