@@ -127,7 +127,7 @@ pub trait Audit: Send + Sync {
     /// The highest global position appended and committed (0 for an empty log).
     async fn head_position(&self) -> Result<u64, StoreError>;
 
-    /// The cursor that resumes the global log after a global position (see
+    /// The cursor that resumes the global log after a global position above 0 (see
     /// `Store::cursor_after_position`).
     async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError>;
 

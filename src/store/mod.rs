@@ -19,6 +19,7 @@ pub mod fold;
 pub mod hash;
 pub mod note;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 pub mod tlog;
 
@@ -203,6 +204,15 @@ pub struct ListFilter {
     pub owner: Option<String>,
     pub text: Option<String>,
     pub include_archived: bool,
+}
+
+impl ListFilter {
+    /// The text filter as a LIKE pattern: the text anywhere, its `\\`, `%` and `_` taken
+    /// literally (both backends' LIKE escape with a backslash).
+    pub fn text_pattern(&self) -> Option<String> {
+        let escape = |text: &str| text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        self.text.as_deref().map(|text| format!("%{}%", escape(text)))
+    }
 }
 
 /// How many connections a store holds: idle, in use, and the most it may open.
@@ -426,6 +436,9 @@ impl Store {
     /// until events commit later, and then only those. On PostgreSQL a position the log
     /// does not hold (a rolled-back append's) resumes after the nearest event below it.
     pub async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
+        if after == 0 {
+            return Ok(GlobalCursor::default());
+        }
         self.bounded(self.backend.cursor_after_position(after)).await
     }
 

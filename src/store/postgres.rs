@@ -29,14 +29,20 @@ use sqlx::{
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::audit::{self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, VerifyKey, VerifyPage};
+use super::audit::{self, ImportSink, ImportedCommand, LogFold, RawCheckpoint, VerifyKey, VerifyPage};
 use super::backend::{Audit, Backend, Heads, Import, ImportLines, Reads, Rebuild};
 use super::batch::{AlignmentRow, AppendRefused, Appended, Batch};
 use super::batch::{HeadRows, StoredCommand};
-use super::fold::{Projection, refold};
+use super::fold::FoldedHead;
 use super::note::CheckpointSigner;
+use super::rows::{
+    ColumnOf, EVENT_COLUMNS, SqlErrors, StoredRow, decode_checkpoint, decode_command, decode_event, decode_events,
+    decode_head, decode_tree_event, decode_view, decode_views, decode_witnesses, witness_bounds, witness_condition,
+};
 use super::*;
-use crate::domain::{AlignmentView, DomainError, Initiative};
+use crate::domain::{AlignmentView, DomainError};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 
 /// The embedded PostgreSQL migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -132,7 +138,6 @@ impl Backend for PgStore {
 
 #[async_trait]
 impl Reads for PgStore {
-    /// One initiative's alignment projection.
     async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
         let sql = match target {
             InitiativeRef::Id(_) => "SELECT view FROM alignment WHERE initiative_id = $1",
@@ -142,14 +147,13 @@ impl Reads for PgStore {
         row.map(|row| decode_view(&row)).transpose()
     }
 
-    /// Alignment views ordered by key, after `after_key`, at most `limit` of them.
     async fn list(
         &self,
         filter: &ListFilter,
         after_key: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AlignmentView>, StoreError> {
-        let text = filter.text.as_deref().map(|t| format!("%{}%", escape_like(t)));
+        let text = filter.text_pattern();
         let rows = sqlx::query(
             "SELECT view FROM alignment
              WHERE ($1::text IS NULL OR status = $1)
@@ -173,20 +177,18 @@ impl Reads for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        rows.iter().map(decode_view).collect()
+        decode_views(&rows)
     }
 
-    /// The alignment views of every initiative with a sign-off waiting on `principal`.
     async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
         let rows = sqlx::query("SELECT view FROM alignment WHERE awaiting @> ARRAY[$1::text] ORDER BY key")
             .bind(principal.as_str())
             .fetch_all(&self.pool)
             .await
             .map_err(map_sqlx)?;
-        rows.iter().map(decode_view).collect()
+        decode_views(&rows)
     }
 
-    /// Events of one stream from `from_version` (inclusive), in order.
     async fn read_stream(
         &self,
         stream_id: Uuid,
@@ -202,10 +204,9 @@ impl Reads for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        rows.iter().map(decode_event).collect()
+        decode_events(&rows)
     }
 
-    /// The sign-off events of one decision, in stream order: its verdict history.
     async fn sign_off_events(
         &self,
         stream: InitiativeId,
@@ -222,7 +223,7 @@ impl Reads for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        rows.iter().map(decode_event).collect()
+        decode_events(&rows)
     }
 
     /// The global log after `after`, in commit order, never skipping a late commit (see
@@ -237,9 +238,8 @@ impl Reads for PgStore {
             .map_err(map_sqlx)?;
         rows.iter()
             .map(|row| {
-                let tx: i64 = row.try_get("tx").map_err(map_sqlx)?;
                 let event = decode_event(row)?;
-                Ok((GlobalCursor { tx_id: u64::try_from(tx).unwrap_or_default(), position: event.position }, event))
+                Ok((GlobalCursor { tx_id: tree_tx(row)?, position: event.position }, event))
             })
             .collect()
     }
@@ -270,11 +270,8 @@ impl Rebuild for PgStore {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_sqlx)?;
-        let events = rows.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
-        let (state, projection) = refold(stream_id, &events)?;
-        let last = events.last().ok_or_else(|| StoreError::Corrupt(format!("stream {stream_id} has no events")))?;
-        let head = HeadRow { stream_id, version: last.stream_version, hash: &last.hash, position: last.position };
-        write_head(&mut tx, &head, &state, &projection).await?;
+        let head = FoldedHead::refold(stream_id, &decode_events(&rows)?)?;
+        write_head(&mut tx, &head).await?;
         tx.commit().await.map_err(map_sqlx)
     }
 }
@@ -283,8 +280,6 @@ impl Rebuild for PgStore {
 
 #[async_trait]
 impl Audit for PgStore {
-    /// One stream's events up to `until` (inclusive), through the (stream, version) index.
-    /// By time: the prefix before the stream's first event recorded after `time`.
     async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = match until {
             Until::Version(version) => {
@@ -314,10 +309,9 @@ impl Audit for PgStore {
             }
         }
         .map_err(map_sqlx)?;
-        rows.iter().map(decode_event).collect()
+        decode_events(&rows)
     }
 
-    /// The highest global position appended and committed (0 for an empty log).
     async fn head_position(&self) -> Result<u64, StoreError> {
         let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
             .fetch_one(&self.pool)
@@ -327,16 +321,13 @@ impl Audit for PgStore {
     }
 
     /// The cursor after global position `after`, in the commit order `read_all` reads:
-    /// - 0: the start of the log;
+    /// - 0 (answered above, by `Store`): the start of the log;
     /// - a position the log holds: that event's cursor;
     /// - a position below the head that the log does not hold (an append that rolled
     ///   back took it): the cursor of the nearest event below it;
     /// - a position past the head: "now", the head's cursor: the read is empty now and
     ///   then returns exactly the events committed from then on.
     async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
-        if after == 0 {
-            return Ok(GlobalCursor::default());
-        }
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let row = sqlx::query(
             "SELECT e.tx_id::text::bigint AS tx, e.position, o.ordered_after
@@ -486,34 +477,9 @@ impl Import for PgStore {
 /// Serialises checkpoint creators (an arbitrary constant: "accord checkpoint").
 const CHECKPOINT_LOCK: i64 = 0x6163_636f_7264_6370;
 
-/// The stored columns of a checkpoint, in `decode_checkpoint`'s order.
+/// The stored columns of a checkpoint (see `decode_checkpoint`).
 const CHECKPOINT_COLUMNS: &str =
     "id, created_at, tree, streams, events, root, heads, frontier, resume_tx, resume_position, note";
-
-fn decode_checkpoint(row: &PgRow) -> Result<RawCheckpoint, StoreError> {
-    Ok(RawCheckpoint {
-        id: row.try_get("id").map_err(map_sqlx)?,
-        created_at: row.try_get("created_at").map_err(map_sqlx)?,
-        tree: row.try_get("tree").map_err(map_sqlx)?,
-        streams: row.try_get("streams").map_err(map_sqlx)?,
-        events: row.try_get("events").map_err(map_sqlx)?,
-        root: row.try_get("root").map_err(map_sqlx)?,
-        heads: row.try_get("heads").map_err(map_sqlx)?,
-        frontier: row.try_get("frontier").map_err(map_sqlx)?,
-        note: row.try_get("note").map_err(map_sqlx)?,
-        resume_tx: row.try_get("resume_tx").map_err(map_sqlx)?,
-        resume_position: row.try_get("resume_position").map_err(map_sqlx)?,
-    })
-}
-
-fn decode_tree_event(row: &PgRow) -> Result<audit::TreeEvent, StoreError> {
-    Ok(audit::TreeEvent {
-        stream_id: row.try_get("stream_id").map_err(map_sqlx)?,
-        stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
-        position: row.try_get("position").map_err(map_sqlx)?,
-        hash: row.try_get("hash").map_err(map_sqlx)?,
-    })
-}
 
 fn tree_tx(row: &PgRow) -> Result<u64, StoreError> {
     let tx: i64 = row.try_get("tx").map_err(map_sqlx)?;
@@ -586,7 +552,7 @@ async fn verify_page(pool: &PgPool, only: Option<Uuid>, after: VerifyKey) -> Res
         .execute(&mut *tx)
         .await
         .map_err(map_sqlx)?;
-    let mut events = match only {
+    let events = match only {
         Some(stream) => {
             sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"))
                 .bind(stream)
@@ -604,10 +570,8 @@ async fn verify_page(pool: &PgPool, only: Option<Uuid>, after: VerifyKey) -> Res
             }
         }
     }
-    .map_err(map_sqlx)?
-    .iter()
-    .map(decode_event)
-    .collect::<Result<Vec<_>, _>>()?;
+    .map_err(map_sqlx)?;
+    let mut events = decode_events(&events)?;
     let more = only.is_none() && events.len() as i64 >= audit::VERIFY_PAGE;
     if more && let Some(last) = events.last().map(|e| (e.stream_id, e.stream_version)) {
         // The rest of the page's last stream, so that the page ends with a whole stream.
@@ -623,21 +587,8 @@ async fn verify_page(pool: &PgPool, only: Option<Uuid>, after: VerifyKey) -> Res
             events.push(decode_event(row)?);
         }
     }
-    // The witnesses of every stream id in (after, last stream], or to the end.
-    let (from, to) = match only {
-        Some(stream) => (None, Some(stream)),
-        None => (after, if more { events.last().map(|e| e.stream_id) } else { None }),
-    };
-    // Only the bounds there are, so that each witness read is an index range scan.
-    let bounds: Vec<(&str, Uuid)> = [("=", only), (">", from), ("<=", to)]
-        .into_iter()
-        .filter_map(|(op, bound)| bound.map(|bound| (op, bound)))
-        .collect();
-    let within = |column: &str| {
-        let conditions: Vec<String> =
-            bounds.iter().enumerate().map(|(i, (op, _))| format!("{column} {op} ${}", i + 1)).collect();
-        if conditions.is_empty() { "true".to_owned() } else { conditions.join(" AND ") }
-    };
+    let bounds = witness_bounds(only, after, more, &events);
+    let within = |column: &str| witness_condition(&bounds, column, |n| format!("${n}"), "true");
     let heads_sql = format!(
         "SELECT stream_id, version, head_hash, last_position, (state->>'version')::bigint AS state_version
            FROM streams WHERE {}",
@@ -649,7 +600,7 @@ async fn verify_page(pool: &PgPool, only: Option<Uuid>, after: VerifyKey) -> Res
     );
     let projections_sql = format!("SELECT initiative_id, version FROM alignment WHERE {}", within("initiative_id"));
     let (mut heads, mut commands, mut projections) =
-        (sqlx::query(&heads_sql), sqlx::query(&commands_sql), sqlx::query_as::<_, (Uuid, i64)>(&projections_sql));
+        (sqlx::query(&heads_sql), sqlx::query(&commands_sql), sqlx::query(&projections_sql));
     for (_, bound) in &bounds {
         heads = heads.bind(*bound);
         commands = commands.bind(*bound);
@@ -659,32 +610,7 @@ async fn verify_page(pool: &PgPool, only: Option<Uuid>, after: VerifyKey) -> Res
     let commands = commands.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
     let projections = projections.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
     tx.commit().await.map_err(map_sqlx)?;
-    let witnesses = audit::Witnesses {
-        heads: heads
-            .iter()
-            .map(|row| {
-                Ok(audit::HeadWitness {
-                    stream_id: row.try_get("stream_id").map_err(map_sqlx)?,
-                    version: row.try_get("version").map_err(map_sqlx)?,
-                    hash: row.try_get("head_hash").map_err(map_sqlx)?,
-                    last_position: row.try_get("last_position").map_err(map_sqlx)?,
-                    state_version: row.try_get("state_version").map_err(map_sqlx)?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?,
-        commands: commands
-            .iter()
-            .map(|row| {
-                Ok(audit::CommandWitness {
-                    command_id: row.try_get("command_id").map_err(map_sqlx)?,
-                    stream_id: row.try_get("stream_id").map_err(map_sqlx)?,
-                    stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
-                    global_position: row.try_get("global_position").map_err(map_sqlx)?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?,
-        projections,
-    };
+    let witnesses = decode_witnesses(&heads, &commands, &projections)?;
     Ok(VerifyPage { events, witnesses, more })
 }
 
@@ -751,36 +677,18 @@ impl ImportSink for PgImport {
         Ok(())
     }
 
-    async fn streams(&mut self, streams: &[ImportedStream]) -> Result<(), StoreError> {
-        for stream in streams {
-            let head = HeadRow {
-                stream_id: stream.stream_id,
-                version: stream.version,
-                hash: &stream.head_hash,
-                position: stream.last_position,
-            };
-            write_head(&mut self.tx, &head, &stream.state, &stream.projection).await?;
+    async fn streams(&mut self, streams: &[FoldedHead]) -> Result<(), StoreError> {
+        for head in streams {
+            write_head(&mut self.tx, head).await?;
         }
         Ok(())
     }
 }
 
-/// A stream head as `write_head` stores it.
-struct HeadRow<'a> {
-    stream_id: Uuid,
-    version: i64,
-    hash: &'a [u8],
-    position: i64,
-}
-
 /// Writes (inserts or replaces) a stream's head with its folded state, and its
 /// alignment row, in one statement.
-async fn write_head(
-    conn: &mut PgConnection,
-    head: &HeadRow<'_>,
-    state: &Initiative,
-    projection: &Projection,
-) -> Result<(), StoreError> {
+async fn write_head(conn: &mut PgConnection, head: &FoldedHead) -> Result<(), StoreError> {
+    let (state, projection) = (&head.state, &head.projection);
     sqlx::query(
         "WITH st AS (
            INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
@@ -801,8 +709,8 @@ async fn write_head(
     .bind(head.stream_id)
     .bind(state.key.as_str())
     .bind(head.version)
-    .bind(head.hash)
-    .bind(head.position)
+    .bind(&head.head_hash)
+    .bind(head.last_position)
     .bind(&projection.state_json)
     .bind(state.last_activity)
     .bind(&projection.view.title)
@@ -820,32 +728,35 @@ async fn write_head(
     Ok(())
 }
 
-/// The stored columns of an event, in `decode_event`'s order.
-const EVENT_COLUMNS: &str = "position, stream_id, stream_version, event_id, event_type, schema_version, payload, \
-     actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash";
-
-fn decode_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
-    Ok(StoredEvent {
-        position: row.try_get("position").map_err(map_sqlx)?,
-        stream_id: row.try_get("stream_id").map_err(map_sqlx)?,
-        stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
-        event_id: row.try_get("event_id").map_err(map_sqlx)?,
-        event_type: row.try_get("event_type").map_err(map_sqlx)?,
-        schema_version: row.try_get("schema_version").map_err(map_sqlx)?,
-        payload: row.try_get("payload").map_err(map_sqlx)?,
-        actor: row.try_get("actor").map_err(map_sqlx)?,
-        command_id: row.try_get("command_id").map_err(map_sqlx)?,
-        correlation_id: row.try_get("correlation_id").map_err(map_sqlx)?,
-        causation_id: row.try_get("causation_id").map_err(map_sqlx)?,
-        recorded_at: row.try_get("recorded_at").map_err(map_sqlx)?,
-        prev_hash: row.try_get("prev_hash").map_err(map_sqlx)?,
-        hash: row.try_get("hash").map_err(map_sqlx)?,
-    })
+impl SqlErrors for PgRow {
+    fn sql_error(error: sqlx::Error) -> StoreError {
+        map_sqlx(error)
+    }
 }
 
-fn decode_view(row: &PgRow) -> Result<AlignmentView, StoreError> {
-    let view: serde_json::Value = row.try_get("view").map_err(map_sqlx)?;
-    serde_json::from_value(view).map_err(|e| StoreError::Corrupt(format!("alignment view: {e}")))
+/// PostgreSQL stores UUIDs, JSON and timestamps natively.
+impl StoredRow for PgRow {
+    fn uuid(&self, name: &str) -> Result<Uuid, StoreError> {
+        self.read(name)
+    }
+
+    fn optional_uuid(&self, name: &str) -> Result<Option<Uuid>, StoreError> {
+        self.read(name)
+    }
+
+    fn json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<T, String>, StoreError> {
+        let value: serde_json::Value = self.read(name)?;
+        Ok(serde_json::from_value(value).map_err(|e| e.to_string()))
+    }
+
+    fn optional_json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<Option<T>, String>, StoreError> {
+        let value: Option<serde_json::Value> = self.read(name)?;
+        Ok(value.map(serde_json::from_value).transpose().map_err(|e| e.to_string()))
+    }
+
+    fn time(&self, name: &str) -> Result<Result<DateTime<Utc>, String>, StoreError> {
+        self.read(name).map(Ok)
+    }
 }
 
 fn bind_target<'q>(
@@ -856,10 +767,6 @@ fn bind_target<'q>(
         InitiativeRef::Id(id) => query.bind(id.0).bind(None::<String>),
         InitiativeRef::Key(key) => query.bind(None::<Uuid>).bind(key.as_str().to_owned()),
     }
-}
-
-fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// One connection step at start, bounded by the connect timeout.
@@ -960,16 +867,9 @@ impl Heads for PgStore {
         .map_err(map_sqlx)?;
         let mut heads: Vec<HeadRows> = Vec::new();
         for row in &rows {
-            let stream_id: Uuid = row.try_get("head_id").map_err(map_sqlx)?;
+            let stream_id = row.uuid("head_id")?;
             if heads.last().is_none_or(|head| head.stream_id != stream_id) {
-                heads.push(HeadRows {
-                    stream_id,
-                    key: row.try_get("key").map_err(map_sqlx)?,
-                    version: row.try_get("version").map_err(map_sqlx)?,
-                    hash: row.try_get("head_hash").map_err(map_sqlx)?,
-                    snapshot: row.try_get("snapshot").map_err(map_sqlx)?,
-                    tail: Vec::new(),
-                });
+                heads.push(decode_head(row)?);
             }
             let stream_version: Option<i64> = row.try_get("stream_version").map_err(map_sqlx)?;
             if stream_version.is_some()
@@ -981,7 +881,6 @@ impl Heads for PgStore {
         Ok(heads)
     }
 
-    /// The stored results of the command ids that were used before.
     async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, StoredCommand)>, StoreError> {
         let rows = sqlx::query(
             "SELECT command_id, stream_id, fingerprint, stream_version, global_position, created_id
@@ -991,20 +890,7 @@ impl Heads for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("command_id").map_err(map_sqlx)?,
-                    StoredCommand {
-                        stream_id: row.try_get("stream_id").map_err(map_sqlx)?,
-                        fingerprint: row.try_get("fingerprint").map_err(map_sqlx)?,
-                        stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
-                        global_position: row.try_get("global_position").map_err(map_sqlx)?,
-                        created_id: row.try_get("created_id").map_err(map_sqlx)?,
-                    },
-                ))
-            })
-            .collect()
+        rows.iter().map(decode_command).collect()
     }
 
     /// Appends a batch in one statement (its own transaction: one round trip), refusing

@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{
-    QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction,
+    QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction,
     migrate::{MigrateError, Migrator},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
 };
@@ -50,14 +50,19 @@ use tokio::sync::Mutex;
 use tracing::{error, warn};
 use uuid::Uuid;
 
-use super::audit::{self, ImportSink, ImportedCommand, ImportedStream, LogFold, RawCheckpoint, VerifyKey, VerifyPage};
+use super::audit::{self, ImportSink, ImportedCommand, LogFold, RawCheckpoint, VerifyKey, VerifyPage};
 use super::backend::{Audit, Backend, Heads, Import, ImportLines, Reads, Rebuild};
 use super::batch::{AppendRefused, Appended, Batch};
 use super::batch::{HeadRows, StoredCommand};
-use super::fold::{Projection, refold};
+use super::fold::FoldedHead;
 use super::note::CheckpointSigner;
+use super::rows::{
+    ColumnOf, EVENT_COLUMNS, SqlErrors, StoredRow, decode_checkpoint, decode_command, decode_event, decode_events,
+    decode_head, decode_tree_event, decode_view, decode_views, decode_witnesses, witness_bounds, witness_condition,
+};
 use super::*;
-use crate::domain::{AlignmentView, DomainError, Initiative};
+use crate::domain::{AlignmentView, DomainError};
+use serde::de::DeserializeOwned;
 
 /// The embedded SQLite migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -190,7 +195,6 @@ impl Backend for SqliteStore {
 
 #[async_trait]
 impl Reads for SqliteStore {
-    /// One initiative's alignment projection.
     async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
         let sql = match target {
             InitiativeRef::Id(_) => "SELECT view FROM alignment WHERE initiative_id = ?1",
@@ -200,14 +204,13 @@ impl Reads for SqliteStore {
         row.map(|row| decode_view(&row)).transpose()
     }
 
-    /// Alignment views ordered by key, after `after_key`, at most `limit` of them.
     async fn list(
         &self,
         filter: &ListFilter,
         after_key: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AlignmentView>, StoreError> {
-        let text = filter.text.as_deref().map(|t| format!("%{}%", escape_like(t)));
+        let text = filter.text_pattern();
         let rows = sqlx::query(
             r"SELECT view FROM alignment
              WHERE (?1 IS NULL OR status = ?1)
@@ -232,10 +235,9 @@ impl Reads for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        rows.iter().map(decode_view).collect()
+        decode_views(&rows)
     }
 
-    /// The alignment views of every initiative with a sign-off waiting on `principal`.
     async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
         let rows = sqlx::query(
             "SELECT view FROM alignment
@@ -246,10 +248,9 @@ impl Reads for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        rows.iter().map(decode_view).collect()
+        decode_views(&rows)
     }
 
-    /// Events of one stream from `from_version` (inclusive), in order.
     async fn read_stream(
         &self,
         stream_id: Uuid,
@@ -265,10 +266,9 @@ impl Reads for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        rows.iter().map(decode_event).collect()
+        decode_events(&rows)
     }
 
-    /// The sign-off events of one decision, in stream order: its verdict history.
     async fn sign_off_events(
         &self,
         stream: InitiativeId,
@@ -285,7 +285,7 @@ impl Reads for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
-        rows.iter().map(decode_event).collect()
+        decode_events(&rows)
     }
 
     /// The global log after `after`, in commit order, with the cursor of each event.
@@ -335,8 +335,6 @@ impl Rebuild for SqliteStore {
 
 #[async_trait]
 impl Audit for SqliteStore {
-    /// One stream's events up to `until` (inclusive), through the (stream, version) index.
-    /// By time: the prefix before the stream's first event recorded after `time`.
     async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = match until {
             Until::Version(version) => {
@@ -366,10 +364,9 @@ impl Audit for SqliteStore {
             }
         }
         .map_err(map_sqlx)?;
-        rows.iter().map(decode_event).collect()
+        decode_events(&rows)
     }
 
-    /// The highest global position appended and committed (0 for an empty log).
     async fn head_position(&self) -> Result<u64, StoreError> {
         let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
             .fetch_one(&self.pool)
@@ -383,9 +380,6 @@ impl Audit for SqliteStore {
     /// ("now": the read is empty, then returns the events appended from then on, whose
     /// positions are above the head but may be below `after`).
     async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
-        if after == 0 {
-            return Ok(GlobalCursor::default());
-        }
         let head: Option<i64> =
             sqlx::query_scalar("SELECT max(position) FROM events").fetch_one(&self.pool).await.map_err(map_sqlx)?;
         let head = head.unwrap_or(0);
@@ -444,32 +438,10 @@ impl Import for SqliteStore {
     }
 }
 
-/// The stored columns of a checkpoint, in `decode_checkpoint`'s order.
-const CHECKPOINT_COLUMNS: &str = "id, created_at, tree, streams, events, root, heads, frontier, resume_position, note";
-
-fn decode_checkpoint(row: &SqliteRow) -> Result<RawCheckpoint, StoreError> {
-    let id: i64 = row.try_get("id").map_err(map_sqlx)?;
-    let created_at: i64 = row.try_get("created_at").map_err(map_sqlx)?;
-    let heads: String = row.try_get("heads").map_err(map_sqlx)?;
-    let frontier: Option<String> = row.try_get("frontier").map_err(map_sqlx)?;
-    let corrupt = |what: String| StoreError::Corrupt(format!("checkpoint {id}: {what}"));
-    Ok(RawCheckpoint {
-        id,
-        created_at: DateTime::from_timestamp_micros(created_at)
-            .ok_or_else(|| corrupt(format!("created_at {created_at} is out of range")))?,
-        tree: row.try_get("tree").map_err(map_sqlx)?,
-        streams: row.try_get("streams").map_err(map_sqlx)?,
-        events: row.try_get("events").map_err(map_sqlx)?,
-        root: row.try_get("root").map_err(map_sqlx)?,
-        heads: serde_json::from_str(&heads).map_err(|e| corrupt(format!("heads: {e}")))?,
-        frontier: frontier
-            .map(|text| serde_json::from_str(&text).map_err(|e| corrupt(format!("frontier: {e}"))))
-            .transpose()?,
-        note: row.try_get("note").map_err(map_sqlx)?,
-        resume_tx: Some(0),
-        resume_position: row.try_get("resume_position").map_err(map_sqlx)?,
-    })
-}
+/// The stored columns of a checkpoint (see `decode_checkpoint`); the resume point of the
+/// log is a position alone here (see the module comment).
+const CHECKPOINT_COLUMNS: &str =
+    "id, created_at, tree, streams, events, root, heads, frontier, 0 AS resume_tx, resume_position, note";
 
 /// At most `limit` events after `after` in position order (commit order here), with
 /// only what the log tree needs.
@@ -491,12 +463,7 @@ where
     .map_err(map_sqlx)?;
     rows.iter()
         .map(|row| {
-            let event = audit::TreeEvent {
-                stream_id: uuid_column(row, "stream_id")?,
-                stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
-                position: row.try_get("position").map_err(map_sqlx)?,
-                hash: row.try_get("hash").map_err(map_sqlx)?,
-            };
+            let event = decode_tree_event(row)?;
             Ok((GlobalCursor { tx_id: 0, position: event.position }, event))
         })
         .collect()
@@ -507,7 +474,7 @@ where
 async fn verify_page(pool: &SqlitePool, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError> {
     let mut tx = pool.begin().await.map_err(map_sqlx)?;
     let after_text = after.map(|id| id.to_string());
-    let mut events = match only {
+    let events = match only {
         Some(stream) => {
             sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 ORDER BY stream_version"))
                 .bind(stream.to_string())
@@ -525,10 +492,8 @@ async fn verify_page(pool: &SqlitePool, only: Option<Uuid>, after: VerifyKey) ->
             }
         }
     }
-    .map_err(map_sqlx)?
-    .iter()
-    .map(decode_event)
-    .collect::<Result<Vec<_>, _>>()?;
+    .map_err(map_sqlx)?;
+    let mut events = decode_events(&events)?;
     let more = only.is_none() && events.len() as i64 >= audit::VERIFY_PAGE;
     if more && let Some((stream, version)) = events.last().map(|e| (e.stream_id, e.stream_version)) {
         // The rest of the page's last stream, so that the page ends with a whole stream.
@@ -544,22 +509,8 @@ async fn verify_page(pool: &SqlitePool, only: Option<Uuid>, after: VerifyKey) ->
             events.push(decode_event(row)?);
         }
     }
-    // The witnesses of every stream id in (after, last stream], or to the end.
-    let (from, to) = match only {
-        Some(stream) => (None, Some(stream.to_string())),
-        None => (after_text, if more { events.last().map(|e| e.stream_id.to_string()) } else { None }),
-    };
-    // Only the bounds there are, so that each witness read is an index range scan.
-    let exactly = only.map(|stream| stream.to_string());
-    let bounds: Vec<(&str, String)> = [("=", exactly), (">", from), ("<=", to)]
-        .into_iter()
-        .filter_map(|(op, bound)| bound.map(|bound| (op, bound)))
-        .collect();
-    let within = |column: &str| {
-        let conditions: Vec<String> =
-            bounds.iter().enumerate().map(|(i, (op, _))| format!("{column} {op} ?{}", i + 1)).collect();
-        if conditions.is_empty() { "1".to_owned() } else { conditions.join(" AND ") }
-    };
+    let bounds = witness_bounds(only, after, more, &events);
+    let within = |column: &str| witness_condition(&bounds, column, |n| format!("?{n}"), "1");
     let heads_sql = format!(
         "SELECT stream_id, version, head_hash, last_position, json_extract(state, '$.version') AS state_version
            FROM streams WHERE {}",
@@ -573,43 +524,15 @@ async fn verify_page(pool: &SqlitePool, only: Option<Uuid>, after: VerifyKey) ->
     let (mut heads, mut commands, mut projections) =
         (sqlx::query(&heads_sql), sqlx::query(&commands_sql), sqlx::query(&projections_sql));
     for (_, bound) in &bounds {
-        heads = heads.bind(bound);
-        commands = commands.bind(bound);
-        projections = projections.bind(bound);
+        heads = heads.bind(bound.to_string());
+        commands = commands.bind(bound.to_string());
+        projections = projections.bind(bound.to_string());
     }
     let heads = heads.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
     let commands = commands.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
     let projections = projections.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
     tx.commit().await.map_err(map_sqlx)?;
-    let witnesses = audit::Witnesses {
-        heads: heads
-            .iter()
-            .map(|row| {
-                Ok(audit::HeadWitness {
-                    stream_id: uuid_column(row, "stream_id")?,
-                    version: row.try_get("version").map_err(map_sqlx)?,
-                    hash: row.try_get("head_hash").map_err(map_sqlx)?,
-                    last_position: row.try_get("last_position").map_err(map_sqlx)?,
-                    state_version: row.try_get("state_version").map_err(map_sqlx)?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?,
-        commands: commands
-            .iter()
-            .map(|row| {
-                Ok(audit::CommandWitness {
-                    command_id: row.try_get("command_id").map_err(map_sqlx)?,
-                    stream_id: uuid_column(row, "stream_id")?,
-                    stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
-                    global_position: row.try_get("global_position").map_err(map_sqlx)?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?,
-        projections: projections
-            .iter()
-            .map(|row| Ok((uuid_column(row, "initiative_id")?, row.try_get("version").map_err(map_sqlx)?)))
-            .collect::<Result<_, StoreError>>()?,
-    };
+    let witnesses = decode_witnesses(&heads, &commands, &projections)?;
     Ok(VerifyPage { events, witnesses, more })
 }
 
@@ -714,15 +637,9 @@ impl ImportSink for SqliteImport {
         Ok(())
     }
 
-    async fn streams(&mut self, streams: &[ImportedStream]) -> Result<(), StoreError> {
-        for stream in streams {
-            let head = HeadRow {
-                stream_id: stream.stream_id,
-                version: stream.version,
-                hash: &stream.head_hash,
-                position: stream.last_position,
-            };
-            write_head(&mut self.tx, &head, &stream.state, &stream.projection).await.map_err(Retry::into_error)?;
+    async fn streams(&mut self, streams: &[FoldedHead]) -> Result<(), StoreError> {
+        for head in streams {
+            write_head(&mut self.tx, head).await.map_err(Retry::into_error)?;
         }
         Ok(())
     }
@@ -753,30 +670,15 @@ async fn rebuild_stream(pool: &SqlitePool, stream_id: Uuid) -> Result<(), Retry>
         .fetch_all(&mut *tx)
         .await
         .map_err(fail)?;
-    let events = rows.iter().map(decode_event).collect::<Result<Vec<_>, _>>()?;
-    let (state, projection) = refold(stream_id, &events)?;
-    let last = events.last().ok_or_else(|| StoreError::Corrupt(format!("stream {stream_id} has no events")))?;
-    let head = HeadRow { stream_id, version: last.stream_version, hash: &last.hash, position: last.position };
-    write_head(&mut tx, &head, &state, &projection).await?;
+    let head = FoldedHead::refold(stream_id, &decode_events(&rows)?)?;
+    write_head(&mut tx, &head).await?;
     tx.commit().await.map_err(fail)
-}
-
-/// A stream head as `write_head` stores it.
-struct HeadRow<'a> {
-    stream_id: Uuid,
-    version: i64,
-    hash: &'a [u8],
-    position: i64,
 }
 
 /// Writes (inserts or replaces) a stream's head with its folded state, and its alignment
 /// row.
-async fn write_head(
-    conn: &mut SqliteConnection,
-    head: &HeadRow<'_>,
-    state: &Initiative,
-    projection: &Projection,
-) -> Result<(), Retry> {
+async fn write_head(conn: &mut SqliteConnection, head: &FoldedHead) -> Result<(), Retry> {
+    let (state, projection) = (&head.state, &head.projection);
     let stream = head.stream_id.to_string();
     let last_activity = state.last_activity.timestamp_micros();
     sqlx::query(
@@ -789,8 +691,8 @@ async fn write_head(
     .bind(&stream)
     .bind(state.key.as_str())
     .bind(head.version)
-    .bind(head.hash)
-    .bind(head.position)
+    .bind(&head.head_hash)
+    .bind(head.last_position)
     .bind(encode_json(&projection.state_json)?)
     .bind(last_activity)
     .execute(&mut *conn)
@@ -826,53 +728,49 @@ async fn write_head(
     Ok(())
 }
 
-/// The stored columns of an event, in `decode_event`'s order.
-const EVENT_COLUMNS: &str = "position, stream_id, stream_version, event_id, event_type, schema_version, payload, \
-     actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash";
-
-fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
-    let position: i64 = row.try_get("position").map_err(map_sqlx)?;
-    let corrupt = |what: String| StoreError::Corrupt(format!("event at position {position}: {what}"));
-    let payload: String = row.try_get("payload").map_err(map_sqlx)?;
-    let recorded_at: i64 = row.try_get("recorded_at").map_err(map_sqlx)?;
-    Ok(StoredEvent {
-        position,
-        stream_id: uuid_column(row, "stream_id")?,
-        stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
-        event_id: uuid_column(row, "event_id")?,
-        event_type: row.try_get("event_type").map_err(map_sqlx)?,
-        schema_version: row.try_get("schema_version").map_err(map_sqlx)?,
-        payload: serde_json::from_str(&payload).map_err(|e| corrupt(format!("payload: {e}")))?,
-        actor: row.try_get("actor").map_err(map_sqlx)?,
-        command_id: row.try_get("command_id").map_err(map_sqlx)?,
-        correlation_id: row.try_get("correlation_id").map_err(map_sqlx)?,
-        causation_id: row.try_get("causation_id").map_err(map_sqlx)?,
-        recorded_at: DateTime::from_timestamp_micros(recorded_at)
-            .ok_or_else(|| corrupt(format!("recorded_at {recorded_at} is out of range")))?,
-        prev_hash: row.try_get("prev_hash").map_err(map_sqlx)?,
-        hash: row.try_get("hash").map_err(map_sqlx)?,
-    })
-}
-
 /// The version a state snapshot is at, read without decoding the rest.
 #[derive(serde::Deserialize)]
 struct SnapshotVersion {
     version: i64,
 }
 
-fn decode_view(row: &SqliteRow) -> Result<AlignmentView, StoreError> {
-    let view: String = row.try_get("view").map_err(map_sqlx)?;
-    serde_json::from_str(&view).map_err(|e| StoreError::Corrupt(format!("alignment view: {e}")))
-}
-
 fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode JSON: {e}")))
 }
 
-/// A UUID column, stored as canonical hyphenated text.
-fn uuid_column(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
-    let text: String = row.try_get(column).map_err(map_sqlx)?;
-    parse_uuid(column, &text)
+impl SqlErrors for SqliteRow {
+    fn sql_error(error: sqlx::Error) -> StoreError {
+        map_sqlx(error)
+    }
+}
+
+/// SQLite keeps UUIDs as canonical hyphenated text, JSON as text and times as
+/// microseconds since the epoch.
+impl StoredRow for SqliteRow {
+    fn uuid(&self, name: &str) -> Result<Uuid, StoreError> {
+        let text: String = self.read(name)?;
+        parse_uuid(name, &text)
+    }
+
+    fn optional_uuid(&self, name: &str) -> Result<Option<Uuid>, StoreError> {
+        let text: Option<String> = self.read(name)?;
+        text.map(|text| parse_uuid(name, &text)).transpose()
+    }
+
+    fn json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<T, String>, StoreError> {
+        let text: String = self.read(name)?;
+        Ok(serde_json::from_str(&text).map_err(|e| e.to_string()))
+    }
+
+    fn optional_json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<Option<T>, String>, StoreError> {
+        let text: Option<String> = self.read(name)?;
+        Ok(text.map(|text| serde_json::from_str(&text)).transpose().map_err(|e| e.to_string()))
+    }
+
+    fn time(&self, name: &str) -> Result<Result<DateTime<Utc>, String>, StoreError> {
+        let micros: i64 = self.read(name)?;
+        Ok(DateTime::from_timestamp_micros(micros).ok_or_else(|| format!("{name} {micros} is out of range")))
+    }
 }
 
 fn parse_uuid(column: &str, text: &str) -> Result<Uuid, StoreError> {
@@ -885,10 +783,6 @@ fn target_text(target: &InitiativeRef) -> String {
         InitiativeRef::Id(id) => id.0.to_string(),
         InitiativeRef::Key(key) => key.as_str().to_owned(),
     }
-}
-
-fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 enum Retry {
@@ -1002,20 +896,19 @@ impl Heads for SqliteStore {
         let wanted = ids.iter().map(|id| ("stream_id", id.to_string())).chain(keys.iter().map(|k| ("key", k.clone())));
         for (column, value) in wanted {
             let row = sqlx::query(&format!(
-                "SELECT stream_id, key, version, head_hash, state FROM streams WHERE {column} = ?1"
+                "SELECT stream_id AS head_id, key, version, head_hash, state AS snapshot FROM streams WHERE {column} = ?1"
             ))
             .bind(value)
             .fetch_optional(&self.pool)
             .await
             .map_err(map_sqlx)?;
             let Some(row) = row else { continue };
-            let stream_id = uuid_column(&row, "stream_id")?;
-            if heads.iter().any(|head: &HeadRows| head.stream_id == stream_id) {
+            let mut head = decode_head(&row)?;
+            if heads.iter().any(|other: &HeadRows| other.stream_id == head.stream_id) {
                 continue;
             }
-            let version: i64 = row.try_get("version").map_err(map_sqlx)?;
-            let snapshot: Option<String> = row.try_get("state").map_err(map_sqlx)?;
-            let snapshot_version = snapshot
+            let snapshot_version = head
+                .snapshot
                 .as_deref()
                 .and_then(|json| serde_json::from_str::<SnapshotVersion>(json).ok())
                 .map_or(0, |snapshot| snapshot.version);
@@ -1023,31 +916,23 @@ impl Heads for SqliteStore {
                 "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND stream_version > ?2 AND stream_version <= ?3
                   ORDER BY stream_version"
             ))
-            .bind(stream_id.to_string())
+            .bind(head.stream_id.to_string())
             .bind(snapshot_version)
-            .bind(version)
+            .bind(head.version)
             .fetch_all(&self.pool)
             .await
             .map_err(map_sqlx)?;
-            let head = HeadRows {
-                stream_id,
-                key: row.try_get("key").map_err(map_sqlx)?,
-                version,
-                hash: row.try_get("head_hash").map_err(map_sqlx)?,
-                snapshot,
-                tail: tail.iter().map(decode_event).collect::<Result<_, _>>()?,
-            };
+            head.tail = decode_events(&tail)?;
             heads.push(head);
         }
         Ok(heads)
     }
 
-    /// The stored results of the command ids that were used before.
     async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, StoredCommand)>, StoreError> {
         let mut found = Vec::new();
         for id in ids {
             let row = sqlx::query(
-                "SELECT stream_id, fingerprint, stream_version, global_position, created_id
+                "SELECT command_id, stream_id, fingerprint, stream_version, global_position, created_id
                    FROM commands WHERE command_id = ?1",
             )
             .bind(id)
@@ -1055,17 +940,7 @@ impl Heads for SqliteStore {
             .await
             .map_err(map_sqlx)?;
             if let Some(row) = row {
-                let created_id: Option<String> = row.try_get("created_id").map_err(map_sqlx)?;
-                found.push((
-                    id.clone(),
-                    StoredCommand {
-                        stream_id: uuid_column(&row, "stream_id")?,
-                        fingerprint: row.try_get("fingerprint").map_err(map_sqlx)?,
-                        stream_version: row.try_get("stream_version").map_err(map_sqlx)?,
-                        global_position: row.try_get("global_position").map_err(map_sqlx)?,
-                        created_id: created_id.map(|id| parse_uuid("created_id", &id)).transpose()?,
-                    },
-                ));
+                found.push(decode_command(&row)?);
             }
         }
         Ok(found)
@@ -1241,6 +1116,7 @@ mod tests {
     use std::path::PathBuf;
 
     use sha2::{Digest, Sha256};
+    use sqlx::Row;
     use tempfile::TempDir;
 
     use super::*;
