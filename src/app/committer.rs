@@ -17,13 +17,13 @@ use crate::domain::{
     decide_as,
     event::SCHEMA_VERSION,
     evolve,
-    values::{InitiativeId, InitiativeKey, quote},
+    values::{InitiativeId, InitiativeKey, InitiativeRef, quote},
 };
 use crate::store::batch::StoredCommand;
 use crate::store::batch::{AlignmentRow, AppendRefused, Batch, HeadMove, LoadedHead, NewCommand, NewEvent};
-use crate::store::{
-    CommandEnvelope, CommandOutcome, EventContent, InitiativeRef, Store, StoreError, ZERO_HASH, event_hash, now_micros,
-};
+use crate::store::{EventContent, Store, StoreError, ZERO_HASH, event_hash, now_micros};
+
+use super::command::{CommandEnvelope, CommandOutcome};
 
 /// How much the committer takes on at once and keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -489,7 +489,7 @@ impl Committer {
                         Some(InitiativeRef::Key(key)) => self.cache.id_of(key),
                         None => None,
                     };
-                    let _ = job.reply.send(stored.replay(&job.envelope, stream));
+                    let _ = job.reply.send(job.envelope.replay(stored, stream));
                 }
                 None => rest.push(job),
             }
@@ -861,9 +861,10 @@ mod tests {
     use sqlx::{ConnectOptions, Connection};
 
     use super::*;
+    use crate::app::CommandId;
     use crate::domain::values::Principal;
     use crate::domain::{Authority, Command};
-    use crate::store::{CommandId, SqliteStore};
+    use crate::store::SqliteStore;
 
     fn create(key: &str) -> CommandEnvelope {
         let command_id = CommandId::generate();

@@ -9,6 +9,8 @@
 //!
 //! Layering: domain ← store ← app ← edges (grpc, http, cli).
 
+mod command;
 mod committer;
 
+pub use command::{CommandEnvelope, CommandId, CommandOutcome};
 pub use committer::{App, AppLimits};

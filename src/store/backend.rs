@@ -25,11 +25,11 @@ use super::audit::{RawCheckpoint, TreeEvent, VerifyKey, VerifyPage};
 use super::batch::{AppendRefused, Appended, Batch, HeadRows, StoredCommand};
 use super::note::CheckpointSigner;
 use super::{
-    CheckpointRecord, GlobalCursor, ImportReport, InitiativeRef, ListFilter, PgStore, PoolStats, SqliteStore,
-    StoreError, StoredEvent, Until,
+    CheckpointRecord, GlobalCursor, ImportReport, ListFilter, PgStore, PoolStats, SqliteStore, StoreError, StoredEvent,
+    Until,
 };
 use crate::domain::AlignmentView;
-use crate::domain::values::{DecisionId, InitiativeId, Principal};
+use crate::domain::values::{DecisionId, InitiativeId, InitiativeRef, Principal};
 
 /// The lines of an export as an import reads them: (line number, line), or the error
 /// reading them failed with.

@@ -1,9 +1,9 @@
 //! The event store: the append-only log, the idempotency record and the projections
 //! maintained in the same transaction as each append. This module holds what every
-//! backend shares — the command envelope, the outcome, stored events, the hash chain,
-//! the error type, and `Store`, which runs on a `Backend` (`backend`: what differs per
-//! database): `postgres` (production) or `sqlite` (embedded, the default with no
-//! configuration). `batch` holds the half of a command's append that does not depend
+//! backend shares — stored events, the hash chain, the error type, and `Store`, which
+//! runs on a `Backend` (`backend`: what differs per database): `postgres` (production)
+//! or `sqlite` (embedded, the default with no configuration); `rows` decodes what both
+//! store. `batch` holds the half of a command's append that does not depend
 //! on the backend; `audit` the backend-independent half of as-of reads, verification,
 //! checkpoints, export and import.
 //!
@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::domain::{AlignmentView, Authority, Command, DomainError, Event, Initiative, Recorded, values::*};
+use crate::domain::{AlignmentView, DomainError, Event, Initiative, Recorded, values::*};
 
 pub use audit::{Break, CheckpointRecord, ExportLine, ImportReport, StreamHead, Until, VerifyReport};
 pub use backend::Backend;
@@ -39,84 +39,6 @@ pub use hash::{EventContent, ZERO_HASH, event_hash};
 pub use note::{CheckpointSigner, CheckpointVerifier};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-
-/// How a command names its initiative: by id, or by its unique key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum InitiativeRef {
-    Id(InitiativeId),
-    Key(InitiativeKey),
-}
-
-impl InitiativeRef {
-    /// Accepts a UUID or a key, as every request's `initiative` field does.
-    pub fn parse(field: &str, value: &str) -> Result<Self, DomainError> {
-        if value.is_empty() {
-            return Err(DomainError::invalid(field, "is required (an initiative id or key)"));
-        }
-        match Uuid::try_parse(value) {
-            Ok(id) => Ok(Self::Id(InitiativeId(id))),
-            Err(_) => InitiativeKey::parse(field, value).map(Self::Key),
-        }
-    }
-}
-
-impl std::fmt::Display for InitiativeRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            InitiativeRef::Id(id) => id.fmt(f),
-            InitiativeRef::Key(key) => key.fmt(f),
-        }
-    }
-}
-
-/// Idempotency key of a command: 1-128 printable ASCII characters.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CommandId(String);
-
-impl CommandId {
-    pub fn parse(field: &str, value: &str) -> Result<Self, DomainError> {
-        parse_token(field, value).map(Self)
-    }
-
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7().to_string())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-pub use crate::domain::values::parse_token;
-
-/// A command with everything the store needs to run and record it.
-#[derive(Clone, Debug)]
-pub struct CommandEnvelope {
-    /// `None` for `CreateInitiative`, which starts a new stream.
-    pub target: Option<InitiativeRef>,
-    pub command: Command,
-    pub actor: Principal,
-    /// Whether the actor may manage any initiative (an administrator) or only their own.
-    pub authority: Authority,
-    pub command_id: CommandId,
-    pub expected_version: Option<u64>,
-    pub correlation_id: String,
-    pub causation_id: String,
-    /// Hash of the request as sent: a reused command id with a different request is refused.
-    pub fingerprint: [u8; 32],
-}
-
-/// What a command did: the result a retry with the same command id gets again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommandOutcome {
-    pub initiative_id: InitiativeId,
-    pub stream_version: u64,
-    pub global_position: u64,
-    pub created_id: Option<Uuid>,
-    pub replayed: bool,
-    /// Events this execution appended (0 for a replay).
-    pub events_appended: u64,
-}
 
 /// An event as stored, with all its metadata.
 #[derive(Clone, Debug, PartialEq)]

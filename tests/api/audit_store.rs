@@ -8,11 +8,14 @@
 
 use std::time::Duration;
 
-use accord::domain::{DomainError, values::InitiativeKey};
+use accord::domain::{
+    DomainError,
+    values::{InitiativeKey, InitiativeRef},
+};
 use accord::proto as pb;
 use accord::store::{
-    CheckpointRecord, CheckpointSigner, ExportLine, GlobalCursor, InitiativeRef, ListFilter, Store, StoreError,
-    StoredEvent, Until, VerifyReport, event_hash,
+    CheckpointRecord, CheckpointSigner, ExportLine, GlobalCursor, ListFilter, Store, StoreError, StoredEvent, Until,
+    VerifyReport, event_hash,
     note::{KeptCheckpoint, generate_key, kept_marks, parse_kept},
     tlog::{Frontier, LogAudit, LogAuditReport, event_leaf},
 };

@@ -23,11 +23,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use accord::domain::values::{InitiativeId, Principal};
+use accord::app::CommandId;
+use accord::domain::values::{InitiativeId, InitiativeRef, Principal};
 use accord::domain::{Authority, Command, DomainError, decide_as, fold, project};
 use accord::grpc::{parse, status::domain_status};
 use accord::proto as pb;
-use accord::store::{CommandId, InitiativeRef};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::{Union, ValueTree};

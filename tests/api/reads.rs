@@ -61,7 +61,8 @@ async fn reads_are_answered_from_the_feed_not_from_the_alignment_table(app: Test
     checkout(&app).await;
     let before = app.alignment("CHECKOUT-42").await;
     tamper_with_the_alignment_table(&app.store).await;
-    let stored = app.store.alignment(&accord::store::InitiativeRef::parse("k", "CHECKOUT-42").expect("key")).await;
+    let stored =
+        app.store.alignment(&accord::domain::values::InitiativeRef::parse("k", "CHECKOUT-42").expect("key")).await;
     assert_eq!(stored.expect("read the table").expect("a row").title, "Tampered", "the table was changed");
 
     // The database answers while the feed cannot vouch for its views (on PostgreSQL, a

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use accord::app::{App, AppLimits};
+use accord::app::{App, AppLimits, CommandEnvelope, CommandId};
 use accord::domain::{AlignmentView, Initiative};
 use accord::domain::{Command, event::DecisionContent, values::*};
-use accord::store::{CommandEnvelope, CommandId, InitiativeRef, ListFilter, Store};
+use accord::store::{ListFilter, Store};
 
 use crate::support::{Dialect, TestApp, dialect};
 use proptest::prelude::*;

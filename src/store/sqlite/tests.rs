@@ -11,7 +11,7 @@ use sqlx::Row;
 use tempfile::TempDir;
 
 use super::*;
-use crate::app::{App, AppLimits};
+use crate::app::{App, AppLimits, CommandEnvelope, CommandId, CommandOutcome};
 use crate::domain::Command;
 use crate::domain::event::DecisionContent;
 use crate::domain::event::SCHEMA_VERSION;
