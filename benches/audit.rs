@@ -324,7 +324,7 @@ fn generate(path: &Path, total: u64, per: u64) -> Result<(u64, u64, Uuid), Failu
 
 /// COPY of every event row, as text, in position order: rows and bytes.
 async fn copy_out(store: &Store) -> Result<(u64, u64, Duration), Failure> {
-    let Store::Postgres(pg) = store else { return Err("COPY needs PostgreSQL".into()) };
+    let Some(pg) = store.postgres() else { return Err("COPY needs PostgreSQL".into()) };
     let started = Instant::now();
     let mut stream = pg
         .pool()

@@ -17,7 +17,7 @@ use accord::domain::{Command, DomainError, values::MAX_ERROR_BYTES};
 use accord::grpc::commands::HasOptions;
 use accord::grpc::parse::{self, Parsed};
 use accord::grpc::status::domain_status;
-use accord::store::CommandId;
+use accord::app::CommandId;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 

@@ -18,14 +18,13 @@ use crate::domain::{
     decide_as,
     event::SCHEMA_VERSION,
     evolve,
-    values::{InitiativeId, InitiativeKey, quote},
+    values::{InitiativeId, InitiativeKey, InitiativeRef, quote},
 };
 use crate::store::batch::StoredCommand;
 use crate::store::batch::{AlignmentRow, AppendRefused, Appended, Batch, HeadMove, LoadedHead, NewCommand};
-use crate::store::{
-    CommandEnvelope, CommandOutcome, EventContent, InitiativeRef, Store, StoreError, StoredEvent, ZERO_HASH,
-    event_hash, now_micros,
-};
+use crate::store::{EventContent, Store, StoreError, StoredEvent, ZERO_HASH, event_hash, now_micros};
+
+use super::command::{CommandEnvelope, CommandOutcome};
 
 /// How much the committer takes on at once and keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -528,7 +527,7 @@ impl Committer {
                         Some(InitiativeRef::Key(key)) => self.cache.id_of(key),
                         None => None,
                     };
-                    let _ = job.reply.send(stored.replay(&job.envelope, stream));
+                    let _ = job.reply.send(job.envelope.replay(stored, stream));
                 }
                 None => rest.push(job),
             }
@@ -905,9 +904,10 @@ mod tests {
     use sqlx::{ConnectOptions, Connection};
 
     use super::*;
+    use crate::app::CommandId;
     use crate::domain::values::Principal;
     use crate::domain::{Authority, Command};
-    use crate::store::{CommandId, SqliteStore};
+    use crate::store::SqliteStore;
 
     fn create(key: &str) -> CommandEnvelope {
         let command_id = CommandId::generate();
@@ -936,7 +936,7 @@ mod tests {
     async fn commands_beyond_the_byte_allowance_wait_outside_the_queue_until_earlier_ones_are_answered() {
         let dir = tempfile::tempdir().expect("temporary folder");
         let path = dir.path().join("accord.db");
-        let store = Store::Sqlite(SqliteStore::open(&path).await.expect("open store"));
+        let store = Store::from(SqliteStore::open(&path).await.expect("open store"));
         let app = App::start(store, AppLimits { queue_bytes: 100, ..AppLimits::default() });
         // Another process holds the write lock: the first command cannot commit yet.
         let mut holder = SqliteConnectOptions::new().filename(&path).connect().await.expect("connect");

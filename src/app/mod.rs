@@ -9,8 +9,10 @@
 //!
 //! Layering: domain ← store ← app ← edges (grpc, http, cli).
 
+mod command;
 mod committed;
 mod committer;
 
+pub use command::{CommandEnvelope, CommandId, CommandOutcome};
 pub use committed::{CommitSink, Committed};
 pub use committer::{App, AppLimits};

@@ -188,6 +188,35 @@ impl fmt::Display for InitiativeKey {
     }
 }
 
+/// How a command names its initiative: by id, or by its unique key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InitiativeRef {
+    Id(InitiativeId),
+    Key(InitiativeKey),
+}
+
+impl InitiativeRef {
+    /// Accepts a UUID or a key, as every request's `initiative` field does.
+    pub fn parse(field: &str, value: &str) -> Result<Self, DomainError> {
+        if value.is_empty() {
+            return Err(DomainError::invalid(field, "is required (an initiative id or key)"));
+        }
+        match Uuid::try_parse(value) {
+            Ok(id) => Ok(Self::Id(InitiativeId(id))),
+            Err(_) => InitiativeKey::parse(field, value).map(Self::Key),
+        }
+    }
+}
+
+impl fmt::Display for InitiativeRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitiativeRef::Id(id) => id.fmt(f),
+            InitiativeRef::Key(key) => key.fmt(f),
+        }
+    }
+}
+
 /// A function whose agreement alignment can need: a lower-case slug such as
 /// `engineering`, `design`, `business`, `legal`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

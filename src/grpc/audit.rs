@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::convert as c;
 use super::status::{domain_status, store_status};
+use crate::domain::values::InitiativeRef;
 use crate::domain::{
     DomainError, Initiative,
     explain::explain,
@@ -27,7 +28,7 @@ use crate::live::Feed;
 use crate::metrics;
 use crate::proto::{self as pb, audit_service_server::AuditService};
 use crate::store::{
-    CheckpointSigner, GlobalCursor, InitiativeRef, Store, StoreError, StoredEvent,
+    CheckpointSigner, GlobalCursor, Store, StoreError, StoredEvent,
     audit::{CheckpointRecord, CheckpointTree, Until},
 };
 

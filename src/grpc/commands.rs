@@ -12,13 +12,13 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::parse;
 use super::status::{domain_status, store_status};
-use crate::app::App;
+use crate::app::{App, CommandEnvelope, CommandId};
 use crate::domain::{Authority, Command, DomainError};
 use crate::live::Feed;
 use crate::metrics;
 use crate::proto::{self as pb, command_service_server::CommandService};
 use crate::security::{Caller, Trace};
-use crate::store::{CommandEnvelope, CommandId, StoreError};
+use crate::store::StoreError;
 
 #[derive(Clone, Debug)]
 pub struct Commands {

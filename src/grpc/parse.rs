@@ -6,7 +6,6 @@
 use super::convert::{self as c, optional_id};
 use crate::domain::{Command, DomainError, values::*};
 use crate::proto as pb;
-use crate::store::InitiativeRef;
 
 /// A parsed command request: the initiative it targets (`None` for a creation) and the command.
 pub type Parsed = Result<(Option<InitiativeRef>, Command), DomainError>;

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert as c;
 use super::status::{domain_status, store_status};
+use crate::domain::values::InitiativeRef;
 use crate::domain::{
     DomainError,
     alignment::inbox,
@@ -23,7 +24,7 @@ use crate::domain::{
 };
 use crate::live::{Feed, ReadError, Reads, Wanted, Watch, WatchFilter, WatchItem};
 use crate::proto::{self as pb, alignment_service_server::AlignmentService};
-use crate::store::{InitiativeRef, ListFilter, Store, StoredEvent};
+use crate::store::{ListFilter, Store, StoredEvent};
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};

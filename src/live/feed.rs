@@ -238,7 +238,7 @@ impl Feed {
             stopping: watch::channel(false).0,
         });
         tokio::spawn(tail(store.clone(), Arc::downgrade(&shared)));
-        if let Store::Postgres(pg) = &store {
+        if let Some(pg) = store.postgres() {
             tokio::spawn(listen(pg.pool().clone(), Arc::downgrade(&shared)));
         }
         Feed { store, shared }
@@ -295,9 +295,9 @@ impl Feed {
         }
         let rounds = *self.shared.rounds.borrow();
         let Some(caught_up) = rounds.caught_up else { return false };
-        let heard = match self.store {
-            Store::Postgres(_) => rounds.listening_since.is_some_and(|since| since <= caught_up),
-            Store::Sqlite(_) => true,
+        let heard = match self.store.postgres() {
+            Some(_) => rounds.listening_since.is_some_and(|since| since <= caught_up),
+            None => true,
         };
         heard && caught_up.elapsed() < FRESH
     }

@@ -4,12 +4,13 @@
 //! its own shape into [`WatchFields`], and [`WatchFilter::parse`] does the rest, naming
 //! each bad field as the request named it.
 
+use crate::domain::values::InitiativeRef;
 use crate::domain::{
     DomainError,
     alignment::{AlignmentView, InitiativeStatus},
     values::{Function, Principal, Stage},
 };
-use crate::store::{InitiativeRef, ListFilter};
+use crate::store::ListFilter;
 
 /// Which initiatives a watcher follows.
 #[derive(Clone, Debug, Default)]

@@ -19,7 +19,8 @@ use uuid::Uuid;
 use super::feed::Published;
 use super::filter::list_matches;
 use crate::domain::AlignmentView;
-use crate::store::{GlobalCursor, InitiativeRef, ListFilter};
+use crate::domain::values::InitiativeRef;
+use crate::store::{GlobalCursor, ListFilter};
 
 /// One initiative in the read model.
 #[derive(Debug)]

@@ -30,8 +30,8 @@ use uuid::Uuid;
 
 use super::feed::Feed;
 use crate::domain::AlignmentView;
-use crate::domain::values::Principal;
-use crate::store::{InitiativeRef, ListFilter, Store, StoreError};
+use crate::domain::values::{InitiativeRef, Principal};
+use crate::store::{ListFilter, Store, StoreError};
 
 /// How long after this process acknowledged a write a read still waits for the feed to
 /// apply it; past that the feed is behind (the gap-free read waits for every older

@@ -9,11 +9,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::fold::fold_onto;
-use super::{CommandEnvelope, CommandOutcome, GlobalCursor, StoreError, StoredEvent};
-use crate::domain::{
-    DomainError, Initiative,
-    values::{InitiativeId, quote},
-};
+use super::{GlobalCursor, StoreError, StoredEvent};
+use crate::domain::Initiative;
 
 /// A stream's head as stored: its version and last hash, and the state folded to it.
 #[derive(Clone, Debug)]
@@ -167,7 +164,8 @@ pub struct Appended {
     pub after: Option<i64>,
 }
 
-/// The stored result of a command id seen before, as a backend found it.
+/// The stored result of a command id seen before, as a backend found it (the
+/// application replays it: `CommandEnvelope::replay`).
 pub struct StoredCommand {
     pub stream_id: Uuid,
     pub fingerprint: Vec<u8>,
@@ -176,39 +174,10 @@ pub struct StoredCommand {
     pub created_id: Option<Uuid>,
 }
 
-impl StoredCommand {
-    /// The original outcome, when `envelope` repeats the same request (on `stream`, when
-    /// the command names one); a reuse of the id for a different request is refused.
-    ///
-    /// A record loaded by an import has no fingerprint (empty): the request a command
-    /// came in is not part of the log. A retry of its id on the same stream replays the
-    /// stored outcome without comparing requests — it still never appends twice.
-    pub fn replay(self, envelope: &CommandEnvelope, stream: Option<Uuid>) -> Result<CommandOutcome, StoreError> {
-        let same_stream = stream.is_none_or(|s| s == self.stream_id);
-        let same_request = self.fingerprint.is_empty() || self.fingerprint == envelope.fingerprint;
-        if !same_stream || !same_request {
-            return Err(DomainError::invalid(
-                // The request's field, as for a malformed id (`grpc::commands`).
-                "options.command_id",
-                format!("{} was already used for a different command", quote(envelope.command_id.as_str())),
-            )
-            .into());
-        }
-        Ok(CommandOutcome {
-            initiative_id: InitiativeId(self.stream_id),
-            stream_version: u64::try_from(self.stream_version).unwrap_or_default(),
-            global_position: u64::try_from(self.global_position).unwrap_or_default(),
-            created_id: self.created_id,
-            replayed: true,
-            events_appended: 0,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::values::{InitiativeKey, Principal};
+    use crate::domain::values::{InitiativeId, InitiativeKey, Principal};
     use crate::domain::{Authority, Command, Event, Initiative, Recorded, decide_as, evolve};
 
     /// A stream of `n` events (a creation and assignments) as stored, with its states.

@@ -30,6 +30,33 @@ pub fn refold(stream_id: Uuid, events: &[StoredEvent]) -> Result<(Initiative, Pr
     Ok((state, projection))
 }
 
+/// A stream's head folded from its whole log, with its projection: what a rebuild and
+/// an import write as the stream's head and alignment row.
+pub struct FoldedHead {
+    pub stream_id: Uuid,
+    pub version: i64,
+    pub head_hash: Vec<u8>,
+    pub last_position: i64,
+    pub state: Initiative,
+    pub projection: Projection,
+}
+
+impl FoldedHead {
+    /// The head of a stream with these events, all of them, in version order.
+    pub fn refold(stream_id: Uuid, events: &[StoredEvent]) -> Result<Self, StoreError> {
+        let (state, projection) = refold(stream_id, events)?;
+        let last = events.last().ok_or_else(|| StoreError::Corrupt(format!("stream {stream_id} has no events")))?;
+        Ok(FoldedHead {
+            stream_id,
+            version: last.stream_version,
+            head_hash: last.hash.clone(),
+            last_position: last.position,
+            state,
+            projection,
+        })
+    }
+}
+
 /// The folded state and its projection, serialised for storage.
 pub struct Projection {
     pub view: AlignmentView,

@@ -1,10 +1,11 @@
 //! The event store: the append-only log, the idempotency record and the projections
 //! maintained in the same transaction as each append. This module holds what every
-//! backend shares — the command envelope, the outcome, stored events, the hash chain,
-//! the error type, and `Store`, which dispatches to a backend: `postgres` (production)
-//! or `sqlite` (embedded, the default with no configuration). `append` holds the half
-//! of a command that does not depend on the backend; `audit` the backend-independent
-//! half of as-of reads, verification, checkpoints, export and import.
+//! backend shares — stored events, the hash chain, the error type, and `Store`, which
+//! runs on a `Backend` (`backend`: what differs per database): `postgres` (production)
+//! or `sqlite` (embedded, the default with no configuration); `rows` decodes what both
+//! store. `batch` holds the half of a command's append that does not depend
+//! on the backend; `audit` the backend-independent half of as-of reads, verification,
+//! checkpoints, export and import.
 //!
 //! The application cycle for a command is: lock the stream head and load the folded
 //! state (a snapshot kept beside the head, so no command re-reads its stream) → check
@@ -12,105 +13,32 @@
 //! the new head and the alignment row in one transaction.
 
 pub mod audit;
+pub mod backend;
 pub mod batch;
 pub mod fold;
 pub mod hash;
 pub mod note;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 pub mod tlog;
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::domain::{AlignmentView, Authority, Command, DomainError, Event, Initiative, Recorded, values::*};
+use crate::domain::{AlignmentView, DomainError, Event, Initiative, Recorded, values::*};
 
 pub use audit::{Break, CheckpointRecord, ExportLine, ImportReport, StreamHead, Until, VerifyReport};
+pub use backend::Backend;
 pub use hash::{EventContent, ZERO_HASH, event_hash};
 pub use note::{CheckpointSigner, CheckpointVerifier};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-
-/// How a command names its initiative: by id, or by its unique key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum InitiativeRef {
-    Id(InitiativeId),
-    Key(InitiativeKey),
-}
-
-impl InitiativeRef {
-    /// Accepts a UUID or a key, as every request's `initiative` field does.
-    pub fn parse(field: &str, value: &str) -> Result<Self, DomainError> {
-        if value.is_empty() {
-            return Err(DomainError::invalid(field, "is required (an initiative id or key)"));
-        }
-        match Uuid::try_parse(value) {
-            Ok(id) => Ok(Self::Id(InitiativeId(id))),
-            Err(_) => InitiativeKey::parse(field, value).map(Self::Key),
-        }
-    }
-}
-
-impl std::fmt::Display for InitiativeRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            InitiativeRef::Id(id) => id.fmt(f),
-            InitiativeRef::Key(key) => key.fmt(f),
-        }
-    }
-}
-
-/// Idempotency key of a command: 1-128 printable ASCII characters.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CommandId(String);
-
-impl CommandId {
-    pub fn parse(field: &str, value: &str) -> Result<Self, DomainError> {
-        parse_token(field, value).map(Self)
-    }
-
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7().to_string())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-pub use crate::domain::values::parse_token;
-
-/// A command with everything the store needs to run and record it.
-#[derive(Clone, Debug)]
-pub struct CommandEnvelope {
-    /// `None` for `CreateInitiative`, which starts a new stream.
-    pub target: Option<InitiativeRef>,
-    pub command: Command,
-    pub actor: Principal,
-    /// Whether the actor may manage any initiative (an administrator) or only their own.
-    pub authority: Authority,
-    pub command_id: CommandId,
-    pub expected_version: Option<u64>,
-    pub correlation_id: String,
-    pub causation_id: String,
-    /// Hash of the request as sent: a reused command id with a different request is refused.
-    pub fingerprint: [u8; 32],
-}
-
-/// What a command did: the result a retry with the same command id gets again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommandOutcome {
-    pub initiative_id: InitiativeId,
-    pub stream_version: u64,
-    pub global_position: u64,
-    pub created_id: Option<Uuid>,
-    pub replayed: bool,
-    /// Events this execution appended (0 for a replay).
-    pub events_appended: u64,
-}
 
 /// An event as stored, with all its metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -200,6 +128,15 @@ pub struct ListFilter {
     pub include_archived: bool,
 }
 
+impl ListFilter {
+    /// The text filter as a LIKE pattern: the text anywhere, its `\\`, `%` and `_` taken
+    /// literally (both backends' LIKE escape with a backslash).
+    pub fn text_pattern(&self) -> Option<String> {
+        let escape = |text: &str| text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        self.text.as_deref().map(|text| format!("%{}%", escape(text)))
+    }
+}
+
 /// How many connections a store holds: idle, in use, and the most it may open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
@@ -249,31 +186,23 @@ impl Default for DatabaseTimeouts {
 
 /// The event store the service runs on: PostgreSQL in production, SQLite embedded.
 /// Both backends offer the same operations with the same guarantees; the behaviour
-/// tests run against each.
+/// tests run against each. What differs per backend is behind `Backend`; this is
+/// everything they share.
 #[derive(Clone, Debug)]
-pub enum Store {
-    Postgres(PgStore),
-    Sqlite(SqliteStore),
+pub struct Store {
+    backend: Arc<dyn Backend>,
 }
 
-macro_rules! dispatch {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Postgres($store) => $call.await,
-            Store::Sqlite($store) => $call.await,
-        }
-    };
+impl From<PgStore> for Store {
+    fn from(store: PgStore) -> Self {
+        Store { backend: Arc::new(store) }
+    }
 }
 
-/// `dispatch!` for the operations that serve one call: on PostgreSQL they fail with
-/// `Unavailable` once the database has not answered within the query timeout.
-macro_rules! bounded {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Postgres($store) => $store.bounded($call).await,
-            Store::Sqlite($store) => $call.await,
-        }
-    };
+impl From<SqliteStore> for Store {
+    fn from(store: SqliteStore) -> Self {
+        Store { backend: Arc::new(store) }
+    }
 }
 
 impl Store {
@@ -285,9 +214,9 @@ impl Store {
     /// `open`, with how long PostgreSQL may take to answer (SQLite ignores them).
     pub async fn open_with(url: &str, max_connections: u32, timeouts: DatabaseTimeouts) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(PgStore::connect_with(url, max_connections, timeouts).await?))
+            Ok(PgStore::connect_with(url, max_connections, timeouts).await?.into())
         } else if let Some(path) = url.strip_prefix("sqlite://") {
-            Ok(Store::Sqlite(SqliteStore::open(std::path::Path::new(path)).await?))
+            Ok(SqliteStore::open(std::path::Path::new(path)).await?.into())
         } else {
             Err(StoreError::Unavailable(format!("unsupported database URL {url:?}: use postgres://… or sqlite://PATH")))
         }
@@ -295,55 +224,55 @@ impl Store {
 
     /// Connection counts of the store's pools, for the metrics.
     pub fn pool_stats(&self) -> PoolStats {
-        match self {
-            Store::Postgres(store) => store.pool_stats(),
-            Store::Sqlite(store) => store.pool_stats(),
-        }
+        self.backend.pool_stats()
     }
 
     /// "postgres" or "sqlite", for logs.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Store::Postgres(_) => "postgres",
-            Store::Sqlite(_) => "sqlite",
-        }
+        self.backend.kind()
+    }
+
+    /// The PostgreSQL store underneath, if that is what this runs on.
+    pub fn postgres(&self) -> Option<&PgStore> {
+        self.backend.postgres()
+    }
+
+    /// The SQLite store underneath, if that is what this runs on.
+    pub fn sqlite(&self) -> Option<&SqliteStore> {
+        self.backend.sqlite()
+    }
+
+    /// `work`, or `Unavailable` once the database has not answered it within the
+    /// backend's query timeout (PostgreSQL's; SQLite has none). A command cut off this
+    /// way may still commit: the caller retries it with the same command id, which
+    /// replays it if it did.
+    async fn bounded<T, E: From<StoreError>>(&self, work: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+        let Some(limit) = self.backend.query_timeout() else { return work.await };
+        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!("the database did not answer within {} s", limit.as_secs_f64())).into())
+        })
     }
 
     /// Whether the database answers a trivial query: the readiness probe.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        bounded!(self, s => s.ping())
+        self.bounded(self.backend.ping()).await
     }
 
-    /// The heads of the streams named by id or key (those that exist).
+    /// The heads of the streams named by id or key (those that exist), each stream's
+    /// snapshot with the events after it folded onto it.
     pub async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<batch::LoadedHead>, StoreError> {
-        match self {
-            Store::Postgres(s) => s.bounded(s.load_heads(ids, keys)).await,
-            Store::Sqlite(s) => s.load_heads(ids, keys).await,
-        }
+        let heads = self.bounded(self.backend.load_heads(ids, keys)).await?;
+        heads.into_iter().map(batch::HeadRows::fold).collect()
     }
 
     /// The stored results of the command ids that were used before.
     pub async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, batch::StoredCommand)>, StoreError> {
-        match self {
-            Store::Postgres(s) => s.bounded(s.find_commands(ids)).await,
-            Store::Sqlite(s) => s.find_commands(ids).await,
-        }
+        self.bounded(self.backend.find_commands(ids)).await
     }
 
     /// Appends a batch atomically (see `batch`).
     pub async fn append_batch(&self, batch: &batch::Batch) -> Result<batch::Appended, batch::AppendRefused> {
-        match self {
-            Store::Postgres(s) => {
-                let limit = s.query_timeout();
-                tokio::time::timeout(limit, s.append_batch(batch)).await.unwrap_or_else(|_| {
-                    Err(batch::AppendRefused::Failed(StoreError::Unavailable(format!(
-                        "the database did not answer within {} s",
-                        limit.as_secs_f64()
-                    ))))
-                })
-            }
-            Store::Sqlite(s) => s.append_batch(batch).await,
-        }
+        self.bounded(self.backend.append_batch(batch)).await
     }
 
     /// The folded state of one initiative now: its snapshot with the events after it.
@@ -356,7 +285,7 @@ impl Store {
     }
 
     pub async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
-        bounded!(self, s => s.alignment(target))
+        self.bounded(self.backend.alignment(target)).await
     }
 
     pub async fn list(
@@ -365,11 +294,11 @@ impl Store {
         after_key: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AlignmentView>, StoreError> {
-        bounded!(self, s => s.list(filter, after_key, limit))
+        self.bounded(self.backend.list(filter, after_key, limit)).await
     }
 
     pub async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
-        bounded!(self, s => s.awaiting(principal))
+        self.bounded(self.backend.awaiting(principal)).await
     }
 
     pub async fn read_stream(
@@ -378,7 +307,7 @@ impl Store {
         from_version: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        bounded!(self, s => s.read_stream(stream_id, from_version, limit))
+        self.bounded(self.backend.read_stream(stream_id, from_version, limit)).await
     }
 
     pub async fn sign_off_events(
@@ -386,7 +315,7 @@ impl Store {
         stream: InitiativeId,
         decision: DecisionId,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        bounded!(self, s => s.sign_off_events(stream, decision))
+        self.bounded(self.backend.sign_off_events(stream, decision)).await
     }
 
     pub async fn read_all(
@@ -394,24 +323,34 @@ impl Store {
         after: GlobalCursor,
         limit: i64,
     ) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
-        bounded!(self, s => s.read_all(after, limit))
+        self.bounded(self.backend.read_all(after, limit)).await
     }
 
+    /// Rebuilds the stream heads and alignment projection of every initiative from the
+    /// log, one initiative per transaction, while the service keeps running: each
+    /// initiative's head is held only while it is rebuilt (commands on it wait). Returns
+    /// how many were rebuilt.
     pub async fn rebuild_projections(&self) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.rebuild_projections())
+        let mut rebuilt = 0;
+        for stream_id in self.backend.stream_ids().await? {
+            self.backend.rebuild_stream(stream_id).await?;
+            rebuilt += 1;
+        }
+        Ok(rebuilt)
     }
 
     // ---- Audit (see `audit`) ----------------------------------------------------------
 
     /// One stream's events from version 1 up to `until` (inclusive), in version order,
     /// read through the (stream, version) index: an as-of query never reads the global log.
+    /// By time: the prefix before the stream's first event recorded after `time`.
     pub async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
-        bounded!(self, s => s.read_stream_until(stream_id, until))
+        self.bounded(self.backend.read_stream_until(stream_id, until)).await
     }
 
     /// The highest global position committed (0 for an empty log).
     pub async fn head_position(&self) -> Result<u64, StoreError> {
-        bounded!(self, s => s.head_position())
+        self.bounded(self.backend.head_position()).await
     }
 
     /// The cursor that resumes the global log after a global position a client saw (0:
@@ -419,7 +358,10 @@ impl Store {
     /// until events commit later, and then only those. On PostgreSQL a position the log
     /// does not hold (a rolled-back append's) resumes after the nearest event below it.
     pub async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
-        bounded!(self, s => s.cursor_after_position(after))
+        if after == 0 {
+            return Ok(GlobalCursor::default());
+        }
+        self.bounded(self.backend.cursor_after_position(after)).await
     }
 
     /// The global log after a global position (see `cursor_after_position`), in commit
@@ -438,23 +380,39 @@ impl Store {
     /// heads, the stream head, the command records, the projection's version) and, for
     /// the whole log, the log tree against every log-tree checkpoint; with a key, each
     /// checkpoint's signed note must verify. Reports the first break.
+    ///
+    /// Pages of whole streams are read by (stream id, version) through its unique index,
+    /// each page with its streams' witnesses in one snapshot: the log only grows, so a
+    /// verification that runs beside appends checks what existed when each page was
+    /// read. Then, for the whole log, the log tree is recomputed in commit order.
     pub async fn verify(
         &self,
         stream: Option<Uuid>,
         key: Option<&CheckpointVerifier>,
     ) -> Result<VerifyReport, StoreError> {
-        dispatch!(self, s => s.verify(stream, key))
+        let mut verifier = audit::Verifier::new(stream, key.cloned());
+        for raw in self.backend.raw_checkpoints().await? {
+            verifier.add_checkpoint(raw);
+        }
+        let backend = Arc::clone(&self.backend);
+        let pages = move |after| {
+            let backend = Arc::clone(&backend);
+            async move { backend.verify_page(stream, after).await }
+        };
+        let tree = stream.is_none().then_some(|after| self.backend.tree_page(after));
+        audit::verify_paged(verifier, pages, tree).await
     }
 
     /// Records a checkpoint of the log tree: a prefix of the log in commit order, every
     /// stream's head in it, the root, the frontier, and with a signer its signed note.
     pub async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
-        dispatch!(self, s => s.create_checkpoint(signer))
+        self.backend.create_checkpoint(signer).await
     }
 
     /// Every checkpoint, oldest first.
     pub async fn list_checkpoints(&self) -> Result<Vec<CheckpointRecord>, StoreError> {
-        dispatch!(self, s => s.list_checkpoints())
+        let raw = self.backend.raw_checkpoints().await?;
+        raw.into_iter().map(|raw| CheckpointRecord::decode(raw).map_err(StoreError::Corrupt)).collect()
     }
 
     /// Loads an export — (line number, line) pairs — into an empty store, all or nothing:
@@ -477,6 +435,6 @@ impl Store {
     where
         S: tokio_stream::Stream<Item = Result<(usize, String), StoreError>> + Send + Unpin + 'static,
     {
-        dispatch!(self, s => s.import(lines))
+        self.backend.import(Box::pin(lines)).await
     }
 }

@@ -130,7 +130,7 @@ async fn positions_written_before_commit_order_resume_in_the_order_they_were_rea
     assert!(early < late);
 
     before.run(&pool).await.expect("idempotent");
-    let store = Store::Postgres(PgStore::new(pool.clone()));
+    let store = Store::from(PgStore::new(pool.clone()));
     // Now the rest of the migrations, as an upgraded server applies them at start.
     accord::store::postgres::MIGRATOR.run(&pool).await.expect("the commit-order migration");
     let mut conn = pool.acquire().await.expect("conn").detach();

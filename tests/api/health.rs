@@ -98,7 +98,7 @@ async fn store_through_proxy(pool: &PgPool) -> (Proxy, Store) {
     let database = options.get_database().expect("the test's database");
     let url = format!("postgres://{}@127.0.0.1:{}/{database}", options.get_username(), proxy.port());
     let store = PgStore::connect_with(&url, 8, THROUGH_A_PROXY).await.expect("the store through the proxy");
-    (proxy, Store::Postgres(store))
+    (proxy, Store::from(store))
 }
 
 fn feedback(key: &str, decision_id: &str, command_id: &str) -> pb::RecordFeedbackRequest {

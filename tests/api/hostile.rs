@@ -23,11 +23,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use accord::domain::values::{InitiativeId, Principal};
+use accord::app::CommandId;
+use accord::domain::values::{InitiativeId, InitiativeRef, Principal};
 use accord::domain::{Authority, Command, DomainError, decide_as, fold, project};
 use accord::grpc::{parse, status::domain_status};
 use accord::proto as pb;
-use accord::store::{CommandId, InitiativeRef, Store};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::{Union, ValueTree};
@@ -1120,7 +1120,7 @@ async fn hostile_command_sequences_keep_the_log_the_chain_and_the_projection_con
     // A fixed seed per store: reproducible, and the two stores see different sequences.
     // ACCORD_HOSTILE_SEED explores other sequences.
     let seed = std::env::var("ACCORD_HOSTILE_SEED").ok().and_then(|s| s.parse().ok());
-    let seed = seed.unwrap_or(if matches!(app.store, Store::Postgres(_)) { 21 } else { 42 });
+    let seed = seed.unwrap_or(if app.store.postgres().is_some() { 21 } else { 42 });
     let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]));
     let strategy = sequence();
     let sequences: Vec<Vec<Step>> =

@@ -38,15 +38,15 @@ async fn keys(app: &TestApp, request: Request<pb::ListAlignmentsRequest>) -> Vec
 /// Changes the stored projection of CHECKOUT-42 behind the service's back: title
 /// "Tampered", in the column the text filter reads and in the stored view.
 async fn tamper_with_the_alignment_table(store: &Store) {
-    match store {
-        Store::Postgres(pg) => sqlx::query(
+    match dialect(store) {
+        Dialect::Postgres(pg) => sqlx::query(
             "UPDATE alignment SET title = 'Tampered', view = jsonb_set(view, '{title}', '\"Tampered\"')
                   WHERE key = 'CHECKOUT-42'",
         )
         .execute(pg.pool())
         .await
         .map(drop),
-        Store::Sqlite(lite) => sqlx::query(
+        Dialect::Sqlite(lite) => sqlx::query(
             "UPDATE alignment SET title = 'Tampered', view = json_set(view, '$.title', 'Tampered')
                   WHERE key = 'CHECKOUT-42'",
         )
@@ -61,7 +61,8 @@ async fn reads_are_answered_from_the_feed_not_from_the_alignment_table(app: Test
     checkout(&app).await;
     let before = app.alignment("CHECKOUT-42").await;
     tamper_with_the_alignment_table(&app.store).await;
-    let stored = app.store.alignment(&accord::store::InitiativeRef::parse("k", "CHECKOUT-42").expect("key")).await;
+    let stored =
+        app.store.alignment(&accord::domain::values::InitiativeRef::parse("k", "CHECKOUT-42").expect("key")).await;
     assert_eq!(stored.expect("read the table").expect("a row").title, "Tampered", "the table was changed");
 
     // The database answers while the feed cannot vouch for its views (on PostgreSQL, a

@@ -5,12 +5,12 @@
 
 use std::collections::BTreeSet;
 
-use accord::app::{App, AppLimits};
+use accord::app::{App, AppLimits, CommandEnvelope, CommandId};
 use accord::domain::{AlignmentView, Initiative};
 use accord::domain::{Command, event::DecisionContent, values::*};
-use accord::store::{CommandEnvelope, CommandId, InitiativeRef, ListFilter, Store};
+use accord::store::{ListFilter, Store};
 
-use crate::support::TestApp;
+use crate::support::{Dialect, TestApp, dialect};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -257,7 +257,7 @@ type RawRow = (Uuid, i64, Vec<u8>, i64, serde_json::Value, Vec<String>, Vec<Stri
 
 /// On PostgreSQL, the stored rows themselves: head hash, last position, index arrays.
 async fn raw_rows(store: &Store) -> Vec<RawRow> {
-    let Store::Postgres(pg) = store else { return Vec::new() };
+    let Some(pg) = store.postgres() else { return Vec::new() };
     sqlx::query_as(
         // Not the state snapshot: a live head's lags it by design (the state is compared
         // folded, in `projections`), a rebuilt one's does not.
@@ -270,9 +270,9 @@ async fn raw_rows(store: &Store) -> Vec<RawRow> {
 }
 
 async fn execute_sql(store: &Store, sql: &'static str) {
-    match store {
-        Store::Postgres(pg) => sqlx::query(sql).execute(pg.pool()).await.map(|_| ()),
-        Store::Sqlite(lite) => sqlx::query(sql).execute(lite.pool()).await.map(|_| ()),
+    match dialect(store) {
+        Dialect::Postgres(pg) => sqlx::query(sql).execute(pg.pool()).await.map(|_| ()),
+        Dialect::Sqlite(lite) => sqlx::query(sql).execute(lite.pool()).await.map(|_| ()),
     }
     .expect(sql);
 }

@@ -14,7 +14,7 @@ use accord::proto::{
 pub use accord::security::Role;
 use accord::security::{Authenticator, JwtVerifier, Limits, ServiceTokens, VerificationKey};
 use accord::server::ServerOptions;
-use accord::store::{PgStore, Store};
+use accord::store::{PgStore, SqliteStore, Store};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
@@ -112,6 +112,20 @@ impl Interceptor for Bearer {
     }
 }
 
+/// The store underneath a `Store`, for the tests that speak its SQL dialect.
+pub enum Dialect<'a> {
+    Postgres(&'a PgStore),
+    Sqlite(&'a SqliteStore),
+}
+
+pub fn dialect(store: &Store) -> Dialect<'_> {
+    match (store.postgres(), store.sqlite()) {
+        (Some(store), _) => Dialect::Postgres(store),
+        (None, Some(store)) => Dialect::Sqlite(store),
+        (None, None) => panic!("a {} store is neither PostgreSQL nor SQLite", store.kind()),
+    }
+}
+
 pub struct TestApp {
     pub address: SocketAddr,
     /// The board's HTTP listener (`/livez`, `/readyz`, `/metrics`, `/api/…`).
@@ -150,7 +164,7 @@ macro_rules! on_both_stores {
 
 impl TestApp {
     pub async fn postgres(pool: PgPool) -> TestApp {
-        TestApp::serve(Store::Postgres(PgStore::new(pool)), None, harness_options()).await
+        TestApp::serve(Store::from(PgStore::new(pool)), None, harness_options()).await
     }
 
     pub async fn sqlite() -> TestApp {
@@ -204,9 +218,9 @@ impl TestApp {
 
     /// The PostgreSQL pool (for the tests of PostgreSQL's own mechanics).
     pub fn pg_pool(&self) -> &PgPool {
-        match &self.store {
-            Store::Postgres(store) => store.pool(),
-            Store::Sqlite(_) => panic!("this test needs the PostgreSQL store"),
+        match self.store.postgres() {
+            Some(store) => store.pool(),
+            None => panic!("this test needs the PostgreSQL store"),
         }
     }
 
@@ -252,9 +266,9 @@ impl TestApp {
     /// command left the log unchanged.
     pub async fn log(&self) -> Vec<(i64, uuid::Uuid, i64, String, Vec<u8>)> {
         const LOG: &str = "SELECT position, stream_id, stream_version, event_type, hash FROM events ORDER BY position";
-        match &self.store {
-            Store::Postgres(store) => sqlx::query_as(LOG).fetch_all(store.pool()).await.expect("read log"),
-            Store::Sqlite(store) => {
+        match dialect(&self.store) {
+            Dialect::Postgres(store) => sqlx::query_as(LOG).fetch_all(store.pool()).await.expect("read log"),
+            Dialect::Sqlite(store) => {
                 let rows: Vec<(i64, String, i64, String, Vec<u8>)> =
                     sqlx::query_as(LOG).fetch_all(store.pool()).await.expect("read log");
                 rows.into_iter()

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{domain_response, error_response, store_response};
+use crate::domain::values::InitiativeRef;
 use crate::domain::{
     alignment::{AlignmentView, DecisionAlignment, FunctionEval, evaluate_decision, sign_off_counts},
     event::{DecisionContent, OverrideRecord},
@@ -22,7 +23,7 @@ use crate::domain::{
     values::{DecisionId, FeedbackId, Function, Principal, RevisionKind, Verdict},
 };
 use crate::http::App;
-use crate::store::{InitiativeRef, StoreError, StoredEvent};
+use crate::store::{StoreError, StoredEvent};
 
 /// The most recent events the timeline shows.
 const TIMELINE_LIMIT: u64 = 500;

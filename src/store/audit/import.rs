@@ -1,6 +1,6 @@
 //! Import: the `Importer`, which checks an export line by line (links, hashes, unused
 //! ids, the fold) and assigns the new positions; what it hands a backend to write
-//! (`ImportedCommand`, `ImportedStream`, `ImportReport`); and `run_import`, which runs a
+//! (`ImportedCommand`, each stream's `FoldedHead`, `ImportReport`); and `run_import`, which runs a
 //! file's lines through it into an `ImportSink`.
 
 use std::collections::{BTreeMap, HashMap, hash_map::Entry};
@@ -17,7 +17,7 @@ use crate::domain::{
     DomainError, Event, Initiative, Recorded, evolve,
     values::{Principal, quote},
 };
-use crate::store::fold::Projection;
+use crate::store::fold::{FoldedHead, Projection};
 use crate::store::{StoreError, StoredEvent, ZERO_HASH, event_hash};
 
 /// What an import loaded.
@@ -39,17 +39,6 @@ pub struct ImportedCommand {
     pub global_position: i64,
     pub created_id: Option<Uuid>,
     pub recorded_at: DateTime<Utc>,
-}
-
-/// One imported stream's head, folded state and projection, to write once every line
-/// has been read.
-pub struct ImportedStream {
-    pub stream_id: Uuid,
-    pub version: i64,
-    pub head_hash: Vec<u8>,
-    pub last_position: i64,
-    pub state: Initiative,
-    pub projection: Projection,
 }
 
 /// A stream as the import has read it so far.
@@ -183,7 +172,7 @@ impl Importer {
 
     /// The remaining command records, every stream's head, state and projection, and
     /// the counts. Two streams with the same initiative key are refused.
-    pub fn finish(mut self) -> Result<(Vec<ImportedStream>, Vec<ImportedCommand>, ImportReport), StoreError> {
+    pub fn finish(mut self) -> Result<(Vec<FoldedHead>, Vec<ImportedCommand>, ImportReport), StoreError> {
         let mut keys: HashMap<String, usize> = HashMap::new();
         let mut streams = Vec::with_capacity(self.streams.len());
         for (stream_id, progress) in std::mem::take(&mut self.streams) {
@@ -209,7 +198,7 @@ impl Importer {
                 }
             }
             let projection = Projection::of(&state)?;
-            streams.push(ImportedStream {
+            streams.push(FoldedHead {
                 stream_id,
                 version: progress.version,
                 head_hash: progress.hash,
@@ -231,7 +220,7 @@ pub const IMPORT_BATCH: usize = 5_000;
 pub trait ImportSink {
     fn events(&mut self, events: &[StoredEvent]) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn commands(&mut self, commands: &[ImportedCommand]) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn streams(&mut self, streams: &[ImportedStream]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn streams(&mut self, streams: &[FoldedHead]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Runs an import into `sink`: lines are checked `IMPORT_BATCH` at a time on a blocking

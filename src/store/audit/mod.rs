@@ -66,7 +66,7 @@ use super::StoreError;
 pub use super::tlog::TreeEvent;
 pub use checkpoint::{CHECKPOINT_PAGE, CheckpointRecord, CheckpointTree, LogFold, PlannedCheckpoint, RawCheckpoint};
 pub use export::ExportLine;
-pub use import::{IMPORT_BATCH, ImportReport, ImportSink, ImportedCommand, ImportedStream, Importer, run_import};
+pub use import::{IMPORT_BATCH, ImportReport, ImportSink, ImportedCommand, Importer, run_import};
 pub use tree::{StreamHead, heads_root, leaf_hash, merkle_root, node_hash};
 pub use verify::{Break, VERIFY_PAGE, Verifier, VerifyKey, VerifyPage, VerifyReport, verify_paged};
 pub use walk::{CommandWitness, HeadWitness, Witnesses};

@@ -1,0 +1,152 @@
+//! What differs per database: the narrow interface `Store` runs on, one implementation
+//! per backend (`postgres`, `sqlite`), each holding its SQL and the few lines binding it.
+//! Everything the backends do the same way — the query timeout, folding a head, the
+//! rebuild loop, the verification's setup, decoding checkpoints, the import's stream of
+//! lines — stays above this trait, in `Store`, written once.
+//!
+//! The interface is cut along the backends' own seams — `Heads` (load, find commands,
+//! append), `Reads`, `Rebuild`, `Audit`, `Import` — so that each backend implements each
+//! part in the file that holds its SQL; `Backend` is all of them together.
+//!
+//! The methods are `async` through `async-trait` (boxed futures): `Store` holds its
+//! backend as `Arc<dyn Backend>`, and a trait with native `async fn` cannot be a trait
+//! object. One allocation per call is nothing beside a database round trip, and the
+//! macro keeps each implementation reading as plain `async fn`s.
+
+use std::fmt::Debug;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_stream::Stream;
+use uuid::Uuid;
+
+use super::audit::{RawCheckpoint, TreeEvent, VerifyKey, VerifyPage};
+use super::batch::{AppendRefused, Appended, Batch, HeadRows, StoredCommand};
+use super::note::CheckpointSigner;
+use super::{
+    CheckpointRecord, GlobalCursor, ImportReport, ListFilter, PgStore, PoolStats, SqliteStore, StoreError, StoredEvent,
+    Until,
+};
+use crate::domain::AlignmentView;
+use crate::domain::values::{DecisionId, InitiativeId, InitiativeRef, Principal};
+
+/// The lines of an export as an import reads them: (line number, line), or the error
+/// reading them failed with.
+pub type ImportLines = Pin<Box<dyn Stream<Item = Result<(usize, String), StoreError>> + Send>>;
+
+/// One database under `Store`. Every read and the append are one call's worth of work;
+/// `Store` bounds those by `query_timeout`.
+#[async_trait]
+pub trait Backend: Heads + Reads + Rebuild + Audit + Import + Debug + Send + Sync {
+    /// "postgres" or "sqlite", for logs.
+    fn kind(&self) -> &'static str;
+
+    /// The PostgreSQL store, if this is it (the live feed listens on its pool).
+    fn postgres(&self) -> Option<&PgStore> {
+        None
+    }
+
+    /// The SQLite store, if this is it.
+    fn sqlite(&self) -> Option<&SqliteStore> {
+        None
+    }
+
+    /// Connection counts of the backend's pools, for the metrics.
+    fn pool_stats(&self) -> PoolStats;
+
+    /// How long one read or command may wait for the database before it is
+    /// `Unavailable`; `None`: as long as it takes.
+    fn query_timeout(&self) -> Option<Duration>;
+
+    /// A trivial query: the readiness probe.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Stream heads and the batch append (see `batch`).
+#[async_trait]
+pub trait Heads: Send + Sync {
+    /// The heads of the streams with these ids or keys, as stored: each one's snapshot
+    /// and the events after it up to the head, one head per stream.
+    async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<HeadRows>, StoreError>;
+
+    /// The stored results of the command ids that were used before.
+    async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, StoredCommand)>, StoreError>;
+
+    /// Appends a batch atomically, or refuses it whole.
+    async fn append_batch(&self, batch: &Batch) -> Result<Appended, AppendRefused>;
+}
+
+/// The reads that serve one call: projections, streams, the global log.
+#[async_trait]
+pub trait Reads: Send + Sync {
+    /// One initiative's alignment projection.
+    async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError>;
+
+    /// Alignment views ordered by key, after `after_key`, at most `limit` of them.
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        after_key: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AlignmentView>, StoreError>;
+
+    /// The alignment views of every initiative with a sign-off waiting on `principal`.
+    async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError>;
+
+    /// Events of one stream from `from_version` (inclusive), in order.
+    async fn read_stream(&self, stream_id: Uuid, from_version: i64, limit: i64)
+    -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The sign-off events of one decision, in stream order.
+    async fn sign_off_events(&self, stream: InitiativeId, decision: DecisionId)
+    -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The global log after `after`, in commit order, never skipping a late commit, with
+    /// each event's cursor.
+    async fn read_all(&self, after: GlobalCursor, limit: i64) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError>;
+}
+
+/// Rebuilding heads and projections from the log.
+#[async_trait]
+pub trait Rebuild: Send + Sync {
+    /// Every stream the log holds, by id.
+    async fn stream_ids(&self) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Rebuilds one stream's head and alignment row from its events, in one transaction,
+    /// holding the head while it does.
+    async fn rebuild_stream(&self, stream_id: Uuid) -> Result<(), StoreError>;
+}
+
+/// As-of reads, resuming the global log, verification and checkpoints.
+#[async_trait]
+pub trait Audit: Send + Sync {
+    /// One stream's events up to `until` (inclusive), through the (stream, version) index.
+    async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The highest global position appended and committed (0 for an empty log).
+    async fn head_position(&self) -> Result<u64, StoreError>;
+
+    /// The cursor that resumes the global log after a global position above 0 (see
+    /// `Store::cursor_after_position`).
+    async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError>;
+
+    /// Every checkpoint row, oldest first.
+    async fn raw_checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError>;
+
+    /// One page of a verification, in one snapshot (see `audit::VerifyPage`).
+    async fn verify_page(&self, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError>;
+
+    /// A page of the log in commit order after `after`, with what the log tree needs.
+    async fn tree_page(&self, after: GlobalCursor) -> Result<Vec<(GlobalCursor, TreeEvent)>, StoreError>;
+
+    /// Records the next log-tree checkpoint (see `Store::create_checkpoint`).
+    async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError>;
+}
+
+/// Loading an export.
+#[async_trait]
+pub trait Import: Send + Sync {
+    /// Loads an export into the store if it holds no event, in one transaction.
+    async fn import(&self, lines: ImportLines) -> Result<ImportReport, StoreError>;
+}

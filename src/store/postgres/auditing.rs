@@ -1,0 +1,273 @@
+//! The audit side on PostgreSQL: as-of reads, where the global log resumes after a
+//! position, the pages a verification reads, and checkpoints of the log tree.
+
+use super::*;
+
+#[async_trait]
+impl Audit for PgStore {
+    async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = match until {
+            Until::Version(version) => {
+                sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                      WHERE stream_id = $1 AND stream_version <= $2
+                      ORDER BY stream_version"
+                ))
+                .bind(stream_id)
+                .bind(i64::try_from(version).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+            }
+            Until::Time(time) => {
+                sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                      WHERE stream_id = $1
+                        AND stream_version < COALESCE((SELECT min(stream_version) FROM events
+                                                        WHERE stream_id = $1 AND recorded_at > $2),
+                                                      9223372036854775807)
+                      ORDER BY stream_version"
+                ))
+                .bind(stream_id)
+                .bind(time)
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .map_err(map_sqlx)?;
+        decode_events(&rows)
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(u64::try_from(head).unwrap_or_default())
+    }
+
+    /// The cursor after global position `after`, in the commit order `read_all` reads:
+    /// - 0 (answered above, by `Store`): the start of the log;
+    /// - a position the log holds: that event's cursor;
+    /// - a position below the head that the log does not hold (an append that rolled
+    ///   back took it): the cursor of the nearest event below it;
+    /// - a position past the head: "now", the head's cursor: the read is empty now and
+    ///   then returns exactly the events committed from then on.
+    async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let row = sqlx::query(
+            "SELECT e.tx_id::text::bigint AS tx, e.position, o.ordered_after
+               FROM log_order o
+               LEFT JOIN LATERAL (SELECT tx_id, position FROM events WHERE position <= $1
+                                   ORDER BY position DESC LIMIT 1) AS e ON true",
+        )
+        .bind(after)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        let tx: Option<i64> = row.try_get("tx").map_err(map_sqlx)?;
+        let position: Option<i64> = row.try_get("position").map_err(map_sqlx)?;
+        let ordered_after: i64 = row.try_get("ordered_after").map_err(map_sqlx)?;
+        Ok(match (tx, position) {
+            (Some(tx), Some(position)) => cursor_of(tx, position, ordered_after),
+            _ => GlobalCursor::default(),
+        })
+    }
+
+    /// One page of a verification, read by (stream id, version) through its unique index
+    /// with its streams' witnesses (heads, command records, projection versions) in one
+    /// REPEATABLE READ snapshot.
+    async fn verify_page(&self, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError> {
+        verify_page(&self.pool, only, after).await
+    }
+
+    /// The log tree is read in commit order.
+    async fn tree_page(&self, after: GlobalCursor) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError> {
+        tree_page(&self.pool, after).await
+    }
+
+    /// Records the next log-tree checkpoint: the latest one's frontier and heads with
+    /// every event after it folded in, in commit order, up to the highest position
+    /// committed when it starts — so the checkpoint covers a prefix of the log in the
+    /// order `read_all` returns it, including every command acknowledged before the
+    /// call, and no later commit can sort into it. Creators queue on an advisory lock (another replica's or the
+    /// periodic task's checkpoint goes first), and the note is signed when a key is given.
+    async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CHECKPOINT_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        let previous = sqlx::query(&format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE tree = 'log' ORDER BY id DESC LIMIT 1"
+        ))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        let mut fold = match previous {
+            Some(row) => LogFold::resume(decode_checkpoint(&row)?)?,
+            None => LogFold::start(),
+        };
+        // Every event at or below the highest position visible now is committed for good
+        // (positions follow commit order): the checkpoint covers exactly that prefix.
+        let upto: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        loop {
+            let after = fold.cursor();
+            let rows = sqlx::query(&in_commit_order(TREE_COLUMNS, "AND position <= $4"))
+                .bind(after.tx_id.to_string())
+                .bind(after.position)
+                .bind(audit::CHECKPOINT_PAGE)
+                .bind(upto)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+            for row in &rows {
+                let event = decode_tree_event(row)?;
+                let cursor = GlobalCursor { tx_id: tree_tx(row)?, position: event.position };
+                fold.push(cursor, event.stream_id, event.stream_version, &event.hash)?;
+            }
+            if (rows.len() as i64) < audit::CHECKPOINT_PAGE {
+                break;
+            }
+        }
+        let planned = fold.plan(signer)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO checkpoints (created_at, tree, streams, events, root, heads, frontier, resume_tx,
+                                      resume_position, note)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(planned.created_at)
+        .bind(planned.tree.as_str())
+        .bind(planned.streams)
+        .bind(planned.events)
+        .bind(planned.root.as_slice())
+        .bind(&planned.heads_json)
+        .bind(&planned.frontier_json)
+        .bind(planned.resume_tx())
+        .bind(planned.resume.position)
+        .bind(&planned.note)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(planned.record(id))
+    }
+
+    async fn raw_checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter().map(decode_checkpoint).collect()
+    }
+}
+
+/// Serialises checkpoint creators (an arbitrary constant: "accord checkpoint").
+const CHECKPOINT_LOCK: i64 = 0x6163_636f_7264_6370;
+
+/// The stored columns of a checkpoint (see `decode_checkpoint`).
+const CHECKPOINT_COLUMNS: &str =
+    "id, created_at, tree, streams, events, root, heads, frontier, resume_tx, resume_position, note";
+
+/// The cursor of the event at `position` written by transaction `tx`.
+fn cursor_of(tx: i64, position: i64, ordered_after: i64) -> GlobalCursor {
+    if position > ordered_after {
+        GlobalCursor { tx_id: POSITION_ORDER, position }
+    } else {
+        GlobalCursor { tx_id: u64::try_from(tx).unwrap_or_default(), position }
+    }
+}
+
+/// What the log tree reads of each event.
+const TREE_COLUMNS: &str = "position, stream_id, stream_version, hash";
+
+/// A page of the log in commit order after `after`, gap-free, with only what the log
+/// tree needs.
+async fn tree_page(pool: &PgPool, after: GlobalCursor) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError> {
+    let rows = sqlx::query(&in_commit_order(TREE_COLUMNS, ""))
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(audit::VERIFY_PAGE)
+        .fetch_all(pool)
+        .await
+        .map_err(map_sqlx)?;
+    rows.iter()
+        .map(|row| {
+            let event = decode_tree_event(row)?;
+            Ok((GlobalCursor { tx_id: tree_tx(row)?, position: event.position }, event))
+        })
+        .collect()
+}
+
+/// One page of a verification, in one REPEATABLE READ snapshot: whole streams after
+/// `after` in (stream id, version) order, and their witnesses (see `audit::VerifyPage`).
+async fn verify_page(pool: &PgPool, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError> {
+    let mut tx = pool.begin().await.map_err(map_sqlx)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+    let events = match only {
+        Some(stream) => {
+            sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"))
+                .bind(stream)
+                .fetch_all(&mut *tx)
+                .await
+        }
+        None => {
+            // A plain range (no "IS NULL OR"), so that every page is an index range scan.
+            let from = if after.is_some() { "WHERE stream_id > $2" } else { "" };
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events {from} ORDER BY stream_id, stream_version LIMIT $1");
+            let query = sqlx::query(&sql).bind(audit::VERIFY_PAGE);
+            match after {
+                Some(after) => query.bind(after).fetch_all(&mut *tx).await,
+                None => query.fetch_all(&mut *tx).await,
+            }
+        }
+    }
+    .map_err(map_sqlx)?;
+    let mut events = decode_events(&events)?;
+    let more = only.is_none() && events.len() as i64 >= audit::VERIFY_PAGE;
+    if more && let Some(last) = events.last().map(|e| (e.stream_id, e.stream_version)) {
+        // The rest of the page's last stream, so that the page ends with a whole stream.
+        let rest = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
+        ))
+        .bind(last.0)
+        .bind(last.1)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        for row in &rest {
+            events.push(decode_event(row)?);
+        }
+    }
+    let bounds = witness_bounds(only, after, more, &events);
+    let within = |column: &str| witness_condition(&bounds, column, |n| format!("${n}"), "true");
+    let heads_sql = format!(
+        "SELECT stream_id, version, head_hash, last_position, (state->>'version')::bigint AS state_version
+           FROM streams WHERE {}",
+        within("stream_id")
+    );
+    let commands_sql = format!(
+        "SELECT command_id, stream_id, stream_version, global_position FROM commands WHERE {}",
+        within("stream_id")
+    );
+    let projections_sql = format!("SELECT initiative_id, version FROM alignment WHERE {}", within("initiative_id"));
+    let (mut heads, mut commands, mut projections) =
+        (sqlx::query(&heads_sql), sqlx::query(&commands_sql), sqlx::query(&projections_sql));
+    for (_, bound) in &bounds {
+        heads = heads.bind(*bound);
+        commands = commands.bind(*bound);
+        projections = projections.bind(*bound);
+    }
+    let heads = heads.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
+    let commands = commands.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
+    let projections = projections.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
+    tx.commit().await.map_err(map_sqlx)?;
+    let witnesses = decode_witnesses(&heads, &commands, &projections)?;
+    Ok(VerifyPage { events, witnesses, more })
+}

@@ -1,0 +1,207 @@
+//! The PostgreSQL event store.
+//!
+//! Writers: a command queues for its stream (a transaction-scoped advisory lock, so that
+//! one stream's writers get transaction ids in version order) and locks its stream head
+//! (`SELECT … FOR UPDATE` on `streams`), so commands on one initiative run one at a time
+//! while commands on different initiatives proceed in parallel and share group commit.
+//! Everything a command writes — its events, the idempotency record, the new head with
+//! the folded state, and the alignment row — goes out in one statement and commits
+//! together: five round trips per command (BEGIN, queue, lock+load, write, COMMIT), and
+//! no event stream is ever re-read.
+//!
+//! Readers of the global log: every statement that inserts events takes the commit-order
+//! lock first (a transaction-scoped advisory lock taken by the `events_commit_order`
+//! trigger), so appends assign positions and commit one after another, and a reader
+//! that sees a position sees every event below it that will ever commit. The log is read
+//! by position, waiting for nothing but Accord's own appends (`in_commit_order`). Events
+//! written before that trigger existed (up to `log_order.ordered_after`) keep the order
+//! they were always read in, (tx_id, position): positions clients hold stay valid.
+//!
+//! One file per part of the `Backend` it implements: `append` (heads and the batch
+//! append), `reads`, `rebuild`, `auditing` (as-of reads, verification pages,
+//! checkpoints), `import`; `errors` maps PostgreSQL's errors. Connecting and migrating
+//! are here.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{
+    PgConnection, PgPool, Postgres, Row, Transaction,
+    migrate::{MigrateDatabase, Migrator},
+    postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions, PgRow, PgSeverity},
+};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::audit::{self, ImportSink, ImportedCommand, LogFold, RawCheckpoint, VerifyKey, VerifyPage};
+use super::backend::{Audit, Backend, Heads, Import, ImportLines, Reads, Rebuild};
+use super::batch::{AlignmentRow, AppendRefused, Appended, Batch};
+use super::batch::{HeadRows, StoredCommand};
+use super::fold::FoldedHead;
+use super::note::CheckpointSigner;
+use super::rows::{
+    ColumnOf, EVENT_COLUMNS, SqlErrors, StoredRow, decode_checkpoint, decode_command, decode_event, decode_events,
+    decode_head, decode_tree_event, decode_view, decode_views, decode_witnesses, witness_bounds, witness_condition,
+};
+use super::*;
+use crate::domain::{AlignmentView, DomainError};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+mod append;
+mod auditing;
+mod errors;
+mod import;
+mod reads;
+mod rebuild;
+
+pub use errors::{map_sqlx, refuses_service};
+pub use reads::POSITION_ORDER;
+use reads::{in_commit_order, tree_tx};
+use rebuild::write_head;
+
+/// The embedded PostgreSQL migrations.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    timeouts: DatabaseTimeouts,
+}
+
+impl PgStore {
+    /// A store on a pool built elsewhere (the tests'), with the default query timeout.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool, timeouts: DatabaseTimeouts::default() }
+    }
+
+    /// Connects, creating the database if it does not exist, and applies migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_with(url, max_connections, DatabaseTimeouts::default()).await
+    }
+
+    /// `connect`, waiting at most `timeouts.connect` for each connection step: a database
+    /// that does not answer is `Unavailable`, naming where it was awaited. Logs where it
+    /// connects first (host, port and database; never the password).
+    pub async fn connect_with(url: &str, max_connections: u32, timeouts: DatabaseTimeouts) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url.parse().map_err(map_sqlx)?;
+        let database = describe(&options);
+        let wait = timeouts.connect;
+        info!(%database, timeout_s = wait.as_secs_f64(), "connecting to the database");
+        if !within(wait, &database, Postgres::database_exists(url)).await? {
+            info!(%database, "creating database");
+            within(wait, &database, Postgres::create_database(url)).await?;
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(wait)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Accord's statements are prepared once and run thousands of times with
+                    // arrays and keys whose values do not change the best plan: planning
+                    // each run anew (PostgreSQL's first custom plans) cost more than the
+                    // append's own work. (A session setting: behind a transaction-pooling
+                    // PgBouncer it may not stick, which only costs speed.)
+                    sqlx::query("SET plan_cache_mode = force_generic_plan").execute(conn).await.map(|_| ())
+                })
+            })
+            .connect_lazy_with(options);
+        // One connection now, so that a database that does not answer stops the start.
+        within(wait, &database, pool.acquire()).await?;
+        let store = Self { pool, timeouts };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => map_sqlx(e),
+            other => StoreError::Corrupt(format!("migrations: {other}")),
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for PgStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn postgres(&self) -> Option<&PgStore> {
+        Some(self)
+    }
+
+    /// The connection counts of the pool.
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats::of(&self.pool)
+    }
+
+    fn query_timeout(&self) -> Option<Duration> {
+        Some(self.timeouts.query)
+    }
+
+    /// A trivial query through the pool: a connection is checked (or opened) and answers.
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_sqlx)
+    }
+}
+
+impl SqlErrors for PgRow {
+    fn sql_error(error: sqlx::Error) -> StoreError {
+        map_sqlx(error)
+    }
+}
+
+/// PostgreSQL stores UUIDs, JSON and timestamps natively.
+impl StoredRow for PgRow {
+    fn uuid(&self, name: &str) -> Result<Uuid, StoreError> {
+        self.read(name)
+    }
+
+    fn optional_uuid(&self, name: &str) -> Result<Option<Uuid>, StoreError> {
+        self.read(name)
+    }
+
+    fn json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<T, String>, StoreError> {
+        let value: serde_json::Value = self.read(name)?;
+        Ok(serde_json::from_value(value).map_err(|e| e.to_string()))
+    }
+
+    fn optional_json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<Option<T>, String>, StoreError> {
+        let value: Option<serde_json::Value> = self.read(name)?;
+        Ok(value.map(serde_json::from_value).transpose().map_err(|e| e.to_string()))
+    }
+
+    fn time(&self, name: &str) -> Result<Result<DateTime<Utc>, String>, StoreError> {
+        self.read(name).map(Ok)
+    }
+}
+
+/// One connection step at start, bounded by the connect timeout.
+async fn within<T>(
+    wait: Duration,
+    database: &str,
+    step: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(wait, step).await {
+        Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => {
+            Err(StoreError::Unavailable(format!("{database} did not answer within {} s", wait.as_secs_f64())))
+        }
+        Ok(result) => result.map_err(map_sqlx),
+    }
+}
+
+/// Where a store connects, for logs and errors: `host:port/database` (or the socket's
+/// path), never the credentials.
+fn describe(options: &PgConnectOptions) -> String {
+    let database = options.get_database().unwrap_or(options.get_username());
+    match options.get_socket() {
+        Some(socket) => format!("{}/{database}", socket.display()),
+        None => format!("{}:{}/{database}", options.get_host(), options.get_port()),
+    }
+}

@@ -1,0 +1,156 @@
+//! The reads that serve one call on PostgreSQL: alignment views, one stream, the global
+//! log in commit order (`in_commit_order`, which the log tree reads too).
+
+use super::*;
+
+#[async_trait]
+impl Reads for PgStore {
+    async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
+        let sql = match target {
+            InitiativeRef::Id(_) => "SELECT view FROM alignment WHERE initiative_id = $1",
+            InitiativeRef::Key(_) => "SELECT view FROM alignment WHERE key = $2",
+        };
+        let row = bind_target(sqlx::query(sql), target).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
+        row.map(|row| decode_view(&row)).transpose()
+    }
+
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        after_key: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AlignmentView>, StoreError> {
+        let text = filter.text_pattern();
+        let rows = sqlx::query(
+            "SELECT view FROM alignment
+             WHERE ($1::text IS NULL OR status = $1)
+               AND ($2::text IS NULL OR outstanding_functions @> ARRAY[$2::text])
+               AND ($3::text IS NULL OR stage = $3)
+               AND ($4::text IS NULL OR owner = $4)
+               AND ($5::text IS NULL OR key ILIKE $5 OR title ILIKE $5)
+               AND ($6 OR NOT archived)
+               AND ($7::text IS NULL OR key > $7)
+             ORDER BY key
+             LIMIT $8",
+        )
+        .bind(&filter.status)
+        .bind(&filter.pending_function)
+        .bind(&filter.stage)
+        .bind(&filter.owner)
+        .bind(text)
+        .bind(filter.include_archived)
+        .bind(after_key)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        decode_views(&rows)
+    }
+
+    async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
+        let rows = sqlx::query("SELECT view FROM alignment WHERE awaiting @> ARRAY[$1::text] ORDER BY key")
+            .bind(principal.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        decode_views(&rows)
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: Uuid,
+        from_version: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
+        ))
+        .bind(stream_id)
+        .bind(from_version)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        decode_events(&rows)
+    }
+
+    async fn sign_off_events(
+        &self,
+        stream: InitiativeId,
+        decision: DecisionId,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+              WHERE stream_id = $1 AND event_type IN ('SignOffRecorded', 'SignOffRevoked')
+                AND payload->>'decision_id' = $2
+              ORDER BY stream_version"
+        ))
+        .bind(stream.0)
+        .bind(decision.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        decode_events(&rows)
+    }
+
+    /// The global log after `after`, in commit order, never skipping a late commit (see
+    /// the module comment). Returns the events with the cursor of each.
+    async fn read_all(&self, after: GlobalCursor, limit: i64) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
+        let rows = sqlx::query(&in_commit_order(EVENT_COLUMNS, ""))
+            .bind(after.tx_id.to_string())
+            .bind(after.position)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        rows.iter()
+            .map(|row| {
+                let event = decode_event(row)?;
+                Ok((GlobalCursor { tx_id: tree_tx(row)?, position: event.position }, event))
+            })
+            .collect()
+    }
+}
+
+pub(super) fn tree_tx(row: &PgRow) -> Result<u64, StoreError> {
+    let tx: i64 = row.try_get("tx").map_err(map_sqlx)?;
+    Ok(u64::try_from(tx).unwrap_or_default())
+}
+
+/// The cursor's `tx_id` of every event written since positions follow commit order
+/// (after `log_order.ordered_after`): above every transaction id, so those events sort
+/// after all older ones and among themselves by position.
+pub const POSITION_ORDER: u64 = i64::MAX as u64;
+
+/// A page of the global log in commit order after the cursor ($1 its `tx_id` as text,
+/// $2 its position), at most $3 events, with `columns` and a `tx` column (the cursor's
+/// `tx_id`), and `extra` added to both halves' conditions. Events up to the boundary
+/// (`log_order`) are read in (tx_id, position) order — they were written when positions
+/// did not follow commit order, and all of them are committed — then every later event
+/// by position: an append holds the commit-order lock (the `events_commit_order`
+/// trigger) from before it takes positions until it commits, so a reader that sees a
+/// position sees every event below it that will ever commit.
+pub(super) fn in_commit_order(columns: &str, extra: &str) -> String {
+    format!(
+        "WITH o AS (SELECT ordered_after FROM log_order)
+         (SELECT tx_id::text::bigint AS tx, {columns} FROM events, o
+           WHERE position <= o.ordered_after AND (tx_id, position) > ($1::text::xid8, $2) {extra}
+           ORDER BY tx_id, position LIMIT $3)
+         UNION ALL
+         (SELECT {POSITION_ORDER}::bigint AS tx, {columns} FROM events, o
+           WHERE position > CASE WHEN $1::text::bigint = {POSITION_ORDER} THEN greatest(o.ordered_after, $2)
+                                 ELSE o.ordered_after END {extra}
+           ORDER BY position LIMIT $3)
+         ORDER BY tx, position LIMIT $3"
+    )
+}
+
+fn bind_target<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    target: &InitiativeRef,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    match target {
+        InitiativeRef::Id(id) => query.bind(id.0).bind(None::<String>),
+        InitiativeRef::Key(key) => query.bind(None::<Uuid>).bind(key.as_str().to_owned()),
+    }
+}

@@ -1,0 +1,76 @@
+//! Rebuilding a stream's head and alignment row from its events on PostgreSQL, and the
+//! one statement that writes a folded head (a rebuild's or an import's).
+
+use super::*;
+
+#[async_trait]
+impl Rebuild for PgStore {
+    async fn stream_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+        sqlx::query_scalar("SELECT DISTINCT stream_id FROM events ORDER BY stream_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx)
+    }
+
+    /// The head is locked (`FOR UPDATE`) while it is rebuilt.
+    async fn rebuild_stream(&self, stream_id: Uuid) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        sqlx::query("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE")
+            .bind(stream_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        let rows =
+            sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"))
+                .bind(stream_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_sqlx)?;
+        let head = FoldedHead::refold(stream_id, &decode_events(&rows)?)?;
+        write_head(&mut tx, &head).await?;
+        tx.commit().await.map_err(map_sqlx)
+    }
+}
+
+/// Writes (inserts or replaces) a stream's head with its folded state, and its
+/// alignment row, in one statement.
+pub(super) async fn write_head(conn: &mut PgConnection, head: &FoldedHead) -> Result<(), StoreError> {
+    let (state, projection) = (&head.state, &head.projection);
+    sqlx::query(
+        "WITH st AS (
+           INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (stream_id) DO UPDATE SET key = EXCLUDED.key, version = EXCLUDED.version,
+             head_hash = EXCLUDED.head_hash, last_position = EXCLUDED.last_position,
+             state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+         )
+         INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
+           outstanding_functions, awaiting, score, last_activity, version, view)
+         VALUES ($1, $2, $8, $9, $10, $11, $12, $13, $14, $15, $7, $3, $16)
+         ON CONFLICT (initiative_id) DO UPDATE SET key = EXCLUDED.key, title = EXCLUDED.title,
+           owner = EXCLUDED.owner, stage = EXCLUDED.stage, status = EXCLUDED.status,
+           archived = EXCLUDED.archived, outstanding_functions = EXCLUDED.outstanding_functions,
+           awaiting = EXCLUDED.awaiting, score = EXCLUDED.score, last_activity = EXCLUDED.last_activity,
+           version = EXCLUDED.version, view = EXCLUDED.view",
+    )
+    .bind(head.stream_id)
+    .bind(state.key.as_str())
+    .bind(head.version)
+    .bind(&head.head_hash)
+    .bind(head.last_position)
+    .bind(&projection.state_json)
+    .bind(state.last_activity)
+    .bind(&projection.view.title)
+    .bind(projection.view.owner.as_str())
+    .bind(projection.view.stage.as_str())
+    .bind(projection.view.status.as_str())
+    .bind(projection.view.archived)
+    .bind(projection.view.outstanding_functions())
+    .bind(&projection.awaiting)
+    .bind(projection.view.score)
+    .bind(&projection.view_json)
+    .execute(conn)
+    .await
+    .map_err(map_sqlx)?;
+    Ok(())
+}
