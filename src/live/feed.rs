@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
+use tokio_stream::StreamExt;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
@@ -24,7 +25,7 @@ use super::{WatchFilter, watcher::Watch};
 use crate::app::{CommitSink, Committed};
 use crate::domain::{AlignmentView, Initiative, alignment::project_indexed, evolve, fold, values::InitiativeId};
 use crate::metrics;
-use crate::store::{GlobalCursor, Store, StoreError, StoredEvent, audit::Until};
+use crate::store::{AppendSignal, AppendSignals, GlobalCursor, Store, StoreError, StoredEvent, audit::Until};
 
 /// Events read from the log per query.
 const PAGE: i64 = 1000;
@@ -57,8 +58,6 @@ impl Default for FeedBuffers {
         FeedBuffers { changes: 4096, change_bytes: 32 * 1024 * 1024 }
     }
 }
-/// The PostgreSQL notification channel the append trigger signals on.
-const CHANNEL: &str = "accord_events";
 
 /// One initiative's alignment as published: the view and the last event it reflects.
 #[derive(Clone, Debug)]
@@ -128,7 +127,7 @@ struct Rounds {
     /// The feed has applied everything the log held at this instant (the start of a read
     /// whose head it has applied since); `None` once a read fails, until one succeeds.
     caught_up: Option<Instant>,
-    /// Since when the PostgreSQL listener has been connected (`None` while it is not):
+    /// Since when the store's append signals have been coming (`None` while not):
     /// what other replicas append is only seen promptly while it is.
     listening_since: Option<Instant>,
 }
@@ -208,6 +207,9 @@ struct Handoff {
 pub struct Feed {
     store: Store,
     shared: Arc<Shared>,
+    /// Whether the store signals other processes' appends (PostgreSQL): then the feed's
+    /// views are current only while it listens.
+    signalled: bool,
 }
 
 impl Feed {
@@ -238,10 +240,14 @@ impl Feed {
             stopping: watch::channel(false).0,
         });
         tokio::spawn(tail(store.clone(), Arc::downgrade(&shared)));
-        if let Some(pg) = store.postgres() {
-            tokio::spawn(listen(pg.pool().clone(), Arc::downgrade(&shared)));
-        }
-        Feed { store, shared }
+        let signalled = match store.append_signals() {
+            Some(signals) => {
+                tokio::spawn(listen(signals, Arc::downgrade(&shared)));
+                true
+            }
+            None => false,
+        };
+        Feed { store, shared, signalled }
     }
 
     /// Says "events may have been appended": the feed reads the log again now rather
@@ -286,19 +292,16 @@ impl Feed {
     }
 
     /// Whether the feed's views are as current as the log, give or take `FRESH`: it has
-    /// applied everything the log held less than `FRESH` ago and (on PostgreSQL) has
-    /// listened for appends since before then, so that nothing another replica wrote can
-    /// have gone unnoticed for longer.
+    /// applied everything the log held less than `FRESH` ago and (where the store signals
+    /// appends) has listened for them since before then, so that nothing another replica
+    /// wrote can have gone unnoticed for longer.
     pub(super) fn is_current(&self) -> bool {
         if self.is_stopping() {
             return false;
         }
         let rounds = *self.shared.rounds.borrow();
         let Some(caught_up) = rounds.caught_up else { return false };
-        let heard = match self.store.postgres() {
-            Some(_) => rounds.listening_since.is_some_and(|since| since <= caught_up),
-            None => true,
-        };
+        let heard = !self.signalled || rounds.listening_since.is_some_and(|since| since <= caught_up);
         heard && caught_up.elapsed() < FRESH
     }
 
@@ -635,69 +638,35 @@ async fn apply(store: &Store, states: &mut HashMap<Uuid, Initiative>, event: &St
     Ok(())
 }
 
-/// Wakes the feed on every append notification from PostgreSQL (any replica's), and
-/// after every reconnection (notifications sent meanwhile are lost; the log is not).
-async fn listen(pool: sqlx::PgPool, shared: std::sync::Weak<Shared>) {
-    let mut failures = 0u32;
+/// Wakes the feed on the database's append signals (any process's appends), and after
+/// every reconnection (signals sent meanwhile are lost; the log is not).
+async fn listen(mut signals: AppendSignals, shared: std::sync::Weak<Shared>) {
     loop {
-        let listener = async {
-            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
-            listener.listen(CHANNEL).await?;
-            Ok::<_, sqlx::Error>(listener)
+        let Some(feed) = shared.upgrade() else { return };
+        let mut stopping = feed.stopping.subscribe();
+        drop(feed);
+        let signal = tokio::select! {
+            signal = signals.next() => signal,
+            _ = stopping.wait_for(|stopping| *stopping) => return,
         };
-        let mut listener = match listener.await {
-            Ok(listener) => listener,
-            Err(error) => {
-                failures = failures.saturating_add(1);
-                if failures == 1 || failures.is_multiple_of(60) {
-                    warn!(%error, "live feed: cannot listen for appends; polling meanwhile");
-                }
-                if shared.upgrade().is_none_or(|feed| *feed.stopping.borrow()) {
-                    return;
-                }
-                tokio::time::sleep(POLL).await;
-                continue;
+        let Some(feed) = shared.upgrade() else { return };
+        match signal {
+            // Anything may have been appended while nobody listened.
+            Some(AppendSignal::Listening) => {
+                feed.rounds.send_modify(|rounds| rounds.listening_since = Some(Instant::now()));
+                feed.want_read();
             }
-        };
-        failures = 0;
-        if let Some(feed) = shared.upgrade() {
-            feed.rounds.send_modify(|rounds| rounds.listening_since = Some(Instant::now()));
-        }
-        // Anything may have been appended while nobody listened.
-        let mut appended_up_to = None;
-        loop {
-            let Some(feed) = shared.upgrade() else { return };
-            // A notification of events the feed has applied or been handed already (its
-            // own process's appends) needs no read; one it has not is waited on briefly
-            // (see `NOTIFIED_GRACE`); one without a position means "read".
-            match appended_up_to {
-                None => feed.want_read(),
-                Some(position) if feed.unseen(position) => {
+            // An append the feed has applied or been handed already (its own process's)
+            // needs no read; one it has not is waited on briefly (`NOTIFIED_GRACE`).
+            Some(AppendSignal::Appended(Some(position))) => {
+                if feed.unseen(position) {
                     feed.notified.fetch_max(position, Ordering::AcqRel);
                     feed.wake.notify_one();
                 }
-                Some(_) => {}
             }
-            let mut stopping = feed.stopping.subscribe();
-            drop(feed);
-            tokio::select! {
-                received = listener.try_recv() => match received {
-                    // The payload is the highest position the statement appended; one
-                    // that does not parse wakes the feed all the same.
-                    Ok(Some(notification)) => appended_up_to = notification.payload().parse::<u64>().ok(),
-                    // The connection was lost: reconnect here rather than inside
-                    // `try_recv`, so that the feed knows when it listens again.
-                    Ok(None) => break,
-                    Err(error) => {
-                        debug!(%error, "live feed: listener failed; reconnecting");
-                        break;
-                    }
-                },
-                _ = stopping.wait_for(|stopping| *stopping) => return,
-            }
-        }
-        if let Some(feed) = shared.upgrade() {
-            feed.rounds.send_modify(|rounds| rounds.listening_since = None);
+            Some(AppendSignal::Appended(None)) => feed.want_read(),
+            Some(AppendSignal::Lost) => feed.rounds.send_modify(|rounds| rounds.listening_since = None),
+            None => return,
         }
     }
 }

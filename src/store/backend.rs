@@ -35,6 +35,20 @@ use crate::domain::values::{DecisionId, InitiativeId, InitiativeRef, Principal};
 /// reading them failed with.
 pub type ImportLines = Pin<Box<dyn Stream<Item = Result<(usize, String), StoreError>> + Send>>;
 
+/// What the database says about appends by any process (PostgreSQL's notifications).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendSignal {
+    /// Listening (again): anything may have been appended while nobody listened.
+    Listening,
+    /// An append committed, up to this position (`None`: a signal that did not say).
+    Appended(Option<u64>),
+    /// The connection was lost; it is being made again.
+    Lost,
+}
+
+/// A stream of `AppendSignal`s, for as long as it is held.
+pub type AppendSignals = Pin<Box<dyn Stream<Item = AppendSignal> + Send>>;
+
 /// One database under `Store`. Every read and the append are one call's worth of work;
 /// `Store` bounds those by `query_timeout`.
 #[async_trait]
@@ -49,6 +63,12 @@ pub trait Backend: Heads + Reads + Rebuild + Audit + Import + Debug + Send + Syn
 
     /// The SQLite store, if this is it.
     fn sqlite(&self) -> Option<&SqliteStore> {
+        None
+    }
+
+    /// Signals of appends by other processes, where the database sends them (`None`:
+    /// it does not; only the log itself tells).
+    fn append_signals(&self) -> Option<AppendSignals> {
         None
     }
 

@@ -34,7 +34,7 @@ use uuid::Uuid;
 use crate::domain::{AlignmentView, DomainError, Event, Initiative, Recorded, values::*};
 
 pub use audit::{Break, CheckpointRecord, ExportLine, ImportReport, StreamHead, Until, VerifyReport};
-pub use backend::Backend;
+pub use backend::{AppendSignal, AppendSignals, Backend};
 pub use hash::{EventContent, ZERO_HASH, event_hash};
 pub use note::{CheckpointSigner, CheckpointVerifier};
 pub use postgres::PgStore;
@@ -235,6 +235,12 @@ impl Store {
     /// The PostgreSQL store underneath, if that is what this runs on.
     pub fn postgres(&self) -> Option<&PgStore> {
         self.backend.postgres()
+    }
+
+    /// Signals of appends by any process, where the database sends them (see
+    /// `AppendSignal`); `None` where only the log itself tells.
+    pub fn append_signals(&self) -> Option<AppendSignals> {
+        self.backend.append_signals()
     }
 
     /// The SQLite store underneath, if that is what this runs on.

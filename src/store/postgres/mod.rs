@@ -35,7 +35,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::audit::{self, ImportSink, ImportedCommand, LogFold, RawCheckpoint, VerifyKey, VerifyPage};
-use super::backend::{Audit, Backend, Heads, Import, ImportLines, Reads, Rebuild};
+use super::backend::{AppendSignals, Audit, Backend, Heads, Import, ImportLines, Reads, Rebuild};
 use super::batch::{AlignmentRow, AppendRefused, Appended, Batch};
 use super::batch::{HeadRows, StoredCommand};
 use super::fold::FoldedHead;
@@ -55,6 +55,7 @@ mod errors;
 mod import;
 mod reads;
 mod rebuild;
+mod signals;
 
 pub use errors::{map_sqlx, refuses_service};
 pub use reads::POSITION_ORDER;
@@ -134,6 +135,10 @@ impl Backend for PgStore {
 
     fn postgres(&self) -> Option<&PgStore> {
         Some(self)
+    }
+
+    fn append_signals(&self) -> Option<AppendSignals> {
+        Some(self.listen_for_appends())
     }
 
     /// The connection counts of the pool.
