@@ -181,7 +181,9 @@ pub async fn serve_all(
 }
 
 async fn checkpoint_periodically(store: Store, key: Option<CheckpointSigner>, every: Duration) {
-    let mut ticker = tokio::time::interval(every);
+    // The first checkpoint one period after start, not at once: a restart does not take
+    // one on every deploy, and a server started to import a log does not race the import.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The last global position read; a checkpoint is only taken when the log has grown.
     let mut covered = 0u64;
