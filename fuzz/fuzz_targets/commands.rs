@@ -13,11 +13,11 @@
 
 use std::fmt::Debug;
 
+use accord::app::CommandId;
 use accord::domain::{Command, DomainError, values::MAX_ERROR_BYTES};
 use accord::grpc::commands::HasOptions;
 use accord::grpc::parse::{self, Parsed};
 use accord::grpc::status::domain_status;
-use accord::app::CommandId;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 
