@@ -1,6 +1,5 @@
 //! The committer: one task per process that takes the commands waiting, plans them as one
-//! batch against the cached stream heads and appends the batch; and the head cache it
-//! keeps (bounded in bytes of folded state).
+//! batch against the cached stream heads (`head`) and appends the batch.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,17 +11,14 @@ use tracing::warn;
 use uuid::Uuid;
 
 use super::committed::{CommitSink, Committed, SinkSlot};
+use super::head::{EVENT_OVERHEAD, Head, HeadCache, SNAPSHOT_EVERY, append, head_move, payload_bytes};
 use crate::domain::{
-    DomainError, Initiative, Recorded,
-    alignment::project_indexed,
-    decide_as,
-    event::SCHEMA_VERSION,
-    evolve,
-    values::{InitiativeId, InitiativeKey, InitiativeRef, quote},
+    DomainError, decide_as,
+    values::{InitiativeId, InitiativeRef, quote},
 };
 use crate::store::batch::StoredCommand;
-use crate::store::batch::{AlignmentRow, AppendRefused, Appended, Batch, HeadMove, LoadedHead, NewCommand};
-use crate::store::{EventContent, Store, StoreError, StoredEvent, ZERO_HASH, event_hash, now_micros};
+use crate::store::batch::{AppendRefused, Appended, Batch, NewCommand};
+use crate::store::{Store, StoreError, StoredEvent, now_micros};
 
 use super::command::{CommandEnvelope, CommandOutcome};
 
@@ -681,223 +677,6 @@ impl Plan {
     }
 }
 
-/// The default of `AppLimits::snapshot_every`.
-pub const SNAPSHOT_EVERY: u64 = 64;
-
-/// A stream head in memory: where the stream stands and its folded state.
-#[derive(Debug)]
-struct Head {
-    stream_id: Uuid,
-    version: u64,
-    hash: Vec<u8>,
-    state: Initiative,
-    /// The version of the snapshot the database holds for this stream.
-    snapshot_version: u64,
-    /// What the state costs to keep, roughly: its snapshot's size as JSON and the
-    /// payloads folded onto it since.
-    bytes: usize,
-}
-
-impl From<LoadedHead> for Head {
-    fn from(head: LoadedHead) -> Self {
-        Head {
-            stream_id: head.stream_id,
-            version: head.version,
-            hash: head.hash,
-            state: head.state,
-            snapshot_version: head.snapshot_version,
-            bytes: head.snapshot_bytes,
-        }
-    }
-}
-
-/// Folds and hashes a command's events onto `current` (consumed: its state is evolved
-/// in place): the new head and the events.
-fn append(
-    current: Option<Head>,
-    envelope: &CommandEnvelope,
-    events: Vec<crate::domain::Event>,
-) -> Result<(Head, Vec<StoredEvent>), StoreError> {
-    let recorded_at = now_micros();
-    let stream_id = match (&current, &envelope.command) {
-        (Some(head), _) => head.stream_id,
-        (None, crate::domain::Command::CreateInitiative { id, .. }) => id.0,
-        (None, _) => return Err(DomainError::not_found("initiative not found").into()),
-    };
-    let (mut state, mut prev_hash, mut version, snapshot_version, mut bytes) = match current {
-        Some(head) => (Some(head.state), head.hash, head.version, head.snapshot_version, head.bytes),
-        None => (None, ZERO_HASH.to_vec(), 0, 0, 0),
-    };
-    let mut out = Vec::with_capacity(events.len());
-    for event in events {
-        version += 1;
-        let stream_version =
-            i64::try_from(version).map_err(|_| StoreError::Corrupt("stream version overflow".into()))?;
-        let event_id = Uuid::now_v7();
-        let payload = event.payload();
-        let hash = event_hash(
-            &prev_hash,
-            &EventContent {
-                stream_id,
-                stream_version,
-                event_id,
-                event_type: event.event_type(),
-                schema_version: SCHEMA_VERSION,
-                payload: &payload,
-                actor: envelope.actor.as_str(),
-                command_id: envelope.command_id.as_str(),
-                correlation_id: &envelope.correlation_id,
-                causation_id: &envelope.causation_id,
-                recorded_at,
-            },
-        )
-        .to_vec();
-        bytes += payload_bytes(&payload);
-        out.push(StoredEvent {
-            // The store assigns it.
-            position: 0,
-            stream_id,
-            stream_version,
-            event_id,
-            event_type: event.event_type().to_owned(),
-            schema_version: SCHEMA_VERSION,
-            payload,
-            actor: envelope.actor.as_str().to_owned(),
-            command_id: envelope.command_id.as_str().to_owned(),
-            correlation_id: envelope.correlation_id.clone(),
-            causation_id: envelope.causation_id.clone(),
-            recorded_at,
-            prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
-            hash,
-        });
-        let recorded = Recorded { version, actor: envelope.actor.clone(), recorded_at, event };
-        state = Some(evolve(state, &recorded).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-    }
-    let state = state.ok_or_else(|| StoreError::Corrupt("a command produced no events".into()))?;
-    Ok((Head { stream_id, version, hash: prev_hash, state, snapshot_version, bytes }, out))
-}
-
-/// What an event costs to keep besides its payload: ids, names, hashes.
-const EVENT_OVERHEAD: usize = 256;
-
-/// Roughly what an event's payload adds to a folded state: the length of its strings
-/// and a few bytes per other value (no encoding on the hot path).
-fn payload_bytes(value: &serde_json::Value) -> usize {
-    match value {
-        serde_json::Value::String(text) => text.len() + 2,
-        serde_json::Value::Array(items) => 2 + items.iter().map(payload_bytes).sum::<usize>(),
-        serde_json::Value::Object(fields) => {
-            2 + fields.iter().map(|(name, value)| name.len() + 3 + payload_bytes(value)).sum::<usize>()
-        }
-        _ => 8,
-    }
-}
-
-/// The heads this process has seen, by stream id and key, bounded in bytes of state.
-/// A head a batch is planning against is taken out and put back after.
-struct HeadCache {
-    heads: HashMap<Uuid, Head>,
-    /// Key to stream id (fixed for a stream's life), also while its head is taken.
-    keys: HashMap<String, Uuid>,
-    bytes: usize,
-    limit: usize,
-}
-
-impl HeadCache {
-    fn new(limit: usize) -> Self {
-        HeadCache { heads: HashMap::new(), keys: HashMap::new(), bytes: 0, limit }
-    }
-
-    fn has_id(&self, id: Uuid) -> bool {
-        self.heads.contains_key(&id)
-    }
-
-    fn has_key(&self, key: &str) -> bool {
-        self.keys.get(key).is_some_and(|id| self.heads.contains_key(id))
-    }
-
-    fn id_of(&self, key: &InitiativeKey) -> Option<Uuid> {
-        self.keys.get(key.as_str()).copied()
-    }
-
-    /// Moves a head out (its key stays known).
-    fn take(&mut self, id: Uuid) -> Option<Head> {
-        let head = self.heads.remove(&id)?;
-        self.bytes -= head.bytes.min(self.bytes);
-        Some(head)
-    }
-
-    fn put(&mut self, id: Uuid, head: Head) {
-        if let Some(old) = self.heads.remove(&id) {
-            self.bytes -= old.bytes.min(self.bytes);
-        }
-        if head.bytes > self.limit {
-            self.forget(id);
-            return;
-        }
-        while self.bytes + head.bytes > self.limit {
-            // Any entry: the cache only saves a read, and a full cache is rare.
-            let Some(victim) = self.heads.keys().next().copied() else { break };
-            self.forget(victim);
-        }
-        self.bytes += head.bytes;
-        self.keys.insert(head.state.key.to_string(), id);
-        self.heads.insert(id, head);
-    }
-
-    fn forget(&mut self, id: Uuid) {
-        match self.heads.remove(&id) {
-            Some(old) => {
-                self.bytes -= old.bytes.min(self.bytes);
-                if self.keys.get(old.state.key.as_str()) == Some(&id) {
-                    self.keys.remove(old.state.key.as_str());
-                }
-            }
-            // A taken head's key (rare: after a batch that was not appended).
-            None => self.keys.retain(|_, stream| *stream != id),
-        }
-    }
-}
-
-/// The alignment row of a moved head, and its state as a new snapshot when the stream
-/// is new or its snapshot is `snapshot_every` events behind (then the head's snapshot
-/// version and size are brought up to date).
-fn head_move(head: &mut Head, from: Option<i64>, snapshot_every: u64) -> Result<HeadMove, StoreError> {
-    let (view, awaiting) = project_indexed(&head.state);
-    let encode = |e: serde_json::Error| StoreError::Corrupt(format!("cannot encode projection: {e}"));
-    let state = if from.is_none() || head.version - head.snapshot_version.min(head.version) >= snapshot_every {
-        let json = serde_json::to_string(&head.state).map_err(encode)?;
-        head.snapshot_version = head.version;
-        head.bytes = json.len();
-        Some(json)
-    } else {
-        None
-    };
-    let row = AlignmentRow {
-        title: view.title.clone(),
-        owner: view.owner.as_str().to_owned(),
-        stage: view.stage.as_str().to_owned(),
-        status: view.status.as_str().to_owned(),
-        archived: view.archived,
-        outstanding: view.outstanding_functions(),
-        awaiting,
-        score: view.score,
-        view: serde_json::to_value(&view).map_err(encode)?,
-    };
-    let version = i64::try_from(head.version).map_err(|_| StoreError::Corrupt("stream version overflow".into()))?;
-    Ok(HeadMove {
-        stream_id: head.stream_id,
-        key: head.state.key.to_string(),
-        from,
-        version,
-        hash: head.hash.clone(),
-        state,
-        // As a rebuild sets it: the state's last activity, not the time of the batch.
-        at: head.state.last_activity,
-        row,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use sqlx::sqlite::SqliteConnectOptions;
@@ -905,7 +684,7 @@ mod tests {
 
     use super::*;
     use crate::app::CommandId;
-    use crate::domain::values::Principal;
+    use crate::domain::values::{InitiativeKey, Principal};
     use crate::domain::{Authority, Command};
     use crate::store::SqliteStore;
 

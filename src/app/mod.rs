@@ -12,6 +12,7 @@
 mod command;
 mod committed;
 mod committer;
+mod head;
 
 pub use command::{CommandEnvelope, CommandId, CommandOutcome};
 pub use committed::{CommitSink, Committed};
