@@ -14,7 +14,8 @@
 //! - `COPY (SELECT … FROM events ORDER BY position) TO STDOUT` of the same rows (the
 //!   ceiling for reading them at all);
 //! - as-of on one initiative: `read_stream_until` + `fold` + `project`, by version and by time;
-//! - export: `read_all_after_position` pages → `ExportLine` JSON → a file.
+//! - export: `read_all_after_position` pages → `ExportLine` JSON → a file;
+//! - the live feed's start: from `Feed::start` to a new watcher's complete snapshot.
 //!
 //! Then it imports that export into a fresh SQLite file and a fresh PostgreSQL database
 //! (`<name>_import`), verifying the SQLite copy too.
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use accord::domain::event::{DecisionContent, SCHEMA_VERSION};
 use accord::domain::values::{DecisionId, Function, InitiativeId, InitiativeKey, Principal, Role, Verdict};
 use accord::domain::{Command, Initiative, Recorded, decide, evolve, fold, project};
+use accord::live::{Feed, WatchFilter, WatchItem};
 use accord::store::{ExportLine, GlobalCursor, Store, StoreError, StoredEvent, Until, ZERO_HASH, event_hash};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgPoolCopyExt;
@@ -97,6 +99,7 @@ async fn main() -> Result<(), Failure> {
     report("verify the whole log (PostgreSQL)", verified.events_checked, started.elapsed());
 
     checkpoint_and_verify(&postgres, "PostgreSQL").await?;
+    feed_start(&postgres, "PostgreSQL").await?;
 
     let (rows, copied, elapsed) = copy_out(&postgres).await?;
     report("COPY … ORDER BY position TO STDOUT (ceiling)", rows, elapsed);
@@ -118,6 +121,7 @@ async fn main() -> Result<(), Failure> {
     assert!(verified.ok(), "the SQLite copy verifies: {verified:?}");
     report("verify the whole log (SQLite)", verified.events_checked, started.elapsed());
     checkpoint_and_verify(&sqlite, "SQLite").await?;
+    feed_start(&sqlite, "SQLite").await?;
 
     let second = fresh_postgres(&format!("{}_import", args.database_url)).await?;
     let started = Instant::now();
@@ -341,6 +345,31 @@ async fn copy_out(store: &Store) -> Result<(u64, u64, Duration), Failure> {
         rows += chunk.iter().filter(|b| **b == b'\n').count() as u64;
     }
     Ok((rows, bytes, started.elapsed()))
+}
+
+/// How long a process's live feed takes from its start to a new watcher's complete
+/// snapshot (every initiative, then `CaughtUp`) on this log: what a deploy or a new
+/// replica waits before its dashboards show anything.
+async fn feed_start(store: &Store, name: &str) -> Result<(), Failure> {
+    let started = Instant::now();
+    let feed = Feed::start(store.clone());
+    let mut watch = feed.watch(WatchFilter::default(), 0).await?;
+    let mut initiatives = 0u64;
+    loop {
+        match watch.recv().await {
+            Some(WatchItem::Alignment { .. }) => initiatives += 1,
+            Some(WatchItem::CaughtUp { .. }) => break,
+            Some(_) => {}
+            None => return Err("the live feed stopped".into()),
+        }
+    }
+    println!(
+        "{:<58} {:>8.3} s  ({initiatives} initiatives)",
+        format!("live feed: start to first snapshot ({name})"),
+        started.elapsed().as_secs_f64()
+    );
+    feed.stop();
+    Ok(())
 }
 
 /// The alignment as of the middle of one initiative, by version and by time.

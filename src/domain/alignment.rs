@@ -407,6 +407,11 @@ fn unique_strings(values: impl Iterator<Item = String>) -> Vec<String> {
     values.collect::<BTreeSet<_>>().into_iter().collect()
 }
 
+/// The version of the projection below: raise it whenever a change to this module gives
+/// some initiative another view (a new field, another rule). Stored views carry the
+/// version that wrote them; one of another version is not served but folded anew.
+pub const PROJECTION_VERSION: i32 = 1;
+
 /// The alignment projection of an initiative.
 pub fn project(initiative: &Initiative) -> AlignmentView {
     project_indexed(initiative).0

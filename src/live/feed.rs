@@ -16,16 +16,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 use tokio_stream::StreamExt;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use super::index::Index;
 use super::ring::Ring;
 use super::{WatchFilter, watcher::Watch};
 use crate::app::{CommitSink, Committed};
-use crate::domain::{AlignmentView, Initiative, alignment::project_indexed, evolve, fold, values::InitiativeId};
+use crate::domain::{AlignmentView, Initiative, alignment::project_indexed, evolve, values::InitiativeId};
 use crate::metrics;
-use crate::store::{AppendSignal, AppendSignals, GlobalCursor, Store, StoreError, StoredEvent, audit::Until};
+use crate::store::{AppendSignal, AppendSignals, GlobalCursor, Store, StoreError, StoredEvent};
 
 /// Events read from the log per query.
 const PAGE: i64 = 1000;
@@ -213,8 +213,8 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Starts tailing `store`: the whole log is read once (watchers wait for that), then
-    /// new events as wake-ups arrive.
+    /// Starts tailing `store`: from its stored projection at a consistent cut, then the
+    /// log after it (watchers wait for that), then new events as wake-ups arrive.
     pub fn start(store: Store) -> Feed {
         Feed::start_with(store, FeedBuffers::default())
     }
@@ -402,13 +402,16 @@ impl Feed {
     }
 }
 
-/// Reads the log from the start, then applies what this process appends as it is handed
-/// over, and reads the log again whenever that is not enough: another process may have
-/// appended (a notification, a nudge), a batch does not follow on what was applied, a
-/// read failed, or `POLL` has passed since the last read.
+/// Starts from the stored projection at a consistent cut (`start_from_cut`), then applies what
+/// this process appends as it is handed over, and reads the log whenever that is not
+/// enough: another process may have appended (a notification, a nudge), a batch does not
+/// follow on what was applied, a read failed, or `POLL` has passed since the last read.
 async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
+    // The folded states of the initiatives the feed has applied events to since it
+    // started; the others are loaded when their next event comes (`apply`).
     let mut states: HashMap<Uuid, Initiative> = HashMap::new();
     let mut cursor = GlobalCursor::default();
+    let mut started = false;
     // Whether what has been applied is the log's prefix in commit order up to `cursor`,
     // as a read that reached the end leaves it (and a batch that follows on it).
     let mut in_sync = false;
@@ -424,6 +427,27 @@ async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
         let Some(feed) = shared.upgrade() else { return };
         if *feed.stopping.borrow() {
             return;
+        }
+        if !started {
+            match start_from_cut(&store, &feed, &mut states).await {
+                Ok(at) => {
+                    cursor = at;
+                    started = true;
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    if failures == 1 || failures.is_multiple_of(60) {
+                        warn!(%error, failures, "live feed: cannot read the stored projection; retrying");
+                    }
+                    let mut stopping = feed.stopping.subscribe();
+                    drop(feed);
+                    tokio::select! {
+                        _ = tokio::time::sleep(POLL) => {}
+                        _ = stopping.wait_for(|stopping| *stopping) => return,
+                    }
+                    continue;
+                }
+            }
         }
         let handed = std::mem::take(&mut *feed.handoff());
         let mut read = feed.read_wanted.swap(false, Ordering::AcqRel) || last_read.elapsed() >= POLL;
@@ -481,6 +505,63 @@ async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
             _ = stopping.wait_for(|stopping| *stopping) => return,
         }
     }
+}
+
+/// Publishes every initiative's stored alignment at one consistent cut of the log, so
+/// that a start costs one row per initiative whatever the log's length; an initiative
+/// whose row cannot stand for its head (written by another projection version, behind
+/// its head, missing) is folded from the store instead. Returns the cut's cursor: the
+/// feed reads the log after it.
+async fn start_from_cut(
+    store: &Store,
+    feed: &Shared,
+    states: &mut HashMap<Uuid, Initiative>,
+) -> Result<GlobalCursor, StoreError> {
+    let began = Instant::now();
+    let cut = store.projection_cut().await?;
+    let initiatives = cut.rows.len();
+    let mut folded = 0usize;
+    let mut published = Vec::with_capacity(initiatives);
+    for row in cut.rows {
+        let (view, awaiting) = match row.view {
+            Some(stored) => (stored.view, stored.awaiting),
+            None => {
+                let state = store
+                    .state_at(row.initiative_id, row.version)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("stream {} has no events", row.initiative_id)))?;
+                let projected = project_indexed(&state);
+                states.insert(row.initiative_id, state);
+                folded += 1;
+                projected
+            }
+        };
+        published.push((Arc::new(Published::new(row.cursor, row.position, view)), awaiting));
+    }
+    {
+        let mut at = feed.cut();
+        for (change, _) in &published {
+            at.initiatives.insert(change.view.initiative_id.0, change.clone());
+        }
+        at.cursor = cut.cursor;
+        at.position = cut.position;
+    }
+    {
+        let mut index = feed.index_mut();
+        for (change, awaiting) in published {
+            index.publish(change, awaiting);
+        }
+        index.cursor = cut.cursor;
+    }
+    feed.rounds.send_modify(|rounds| rounds.applied = rounds.applied.max(cut.position));
+    info!(
+        initiatives,
+        folded,
+        position = cut.position,
+        ms = began.elapsed().as_millis() as u64,
+        "live feed: started from the stored projection"
+    );
+    Ok(cut.cursor)
 }
 
 /// One read of the log to its end, with the bookkeeping watchers and queries wait on.
@@ -606,11 +687,21 @@ async fn publish(
     Ok(())
 }
 
-/// Folds one event into its initiative's state. The feed has read every earlier event
-/// of the stream, so the state is at the version before; if it is not (an event the
-/// fold refuses), the stream is folded afresh from the store up to this event.
+/// Folds one event into its initiative's state. An initiative the feed has not applied
+/// an event to since it started has its state loaded from the store at this event
+/// (`Store::state_at`: the head's snapshot and the events after it). Otherwise the feed
+/// has read every earlier event of the stream, so the state is at the version before; if
+/// it is not (an event the fold refuses), the stream is folded afresh up to this event.
 async fn apply(store: &Store, states: &mut HashMap<Uuid, Initiative>, event: &StoredEvent) -> Result<(), StoreError> {
     let recorded = event.to_recorded()?;
+    if recorded.version > 1 && !states.contains_key(&event.stream_id) {
+        let state = store
+            .state_at(event.stream_id, event.stream_version)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("stream {} has no events", event.stream_id)))?;
+        states.insert(event.stream_id, state);
+        return Ok(());
+    }
     let expected = states.get(&event.stream_id).map_or(0, |state| state.version) + 1;
     if recorded.version < expected {
         // Already folded in: a later version came first and the stream was folded from
@@ -628,10 +719,9 @@ async fn apply(store: &Store, states: &mut HashMap<Uuid, Initiative>, event: &St
             expected,
             "live feed: out of sequence; folding the initiative afresh"
         );
-        let events = store.read_stream_until(event.stream_id, Until::Version(recorded.version)).await?;
-        let history = events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, _>>()?;
-        fold(&history)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        store
+            .state_at(event.stream_id, event.stream_version)
+            .await?
             .ok_or_else(|| StoreError::Corrupt(format!("stream {} has no events", event.stream_id)))?
     };
     states.insert(event.stream_id, next);

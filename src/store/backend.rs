@@ -5,8 +5,9 @@
 //! lines — stays above this trait, in `Store`, written once.
 //!
 //! The interface is cut along the backends' own seams — `Heads` (load, find commands,
-//! append), `Reads`, `Rebuild`, `Audit`, `Import` — so that each backend implements each
-//! part in the file that holds its SQL; `Backend` is all of them together.
+//! append), `Reads`, `Rebuild`, `Audit`, `Import`, `ProjectionCuts` — so that each
+//! backend implements each part in the file that holds its SQL; `Backend` is all of
+//! them together.
 //!
 //! The methods are `async` through `async-trait` (boxed futures): `Store` holds its
 //! backend as `Arc<dyn Backend>`, and a trait with native `async fn` cannot be a trait
@@ -23,6 +24,7 @@ use uuid::Uuid;
 
 use super::audit::{RawCheckpoint, TreeEvent, VerifyKey, VerifyPage};
 use super::batch::{AppendRefused, Appended, Batch, HeadRows, StoredCommand};
+use super::cut::ProjectionCut;
 use super::note::CheckpointSigner;
 use super::{
     CheckpointRecord, GlobalCursor, ImportReport, ListFilter, PgStore, PoolStats, SqliteStore, StoreError, StoredEvent,
@@ -52,7 +54,7 @@ pub type AppendSignals = Pin<Box<dyn Stream<Item = AppendSignal> + Send>>;
 /// One database under `Store`. Every read and the append are one call's worth of work;
 /// `Store` bounds those by `query_timeout`.
 #[async_trait]
-pub trait Backend: Heads + Reads + Rebuild + Audit + Import + Debug + Send + Sync {
+pub trait Backend: Heads + Reads + Rebuild + Audit + Import + ProjectionCuts + Debug + Send + Sync {
     /// "postgres" or "sqlite", for logs.
     fn kind(&self) -> &'static str;
 
@@ -162,6 +164,13 @@ pub trait Audit: Send + Sync {
 
     /// Records the next log-tree checkpoint (see `Store::create_checkpoint`).
     async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError>;
+}
+
+/// The stored projection at a consistent cut (see `cut`): where the live feed starts.
+#[async_trait]
+pub trait ProjectionCuts: Send + Sync {
+    /// Every stream's head and alignment row, and the log's end, read in one snapshot.
+    async fn projection_cut(&self) -> Result<ProjectionCut, StoreError>;
 }
 
 /// Loading an export.

@@ -7,14 +7,16 @@
 //! on the backend; `audit` the backend-independent half of as-of reads, verification,
 //! checkpoints, export and import.
 //!
-//! The application cycle for a command is: lock the stream head and load the folded
-//! state (a snapshot kept beside the head, so no command re-reads its stream) → check
-//! idempotency and the expected version → `decide` → `evolve` → append events, hashes,
-//! the new head and the alignment row in one transaction.
+//! The command cycle runs above, in `app`: the stream head (cached in the process, or
+//! loaded as the snapshot kept beside it plus the events after it) → idempotency and the
+//! expected version → `decide` → `evolve` → a batch of several commands' events, hashes,
+//! heads and alignment rows appended at once, whose head checks catch a head another
+//! process moved meanwhile. `cut` is the stored projection the live feed starts from.
 
 pub mod audit;
 pub mod backend;
 pub mod batch;
+pub mod cut;
 pub mod fold;
 pub mod hash;
 pub mod note;
@@ -288,6 +290,31 @@ impl Store {
             InitiativeRef::Key(key) => (vec![], vec![key.to_string()]),
         };
         Ok(self.load_heads(&ids, &keys).await?.into_iter().next().map(|head| head.state))
+    }
+
+    /// One initiative's folded state at `version` (`None`: no such stream): from its
+    /// head's snapshot when that is at or below `version`, with the events after it up
+    /// to `version`; from its first event otherwise.
+    pub async fn state_at(&self, stream_id: Uuid, version: i64) -> Result<Option<Initiative>, StoreError> {
+        let heads = self.bounded(self.backend.load_heads(&[stream_id], &[])).await?;
+        let Some(mut head) = heads.into_iter().next() else { return Ok(None) };
+        let snapshot_version = head.tail.first().map_or(head.version, |event| event.stream_version - 1);
+        if (snapshot_version..=head.version).contains(&version) {
+            // The head as it was at `version`; only its state is used, so its hash need
+            // not be that version's.
+            head.tail.retain(|event| event.stream_version <= version);
+            head.version = version;
+            return Ok(Some(head.fold()?.state));
+        }
+        let until = Until::Version(u64::try_from(version).unwrap_or_default());
+        let events = self.read_stream_until(stream_id, until).await?;
+        fold::fold_onto(stream_id, None, &events)
+    }
+
+    /// Every stream's head and stored alignment row at one consistent cut of the log
+    /// (see `cut`): where the live feed starts.
+    pub async fn projection_cut(&self) -> Result<cut::ProjectionCut, StoreError> {
+        self.bounded(self.backend.projection_cut()).await
     }
 
     pub async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {

@@ -428,7 +428,67 @@ async fn two_servers_writing_at_once_every_watcher_gets_both_servers_writes_in_c
     }
 }
 
+/// A server started on a store with history begins from the stored projection (one row
+/// per initiative) rather than the log. To tell the two apart, both rows are altered by
+/// hand: CHECKOUT-42's view gets a title no fold gives (still of this projection
+/// version), so the new server must serve it as stored; BILLING-7's row is marked as
+/// written by another projection version, so the new server must fold it instead. A
+/// later sign-off on CHECKOUT-42 is folded onto its state loaded from the store then.
+async fn a_server_started_on_a_history_serves_the_stored_projection_and_folds_a_row_of_another_version(app: TestApp) {
+    let checkout = checkout(&app).await;
+    second_initiative(&app).await;
+    let stored = app.alignment("CHECKOUT-42").await;
+    let (as_stored, other_version) = match dialect(&app.store) {
+        Dialect::Postgres(_) => (
+            r#"UPDATE alignment SET view = jsonb_set(view, '{title}', '"as stored"') WHERE key = 'CHECKOUT-42'"#,
+            r#"UPDATE alignment SET projection_version = 0, view = jsonb_set(view, '{title}', '"stale"')
+                WHERE key = 'BILLING-7'"#,
+        ),
+        Dialect::Sqlite(_) => (
+            "UPDATE alignment SET view = json_set(view, '$.title', 'as stored') WHERE key = 'CHECKOUT-42'",
+            "UPDATE alignment SET projection_version = 0, view = json_set(view, '$.title', 'stale')
+              WHERE key = 'BILLING-7'",
+        ),
+    };
+    for sql in [as_stored, other_version] {
+        let changed = match dialect(&app.store) {
+            Dialect::Postgres(store) => sqlx::query(sql).execute(store.pool()).await.map(|done| done.rows_affected()),
+            Dialect::Sqlite(store) => sqlx::query(sql).execute(store.pool()).await.map(|done| done.rows_affected()),
+        };
+        assert_eq!(changed.expect("alter the stored row"), 1, "{sql}");
+    }
+
+    let started = app.reserve(harness_options()).await;
+    let mut stream = watch(&started, pb::WatchAlignmentsRequest::default()).await;
+    let (snapshot, _) = until_caught_up(&mut stream).await;
+    let by_key: HashMap<String, pb::InitiativeAlignment> =
+        snapshot.iter().map(|update| (alignment(update).key.clone(), alignment(update).clone())).collect();
+    assert_eq!(by_key.len(), 2, "both initiatives: {:?}", by_key.keys());
+    assert_eq!(by_key["CHECKOUT-42"].title, "as stored", "the stored view, as stored, not folded from the log");
+    assert_eq!(
+        pb::InitiativeAlignment { title: stored.title.clone(), ..by_key["CHECKOUT-42"].clone() },
+        stored,
+        "the rest of the stored view"
+    );
+    assert_eq!(by_key["BILLING-7"].title, "Usage-based billing", "folded anew, not the other version's row");
+
+    let signed =
+        sign(&started, ENGINEER, &checkout.decision_id, "engineering", pb::Verdict::Approve, "").await.unwrap();
+    let update = next(&mut stream).await;
+    let after = alignment(&update);
+    assert_eq!((after.version, update.position), (signed.stream_version, signed.global_position));
+    assert_eq!(after.title, "New checkout", "projected from the state loaded from the store");
+    assert_eq!(function_state(&stored, "engineering"), pb::FunctionState::Pending);
+    assert_eq!(
+        function_state(after, "engineering"),
+        pb::FunctionState::Approved,
+        "the sign-off folded onto that state"
+    );
+    assert_eq!(after.functions.len(), stored.functions.len(), "nothing else of the state was lost");
+}
+
 on_both_stores!(
+    a_server_started_on_a_history_serves_the_stored_projection_and_folds_a_row_of_another_version,
     two_servers_writing_at_once_every_watcher_gets_both_servers_writes_in_commit_order,
     a_new_watcher_gets_every_initiative_then_caught_up_then_each_change_once,
     a_watcher_that_reconnects_with_its_last_position_misses_nothing_and_gets_nothing_twice,

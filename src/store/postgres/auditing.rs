@@ -173,7 +173,7 @@ const CHECKPOINT_COLUMNS: &str =
     "id, created_at, tree, streams, events, root, heads, frontier, resume_tx, resume_position, note";
 
 /// The cursor of the event at `position` written by transaction `tx`.
-fn cursor_of(tx: i64, position: i64, ordered_after: i64) -> GlobalCursor {
+pub(super) fn cursor_of(tx: i64, position: i64, ordered_after: i64) -> GlobalCursor {
     if position > ordered_after {
         GlobalCursor { tx_id: POSITION_ORDER, position }
     } else {

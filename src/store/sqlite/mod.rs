@@ -71,6 +71,7 @@ use serde::de::DeserializeOwned;
 
 mod append;
 mod auditing;
+mod cut;
 mod errors;
 mod import;
 mod reads;
