@@ -2,7 +2,7 @@
 //! next to the ceiling of reading the same rows out of PostgreSQL with COPY.
 //!
 //!   cargo bench --bench audit -- [--events 1000000] [--per-initiative 10000]
-//!       [--database-url postgres://postgres@127.0.0.1:5432/accord_audit_bench]
+//!       [--database-url postgres://postgres@127.0.0.1:5432/accord_audit_bench] [--feed-only]
 //!
 //! It builds `--events` events as initiatives of `--per-initiative` events each — created,
 //! an approver assigned, a decision proposed, then sign-offs recorded and revoked in turn,
@@ -19,6 +19,10 @@
 //!
 //! Then it imports that export into a fresh SQLite file and a fresh PostgreSQL database
 //! (`<name>_import`), verifying the SQLite copy too.
+//!
+//! `--feed-only` stops after the live feed's start on PostgreSQL (three starts, each
+//! printed): run it at two log sizes with the same number of initiatives to see whether
+//! the start grows with the log.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -41,6 +45,7 @@ struct Args {
     events: u64,
     per_initiative: u64,
     database_url: String,
+    feed_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         events: 1_000_000,
         per_initiative: 10_000,
         database_url: "postgres://postgres@127.0.0.1:5432/accord_audit_bench".into(),
+        feed_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -59,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
             "--events" => args.events = number("--events")?,
             "--per-initiative" => args.per_initiative = number("--per-initiative")?,
             "--database-url" => args.database_url = it.next().ok_or("--database-url needs a value")?,
+            "--feed-only" => args.feed_only = true,
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
         }
@@ -92,6 +99,12 @@ async fn main() -> Result<(), Failure> {
     let started = Instant::now();
     let loaded = postgres.import(lines(&generated)?).await?;
     report("import into a fresh PostgreSQL", loaded.events, started.elapsed());
+    if args.feed_only {
+        for _ in 0..3 {
+            feed_start(&postgres, "PostgreSQL").await?;
+        }
+        return Ok(());
+    }
 
     let started = Instant::now();
     let verified = postgres.verify(None, None).await?;

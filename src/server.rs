@@ -28,7 +28,7 @@ use crate::proto::{
     command_service_server::CommandServiceServer,
 };
 use crate::security::{Authenticator, GuardLayer, Limits, cors::cors_layer, tls::TlsMaterial};
-use crate::store::{CheckpointSigner, Store};
+use crate::store::{CheckpointSigner, Checkpointed, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -185,31 +185,23 @@ async fn checkpoint_periodically(store: Store, key: Option<CheckpointSigner>, ev
     // one on every deploy, and a server started to import a log does not race the import.
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The last global position read; a checkpoint is only taken when the log has grown.
-    let mut covered = 0u64;
+    // Each tick folds in only what followed the latest checkpoint (the store resumes from
+    // it), and records nothing when the log has not grown: an idle log costs one read.
     loop {
         ticker.tick().await;
-        let mut grew = false;
-        loop {
-            match store.read_all_after_position(covered, 1000).await {
-                Ok(page) if page.is_empty() => break,
-                Ok(page) => {
-                    grew = true;
-                    // Resume after the last event in read order (commit order on PostgreSQL).
-                    covered = page.last().and_then(|(_, e)| u64::try_from(e.position).ok()).unwrap_or(covered);
-                }
-                Err(error) => {
-                    warn!(%error, "periodic checkpoint: cannot read the log");
-                    break;
-                }
+        // An empty log has nothing worth a checkpoint.
+        match store.head_position().await {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(error) => {
+                warn!(%error, "periodic checkpoint: cannot read the log's head");
+                continue;
             }
         }
-        if !grew {
-            continue;
-        }
-        match store.create_checkpoint(key.as_ref()).await {
-            Ok(checkpoint) => {
-                info!(id = checkpoint.id, root = %checkpoint.root_hex(), events = checkpoint.events, "checkpoint recorded")
+        match store.checkpoint(key.as_ref()).await {
+            Ok(Checkpointed { recorded: false, .. }) => {}
+            Ok(Checkpointed { record, .. }) => {
+                info!(id = record.id, root = %record.root_hex(), events = record.events, "checkpoint recorded")
             }
             Err(error) => warn!(%error, "periodic checkpoint failed"),
         }

@@ -916,10 +916,13 @@ fn audit_verify_and_checkpoints_on_an_untouched_log() {
         );
         let root = created.lines().find_map(|l| l.strip_prefix("root ")).expect("root line").to_owned();
         assert!(root.len() == 64 && root.chars().all(|c| c.is_ascii_hexdigit()), "{root}");
+        // Nothing appended since: the same checkpoint answers, and none is recorded.
+        let again = s.ok(PM, &["audit", "checkpoint", "create"]).stdout;
+        assert!(again.starts_with("checkpoint 1 already covers the log (nothing appended since)"), "{again}");
         let full = s.json(PM, &["audit", "checkpoint", "create"]);
         assert_eq!(
-            (full["id"].as_u64(), full["events"].as_u64(), full["root"].as_str()),
-            (Some(2), Some(21), Some(root.as_str()))
+            (full["id"].as_u64(), full["events"].as_u64(), full["root"].as_str(), full["already_covered"].as_bool()),
+            (Some(1), Some(21), Some(root.as_str()), Some(true))
         );
         let heads = full["heads"].as_array().expect("heads");
         assert_eq!(
@@ -929,19 +932,24 @@ fn audit_verify_and_checkpoints_on_an_untouched_log() {
         assert!(heads.iter().all(|h| h["hash"].as_str().is_some_and(|x| x.len() == 64)));
         assert_eq!(s.ok(PM, &["audit", "checkpoint", "create", "--root-only"]).stdout.trim(), root);
 
+        // The log grows: the next one is recorded.
+        propose(s, "PAYMENTS-7", "Invoices");
+        let grown = s.json(PM, &["audit", "checkpoint", "create"]);
+        assert_eq!((grown["id"].as_u64(), grown["already_covered"].as_bool()), (Some(2), Some(false)));
+
         let listed = s.json(PM, &["audit", "checkpoint", "list"]);
-        assert_eq!(listed["checkpoints"].as_array().map(Vec::len), Some(3));
+        assert_eq!(listed["checkpoints"].as_array().map(Vec::len), Some(2));
         assert_eq!(listed["checkpoints"][0]["heads"].as_array().map(Vec::len), Some(2));
         let table = s.ok(PM, &["audit", "checkpoint"]).stdout;
-        assert_eq!(table.lines().count(), 4, "a header and three checkpoints:\n{table}");
-        assert!(table.lines().skip(1).all(|l| l.ends_with(&root)), "{table}");
+        assert_eq!(table.lines().count(), 3, "a header and two checkpoints:\n{table}");
+        assert!(table.lines().nth(1).is_some_and(|l| l.ends_with(&root)), "{table}");
 
         assert_eq!(
             s.ok(PM, &["audit", "verify"]).stdout.trim(),
-            "OK: 21 events in 2 initiatives verified, 3 checkpoints"
+            "OK: 22 events in 2 initiatives verified, 2 checkpoints"
         );
         assert!(
-            s.ok(PM, &["audit", "verify", "payments-7"]).stdout.starts_with("OK: 5 events in 1 initiative verified")
+            s.ok(PM, &["audit", "verify", "payments-7"]).stdout.starts_with("OK: 6 events in 1 initiative verified")
         );
         let verified = s.json(PM, &["audit", "verify"]);
         assert_eq!((verified["ok"].as_bool(), verified["first_break"].is_null()), (Some(true), true));

@@ -394,8 +394,10 @@ impl AuditService for Audit {
         &self,
         _request: Request<pb::CreateCheckpointRequest>,
     ) -> Result<Response<pb::Checkpoint>, Status> {
-        let checkpoint = self.store.create_checkpoint(self.signer.as_deref()).await.map_err(store_status)?;
-        Ok(Response::new(checkpoint_pb(&checkpoint)))
+        let checkpointed = self.store.checkpoint(self.signer.as_deref()).await.map_err(store_status)?;
+        let mut checkpoint = checkpoint_pb(&checkpointed.record);
+        checkpoint.already_covered = !checkpointed.recorded;
+        Ok(Response::new(checkpoint))
     }
 
     async fn list_checkpoints(
@@ -461,6 +463,7 @@ fn checkpoint_pb(checkpoint: &CheckpointRecord) -> pb::Checkpoint {
         streams: checkpoint.streams,
         events: checkpoint.events,
         root: checkpoint.root_hex(),
+        already_covered: false,
         heads: checkpoint
             .heads
             .iter()

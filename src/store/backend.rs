@@ -27,7 +27,7 @@ use super::batch::{AppendRefused, Appended, Batch, HeadRows, StoredCommand};
 use super::cut::ProjectionCut;
 use super::note::CheckpointSigner;
 use super::{
-    CheckpointRecord, GlobalCursor, ImportReport, ListFilter, PgStore, PoolStats, SqliteStore, StoreError, StoredEvent,
+    Checkpointed, GlobalCursor, ImportReport, ListFilter, PgStore, PoolStats, SqliteStore, StoreError, StoredEvent,
     Until,
 };
 use crate::domain::AlignmentView;
@@ -163,7 +163,7 @@ pub trait Audit: Send + Sync {
     async fn tree_page(&self, after: GlobalCursor) -> Result<Vec<(GlobalCursor, TreeEvent)>, StoreError>;
 
     /// Records the next log-tree checkpoint (see `Store::create_checkpoint`).
-    async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError>;
+    async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<Checkpointed, StoreError>;
 }
 
 /// The stored projection at a consistent cut (see `cut`): where the live feed starts.

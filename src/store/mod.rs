@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 use crate::domain::{AlignmentView, DomainError, Event, Initiative, Recorded, values::*};
 
-pub use audit::{Break, CheckpointRecord, ExportLine, ImportReport, StreamHead, Until, VerifyReport};
+pub use audit::{Break, CheckpointRecord, Checkpointed, ExportLine, ImportReport, StreamHead, Until, VerifyReport};
 pub use backend::{AppendSignal, AppendSignals, Backend};
 pub use hash::{EventContent, ZERO_HASH, event_hash};
 pub use note::{CheckpointSigner, CheckpointVerifier};
@@ -438,7 +438,14 @@ impl Store {
 
     /// Records a checkpoint of the log tree: a prefix of the log in commit order, every
     /// stream's head in it, the root, the frontier, and with a signer its signed note.
+    /// A checkpoint is due only when the log grew: while no event follows the latest
+    /// one (and it is signed as asked), that one is returned and nothing is recorded.
     pub async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
+        Ok(self.checkpoint(signer).await?.record)
+    }
+
+    /// As `create_checkpoint`, saying whether a new checkpoint was recorded.
+    pub async fn checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<Checkpointed, StoreError> {
         self.backend.create_checkpoint(signer).await
     }
 

@@ -368,7 +368,23 @@ async fn the_server_takes_a_checkpoint_periodically_once_the_log_has_grown_and_n
     // Quiet log: no further checkpoints.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(store.list_checkpoints().await.expect("list").len(), 1);
-
     let _ = stop.send(());
     server.await.expect("join").expect("server stopped cleanly");
+
+    // Two restarts on the idle log record nothing new either.
+    for _ in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = accord::server::ServerOptions {
+            checkpoint_every: Some(Duration::from_millis(50)),
+            ..crate::support::harness_options()
+        };
+        let server = tokio::spawn(accord::server::serve_with(listener, store.clone(), options, async move {
+            let _ = stopped.await;
+        }));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = stop.send(());
+        server.await.expect("join").expect("server stopped cleanly");
+    }
+    assert_eq!(store.list_checkpoints().await.expect("list"), checkpoints, "restarts of an idle log");
 }

@@ -40,6 +40,7 @@ on_both_stores!(
     a_kept_signed_checkpoint_finds_and_locates_a_rewrite_consistent_with_every_witness,
     kept_checkpoints_signed_by_another_key_or_for_a_longer_log_are_reported,
     checkpoints_record_every_head_and_are_append_only,
+    a_checkpoint_is_recorded_only_when_the_log_grew_or_a_signature_is_asked,
     import_refuses_a_store_that_is_not_empty,
     import_refuses_a_corrupted_line_by_number_and_writes_nothing,
     read_stream_until_returns_exactly_the_prefix,
@@ -651,6 +652,35 @@ async fn kept_checkpoints_signed_by_another_key_or_for_a_longer_log_are_reported
         "{}",
         mismatch.describe()
     );
+}
+
+async fn a_checkpoint_is_recorded_only_when_the_log_grew_or_a_signature_is_asked(app: TestApp) {
+    populate(&app).await;
+    let first = checkpoint(&app, None).await;
+    // Nothing appended since: the latest checkpoint is the answer, and nothing is recorded.
+    let again = app.store.create_checkpoint(None).await.expect("checkpoint of an unchanged log");
+    assert_eq!(again, first);
+    assert_eq!(app.store.list_checkpoints().await.expect("list"), vec![first.clone()]);
+
+    // A signed one is asked for and the latest is unsigned: recorded, over the same log.
+    let key = signing_key();
+    let signed = app.store.create_checkpoint(Some(&key)).await.expect("signed checkpoint");
+    assert!(signed.id > first.id && signed.note.is_some());
+    assert_eq!((signed.root, signed.events), (first.root, first.events));
+    // Signed by that key already: answered again, with or without the key.
+    assert_eq!(app.store.create_checkpoint(Some(&key)).await.expect("again"), signed);
+    assert_eq!(app.store.create_checkpoint(None).await.expect("again"), signed);
+    // Signed by another key: that key's signature is recorded.
+    let other = signing_key();
+    let resigned = app.store.create_checkpoint(Some(&other)).await.expect("another key");
+    assert!(resigned.id > signed.id);
+
+    // The log grows: the next checkpoint covers the new event.
+    create_initiative(&app, OWNER, "LATER-1", "After the checkpoint").await;
+    let grown = checkpoint(&app, None).await;
+    assert!(grown.id > resigned.id);
+    assert_eq!(grown.events, first.events + 1);
+    assert_eq!(app.store.list_checkpoints().await.expect("list").len(), 4);
 }
 
 async fn checkpoints_record_every_head_and_are_append_only(app: TestApp) {

@@ -108,8 +108,10 @@ pub(super) async fn checkpoint(ctx: &Context, args: CheckpointArgs) -> Result<Ou
             if args.root_only {
                 return Ok(Output::new(c.root.clone(), json!({"id": c.id, "root": c.root})));
             }
+            let created =
+                if c.already_covered { "already covers the log (nothing appended since): created" } else { "created" };
             let mut text = format!(
-                "checkpoint {} created at {}: {} initiative{}, {} event{}\nroot {}",
+                "checkpoint {} {created} at {}: {} initiative{}, {} event{}\nroot {}",
                 c.id,
                 time_text(c.created_at.as_ref()),
                 c.streams,
@@ -123,7 +125,9 @@ pub(super) async fn checkpoint(ctx: &Context, args: CheckpointArgs) -> Result<Ou
                     "\nsigned by {origin} (`accord audit checkpoint export` writes the notes to keep elsewhere)"
                 ));
             }
-            Ok(Output::new(text, checkpoint_json(&c)))
+            let mut json = checkpoint_json(&c);
+            json["already_covered"] = json!(c.already_covered);
+            Ok(Output::new(text, json))
         }
         CheckpointCommand::Export(export) => export_checkpoints(client, export).await,
         CheckpointCommand::List => {

@@ -225,6 +225,14 @@ impl PlannedCheckpoint {
     }
 }
 
+/// What a request for a checkpoint got: a new one, or the latest when the log had not
+/// grown since it (`recorded` false).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpointed {
+    pub record: CheckpointRecord,
+    pub recorded: bool,
+}
+
 /// The next checkpoint being built: the latest one's frontier and heads, with the events
 /// committed after it folded in, in commit order. It trusts the checkpoint it resumes
 /// (the server's own record; a verification recomputes everything from the log).
@@ -233,6 +241,9 @@ pub struct LogFold {
     frontier: Frontier,
     heads: BTreeMap<Uuid, StreamHead>,
     cursor: GlobalCursor,
+    /// The checkpoint resumed, kept to be answered again while nothing follows it.
+    resumed: Option<CheckpointRecord>,
+    grew: bool,
 }
 
 impl LogFold {
@@ -249,9 +260,22 @@ impl LogFold {
         };
         let record = CheckpointRecord::decode(raw).map_err(StoreError::Corrupt)?;
         record.check().map_err(StoreError::Corrupt)?;
-        let frontier = Frontier::from_parts(record.events, record.frontier).map_err(StoreError::Corrupt)?;
-        let heads = record.heads.into_iter().map(|head| (head.stream_id, head)).collect();
-        Ok(Self { frontier, heads, cursor })
+        let frontier = Frontier::from_parts(record.events, record.frontier.clone()).map_err(StoreError::Corrupt)?;
+        let heads = record.heads.iter().map(|head| (head.stream_id, head.clone())).collect();
+        Ok(Self { frontier, heads, cursor, resumed: Some(record), grew: false })
+    }
+
+    /// The resumed checkpoint when no event followed it and it carries what was asked
+    /// (a note signed by `signer`'s key when one is given): a checkpoint is due only
+    /// when the log grew, so restarts of an idle log record nothing new.
+    pub fn unchanged(&self, signer: Option<&CheckpointSigner>) -> Option<Checkpointed> {
+        let resumed = self.resumed.as_ref().filter(|_| !self.grew)?;
+        let signed_as_asked = match (signer, &resumed.note) {
+            (None, _) => true,
+            (Some(signer), Some(note)) => signer.verifier().open(note).is_ok(),
+            (Some(_), None) => false,
+        };
+        signed_as_asked.then(|| Checkpointed { record: resumed.clone(), recorded: false })
     }
 
     /// Where the events to fold start: after this commit-order key.
@@ -279,6 +303,7 @@ impl LogFold {
         self.heads.insert(stream_id, StreamHead { stream_id, version: expected, hash });
         self.frontier.push(event_leaf(&hash));
         self.cursor = cursor;
+        self.grew = true;
         Ok(())
     }
 

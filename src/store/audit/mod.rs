@@ -64,7 +64,9 @@ use chrono::{DateTime, Utc};
 use super::StoreError;
 
 pub use super::tlog::TreeEvent;
-pub use checkpoint::{CHECKPOINT_PAGE, CheckpointRecord, CheckpointTree, LogFold, PlannedCheckpoint, RawCheckpoint};
+pub use checkpoint::{
+    CHECKPOINT_PAGE, CheckpointRecord, CheckpointTree, Checkpointed, LogFold, PlannedCheckpoint, RawCheckpoint,
+};
 pub use export::ExportLine;
 pub use import::{IMPORT_BATCH, ImportReport, ImportSink, ImportedCommand, Importer, run_import};
 pub use tree::{StreamHead, heads_root, leaf_hash, merkle_root, node_hash};

@@ -89,9 +89,11 @@ impl Audit for PgStore {
     /// every event after it folded in, in commit order, up to the highest position
     /// committed when it starts — so the checkpoint covers a prefix of the log in the
     /// order `read_all` returns it, including every command acknowledged before the
-    /// call, and no later commit can sort into it. Creators queue on an advisory lock (another replica's or the
-    /// periodic task's checkpoint goes first), and the note is signed when a key is given.
-    async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
+    /// call, and no later commit can sort into it. Creators queue on an advisory lock
+    /// (another replica's or the periodic task's checkpoint goes first), and the note is
+    /// signed when a key is given. With nothing after the latest one, that one is the
+    /// answer (`LogFold::unchanged`).
+    async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<Checkpointed, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(CHECKPOINT_LOCK)
@@ -133,6 +135,9 @@ impl Audit for PgStore {
                 break;
             }
         }
+        if let Some(latest) = fold.unchanged(signer) {
+            return Ok(latest);
+        }
         let planned = fold.plan(signer)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO checkpoints (created_at, tree, streams, events, root, heads, frontier, resume_tx,
@@ -153,7 +158,7 @@ impl Audit for PgStore {
         .await
         .map_err(map_sqlx)?;
         tx.commit().await.map_err(map_sqlx)?;
-        Ok(planned.record(id))
+        Ok(Checkpointed { record: planned.record(id), recorded: true })
     }
 
     async fn raw_checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError> {

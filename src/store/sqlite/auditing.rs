@@ -72,7 +72,7 @@ impl Audit for SqliteStore {
     /// write transaction: the single writer appends nothing meanwhile, so the log's end
     /// is one consistent point, and the events after the latest checkpoint are folded in
     /// position order, which is commit order here.
-    async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, StoreError> {
+    async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<Checkpointed, StoreError> {
         let signer = signer.cloned();
         self.write(move |pool| async move { attempts(|| create_checkpoint(&pool, signer.as_ref())).await }).await
     }
@@ -185,7 +185,7 @@ async fn verify_page(pool: &SqlitePool, only: Option<Uuid>, after: VerifyKey) ->
 }
 
 /// One attempt at a checkpoint (the caller holds the writer lock).
-async fn create_checkpoint(pool: &SqlitePool, signer: Option<&CheckpointSigner>) -> Result<CheckpointRecord, Retry> {
+async fn create_checkpoint(pool: &SqlitePool, signer: Option<&CheckpointSigner>) -> Result<Checkpointed, Retry> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(fail)?;
     let previous = sqlx::query(&format!(
         "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE tree = 'log' ORDER BY id DESC LIMIT 1"
@@ -206,6 +206,9 @@ async fn create_checkpoint(pool: &SqlitePool, signer: Option<&CheckpointSigner>)
             break;
         }
     }
+    if let Some(latest) = fold.unchanged(signer) {
+        return Ok(latest);
+    }
     let planned = fold.plan(signer)?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO checkpoints (created_at, tree, streams, events, root, heads, frontier, resume_position, note)
@@ -224,5 +227,5 @@ async fn create_checkpoint(pool: &SqlitePool, signer: Option<&CheckpointSigner>)
     .await
     .map_err(fail)?;
     tx.commit().await.map_err(fail)?;
-    Ok(planned.record(id))
+    Ok(Checkpointed { record: planned.record(id), recorded: true })
 }
