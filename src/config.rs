@@ -180,6 +180,10 @@ pub enum Commands {
         /// Without it, checkpoints are not signed.
         #[arg(long, env = "ACCORD_CHECKPOINT_KEY", value_name = "FILE")]
         checkpoint_key: Option<std::path::PathBuf>,
+        /// Versions between two snapshots of an initiative's past state, which as-of and
+        /// explain start from (written in the background); 0 turns them off.
+        #[arg(long, env = "ACCORD_SNAPSHOT_EVERY", default_value_t = 1000)]
+        snapshot_every: u32,
         #[command(flatten)]
         store: StoreArgs,
     },

@@ -89,7 +89,15 @@ async fn open(store: &accord::config::StoreArgs, max_connections: u32) -> Result
 
 async fn run_server_command(command: Commands) -> Result<(), Failure> {
     match command {
-        Commands::Serve { listen, http_listen, security, checkpoint_interval, checkpoint_key, store } => {
+        Commands::Serve {
+            listen,
+            http_listen,
+            security,
+            checkpoint_interval,
+            checkpoint_key,
+            snapshot_every,
+            store,
+        } => {
             // Everything the security settings name is read before the store opens or a
             // port is bound: a mistake there stops the start with one message.
             let authenticator = match &security.auth_config {
@@ -120,6 +128,7 @@ async fn run_server_command(command: Commands) -> Result<(), Failure> {
                 checkpoint_every: (checkpoint_interval > 0)
                     .then(|| std::time::Duration::from_secs(checkpoint_interval)),
                 checkpoint_key,
+                snapshot_every: (snapshot_every > 0).then_some(i64::from(snapshot_every)),
                 cors_origins: security.cors_origins.clone(),
             };
             accord::server::serve_all(listener, http, store, options, accord::server::shutdown_signal())

@@ -59,13 +59,17 @@ pub struct ServerOptions {
     pub checkpoint_every: Option<Duration>,
     /// The key that signs every checkpoint's note (`--checkpoint-key`); unsigned without.
     pub checkpoint_key: Option<CheckpointSigner>,
+    /// Snapshots of past states every this many versions (`--snapshot-every`), written
+    /// in the background; none without.
+    pub snapshot_every: Option<i64>,
     /// Origins whose pages may call the API from a browser (gRPC-Web); `*` for any (then
     /// without credentials); empty: none (same-origin gRPC-Web still works).
     pub cors_origins: Vec<String>,
 }
 
 impl ServerOptions {
-    /// Local development mode (loopback only), default limits, no periodic checkpoints.
+    /// Local development mode (loopback only), default limits, no periodic checkpoints,
+    /// snapshots of past states at the default spacing.
     pub fn local_development() -> ServerOptions {
         ServerOptions {
             authenticator: Authenticator::LocalDevelopment,
@@ -73,6 +77,7 @@ impl ServerOptions {
             limits: Limits::default(),
             checkpoint_every: None,
             checkpoint_key: None,
+            snapshot_every: Some(crate::store::snapshots::SNAPSHOT_EVERY),
             cors_origins: Vec::new(),
         }
     }
@@ -137,6 +142,7 @@ pub async fn serve_all(
     let checkpoints = options
         .checkpoint_every
         .map(|every| tokio::spawn(checkpoint_periodically(store.clone(), options.checkpoint_key.clone(), every)));
+    let snapshots = options.snapshot_every.map(|every| tokio::spawn(snapshot_periodically(store.clone(), every)));
     // One stop signal for both servers: the caller's shutdown, or either server ending.
     let (stop, stopping) = watch::channel(false);
     let stopped = |mut stopping: watch::Receiver<bool>| async move {
@@ -173,7 +179,7 @@ pub async fn serve_all(
     };
     feed.stop();
     probe.abort();
-    if let Some(task) = checkpoints {
+    for task in [checkpoints, snapshots].into_iter().flatten() {
         task.abort();
     }
     served?;
@@ -204,6 +210,28 @@ async fn checkpoint_periodically(store: Store, key: Option<CheckpointSigner>, ev
                 info!(id = record.id, root = %record.root_hex(), events = record.events, "checkpoint recorded")
             }
             Err(error) => warn!(%error, "periodic checkpoint failed"),
+        }
+    }
+}
+
+/// How often the background looks for initiatives that are due a past snapshot.
+const SNAPSHOT_REFRESH: Duration = Duration::from_secs(30);
+
+async fn snapshot_periodically(store: Store, every: i64) {
+    // Derived data, so no hurry at start: a deploy first serves, then catches up.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + SNAPSHOT_REFRESH, SNAPSHOT_REFRESH);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match store.refresh_snapshots(every).await {
+            Ok(done) if done.snapshots == 0 && done.pruned == 0 => {}
+            Ok(done) => info!(
+                initiatives = done.streams,
+                snapshots = done.snapshots,
+                pruned = done.pruned,
+                "past snapshots written"
+            ),
+            Err(error) => warn!(%error, "past snapshots: refresh failed"),
         }
     }
 }

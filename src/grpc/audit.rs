@@ -21,7 +21,7 @@ use crate::domain::values::InitiativeRef;
 use crate::domain::{
     DomainError, Initiative,
     explain::explain,
-    fold, project,
+    project,
     values::{DecisionId, quote},
 };
 use crate::live::Feed;
@@ -95,10 +95,7 @@ impl Audit {
                 format!("must be between 1 and {} (the initiative's current version)", current.version),
             )));
         }
-        let events = self.store.read_stream_until(current.id.0, until).await.map_err(store_status)?;
-        let recorded =
-            events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, _>>().map_err(store_status)?;
-        let state = fold(&recorded).map_err(|e| store_status(StoreError::Corrupt(e.to_string())))?;
+        let state = self.store.state_until(current.id.0, until).await.map_err(store_status)?;
         state.ok_or_else(|| match until {
             Until::Time(time) => Status::not_found(format!(
                 "initiative {} did not exist yet at {}: it was created at {}",

@@ -5,7 +5,7 @@
 //! lines — stays above this trait, in `Store`, written once.
 //!
 //! The interface is cut along the backends' own seams — `Heads` (load, find commands,
-//! append), `Reads`, `Rebuild`, `Audit`, `Import`, `ProjectionCuts` — so that each
+//! append), `Reads`, `Rebuild`, `Audit`, `Import`, `ProjectionCuts`, `Snapshots` — so that each
 //! backend implements each part in the file that holds its SQL; `Backend` is all of
 //! them together.
 //!
@@ -26,6 +26,7 @@ use super::audit::{RawCheckpoint, TreeEvent, VerifyKey, VerifyPage};
 use super::batch::{AppendRefused, Appended, Batch, HeadRows, StoredCommand};
 use super::cut::ProjectionCut;
 use super::note::CheckpointSigner;
+use super::snapshots::{DueStream, PastSnapshot};
 use super::{
     Checkpointed, GlobalCursor, ImportReport, ListFilter, PgStore, PoolStats, SqliteStore, StoreError, StoredEvent,
     Until,
@@ -54,7 +55,7 @@ pub type AppendSignals = Pin<Box<dyn Stream<Item = AppendSignal> + Send>>;
 /// One database under `Store`. Every read and the append are one call's worth of work;
 /// `Store` bounds those by `query_timeout`.
 #[async_trait]
-pub trait Backend: Heads + Reads + Rebuild + Audit + Import + ProjectionCuts + Debug + Send + Sync {
+pub trait Backend: Heads + Reads + Rebuild + Audit + Import + ProjectionCuts + Snapshots + Debug + Send + Sync {
     /// "postgres" or "sqlite", for logs.
     fn kind(&self) -> &'static str;
 
@@ -171,6 +172,37 @@ pub trait Audit: Send + Sync {
 pub trait ProjectionCuts: Send + Sync {
     /// Every stream's head and alignment row, and the log's end, read in one snapshot.
     async fn projection_cut(&self) -> Result<ProjectionCut, StoreError>;
+}
+
+/// Snapshots of streams at past versions (see `snapshots`).
+#[async_trait]
+pub trait Snapshots: Send + Sync {
+    /// The latest snapshot of the current format that an as-of `until` may start from.
+    async fn snapshot_before(&self, stream_id: Uuid, until: Until) -> Result<Option<PastSnapshot>, StoreError>;
+
+    /// One stream's events after version `after` up to `until` (inclusive), in order.
+    /// For a time, the prefix ends before the first event after `after` recorded later
+    /// (`after` is a snapshot's version, whose events are all at or before the time).
+    async fn read_stream_after(
+        &self,
+        stream_id: Uuid,
+        after: i64,
+        until: Until,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// At most `limit` streams whose head is `every` or more versions past their latest
+    /// snapshot of the current format.
+    async fn snapshots_due(&self, every: i64, limit: i64) -> Result<Vec<DueStream>, StoreError>;
+
+    /// Writes snapshots, replacing any at the same stream and version.
+    async fn put_snapshots(&self, snapshots: &[PastSnapshot]) -> Result<(), StoreError>;
+
+    /// Every snapshot of these streams, of any format, ordered by stream and version.
+    async fn past_snapshots(&self, streams: &[Uuid]) -> Result<Vec<PastSnapshot>, StoreError>;
+
+    /// Deletes the snapshots of one stream or all (`stream` `None`), or only those of
+    /// another format than the current one; returns how many.
+    async fn delete_snapshots(&self, stream: Option<Uuid>, other_formats_only: bool) -> Result<u64, StoreError>;
 }
 
 /// Loading an export.

@@ -11,7 +11,8 @@
 //! loaded as the snapshot kept beside it plus the events after it) → idempotency and the
 //! expected version → `decide` → `evolve` → a batch of several commands' events, hashes,
 //! heads and alignment rows appended at once, whose head checks catch a head another
-//! process moved meanwhile. `cut` is the stored projection the live feed starts from.
+//! process moved meanwhile. `cut` is the stored projection the live feed starts from;
+//! `snapshots` the folded states at past versions that as-of reads start from.
 
 pub mod audit;
 pub mod backend;
@@ -22,6 +23,7 @@ pub mod hash;
 pub mod note;
 pub mod postgres;
 mod rows;
+pub mod snapshots;
 pub mod sqlite;
 pub mod tlog;
 
@@ -369,6 +371,9 @@ impl Store {
             self.backend.rebuild_stream(stream_id).await?;
             rebuilt += 1;
         }
+        // The past snapshots too: deleted, then derived again from the log.
+        self.purge_snapshots(None).await?;
+        self.refresh_snapshots(snapshots::SNAPSHOT_EVERY).await?;
         Ok(rebuilt)
     }
 
@@ -430,7 +435,11 @@ impl Store {
         let backend = Arc::clone(&self.backend);
         let pages = move |after| {
             let backend = Arc::clone(&backend);
-            async move { backend.verify_page(stream, after).await }
+            async move {
+                let mut page = backend.verify_page(stream, after).await?;
+                page.witnesses.past = past_snapshots_of(&*backend, &page.events).await?;
+                Ok(page)
+            }
         };
         let tree = stream.is_none().then_some(|after| self.backend.tree_page(after));
         audit::verify_paged(verifier, pages, tree).await
@@ -477,4 +486,24 @@ impl Store {
     {
         self.backend.import(Box::pin(lines)).await
     }
+}
+
+/// The past snapshots of a verification page's streams at or below the last version the
+/// page holds of each: one written after the page was read may be past it, and is
+/// checked by the next verification.
+async fn past_snapshots_of(
+    backend: &dyn Backend,
+    events: &[StoredEvent],
+) -> Result<Vec<snapshots::PastSnapshot>, StoreError> {
+    let mut last: std::collections::BTreeMap<Uuid, i64> = std::collections::BTreeMap::new();
+    for event in events {
+        last.insert(event.stream_id, event.stream_version);
+    }
+    if last.is_empty() {
+        return Ok(Vec::new());
+    }
+    let streams: Vec<Uuid> = last.keys().copied().collect();
+    let mut past = backend.past_snapshots(&streams).await?;
+    past.retain(|snapshot| last.get(&snapshot.stream_id).is_some_and(|version| snapshot.version <= *version));
+    Ok(past)
 }

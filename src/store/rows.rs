@@ -174,6 +174,7 @@ pub fn decode_witnesses<R: StoredRow>(heads: &[R], commands: &[R], projections: 
         heads: heads.iter().map(head).collect::<Result<_, StoreError>>()?,
         commands: commands.iter().map(command).collect::<Result<_, StoreError>>()?,
         projections: projections.iter().map(projection).collect::<Result<_, StoreError>>()?,
+        past: Vec::new(),
     })
 }
 

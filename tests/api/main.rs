@@ -22,6 +22,7 @@ mod reads;
 mod rebuild;
 mod scenario;
 mod security;
+mod snapshots;
 mod store;
 mod support;
 mod watch;

@@ -94,6 +94,7 @@ pub fn harness_options() -> ServerOptions {
         limits: Limits::default(),
         checkpoint_every: None,
         checkpoint_key: None,
+        snapshot_every: None,
         cors_origins: vec![ALLOWED_ORIGIN.to_owned()],
     }
 }

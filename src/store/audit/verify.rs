@@ -13,6 +13,7 @@ use super::checkpoint::{CheckpointRecord, RawCheckpoint};
 use super::task_failed;
 use super::walk::{Anchor, Walk, Witness, Witnesses, describe_missing, step};
 use crate::store::note::CheckpointVerifier;
+use crate::store::snapshots::SNAPSHOT_FORMAT;
 use crate::store::tlog::{TreeAudit, TreeEvent, TreeMark};
 use crate::store::{GlobalCursor, StoreError, StoredEvent, ZERO_HASH};
 
@@ -131,6 +132,11 @@ impl Verifier {
         for (stream_id, version) in witnesses.projections {
             add(stream_id, version, Witness::Projection);
         }
+        for past in witnesses.past {
+            // Another format's state cannot be compared: only its place in the history.
+            let state = (past.format == SNAPSHOT_FORMAT).then(|| Box::new(past.state));
+            add(past.stream_id, past.version, Witness::Past { hash: past.hash, state });
+        }
     }
 
     /// Checks the next event (ordered by stream id, then version).
@@ -148,6 +154,9 @@ impl Verifier {
             }
             let mut anchors = self.anchors.remove(&event.stream_id).unwrap_or_default();
             anchors.sort_by_key(|anchor| (anchor.version, anchor.witness.rank()));
+            // Folded only to check a past snapshot's state: most streams have none.
+            let folded =
+                anchors.iter().any(|a| matches!(a.witness, Witness::Past { state: Some(_), .. })).then_some(None);
             self.report.streams_checked += 1;
             self.walk = Some(Walk {
                 stream_id: event.stream_id,
@@ -156,6 +165,7 @@ impl Verifier {
                 position: 0,
                 anchors: anchors.into(),
                 last: None,
+                folded,
             });
         }
         let Some(walk) = self.walk.as_mut() else { return };

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use uuid::Uuid;
 
+use crate::domain::{Initiative, evolve};
+use crate::store::snapshots::PastSnapshot;
 use crate::store::{StoredEvent, event_hash};
 
 /// What the store keeps about a page of streams besides their events, read in the same
@@ -21,6 +23,10 @@ pub struct Witnesses {
     pub commands: Vec<CommandWitness>,
     /// The alignment projection's version of each initiative.
     pub projections: Vec<(Uuid, i64)>,
+    /// The snapshots of past states (`past_snapshots`) at or below each stream's last
+    /// version in the page (read just after it: they are derived, written beside the
+    /// log rather than with it).
+    pub past: Vec<PastSnapshot>,
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +66,9 @@ pub(super) enum Witness {
     Command { id: String, position: i64 },
     /// The projection was folded up to this version, the last one.
     Projection,
+    /// A snapshot of the past state at this version, of the event with this hash; its
+    /// state (of the current format) must be the fold of the log up to it.
+    Past { hash: Vec<u8>, state: Option<Box<serde_json::Value>> },
 }
 
 impl Witness {
@@ -72,6 +81,7 @@ impl Witness {
             Witness::Snapshot => (2, 0),
             Witness::Command { .. } => (3, 0),
             Witness::Projection => (4, 0),
+            Witness::Past { .. } => (5, 0),
         }
     }
 }
@@ -117,6 +127,10 @@ pub(super) fn describe_missing<'a>(anchors: impl Iterator<Item = &'a Anchor>, de
                 ),
                 Witness::Command { id, .. } => format!("command {} recorded version {version}", short_id(id)),
                 Witness::Projection => format!("the alignment projection is at version {version}"),
+                Witness::Past { .. } if *count > 1 => {
+                    format!("a past snapshot is at version {version} (and {} more past the log's end)", count - 1)
+                }
+                Witness::Past { .. } => format!("a past snapshot is at version {version}"),
             }
         })
         .collect();
@@ -133,6 +147,9 @@ pub(super) struct Walk {
     pub(super) anchors: VecDeque<Anchor>,
     /// The version a stream head or the projection says is the last, and which one.
     pub(super) last: Option<(u64, &'static str)>,
+    /// The stream's state folded so far, when a past snapshot's state is to be checked
+    /// against it (`None`: the stream has none, and is not folded).
+    pub(super) folded: Option<Option<Initiative>>,
 }
 
 /// Checks one event against the walk of its stream; on a break, returns the version it
@@ -173,6 +190,15 @@ pub(super) fn step(walk: &mut Walk, event: &StoredEvent) -> Result<(), (u64, Str
     }
     if event_hash(&event.prev_hash, &event.content()).as_slice() != event.hash.as_slice() {
         return Err((version, "payload or metadata changed: hash mismatch".to_owned()));
+    }
+    if let Some(folded) = walk.folded.as_mut() {
+        let state = event.to_recorded().and_then(|recorded| {
+            evolve(folded.take(), &recorded).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))
+        });
+        match state {
+            Ok(state) => *folded = Some(state),
+            Err(e) => return Err((version, format!("does not fold onto the versions before it: {e}"))),
+        }
     }
     if let Some((last, who)) = walk.last {
         return Err((
@@ -246,6 +272,29 @@ pub(super) fn step(walk: &mut Walk, event: &StoredEvent) -> Result<(), (u64, Str
             Witness::Snapshot => {}
             Witness::Projection => {
                 walk.last = walk.last.or(Some((version, "the alignment projection")));
+            }
+            Witness::Past { hash, state } => {
+                if hash.as_slice() != event.hash.as_slice() {
+                    return Err((
+                        version,
+                        format!(
+                            "hash differs from the one the past snapshot at version {version} was folded from: the \
+                             snapshot is of another history"
+                        ),
+                    ));
+                }
+                let folded = walk.folded.as_ref().and_then(Option::as_ref).map(serde_json::to_value);
+                if let (Some(stored), Some(Ok(folded))) = (state, folded)
+                    && **stored != folded
+                {
+                    return Err((
+                        version,
+                        format!(
+                            "the past snapshot at version {version} does not hold the state the log folds to there \
+                             (delete it with `accord rebuild-projections`, which derives the snapshots again)"
+                        ),
+                    ));
+                }
             }
         }
         walk.anchors.pop_front();

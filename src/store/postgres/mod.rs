@@ -57,6 +57,7 @@ mod import;
 mod reads;
 mod rebuild;
 mod signals;
+mod snapshots;
 
 pub use errors::{map_sqlx, refuses_service};
 pub use reads::POSITION_ORDER;

@@ -76,6 +76,7 @@ mod errors;
 mod import;
 mod reads;
 mod rebuild;
+mod snapshots;
 #[cfg(test)]
 mod tests;
 
