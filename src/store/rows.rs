@@ -87,11 +87,6 @@ pub fn decode_view<R: StoredRow>(row: &R) -> Result<AlignmentView, StoreError> {
     row.json("view")?.map_err(|e| StoreError::Corrupt(format!("alignment view: {e}")))
 }
 
-/// The alignment views of a query's rows.
-pub fn decode_views<R: StoredRow>(rows: &[R]) -> Result<Vec<AlignmentView>, StoreError> {
-    rows.iter().map(decode_view).collect()
-}
-
 /// A checkpoint row: id, created_at, tree, streams, events, root, heads, frontier,
 /// resume_tx, resume_position, note.
 pub fn decode_checkpoint<R: StoredRow>(row: &R) -> Result<RawCheckpoint, StoreError> {

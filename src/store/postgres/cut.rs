@@ -12,11 +12,7 @@ use crate::store::cut::{CutRow, ProjectionCut, usable};
 #[async_trait]
 impl ProjectionCuts for PgStore {
     async fn projection_cut(&self) -> Result<ProjectionCut, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
+        let mut tx = self.snapshot().await?;
         // The log's last event in the order `read_all` reads it: by position after the
         // commit-order boundary, by (tx_id, position) before it.
         let end = sqlx::query(

@@ -12,10 +12,7 @@ use crate::store::cut::{CutRow, ProjectionCut, usable};
 impl ProjectionCuts for SqliteStore {
     async fn projection_cut(&self) -> Result<ProjectionCut, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
+        let head = sql::log_end(&mut *tx).await?;
         let mut rows = Vec::new();
         {
             let mut stream = sqlx::query(
