@@ -50,21 +50,8 @@ impl ImportSink for PgImport {
                                   $7::jsonb[], $8::text[], $9::text[], $10::text[], $11::text[],
                                   $12::timestamptz[], $13::bytea[], $14::bytea[])",
         )
-        .bind(events.iter().map(|e| e.position).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.stream_id).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.stream_version).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.schema_version).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.command_id.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.correlation_id.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.causation_id.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.prev_hash.as_slice()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>());
-        sql::execute(insert, &mut *self.tx).await
+        .bind(events.iter().map(|e| e.position).collect::<Vec<_>>());
+        sql::execute(bind_events(insert, events), &mut *self.tx).await
     }
 
     async fn commands(&mut self, commands: &[ImportedCommand]) -> Result<(), StoreError> {

@@ -60,6 +60,7 @@ mod reads;
 mod rebuild;
 mod signals;
 
+use append::bind_events;
 pub use errors::{map_sqlx, refuses_service};
 pub use reads::POSITION_ORDER;
 use reads::{commit_cursor, in_commit_order, tree_tx};
