@@ -1,13 +1,13 @@
 //! The PostgreSQL event store.
 //!
-//! Writers: a command queues for its stream (a transaction-scoped advisory lock, so that
-//! one stream's writers get transaction ids in version order) and locks its stream head
-//! (`SELECT … FOR UPDATE` on `streams`), so commands on one initiative run one at a time
-//! while commands on different initiatives proceed in parallel and share group commit.
-//! Everything a command writes — its events, the idempotency record, the new head with
-//! the folded state, and the alignment row — goes out in one statement and commits
-//! together: five round trips per command (BEGIN, queue, lock+load, write, COMMIT), and
-//! no event stream is ever re-read.
+//! Writers: each process's committer (`app::committer`) plans the commands waiting as one
+//! batch against the stream heads it caches, and appends the batch in one statement that
+//! is its own transaction (`append`): one round trip for the events, idempotency
+//! records, moved heads and alignment rows of many commands. The statement checks the
+//! heads rather than locking them first: a head another process moved or holds locked
+//! (a rebuild), or a command id or key taken first, refuses the whole batch, and the
+//! committer plans it again. Loading a head reads its snapshot and the events after it,
+//! never the whole stream.
 //!
 //! Readers of the global log: every statement that inserts events takes the commit-order
 //! lock first (a transaction-scoped advisory lock taken by the `events_commit_order`
