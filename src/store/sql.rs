@@ -109,6 +109,16 @@ where
     one(sqlx::query("SELECT coalesce(max(position), 0) AS head FROM events"), executor, |row| row.read("head")).await
 }
 
+/// The highest global position appended and committed (0 for an empty log).
+pub async fn head_position<'c, DB, E>(executor: E) -> Result<u64, StoreError>
+where
+    DB: Dialect,
+    for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
+    E: Executor<'c, Database = DB>,
+{
+    Ok(u64::try_from(log_end(executor).await?).unwrap_or_default())
+}
+
 /// Every stream the log holds, by id.
 pub async fn stream_ids<'c, DB, E>(executor: E) -> Result<Vec<Uuid>, StoreError>
 where

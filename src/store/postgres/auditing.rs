@@ -23,7 +23,7 @@ impl Audit for PgStore {
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
-        Ok(u64::try_from(sql::log_end(&self.pool).await?).unwrap_or_default())
+        sql::head_position(&self.pool).await
     }
 
     /// The cursor after global position `after`, in the commit order `read_all` reads:
