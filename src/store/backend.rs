@@ -2,7 +2,9 @@
 //! per backend (`postgres`, `sqlite`), each holding its SQL and the few lines binding it.
 //! Everything the backends do the same way — the query timeout, folding a head, the
 //! rebuild loop, the verification's setup, decoding checkpoints, the import's stream of
-//! lines — stays above this trait, in `Store`, written once.
+//! lines — stays above this trait, in `Store`, written once; what they run alike below
+//! it (running a statement and decoding its rows, a verification page) is in `sql` and
+//! `rows`.
 //!
 //! The interface is cut along the backends' own seams — `Heads` (load, find commands,
 //! append), `Reads`, `Rebuild`, `Audit`, `Import`, `ProjectionCuts`, `Snapshots` — so that each

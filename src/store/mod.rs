@@ -3,9 +3,10 @@
 //! backend shares — stored events, the hash chain, the error type, and `Store`, which
 //! runs on a `Backend` (`backend`: what differs per database): `postgres` (production)
 //! or `sqlite` (embedded, the default with no configuration); `rows` decodes what both
-//! store. `batch` holds the half of a command's append that does not depend
-//! on the backend; `audit` the backend-independent half of as-of reads, verification,
-//! checkpoints, export and import.
+//! store, and `sql` runs their statements and binds what they store differently.
+//! `batch` holds the half of a command's append that does not depend on the backend;
+//! `audit` the backend-independent half of as-of reads, verification, checkpoints,
+//! export and import.
 //!
 //! The command cycle runs above, in `app`: the stream head (cached in the process, or
 //! loaded as the snapshot kept beside it plus the events after it) → idempotency and the
@@ -24,6 +25,7 @@ pub mod note;
 pub mod postgres;
 mod rows;
 pub mod snapshots;
+mod sql;
 pub mod sqlite;
 pub mod tlog;
 

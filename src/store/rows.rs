@@ -1,8 +1,9 @@
 //! Decoding stored rows, written once for both databases: events, alignment views,
-//! checkpoints, heads, command records and a verification's witnesses. The backends
-//! select the same column names (aliasing where their schemas differ) and say, through
-//! `StoredRow`, how they store the few types they store differently — PostgreSQL has
-//! native UUIDs, JSON and timestamps, SQLite keeps them as text and microseconds.
+//! checkpoints, heads, command records, a verification's witnesses and a projection
+//! cut's rows. The backends select the same column names (aliasing where their schemas
+//! differ) and say, through `StoredRow`, how they store the few types they store
+//! differently — PostgreSQL has native UUIDs, JSON and timestamps, SQLite keeps them as
+//! text and microseconds.
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -11,7 +12,8 @@ use uuid::Uuid;
 
 use super::audit::{CommandWitness, HeadWitness, RawCheckpoint, TreeEvent, Witnesses};
 use super::batch::{HeadRows, StoredCommand};
-use super::{StoreError, StoredEvent};
+use super::cut::{CutRow, usable};
+use super::{GlobalCursor, StoreError, StoredEvent};
 use crate::domain::AlignmentView;
 
 /// The stored columns of an event, in the order `decode_event` reads them.
@@ -42,7 +44,13 @@ where
 /// A row of either database. The JSON and time readers answer `Ok(Err(why))` for a
 /// stored value that does not decode, so that the caller can say whose value it is.
 pub trait StoredRow:
-    ColumnOf<i64> + ColumnOf<i32> + ColumnOf<String> + ColumnOf<Vec<u8>> + ColumnOf<Option<i64>> + ColumnOf<Option<String>>
+    ColumnOf<i64>
+    + ColumnOf<i32>
+    + ColumnOf<String>
+    + ColumnOf<Vec<u8>>
+    + ColumnOf<Option<i64>>
+    + ColumnOf<Option<i32>>
+    + ColumnOf<Option<String>>
 {
     fn uuid(&self, name: &str) -> Result<Uuid, StoreError>;
 
@@ -87,11 +95,6 @@ pub fn decode_view<R: StoredRow>(row: &R) -> Result<AlignmentView, StoreError> {
     row.json("view")?.map_err(|e| StoreError::Corrupt(format!("alignment view: {e}")))
 }
 
-/// The alignment views of a query's rows.
-pub fn decode_views<R: StoredRow>(rows: &[R]) -> Result<Vec<AlignmentView>, StoreError> {
-    rows.iter().map(decode_view).collect()
-}
-
 /// A checkpoint row: id, created_at, tree, streams, events, root, heads, frontier,
 /// resume_tx, resume_position, note.
 pub fn decode_checkpoint<R: StoredRow>(row: &R) -> Result<RawCheckpoint, StoreError> {
@@ -119,6 +122,32 @@ pub fn decode_tree_event<R: StoredRow>(row: &R) -> Result<TreeEvent, StoreError>
         stream_version: row.read("stream_version")?,
         position: row.read("position")?,
         hash: row.read("hash")?,
+    })
+}
+
+/// A row of a projection cut: stream_id, head_version, last_position and the alignment
+/// row's version, projection_version and view, with the row's `awaiting` as the backend
+/// reads it and the cursor of the stream's last event, from its position.
+pub fn decode_cut_row<R: StoredRow>(
+    row: &R,
+    awaiting: Option<Vec<String>>,
+    cursor: impl FnOnce(i64) -> GlobalCursor,
+) -> Result<CutRow, StoreError> {
+    let version: i64 = row.read("head_version")?;
+    let position: i64 = row.read("last_position")?;
+    let view = usable(
+        version,
+        row.read("version")?,
+        row.read("projection_version")?,
+        row.optional_json("view")?.transpose(),
+        awaiting,
+    );
+    Ok(CutRow {
+        initiative_id: row.uuid("stream_id")?,
+        version,
+        cursor: cursor(position),
+        position: u64::try_from(position).unwrap_or_default(),
+        view,
     })
 }
 

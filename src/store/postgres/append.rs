@@ -57,24 +57,10 @@ impl Heads for PgStore {
     /// Appends a batch in one statement (its own transaction: one round trip), refusing
     /// it whole when a head moved, a command id is taken or a new key exists.
     async fn append_batch(&self, batch: &Batch) -> Result<Appended, AppendRefused> {
-        let e = &batch.events;
         let c = &batch.commands;
         let h = &batch.heads;
         let rows = |row: fn(&AlignmentRow) -> serde_json::Value| h.iter().map(|m| row(&m.row)).collect::<Vec<_>>();
-        let result = sqlx::query(APPEND_BATCH)
-            .bind(e.iter().map(|e| e.stream_id).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.stream_version).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.event_id).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.schema_version).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| &e.payload).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.command_id.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.correlation_id.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.causation_id.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.prev_hash.as_slice()).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
+        let result = bind_events(sqlx::query(APPEND_BATCH), &batch.events)
             .bind(c.iter().map(|c| c.command_id.as_str()).collect::<Vec<_>>())
             .bind(c.iter().map(|c| c.stream_id).collect::<Vec<_>>())
             .bind(c.iter().map(|c| c.fingerprint.as_slice()).collect::<Vec<_>>())
@@ -129,6 +115,26 @@ impl Heads for PgStore {
             after: row.try_get("log_before").map_err(column)?,
         })
     }
+}
+
+/// Binds the events' columns after the position, in `EVENT_COLUMNS`' order, as one
+/// array each: what the append and the import write with UNNEST.
+pub(super) fn bind_events<'q>(query: SqlQuery<'q, Postgres>, events: &'q [StoredEvent]) -> SqlQuery<'q, Postgres> {
+    let column = |value: fn(&StoredEvent) -> &str| events.iter().map(value).collect::<Vec<_>>();
+    query
+        .bind(events.iter().map(|e| e.stream_id).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.stream_version).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+        .bind(column(|e| e.event_type.as_str()))
+        .bind(events.iter().map(|e| e.schema_version).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
+        .bind(column(|e| e.actor.as_str()))
+        .bind(column(|e| e.command_id.as_str()))
+        .bind(column(|e| e.correlation_id.as_str()))
+        .bind(column(|e| e.causation_id.as_str()))
+        .bind(events.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.prev_hash.as_slice()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
 }
 
 /// One batch in one statement. The events go in first, in the batch's order: inserting

@@ -6,43 +6,24 @@ use super::*;
 #[async_trait]
 impl Audit for PgStore {
     async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = match until {
-            Until::Version(version) => {
-                sqlx::query(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events
-                      WHERE stream_id = $1 AND stream_version <= $2
-                      ORDER BY stream_version"
-                ))
-                .bind(stream_id)
-                .bind(i64::try_from(version).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
-                .await
-            }
-            Until::Time(time) => {
-                sqlx::query(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events
-                      WHERE stream_id = $1
-                        AND stream_version < COALESCE((SELECT min(stream_version) FROM events
-                                                        WHERE stream_id = $1 AND recorded_at > $2),
-                                                      9223372036854775807)
-                      ORDER BY stream_version"
-                ))
-                .bind(stream_id)
-                .bind(time)
-                .fetch_all(&self.pool)
-                .await
-            }
-        }
-        .map_err(map_sqlx)?;
-        decode_events(&rows)
+        let by_version = format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+              WHERE stream_id = $1 AND stream_version <= $2
+              ORDER BY stream_version"
+        );
+        let by_time = format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+              WHERE stream_id = $1
+                AND stream_version < COALESCE((SELECT min(stream_version) FROM events
+                                                WHERE stream_id = $1 AND recorded_at > $2),
+                                              9223372036854775807)
+              ORDER BY stream_version"
+        );
+        sql::stream_until(&self.pool, &by_version, &by_time, stream_id, until).await
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
-        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        Ok(u64::try_from(head).unwrap_or_default())
+        sql::head_position(&self.pool).await
     }
 
     /// The cursor after global position `after`, in the commit order `read_all` reads:
@@ -54,19 +35,15 @@ impl Audit for PgStore {
     ///   then returns exactly the events committed from then on.
     async fn cursor_after_position(&self, after: u64) -> Result<GlobalCursor, StoreError> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let row = sqlx::query(
+        let below = sqlx::query(
             "SELECT e.tx_id::text::bigint AS tx, e.position, o.ordered_after
                FROM log_order o
                LEFT JOIN LATERAL (SELECT tx_id, position FROM events WHERE position <= $1
                                    ORDER BY position DESC LIMIT 1) AS e ON true",
-        )
-        .bind(after)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        let tx: Option<i64> = row.try_get("tx").map_err(map_sqlx)?;
-        let position: Option<i64> = row.try_get("position").map_err(map_sqlx)?;
-        let ordered_after: i64 = row.try_get("ordered_after").map_err(map_sqlx)?;
+        );
+        let read = |row: &PgRow| Ok((row.read("tx")?, row.read("position")?, row.read("ordered_after")?));
+        let (tx, position, ordered_after): (Option<i64>, Option<i64>, i64) =
+            sql::one(below.bind(after), &self.pool, read).await?;
         Ok(match (tx, position) {
             (Some(tx), Some(position)) => cursor_of(tx, position, ordered_after),
             _ => GlobalCursor::default(),
@@ -77,7 +54,10 @@ impl Audit for PgStore {
     /// with its streams' witnesses (heads, command records, projection versions) in one
     /// REPEATABLE READ snapshot.
     async fn verify_page(&self, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError> {
-        verify_page(&self.pool, only, after).await
+        let mut tx = self.snapshot().await?;
+        let page = sql::verify_page::<Postgres>(&mut tx, &verify_sql(), only, after).await?;
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(page)
     }
 
     /// The log tree is read in commit order.
@@ -162,11 +142,8 @@ impl Audit for PgStore {
     }
 
     async fn raw_checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        rows.iter().map(decode_checkpoint).collect()
+        let statement = format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY id");
+        sql::all(sqlx::query(&statement), &self.pool, decode_checkpoint).await
     }
 }
 
@@ -192,87 +169,25 @@ const TREE_COLUMNS: &str = "position, stream_id, stream_version, hash";
 /// A page of the log in commit order after `after`, gap-free, with only what the log
 /// tree needs.
 async fn tree_page(pool: &PgPool, after: GlobalCursor) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError> {
-    let rows = sqlx::query(&in_commit_order(TREE_COLUMNS, ""))
-        .bind(after.tx_id.to_string())
-        .bind(after.position)
-        .bind(audit::VERIFY_PAGE)
-        .fetch_all(pool)
-        .await
-        .map_err(map_sqlx)?;
-    rows.iter()
-        .map(|row| {
-            let event = decode_tree_event(row)?;
-            Ok((GlobalCursor { tx_id: tree_tx(row)?, position: event.position }, event))
-        })
-        .collect()
+    let statement = in_commit_order(TREE_COLUMNS, "");
+    let page = sqlx::query(&statement).bind(after.tx_id.to_string()).bind(after.position).bind(audit::VERIFY_PAGE);
+    sql::all(page, pool, |row| Ok((commit_cursor(row)?, decode_tree_event(row)?))).await
 }
 
-/// One page of a verification, in one REPEATABLE READ snapshot: whole streams after
-/// `after` in (stream id, version) order, and their witnesses (see `audit::VerifyPage`).
-async fn verify_page(pool: &PgPool, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError> {
-    let mut tx = pool.begin().await.map_err(map_sqlx)?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await
-        .map_err(map_sqlx)?;
-    let events = match only {
-        Some(stream) => {
-            sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"))
-                .bind(stream)
-                .fetch_all(&mut *tx)
-                .await
-        }
-        None => {
-            // A plain range (no "IS NULL OR"), so that every page is an index range scan.
-            let from = if after.is_some() { "WHERE stream_id > $2" } else { "" };
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM events {from} ORDER BY stream_id, stream_version LIMIT $1");
-            let query = sqlx::query(&sql).bind(audit::VERIFY_PAGE);
-            match after {
-                Some(after) => query.bind(after).fetch_all(&mut *tx).await,
-                None => query.fetch_all(&mut *tx).await,
-            }
-        }
-    }
-    .map_err(map_sqlx)?;
-    let mut events = decode_events(&events)?;
-    let more = only.is_none() && events.len() as i64 >= audit::VERIFY_PAGE;
-    if more && let Some(last) = events.last().map(|e| (e.stream_id, e.stream_version)) {
-        // The rest of the page's last stream, so that the page ends with a whole stream.
-        let rest = sqlx::query(&format!(
+/// A verification page's statements (see `sql::verify_page`).
+fn verify_sql() -> VerifySql {
+    VerifySql {
+        stream: format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"),
+        first_page: format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY stream_id, stream_version LIMIT $1"),
+        next_page: format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id > $2 ORDER BY stream_id, stream_version LIMIT $1"
+        ),
+        rest: format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
-        ))
-        .bind(last.0)
-        .bind(last.1)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_sqlx)?;
-        for row in &rest {
-            events.push(decode_event(row)?);
-        }
+        ),
+        heads: "SELECT stream_id, version, head_hash, last_position, (state->>'version')::bigint AS state_version
+                  FROM streams",
+        parameter: |n| format!("${n}"),
+        always: "true",
     }
-    let bounds = witness_bounds(only, after, more, &events);
-    let within = |column: &str| witness_condition(&bounds, column, |n| format!("${n}"), "true");
-    let heads_sql = format!(
-        "SELECT stream_id, version, head_hash, last_position, (state->>'version')::bigint AS state_version
-           FROM streams WHERE {}",
-        within("stream_id")
-    );
-    let commands_sql = format!(
-        "SELECT command_id, stream_id, stream_version, global_position FROM commands WHERE {}",
-        within("stream_id")
-    );
-    let projections_sql = format!("SELECT initiative_id, version FROM alignment WHERE {}", within("initiative_id"));
-    let (mut heads, mut commands, mut projections) =
-        (sqlx::query(&heads_sql), sqlx::query(&commands_sql), sqlx::query(&projections_sql));
-    for (_, bound) in &bounds {
-        heads = heads.bind(*bound);
-        commands = commands.bind(*bound);
-        projections = projections.bind(*bound);
-    }
-    let heads = heads.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
-    let commands = commands.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
-    let projections = projections.fetch_all(&mut *tx).await.map_err(map_sqlx)?;
-    tx.commit().await.map_err(map_sqlx)?;
-    let witnesses = decode_witnesses(&heads, &commands, &projections)?;
-    Ok(VerifyPage { events, witnesses, more })
 }

@@ -7,16 +7,13 @@ use tokio_stream::StreamExt;
 use super::auditing::cursor_of;
 use super::*;
 use crate::store::backend::ProjectionCuts;
-use crate::store::cut::{CutRow, ProjectionCut, usable};
+use crate::store::cut::ProjectionCut;
+use crate::store::rows::decode_cut_row;
 
 #[async_trait]
 impl ProjectionCuts for PgStore {
     async fn projection_cut(&self) -> Result<ProjectionCut, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
+        let mut tx = self.snapshot().await?;
         // The log's last event in the order `read_all` reads it: by position after the
         // commit-order boundary, by (tx_id, position) before it.
         let end = sqlx::query(
@@ -58,23 +55,9 @@ impl ProjectionCuts for PgStore {
             .fetch(&mut *tx);
             while let Some(row) = stream.next().await {
                 let row = row.map_err(map_sqlx)?;
-                let version: i64 = row.read("head_version")?;
-                let position: i64 = row.read("last_position")?;
                 let tx: Option<i64> = row.read("tx")?;
-                let view = usable(
-                    version,
-                    row.read("version")?,
-                    row.read("projection_version")?,
-                    row.optional_json("view")?.transpose(),
-                    row.read("awaiting")?,
-                );
-                rows.push(CutRow {
-                    initiative_id: row.uuid("stream_id")?,
-                    version,
-                    cursor: cursor_of(tx.unwrap_or_default(), position, ordered_after),
-                    position: u64::try_from(position).unwrap_or_default(),
-                    view,
-                });
+                let cursor = |position| cursor_of(tx.unwrap_or_default(), position, ordered_after);
+                rows.push(decode_cut_row(&row, row.read("awaiting")?, cursor)?);
             }
         }
         tx.commit().await.map_err(map_sqlx)?;

@@ -11,11 +11,7 @@ impl Import for PgStore {
     async fn import(&self, lines: ImportLines) -> Result<ImportReport, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE").execute(&mut *tx).await.map_err(map_sqlx)?;
-        let count: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut *tx).await.map_err(map_sqlx)?;
-        if count > 0 {
-            return Err(DomainError::precondition(format!("the store is not empty: {count} events")).into());
-        }
+        sql::ensure_empty(&mut *tx).await?;
         let mut sink = PgImport { tx };
         let report = audit::run_import(lines, &mut sink).await?;
         let mut tx = sink.tx;
@@ -46,8 +42,7 @@ impl ImportSink for PgImport {
         if events.is_empty() {
             return Ok(());
         }
-        let column = |f: fn(&StoredEvent) -> i64| events.iter().map(f).collect::<Vec<_>>();
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO events (position, stream_id, stream_version, event_id, event_type, schema_version, payload,
                                  actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash)
              OVERRIDING SYSTEM VALUE
@@ -55,24 +50,8 @@ impl ImportSink for PgImport {
                                   $7::jsonb[], $8::text[], $9::text[], $10::text[], $11::text[],
                                   $12::timestamptz[], $13::bytea[], $14::bytea[])",
         )
-        .bind(column(|e| e.position))
-        .bind(events.iter().map(|e| e.stream_id).collect::<Vec<_>>())
-        .bind(column(|e| e.stream_version))
-        .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.schema_version).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.command_id.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.correlation_id.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.causation_id.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.prev_hash.as_slice()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
-        .execute(&mut *self.tx)
-        .await
-        .map_err(map_sqlx)?;
-        Ok(())
+        .bind(events.iter().map(|e| e.position).collect::<Vec<_>>());
+        sql::execute(bind_events(insert, events), &mut *self.tx).await
     }
 
     async fn commands(&mut self, commands: &[ImportedCommand]) -> Result<(), StoreError> {
@@ -80,7 +59,7 @@ impl ImportSink for PgImport {
             return Ok(());
         }
         // No fingerprint: the request is not part of the log (see `StoredCommand::replay`).
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO commands (command_id, stream_id, fingerprint, stream_version, global_position, created_id,
                                    recorded_at)
              SELECT u.c, u.s, ''::bytea, u.v, u.p, u.id, u.t
@@ -92,11 +71,8 @@ impl ImportSink for PgImport {
         .bind(commands.iter().map(|c| c.stream_version).collect::<Vec<_>>())
         .bind(commands.iter().map(|c| c.global_position).collect::<Vec<_>>())
         .bind(commands.iter().map(|c| c.created_id).collect::<Vec<_>>())
-        .bind(commands.iter().map(|c| c.recorded_at).collect::<Vec<_>>())
-        .execute(&mut *self.tx)
-        .await
-        .map_err(map_sqlx)?;
-        Ok(())
+        .bind(commands.iter().map(|c| c.recorded_at).collect::<Vec<_>>());
+        sql::execute(insert, &mut *self.tx).await
     }
 
     async fn streams(&mut self, streams: &[FoldedHead]) -> Result<(), StoreError> {

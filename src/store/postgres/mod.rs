@@ -1,13 +1,13 @@
 //! The PostgreSQL event store.
 //!
-//! Writers: a command queues for its stream (a transaction-scoped advisory lock, so that
-//! one stream's writers get transaction ids in version order) and locks its stream head
-//! (`SELECT … FOR UPDATE` on `streams`), so commands on one initiative run one at a time
-//! while commands on different initiatives proceed in parallel and share group commit.
-//! Everything a command writes — its events, the idempotency record, the new head with
-//! the folded state, and the alignment row — goes out in one statement and commits
-//! together: five round trips per command (BEGIN, queue, lock+load, write, COMMIT), and
-//! no event stream is ever re-read.
+//! Writers: each process's committer (`app::committer`) plans the commands waiting as one
+//! batch against the stream heads it caches, and appends the batch in one statement that
+//! is its own transaction (`append`): one round trip for the events, idempotency
+//! records, moved heads and alignment rows of many commands. The statement checks the
+//! heads rather than locking them first: a head another process moved or holds locked
+//! (a rebuild), or a command id or key taken first, refuses the whole batch, and the
+//! committer plans it again. Loading a head reads its snapshot and the events after it,
+//! never the whole stream.
 //!
 //! Readers of the global log: every statement that inserts events takes the commit-order
 //! lock first (a transaction-scoped advisory lock taken by the `events_commit_order`
@@ -19,8 +19,9 @@
 //!
 //! One file per part of the `Backend` it implements: `append` (heads and the batch
 //! append), `reads`, `rebuild`, `auditing` (as-of reads, verification pages,
-//! checkpoints), `import`; `errors` maps PostgreSQL's errors. Connecting and migrating
-//! are here.
+//! checkpoints), `cut`, `import`, `signals` (notifications of appends); `errors` maps
+//! PostgreSQL's errors. What runs the same on SQLite is in `store::sql` and
+//! `store::rows`. Connecting and migrating are here.
 
 use std::future::Future;
 use std::time::Duration;
@@ -41,11 +42,12 @@ use super::batch::{HeadRows, StoredCommand};
 use super::fold::FoldedHead;
 use super::note::CheckpointSigner;
 use super::rows::{
-    ColumnOf, EVENT_COLUMNS, SqlErrors, StoredRow, decode_checkpoint, decode_command, decode_event, decode_events,
-    decode_head, decode_tree_event, decode_view, decode_views, decode_witnesses, witness_bounds, witness_condition,
+    ColumnOf, EVENT_COLUMNS, SqlErrors, StoredRow, decode_checkpoint, decode_command, decode_event, decode_head,
+    decode_tree_event, decode_view,
 };
+use super::sql::{self, Dialect, SqlQuery, VerifySql};
 use super::*;
-use crate::domain::{AlignmentView, DomainError};
+use crate::domain::AlignmentView;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
@@ -59,9 +61,10 @@ mod rebuild;
 mod signals;
 mod snapshots;
 
+use append::bind_events;
 pub use errors::{map_sqlx, refuses_service};
 pub use reads::POSITION_ORDER;
-use reads::{in_commit_order, tree_tx};
+use reads::{commit_cursor, in_commit_order, tree_tx};
 use rebuild::write_head;
 
 /// The embedded PostgreSQL migrations.
@@ -121,6 +124,13 @@ impl PgStore {
         &self.pool
     }
 
+    /// A read-only transaction whose statements all see one snapshot.
+    async fn snapshot(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        sql::execute(sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"), &mut *tx).await?;
+        Ok(tx)
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => map_sqlx(e),
@@ -154,7 +164,21 @@ impl Backend for PgStore {
 
     /// A trivial query through the pool: a connection is checked (or opened) and answers.
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_sqlx)
+        sql::execute(sqlx::query("SELECT 1"), &self.pool).await
+    }
+}
+
+/// PostgreSQL binds UUIDs and timestamps natively.
+impl Dialect for Postgres {
+    type Id = Uuid;
+    type Time = DateTime<Utc>;
+
+    fn id(id: Uuid) -> Uuid {
+        id
+    }
+
+    fn time(time: DateTime<Utc>) -> DateTime<Utc> {
+        time
     }
 }
 

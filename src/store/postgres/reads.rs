@@ -6,12 +6,11 @@ use super::*;
 #[async_trait]
 impl Reads for PgStore {
     async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
-        let sql = match target {
+        let statement = match target {
             InitiativeRef::Id(_) => "SELECT view FROM alignment WHERE initiative_id = $1",
             InitiativeRef::Key(_) => "SELECT view FROM alignment WHERE key = $2",
         };
-        let row = bind_target(sqlx::query(sql), target).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
-        row.map(|row| decode_view(&row)).transpose()
+        sql::optional(bind_target(sqlx::query(statement), target), &self.pool, decode_view).await
     }
 
     async fn list(
@@ -20,8 +19,7 @@ impl Reads for PgStore {
         after_key: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AlignmentView>, StoreError> {
-        let text = filter.text_pattern();
-        let rows = sqlx::query(
+        let list = sqlx::query(
             "SELECT view FROM alignment
              WHERE ($1::text IS NULL OR status = $1)
                AND ($2::text IS NULL OR outstanding_functions @> ARRAY[$2::text])
@@ -32,28 +30,13 @@ impl Reads for PgStore {
                AND ($7::text IS NULL OR key > $7)
              ORDER BY key
              LIMIT $8",
-        )
-        .bind(&filter.status)
-        .bind(&filter.pending_function)
-        .bind(&filter.stage)
-        .bind(&filter.owner)
-        .bind(text)
-        .bind(filter.include_archived)
-        .bind(after_key)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        decode_views(&rows)
+        );
+        sql::all(sql::bind_list(list, filter, after_key, limit), &self.pool, decode_view).await
     }
 
     async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
-        let rows = sqlx::query("SELECT view FROM alignment WHERE awaiting @> ARRAY[$1::text] ORDER BY key")
-            .bind(principal.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        decode_views(&rows)
+        let awaiting = sqlx::query("SELECT view FROM alignment WHERE awaiting @> ARRAY[$1::text] ORDER BY key");
+        sql::all(awaiting.bind(principal.as_str()), &self.pool, decode_view).await
     }
 
     async fn read_stream(
@@ -62,16 +45,10 @@ impl Reads for PgStore {
         from_version: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let statement = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
-        ))
-        .bind(stream_id)
-        .bind(from_version)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        decode_events(&rows)
+        );
+        sql::all(sqlx::query(&statement).bind(stream_id).bind(from_version).bind(limit), &self.pool, decode_event).await
     }
 
     async fn sign_off_events(
@@ -79,37 +56,27 @@ impl Reads for PgStore {
         stream: InitiativeId,
         decision: DecisionId,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let statement = format!(
             "SELECT {EVENT_COLUMNS} FROM events
               WHERE stream_id = $1 AND event_type IN ('SignOffRecorded', 'SignOffRevoked')
                 AND payload->>'decision_id' = $2
               ORDER BY stream_version"
-        ))
-        .bind(stream.0)
-        .bind(decision.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        decode_events(&rows)
+        );
+        sql::all(sqlx::query(&statement).bind(stream.0).bind(decision.to_string()), &self.pool, decode_event).await
     }
 
     /// The global log after `after`, in commit order, never skipping a late commit (see
     /// the module comment). Returns the events with the cursor of each.
     async fn read_all(&self, after: GlobalCursor, limit: i64) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
-        let rows = sqlx::query(&in_commit_order(EVENT_COLUMNS, ""))
-            .bind(after.tx_id.to_string())
-            .bind(after.position)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                let event = decode_event(row)?;
-                Ok((GlobalCursor { tx_id: tree_tx(row)?, position: event.position }, event))
-            })
-            .collect()
+        let statement = in_commit_order(EVENT_COLUMNS, "");
+        let page = sqlx::query(&statement).bind(after.tx_id.to_string()).bind(after.position).bind(limit);
+        sql::all(page, &self.pool, |row| Ok((commit_cursor(row)?, decode_event(row)?))).await
     }
+}
+
+/// The cursor of a row of `in_commit_order`.
+pub(super) fn commit_cursor(row: &PgRow) -> Result<GlobalCursor, StoreError> {
+    Ok(GlobalCursor { tx_id: tree_tx(row)?, position: row.read("position")? })
 }
 
 pub(super) fn tree_tx(row: &PgRow) -> Result<u64, StoreError> {
@@ -145,10 +112,7 @@ pub(super) fn in_commit_order(columns: &str, extra: &str) -> String {
     )
 }
 
-fn bind_target<'q>(
-    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    target: &InitiativeRef,
-) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+fn bind_target<'q>(query: SqlQuery<'q, Postgres>, target: &InitiativeRef) -> SqlQuery<'q, Postgres> {
     match target {
         InitiativeRef::Id(id) => query.bind(id.0).bind(None::<String>),
         InitiativeRef::Key(key) => query.bind(None::<Uuid>).bind(key.as_str().to_owned()),

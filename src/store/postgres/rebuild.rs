@@ -6,27 +6,17 @@ use super::*;
 #[async_trait]
 impl Rebuild for PgStore {
     async fn stream_ids(&self) -> Result<Vec<Uuid>, StoreError> {
-        sqlx::query_scalar("SELECT DISTINCT stream_id FROM events ORDER BY stream_id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)
+        sql::stream_ids(&self.pool).await
     }
 
     /// The head is locked (`FOR UPDATE`) while it is rebuilt.
     async fn rebuild_stream(&self, stream_id: Uuid) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        sqlx::query("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE")
-            .bind(stream_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-        let rows =
-            sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"))
-                .bind(stream_id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
-        let head = FoldedHead::refold(stream_id, &decode_events(&rows)?)?;
+        let lock = sqlx::query("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE");
+        sql::execute(lock.bind(stream_id), &mut *tx).await?;
+        let events = format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version");
+        let events = sql::all(sqlx::query(&events).bind(stream_id), &mut *tx, decode_event).await?;
+        let head = FoldedHead::refold(stream_id, &events)?;
         write_head(&mut tx, &head).await?;
         tx.commit().await.map_err(map_sqlx)
     }
@@ -36,7 +26,7 @@ impl Rebuild for PgStore {
 /// alignment row, in one statement.
 pub(super) async fn write_head(conn: &mut PgConnection, head: &FoldedHead) -> Result<(), StoreError> {
     let (state, projection) = (&head.state, &head.projection);
-    sqlx::query(
+    let write = sqlx::query(
         "WITH st AS (
            INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -68,9 +58,6 @@ pub(super) async fn write_head(conn: &mut PgConnection, head: &FoldedHead) -> Re
     .bind(projection.view.outstanding_functions())
     .bind(&projection.awaiting)
     .bind(projection.view.score)
-    .bind(&projection.view_json)
-    .execute(conn)
-    .await
-    .map_err(map_sqlx)?;
-    Ok(())
+    .bind(&projection.view_json);
+    sql::execute(write, conn).await
 }

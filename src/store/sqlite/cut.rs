@@ -6,16 +6,14 @@ use tokio_stream::StreamExt;
 
 use super::*;
 use crate::store::backend::ProjectionCuts;
-use crate::store::cut::{CutRow, ProjectionCut, usable};
+use crate::store::cut::ProjectionCut;
+use crate::store::rows::decode_cut_row;
 
 #[async_trait]
 impl ProjectionCuts for SqliteStore {
     async fn projection_cut(&self) -> Result<ProjectionCut, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
+        let head = sql::log_end(&mut *tx).await?;
         let mut rows = Vec::new();
         {
             let mut stream = sqlx::query(
@@ -26,22 +24,8 @@ impl ProjectionCuts for SqliteStore {
             .fetch(&mut *tx);
             while let Some(row) = stream.next().await {
                 let row = row.map_err(map_sqlx)?;
-                let version: i64 = row.read("head_version")?;
-                let position: i64 = row.read("last_position")?;
-                let view = usable(
-                    version,
-                    row.read("version")?,
-                    row.read("projection_version")?,
-                    row.optional_json("view")?.transpose(),
-                    row.optional_json("awaiting")?.ok().flatten(),
-                );
-                rows.push(CutRow {
-                    initiative_id: row.uuid("stream_id")?,
-                    version,
-                    cursor: GlobalCursor { tx_id: 0, position },
-                    position: u64::try_from(position).unwrap_or_default(),
-                    view,
-                });
+                let awaiting = row.optional_json("awaiting")?.ok().flatten();
+                rows.push(decode_cut_row(&row, awaiting, |position| GlobalCursor { tx_id: 0, position })?);
             }
         }
         tx.commit().await.map_err(map_sqlx)?;

@@ -11,11 +11,7 @@ impl Import for SqliteStore {
         self.write(move |pool| async move {
             let tx = pool.begin_with(BEGIN_WRITE).await.map_err(map_sqlx)?;
             let mut sink = SqliteImport { tx };
-            let count: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut *sink.tx).await.map_err(map_sqlx)?;
-            if count > 0 {
-                return Err(DomainError::precondition(format!("the store is not empty: {count} events")).into());
-            }
+            sql::ensure_empty(&mut *sink.tx).await?;
             let report = audit::run_import(lines, &mut sink).await?;
             sink.tx.commit().await.map_err(map_sqlx)?;
             Ok(report)

@@ -37,7 +37,8 @@
 //! One file per part of the `Backend` it implements: `append` (heads and the batch
 //! append), `reads`, `rebuild`, `auditing` (as-of reads, verification pages,
 //! checkpoints), `import`; `errors` holds the retries and maps SQLite's errors, `tests`
-//! the store's own tests. Opening, the pragmas and the one writer are here.
+//! the store's own tests. What runs the same on PostgreSQL is in `store::sql` and
+//! `store::rows`. Opening, the pragmas and the one writer are here.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -63,10 +64,11 @@ use super::fold::FoldedHead;
 use super::note::CheckpointSigner;
 use super::rows::{
     ColumnOf, EVENT_COLUMNS, SqlErrors, StoredRow, decode_checkpoint, decode_command, decode_event, decode_events,
-    decode_head, decode_tree_event, decode_view, decode_views, decode_witnesses, witness_bounds, witness_condition,
+    decode_head, decode_tree_event, decode_view,
 };
+use super::sql::{self, Dialect, VerifySql};
 use super::*;
-use crate::domain::{AlignmentView, DomainError};
+use crate::domain::AlignmentView;
 use serde::de::DeserializeOwned;
 
 mod append;
@@ -82,6 +84,7 @@ mod tests;
 
 pub use errors::map_sqlx;
 use errors::{Retry, attempts, fail, open_error, unique_violation};
+use reads::position_cursor;
 use rebuild::write_head;
 
 /// The embedded SQLite migrations.
@@ -207,7 +210,22 @@ impl Backend for SqliteStore {
 
     /// A trivial query on a reader's connection: the file is still there to be read.
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_sqlx)
+        sql::execute(sqlx::query("SELECT 1"), &self.pool).await
+    }
+}
+
+/// SQLite binds UUIDs as canonical hyphenated text and times as microseconds since the
+/// epoch (see `StoredRow for SqliteRow`).
+impl Dialect for Sqlite {
+    type Id = String;
+    type Time = i64;
+
+    fn id(id: Uuid) -> String {
+        id.to_string()
+    }
+
+    fn time(time: DateTime<Utc>) -> i64 {
+        time.timestamp_micros()
     }
 }
 

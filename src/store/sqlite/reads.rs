@@ -6,12 +6,11 @@ use super::*;
 #[async_trait]
 impl Reads for SqliteStore {
     async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
-        let sql = match target {
+        let statement = match target {
             InitiativeRef::Id(_) => "SELECT view FROM alignment WHERE initiative_id = ?1",
             InitiativeRef::Key(_) => "SELECT view FROM alignment WHERE key = ?1",
         };
-        let row = sqlx::query(sql).bind(target_text(target)).fetch_optional(&self.pool).await.map_err(map_sqlx)?;
-        row.map(|row| decode_view(&row)).transpose()
+        sql::optional(sqlx::query(statement).bind(target_text(target)), &self.pool, decode_view).await
     }
 
     async fn list(
@@ -20,8 +19,7 @@ impl Reads for SqliteStore {
         after_key: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AlignmentView>, StoreError> {
-        let text = filter.text_pattern();
-        let rows = sqlx::query(
+        let list = sqlx::query(
             r"SELECT view FROM alignment
              WHERE (?1 IS NULL OR status = ?1)
                AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(alignment.outstanding_functions) AS f
@@ -33,32 +31,17 @@ impl Reads for SqliteStore {
                AND (?7 IS NULL OR key > ?7)
              ORDER BY key
              LIMIT ?8",
-        )
-        .bind(&filter.status)
-        .bind(&filter.pending_function)
-        .bind(&filter.stage)
-        .bind(&filter.owner)
-        .bind(text)
-        .bind(filter.include_archived)
-        .bind(after_key)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        decode_views(&rows)
+        );
+        sql::all(sql::bind_list(list, filter, after_key, limit), &self.pool, decode_view).await
     }
 
     async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
-        let rows = sqlx::query(
+        let awaiting = sqlx::query(
             "SELECT view FROM alignment
               WHERE EXISTS (SELECT 1 FROM json_each(alignment.awaiting) AS a WHERE a.value = ?1)
               ORDER BY key",
-        )
-        .bind(principal.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        decode_views(&rows)
+        );
+        sql::all(awaiting.bind(principal.as_str()), &self.pool, decode_view).await
     }
 
     async fn read_stream(
@@ -67,16 +50,11 @@ impl Reads for SqliteStore {
         from_version: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let statement = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND stream_version >= ?2 ORDER BY stream_version LIMIT ?3"
-        ))
-        .bind(stream_id.to_string())
-        .bind(from_version)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        decode_events(&rows)
+        );
+        let stream = sqlx::query(&statement).bind(stream_id.to_string()).bind(from_version).bind(limit);
+        sql::all(stream, &self.pool, decode_event).await
     }
 
     async fn sign_off_events(
@@ -84,18 +62,14 @@ impl Reads for SqliteStore {
         stream: InitiativeId,
         decision: DecisionId,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let statement = format!(
             "SELECT {EVENT_COLUMNS} FROM events
               WHERE stream_id = ?1 AND event_type IN ('SignOffRecorded', 'SignOffRevoked')
                 AND json_extract(payload, '$.decision_id') = ?2
               ORDER BY stream_version"
-        ))
-        .bind(stream.0.to_string())
-        .bind(decision.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        decode_events(&rows)
+        );
+        let sign_offs = sqlx::query(&statement).bind(stream.0.to_string()).bind(decision.to_string());
+        sql::all(sign_offs, &self.pool, decode_event).await
     }
 
     /// The global log after `after`, in commit order, with the cursor of each event.
@@ -107,20 +81,15 @@ impl Reads for SqliteStore {
     /// a prefix of the log — a writer in flight is not yet in it, and everything it adds
     /// will come after what this read returns.
     async fn read_all(&self, after: GlobalCursor, limit: i64) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
-        let rows =
-            sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"))
-                .bind(after.position)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                let event = decode_event(row)?;
-                Ok((GlobalCursor { tx_id: 0, position: event.position }, event))
-            })
-            .collect()
+        let statement = format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2");
+        let page = sqlx::query(&statement).bind(after.position).bind(limit);
+        sql::all(page, &self.pool, |row| Ok((position_cursor(row)?, decode_event(row)?))).await
     }
+}
+
+/// The cursor of an event's row: its position alone (see `read_all`).
+pub(super) fn position_cursor(row: &SqliteRow) -> Result<GlobalCursor, StoreError> {
+    Ok(GlobalCursor { tx_id: 0, position: row.read("position")? })
 }
 
 /// The id or key a query looks an initiative up by, as stored.

@@ -6,11 +6,7 @@ use super::*;
 #[async_trait]
 impl Rebuild for SqliteStore {
     async fn stream_ids(&self) -> Result<Vec<Uuid>, StoreError> {
-        let streams: Vec<String> = sqlx::query_scalar("SELECT DISTINCT stream_id FROM events ORDER BY stream_id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        streams.iter().map(|stream| parse_uuid("stream_id", stream)).collect()
+        sql::stream_ids(&self.pool).await
     }
 
     /// On the one writer: commands queue behind one initiative's rebuild at a time.

@@ -1,29 +1,55 @@
-//! Snapshots for the past on SQLite (see `store::snapshots`): the same reads and writes
-//! as PostgreSQL's, with times as microseconds and writes through the single writer.
+//! Snapshots for the past on SQLite (see `store::snapshots`): the statements, with times
+//! as microseconds; the reads run through `sql`, the writes through the single writer.
+
+use std::sync::LazyLock;
 
 use super::*;
 use crate::store::backend::Snapshots;
 use crate::store::snapshots::{DueStream, PastSnapshot, SNAPSHOT_COLUMNS, SNAPSHOT_FORMAT, decode_snapshot};
+use crate::store::sql::SnapshotSql;
+
+static STATEMENTS: LazyLock<SnapshotSql> = LazyLock::new(|| {
+    let before = |condition: &str| {
+        format!(
+            "SELECT {SNAPSHOT_COLUMNS} FROM past_snapshots
+              WHERE stream_id = ?1 AND format = ?2 AND {condition} ORDER BY version DESC LIMIT 1"
+        )
+    };
+    let after = |condition: &str| {
+        format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+              WHERE stream_id = ?1 AND stream_version > ?2 AND {condition} ORDER BY stream_version"
+        )
+    };
+    SnapshotSql {
+        before_version: before("version <= ?3"),
+        before_time: before("folded_until <= ?3"),
+        after_to_version: after("stream_version <= ?3"),
+        after_to_time: after(
+            "stream_version < coalesce((SELECT min(stream_version) FROM events
+                                         WHERE stream_id = ?1 AND stream_version > ?2 AND recorded_at > ?3),
+                                       9223372036854775807)",
+        ),
+        due: "SELECT stream_id, version, latest, count FROM (
+                SELECT s.stream_id, s.version,
+                       coalesce((SELECT max(version) FROM past_snapshots p
+                                  WHERE p.stream_id = s.stream_id AND p.format = ?1), 0) AS latest,
+                       (SELECT count(*) FROM past_snapshots p
+                         WHERE p.stream_id = s.stream_id AND p.format = ?1) AS count
+                  FROM streams s)
+               WHERE version - latest >= ?2 OR count < latest / ?2
+               ORDER BY stream_id LIMIT ?3",
+        of_streams: format!(
+            "SELECT {SNAPSHOT_COLUMNS} FROM past_snapshots
+              WHERE stream_id IN (SELECT value FROM json_each(?1)) ORDER BY stream_id, version"
+        ),
+    }
+});
 
 #[async_trait]
 impl Snapshots for SqliteStore {
     async fn snapshot_before(&self, stream_id: Uuid, until: Until) -> Result<Option<PastSnapshot>, StoreError> {
-        let (condition, bound) = match until {
-            Until::Version(version) => ("version <= ?3", i64::try_from(version).unwrap_or(i64::MAX)),
-            Until::Time(time) => ("folded_until <= ?3", time.timestamp_micros()),
-        };
-        let row = sqlx::query(&format!(
-            "SELECT {SNAPSHOT_COLUMNS} FROM past_snapshots
-              WHERE stream_id = ?1 AND format = ?2 AND {condition}
-              ORDER BY version DESC LIMIT 1"
-        ))
-        .bind(stream_id.to_string())
-        .bind(SNAPSHOT_FORMAT)
-        .bind(bound)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        row.as_ref().map(decode_snapshot).transpose()
+        sql::snapshot_before(&self.pool, &STATEMENTS, stream_id, until).await
     }
 
     async fn read_stream_after(
@@ -32,57 +58,11 @@ impl Snapshots for SqliteStore {
         after: i64,
         until: Until,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let (condition, bound) = match until {
-            Until::Version(version) => ("stream_version <= ?3", i64::try_from(version).unwrap_or(i64::MAX)),
-            Until::Time(time) => (
-                "stream_version < coalesce((SELECT min(stream_version) FROM events
-                                             WHERE stream_id = ?1 AND stream_version > ?2 AND recorded_at > ?3),
-                                           9223372036854775807)",
-                time.timestamp_micros(),
-            ),
-        };
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events
-              WHERE stream_id = ?1 AND stream_version > ?2 AND {condition}
-              ORDER BY stream_version"
-        ))
-        .bind(stream_id.to_string())
-        .bind(after)
-        .bind(bound)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        decode_events(&rows)
+        sql::stream_after(&self.pool, &STATEMENTS, stream_id, after, until).await
     }
 
     async fn snapshots_due(&self, every: i64, limit: i64) -> Result<Vec<DueStream>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT stream_id, version, latest, count FROM (
-                 SELECT s.stream_id, s.version,
-                        coalesce((SELECT max(version) FROM past_snapshots p
-                                   WHERE p.stream_id = s.stream_id AND p.format = ?1), 0) AS latest,
-                        (SELECT count(*) FROM past_snapshots p
-                          WHERE p.stream_id = s.stream_id AND p.format = ?1) AS count
-                   FROM streams s)
-              WHERE version - latest >= ?2 OR count < latest / ?2
-              ORDER BY stream_id LIMIT ?3",
-        )
-        .bind(SNAPSHOT_FORMAT)
-        .bind(every)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        rows.iter()
-            .map(|row| {
-                Ok(DueStream {
-                    stream_id: row.uuid("stream_id")?,
-                    latest: row.read("latest")?,
-                    count: row.read("count")?,
-                    head: row.read("version")?,
-                })
-            })
-            .collect()
+        sql::snapshots_due(&self.pool, &STATEMENTS, every, limit).await
     }
 
     async fn put_snapshots(&self, snapshots: &[PastSnapshot]) -> Result<(), StoreError> {
@@ -95,8 +75,9 @@ impl Snapshots for SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.write(move |pool| async move {
             let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(map_sqlx)?;
+            let created_at = crate::store::now_micros().timestamp_micros();
             for (snapshot, state) in &rows {
-                sqlx::query(
+                let put = sqlx::query(
                     "INSERT INTO past_snapshots (stream_id, version, hash, folded_until, format, state, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT (stream_id, version) DO UPDATE
@@ -109,10 +90,8 @@ impl Snapshots for SqliteStore {
                 .bind(snapshot.folded_until.timestamp_micros())
                 .bind(snapshot.format)
                 .bind(state)
-                .bind(crate::store::now_micros().timestamp_micros())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
+                .bind(created_at);
+                sql::execute(put, &mut *tx).await?;
             }
             tx.commit().await.map_err(map_sqlx)
         })
@@ -121,16 +100,7 @@ impl Snapshots for SqliteStore {
 
     async fn past_snapshots(&self, streams: &[Uuid]) -> Result<Vec<PastSnapshot>, StoreError> {
         let ids = encode_json(&streams.iter().map(Uuid::to_string).collect::<Vec<_>>())?;
-        let rows = sqlx::query(&format!(
-            "SELECT {SNAPSHOT_COLUMNS} FROM past_snapshots
-              WHERE stream_id IN (SELECT value FROM json_each(?1))
-              ORDER BY stream_id, version"
-        ))
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        rows.iter().map(decode_snapshot).collect()
+        sql::all(sqlx::query(&STATEMENTS.of_streams).bind(ids), &self.pool, decode_snapshot).await
     }
 
     async fn delete_snapshots(&self, stream: Option<Uuid>, other_formats_only: bool) -> Result<u64, StoreError> {
