@@ -2,7 +2,7 @@
 //! next to the ceiling of reading the same rows out of PostgreSQL with COPY.
 //!
 //!   cargo bench --bench audit -- [--events 1000000] [--per-initiative 10000]
-//!       [--database-url postgres://postgres@127.0.0.1:5432/accord_audit_bench] [--feed-only]
+//!       [--database-url postgres://postgres@127.0.0.1:5432/accord_audit_bench] [--only feed|as-of]
 //!
 //! It builds `--events` events as initiatives of `--per-initiative` events each — created,
 //! an approver assigned, a decision proposed, then sign-offs recorded and revoked in turn,
@@ -13,16 +13,19 @@
 //! - `verify` of the whole log (events/s);
 //! - `COPY (SELECT … FROM events ORDER BY position) TO STDOUT` of the same rows (the
 //!   ceiling for reading them at all);
-//! - as-of on one initiative: `read_stream_until` + `fold` + `project`, by version and by time;
+//! - the past snapshots' first refresh (every 1,000 versions), then as-of on one initiative
+//!   by version and by time through `Store::state_until` (nearest snapshot + tail) with
+//!   its median and p99, beside the whole-prefix fold (`read_stream_until` + `fold`);
 //! - export: `read_all_after_position` pages → `ExportLine` JSON → a file;
 //! - the live feed's start: from `Feed::start` to a new watcher's complete snapshot.
 //!
 //! Then it imports that export into a fresh SQLite file and a fresh PostgreSQL database
 //! (`<name>_import`), verifying the SQLite copy too.
 //!
-//! `--feed-only` stops after the live feed's start on PostgreSQL (three starts, each
+//! `--only feed` stops after the live feed's start on PostgreSQL (three starts, each
 //! printed): run it at two log sizes with the same number of initiatives to see whether
-//! the start grows with the log.
+//! the start grows with the log. `--only as-of` stops after the as-of figures: run it at
+//! 1,000, 10,000 and 100,000 events per initiative to see whether as-of does.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -45,7 +48,7 @@ struct Args {
     events: u64,
     per_initiative: u64,
     database_url: String,
-    feed_only: bool,
+    only: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -53,7 +56,7 @@ fn parse_args() -> Result<Args, String> {
         events: 1_000_000,
         per_initiative: 10_000,
         database_url: "postgres://postgres@127.0.0.1:5432/accord_audit_bench".into(),
-        feed_only: false,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -65,7 +68,7 @@ fn parse_args() -> Result<Args, String> {
             "--events" => args.events = number("--events")?,
             "--per-initiative" => args.per_initiative = number("--per-initiative")?,
             "--database-url" => args.database_url = it.next().ok_or("--database-url needs a value")?,
-            "--feed-only" => args.feed_only = true,
+            "--only" => args.only = Some(it.next().ok_or("--only needs feed or as-of")?),
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
         }
@@ -99,11 +102,16 @@ async fn main() -> Result<(), Failure> {
     let started = Instant::now();
     let loaded = postgres.import(lines(&generated)?).await?;
     report("import into a fresh PostgreSQL", loaded.events, started.elapsed());
-    if args.feed_only {
-        for _ in 0..3 {
-            feed_start(&postgres, "PostgreSQL").await?;
+    match args.only.as_deref() {
+        Some("feed") => {
+            for _ in 0..3 {
+                feed_start(&postgres, "PostgreSQL").await?;
+            }
+            return Ok(());
         }
-        return Ok(());
+        Some("as-of") => return as_of(&postgres, big, args.per_initiative).await,
+        Some(other) => return Err(format!("--only {other}: feed or as-of").into()),
+        None => {}
     }
 
     let started = Instant::now();
@@ -385,33 +393,53 @@ async fn feed_start(store: &Store, name: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The alignment as of the middle of one initiative, by version and by time.
+/// The alignment as of the middle of one initiative, by version and by time: after the
+/// first refresh of the past snapshots, through `Store::state_until` (median and p99 of
+/// 50), and by folding the whole prefix as before they existed (median of 5).
 async fn as_of(store: &Store, stream: Uuid, per: u64) -> Result<(), Failure> {
-    let mid = per / 2;
-    let replay = |until: Until| async move {
-        let started = Instant::now();
-        let events = store.read_stream_until(stream, until).await?;
-        let read = started.elapsed();
-        let recorded = events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, StoreError>>()?;
-        let view = fold(&recorded).map_err(|e| e.message)?.map(|state| project(&state));
-        Ok::<_, Failure>((events.len(), view.map(|v| v.version), read, started.elapsed()))
-    };
+    let started = Instant::now();
+    let refreshed = store.refresh_snapshots(accord::store::snapshots::SNAPSHOT_EVERY).await?;
+    println!(
+        "{:<58} {:>8.2} s  ({} snapshots of {} initiatives)",
+        "past snapshots: first refresh, every 1,000 versions",
+        started.elapsed().as_secs_f64(),
+        refreshed.snapshots,
+        refreshed.streams
+    );
+    // Not on a snapshot's version: the tail is as long as it gets, less one.
+    let mid = (per / 2 + 999).min(per - 1);
     let at = store.read_stream(stream, i64::try_from(mid)?, 1).await?;
     let time = at.first().map(|e| e.recorded_at).ok_or("the initiative has no middle")?;
-    for (name, until) in
-        [("version", Until::Version(mid)), ("time", Until::Time(time)), ("version (all)", Until::Version(u64::MAX))]
-    {
+    for (name, until) in [("version", Until::Version(mid)), ("time", Until::Time(time))] {
         let mut runs = Vec::new();
-        for _ in 0..15 {
-            runs.push(replay(until).await?);
+        for _ in 0..50 {
+            let started = Instant::now();
+            let state = store.state_until(stream, until).await?.ok_or("no state")?;
+            let view = project(&state);
+            runs.push((started.elapsed(), view.version));
         }
-        runs.sort_by_key(|run| run.3);
-        let (count, version, read, total) = runs[runs.len() / 2];
+        runs.sort();
+        let (median, version) = runs[runs.len() / 2];
+        let p99 = runs[runs.len() * 99 / 100].0;
         println!(
-            "as-of by {name:<14} {count:>6} events → version {:>6}: median {:>7.2} ms ({:.2} ms reading)",
-            version.unwrap_or_default(),
-            total.as_secs_f64() * 1e3,
-            read.as_secs_f64() * 1e3
+            "as-of by {name:<7} from a snapshot → version {version:>6}: median {:>7.2} ms, p99 {:>7.2} ms",
+            median.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
+        let mut whole = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            let events = store.read_stream_until(stream, until).await?;
+            let recorded = events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, StoreError>>()?;
+            let view = fold(&recorded).map_err(|e| e.message)?.map(|state| project(&state));
+            whole.push((started.elapsed(), events.len(), view.map(|v| v.version)));
+        }
+        whole.sort();
+        let (median, count, folded) = whole[whole.len() / 2];
+        assert_eq!(folded, Some(version), "the snapshot's as-of is the whole prefix's");
+        println!(
+            "as-of by {name:<7} folding the whole prefix, {count:>6} events: median {:>7.2} ms",
+            median.as_secs_f64() * 1e3
         );
     }
     Ok(())

@@ -96,17 +96,20 @@ pub const POSITION_ORDER: u64 = i64::MAX as u64;
 /// did not follow commit order, and all of them are committed — then every later event
 /// by position: an append holds the commit-order lock (the `events_commit_order`
 /// trigger) from before it takes positions until it commits, so a reader that sees a
-/// position sees every event below it that will ever commit.
+/// position sees every event below it that will ever commit. The boundary is read by
+/// scalar subqueries, evaluated once, so that both halves are index range scans: joined
+/// as a table, it made the second half scan the whole primary key from position 1 (120
+/// ms at 200,000 events, on every read of the feed).
 pub(super) fn in_commit_order(columns: &str, extra: &str) -> String {
     format!(
-        "WITH o AS (SELECT ordered_after FROM log_order)
-         (SELECT tx_id::text::bigint AS tx, {columns} FROM events, o
-           WHERE position <= o.ordered_after AND (tx_id, position) > ($1::text::xid8, $2) {extra}
+        "(SELECT tx_id::text::bigint AS tx, {columns} FROM events
+           WHERE position <= (SELECT ordered_after FROM log_order) AND (tx_id, position) > ($1::text::xid8, $2) {extra}
            ORDER BY tx_id, position LIMIT $3)
          UNION ALL
-         (SELECT {POSITION_ORDER}::bigint AS tx, {columns} FROM events, o
-           WHERE position > CASE WHEN $1::text::bigint = {POSITION_ORDER} THEN greatest(o.ordered_after, $2)
-                                 ELSE o.ordered_after END {extra}
+         (SELECT {POSITION_ORDER}::bigint AS tx, {columns} FROM events
+           WHERE position > (SELECT CASE WHEN $1::text::bigint = {POSITION_ORDER} THEN greatest(ordered_after, $2)
+                                         ELSE ordered_after END
+                               FROM log_order) {extra}
            ORDER BY position LIMIT $3)
          ORDER BY tx, position LIMIT $3"
     )
