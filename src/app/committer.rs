@@ -747,6 +747,11 @@ mod tests {
             let outcome = task.await.expect("task").expect("the command commits");
             assert_eq!(outcome.stream_version, version);
         }
+        // The committer drops a command's bytes just after it answers it, on its own task.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while app.bytes.available_permits() < 100 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(app.bytes.available_permits(), 100, "every byte is returned once answered");
         holder.close().await.expect("close");
     }
