@@ -62,10 +62,15 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// The event as the fold sees it; a stored event that does not decode is corruption.
+    /// The event as the fold sees it; a stored event that does not decode is corruption,
+    /// unless a newer Accord wrote it (`StoreError::Newer`).
     pub fn to_recorded(&self) -> Result<Recorded, StoreError> {
         let corrupt = |what: String| StoreError::Corrupt(format!("event at position {}: {what}", self.position));
-        let event = Event::from_stored(&self.event_type, self.schema_version, self.payload.clone()).map_err(corrupt)?;
+        let event =
+            Event::decode_stored(&self.event_type, self.schema_version, self.payload.clone()).map_err(|e| match e {
+                e if e.is_newer() => StoreError::Newer(format!("event at position {}: {e}", self.position)),
+                e => corrupt(e.to_string()),
+            })?;
         let actor = Principal::parse("actor", &self.actor).map_err(|e| corrupt(e.to_string()))?;
         let version = u64::try_from(self.stream_version).map_err(|_| corrupt("negative stream version".into()))?;
         Ok(Recorded { version, actor, recorded_at: self.recorded_at, event })
@@ -107,6 +112,10 @@ pub enum StoreError {
     /// The stored history cannot be folded or decoded.
     #[error("corrupt history: {0}")]
     Corrupt(String),
+    /// The history holds an event of a schema version a newer Accord wrote (a rolling
+    /// deploy is under way): this process cannot fold it, a newer one can.
+    #[error("written by a newer Accord: {0}")]
+    Newer(String),
     /// Anything else: logged in full, reported to callers as an internal error.
     #[error("database error: {0}")]
     Database(sqlx::Error),
