@@ -279,7 +279,28 @@ impl Store {
     /// snapshot with the events after it folded onto it.
     pub async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<batch::LoadedHead>, StoreError> {
         let heads = self.bounded(self.backend.load_heads(ids, keys)).await?;
-        heads.into_iter().map(batch::HeadRows::fold).collect()
+        let mut loaded = Vec::with_capacity(heads.len());
+        for head in heads {
+            loaded.push(self.fold_head(head).await?);
+        }
+        Ok(loaded)
+    }
+
+    /// A head's rows folded; when its snapshot cannot be used and the rows hold only the
+    /// events after it, with the stream's whole log (events never change, so reading them
+    /// now up to the head's version is as consistent as reading them with the head).
+    async fn fold_head(&self, head: batch::HeadRows) -> Result<batch::LoadedHead, StoreError> {
+        let mut head = match head.fold()? {
+            batch::HeadFold::Folded(loaded) => return Ok(loaded),
+            batch::HeadFold::NeedsWholeStream(head) => head,
+        };
+        head.tail = self.read_stream(head.stream_id, 1, head.version.max(1)).await?;
+        match head.fold()? {
+            batch::HeadFold::Folded(loaded) => Ok(loaded),
+            batch::HeadFold::NeedsWholeStream(head) => {
+                Err(StoreError::Corrupt(format!("stream {}: its log does not start at version 1", head.stream_id)))
+            }
+        }
     }
 
     /// The stored results of the command ids that were used before.
@@ -313,7 +334,7 @@ impl Store {
             // not be that version's.
             head.tail.retain(|event| event.stream_version <= version);
             head.version = version;
-            return Ok(Some(head.fold()?.state));
+            return Ok(Some(self.fold_head(head).await?.state));
         }
         let until = Until::Version(u64::try_from(version).unwrap_or_default());
         let events = self.read_stream_until(stream_id, until).await?;
