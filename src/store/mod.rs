@@ -16,6 +16,8 @@
 pub mod audit;
 pub mod backend;
 pub mod batch;
+#[cfg(test)]
+mod corpus;
 pub mod cut;
 pub mod fold;
 pub mod hash;
