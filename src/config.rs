@@ -202,6 +202,11 @@ pub enum Commands {
     RebuildProjections {
         #[command(flatten)]
         store: StoreArgs,
+        /// Blue/green: build the alignment projection beside the served one and swap it
+        /// in at once (reads never see a half-built projection); the stream heads'
+        /// snapshots are left as they are. For a change of the projection's version.
+        #[arg(long)]
+        online: bool,
     },
 }
 

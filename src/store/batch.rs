@@ -50,7 +50,7 @@ pub struct HeadRows {
 /// What folding a head's rows gives.
 #[derive(Debug)]
 pub enum HeadFold {
-    Folded(LoadedHead),
+    Folded(Box<LoadedHead>),
     /// The snapshot cannot be used and the tail does not start at the stream's first
     /// event: read the whole stream into `tail` and fold again.
     NeedsWholeStream(HeadRows),
@@ -69,7 +69,7 @@ impl HeadRows {
         let stream_id = self.stream_id;
         let corrupt = |what: String| StoreError::Corrupt(format!("stream {stream_id}: {what}"));
         let snapshot = match self.snapshot.as_deref().map(decode_snapshot) {
-            Some(Snapshot::Current(state)) => Ok(state),
+            Some(Snapshot::Current(state)) => Ok(*state),
             Some(Snapshot::Unusable(why)) => Err(why),
             None => Err("the head has no state snapshot".to_owned()),
         };
@@ -107,7 +107,7 @@ impl HeadRows {
             // Roughly: what the events folded add (no encoding on this path).
             false => self.tail.len() * 512,
         };
-        Ok(HeadFold::Folded(LoadedHead {
+        Ok(HeadFold::Folded(Box::new(LoadedHead {
             stream_id,
             key: self.key,
             version,
@@ -116,7 +116,7 @@ impl HeadRows {
             snapshot_version,
             snapshot_current,
             snapshot_bytes,
-        }))
+        })))
     }
 }
 
@@ -290,7 +290,7 @@ mod tests {
 
     fn folded(rows: HeadRows) -> LoadedHead {
         match rows.fold().expect("fold") {
-            HeadFold::Folded(head) => head,
+            HeadFold::Folded(head) => *head,
             HeadFold::NeedsWholeStream(rows) => panic!("folds without the whole stream: {rows:?}"),
         }
     }

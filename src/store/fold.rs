@@ -40,7 +40,7 @@ pub fn encode_snapshot(state: &Initiative) -> Result<serde_json::Value, StoreErr
 #[derive(Debug)]
 pub enum Snapshot {
     /// Of this code's version, and it decodes.
-    Current(Initiative),
+    Current(Box<Initiative>),
     /// Of another version, or undecodable: fold the stream from its log. Says why.
     Unusable(String),
 }
@@ -78,7 +78,7 @@ pub fn decode_snapshot(text: &str) -> Snapshot {
             header.snapshot_version
         )),
         Ok(_) => match serde_json::from_str::<Initiative>(text) {
-            Ok(state) => Snapshot::Current(state),
+            Ok(state) => Snapshot::Current(Box::new(state)),
             Err(e) => Snapshot::Unusable(format!("the snapshot does not decode: {e}")),
         },
     }
@@ -108,6 +108,7 @@ pub fn refold(stream_id: Uuid, events: &[StoredEvent]) -> Result<(Initiative, Pr
 
 /// A stream's head folded from its whole log, with its projection: what a rebuild and
 /// an import write as the stream's head and alignment row.
+#[derive(Clone)]
 pub struct FoldedHead {
     pub stream_id: Uuid,
     pub version: i64,
@@ -134,6 +135,7 @@ impl FoldedHead {
 }
 
 /// The folded state and its projection, serialised for storage.
+#[derive(Clone)]
 pub struct Projection {
     pub view: AlignmentView,
     /// Everyone a sign-off waits on (the inbox index column), exact however many the

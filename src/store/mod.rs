@@ -44,6 +44,23 @@ pub use note::{CheckpointSigner, CheckpointVerifier};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+/// How many initiatives an online rebuild folds per page, and the most the swap's
+/// transaction folds itself (the rest are caught up before it, up to
+/// `ONLINE_CATCH_UPS` rounds).
+pub const ONLINE_PAGE: usize = 100;
+const ONLINE_CATCH_UPS: usize = 5;
+
+/// What an online rebuild did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OnlineRebuilt {
+    /// Initiatives folded beside the served projection.
+    pub initiatives: u64,
+    /// Initiatives folded again because they moved while the rebuild ran.
+    pub refolded: u64,
+    /// Initiatives the swap itself caught up.
+    pub caught_up_in_swap: u64,
+}
+
 /// An event as stored, with all its metadata.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredEvent {
@@ -293,12 +310,12 @@ impl Store {
     /// now up to the head's version is as consistent as reading them with the head).
     async fn fold_head(&self, head: batch::HeadRows) -> Result<batch::LoadedHead, StoreError> {
         let mut head = match head.fold()? {
-            batch::HeadFold::Folded(loaded) => return Ok(loaded),
+            batch::HeadFold::Folded(loaded) => return Ok(*loaded),
             batch::HeadFold::NeedsWholeStream(head) => head,
         };
         head.tail = self.read_stream(head.stream_id, 1, head.version.max(1)).await?;
         match head.fold()? {
-            batch::HeadFold::Folded(loaded) => Ok(loaded),
+            batch::HeadFold::Folded(loaded) => Ok(*loaded),
             batch::HeadFold::NeedsWholeStream(head) => {
                 Err(StoreError::Corrupt(format!("stream {}: its log does not start at version 1", head.stream_id)))
             }
@@ -402,6 +419,44 @@ impl Store {
             rebuilt += 1;
         }
         Ok(rebuilt)
+    }
+
+    /// Rebuilds the alignment projection of every initiative from the log beside the
+    /// served one, blue/green: while `alignment` keeps serving reads and appends, every
+    /// initiative's row is folded from its log into `alignment_next`, `ONLINE_PAGE`
+    /// initiatives at a time; the streams that moved meanwhile are folded again until
+    /// few remain; then one transaction that no append commits during folds the last
+    /// ones and replaces the served rows with the new ones. Readers see the old
+    /// projection until that commit and the new one after, which is then exactly the
+    /// log's fold. The heads' snapshots are left alone. One at a time per store.
+    pub async fn rebuild_projections_online(&self) -> Result<OnlineRebuilt, StoreError> {
+        self.backend.clear_next().await?;
+        let streams = self.backend.stream_ids().await?;
+        for page in streams.chunks(ONLINE_PAGE) {
+            self.fold_into_next(page).await?;
+        }
+        let mut refolded = 0;
+        for _ in 0..ONLINE_CATCH_UPS {
+            let behind = self.backend.next_behind().await?;
+            if behind.len() <= ONLINE_PAGE {
+                break;
+            }
+            refolded += behind.len() as u64;
+            for page in behind.chunks(ONLINE_PAGE) {
+                self.fold_into_next(page).await?;
+            }
+        }
+        let swapped_in = self.backend.swap_next().await?;
+        Ok(OnlineRebuilt { initiatives: streams.len() as u64, refolded, caught_up_in_swap: swapped_in })
+    }
+
+    async fn fold_into_next(&self, streams: &[Uuid]) -> Result<(), StoreError> {
+        let mut heads = Vec::with_capacity(streams.len());
+        for stream_id in streams {
+            let events = self.read_stream(*stream_id, 1, i64::MAX).await?;
+            heads.push(fold::FoldedHead::refold(*stream_id, &events)?);
+        }
+        self.backend.write_next(&heads).await
     }
 
     // ---- Audit (see `audit`) ----------------------------------------------------------

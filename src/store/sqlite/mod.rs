@@ -74,6 +74,7 @@ mod auditing;
 mod cut;
 mod errors;
 mod import;
+mod online;
 mod reads;
 mod rebuild;
 #[cfg(test)]
