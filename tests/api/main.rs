@@ -24,5 +24,6 @@ mod scenario;
 mod security;
 mod store;
 mod support;
+mod versions;
 mod watch;
 mod web;
