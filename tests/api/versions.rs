@@ -22,6 +22,8 @@ on_both_stores!(
     the_corpus_of_every_schema_version_imports_and_serves_its_checked_in_alignment,
     a_head_snapshot_of_another_version_is_folded_from_the_log_and_a_newer_one_is_kept,
     an_online_rebuild_swaps_in_the_new_projection_under_commands_and_queries,
+    an_event_of_a_newer_schema_version_is_refused_as_written_by_a_newer_accord,
+    an_append_does_not_overwrite_an_alignment_row_of_a_newer_projection,
 );
 
 const CORPUS: &[(&str, &str)] = &[(include_str!("../corpus/v1.jsonl"), include_str!("../corpus/v1.alignment.json"))];
@@ -281,4 +283,116 @@ async fn an_online_rebuild_swaps_in_the_new_projection_under_commands_and_querie
         .expect("count"),
     };
     assert_eq!((old_rows, side_rows), (0, 0), "rows of the old projection, rows left beside");
+}
+
+/// What a newer Accord's append of CHECKOUT-42 leaves: an event of the next schema
+/// version at the head's next version, and the head moved to it.
+async fn append_from_a_newer_accord(app: &TestApp, stream: uuid::Uuid, version: i64) {
+    let payload = r#"{"from": "definition", "to": "delivery", "why": "a field this Accord does not know"}"#;
+    let newer = accord::domain::event::SCHEMA_VERSION + 1;
+    match dialect(&app.store) {
+        Dialect::Postgres(store) => {
+            sqlx::query(
+                "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, actor,
+                                     command_id, correlation_id, causation_id, recorded_at, prev_hash, hash)
+                 VALUES ($1, $2, $3, 'StageChanged', $4, $5::jsonb, 'pm@example.com', 'newer-1', '', '', now(), $6, $6)",
+            )
+            .bind(stream)
+            .bind(version)
+            .bind(uuid::Uuid::now_v7())
+            .bind(newer)
+            .bind(payload)
+            .bind(vec![7u8; 32])
+            .execute(store.pool())
+            .await
+            .expect("a newer event");
+            sqlx::query("UPDATE streams SET version = $2 WHERE stream_id = $1")
+                .bind(stream)
+                .bind(version)
+                .execute(store.pool())
+                .await
+                .expect("move the head");
+        }
+        Dialect::Sqlite(store) => {
+            sqlx::query(
+                "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload, actor,
+                                     command_id, correlation_id, causation_id, recorded_at, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, 'StageChanged', ?4, ?5, 'pm@example.com', 'newer-1', '', '', ?6, ?7, ?7)",
+            )
+            .bind(stream.to_string())
+            .bind(version)
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(newer)
+            .bind(payload)
+            .bind(chrono::Utc::now().timestamp_micros())
+            .bind(vec![7u8; 32])
+            .execute(store.pool())
+            .await
+            .expect("a newer event");
+            sqlx::query("UPDATE streams SET version = ?2 WHERE stream_id = ?1")
+                .bind(stream.to_string())
+                .bind(version)
+                .execute(store.pool())
+                .await
+                .expect("move the head");
+        }
+    }
+}
+
+async fn an_event_of_a_newer_schema_version_is_refused_as_written_by_a_newer_accord(app: TestApp) {
+    let checkout = checkout(&app).await;
+    let head = app.alignment("CHECKOUT-42").await.version;
+    let stream = InitiativeId::parse("id", &checkout.initiative_id).expect("id").0;
+    append_from_a_newer_accord(&app, stream, i64::try_from(head).expect("version") + 1).await;
+    // This process (a fresh server: it has not seen the head) cannot fold the stream:
+    // it says so, as a retryable refusal, not as corruption.
+    let fresh = app.reserve(harness_options()).await;
+    let status = sign(&fresh, ENGINEER, &checkout.decision_id, "engineering", pb::Verdict::Approve, "")
+        .await
+        .expect_err("a command on a stream with a newer event");
+    assert_status(&status, tonic::Code::Unavailable, &["older than the history"]);
+    assert!(!status.message().contains("corrupt"), "{status:?}");
+    let error = fresh.store.initiative(&InitiativeRef::Key(key("CHECKOUT-42"))).await.expect_err("a fold");
+    assert!(matches!(error, accord::store::StoreError::Newer(_)), "{error:?}");
+    assert!(error.to_string().contains("written by a newer Accord"), "{error}");
+    // Other initiatives are unaffected.
+    create_initiative(&fresh, OWNER, "OTHER-1", "Other").await;
+    assert_eq!(fresh.alignment("OTHER-1").await.version, 1);
+}
+
+async fn an_append_does_not_overwrite_an_alignment_row_of_a_newer_projection(app: TestApp) {
+    let checkout = checkout(&app).await;
+    let newer = PROJECTION_VERSION + 1;
+    match dialect(&app.store) {
+        Dialect::Postgres(store) => sqlx::query(
+            r#"UPDATE alignment SET projection_version = $1, view = jsonb_set(view, '{title}', '"from a newer Accord"')"#,
+        )
+        .bind(newer)
+        .execute(store.pool())
+        .await
+        .map(|_| ()),
+        Dialect::Sqlite(store) => sqlx::query(
+            "UPDATE alignment SET projection_version = ?1, view = json_set(view, '$.title', 'from a newer Accord')",
+        )
+        .bind(newer)
+        .execute(store.pool())
+        .await
+        .map(|_| ()),
+    }
+    .expect("a newer row");
+    let stored_before = app.store.alignment(&InitiativeRef::Key(key("CHECKOUT-42"))).await.expect("read").expect("row");
+    sign(&app, ENGINEER, &checkout.decision_id, "engineering", pb::Verdict::Approve, "")
+        .await
+        .expect("the command runs");
+    let stored_after = app.store.alignment(&InitiativeRef::Key(key("CHECKOUT-42"))).await.expect("read").expect("row");
+    assert_eq!(stored_after, stored_before, "the newer projection's row is left as it was");
+    assert_eq!(stored_after.title, "from a newer Accord");
+    // A row of this projection version or older is replaced as ever.
+    create_initiative(&app, OWNER, "OTHER-1", "Other").await;
+    let other = app.store.alignment(&InitiativeRef::Key(key("OTHER-1"))).await.expect("read").expect("row");
+    assert_eq!(other.version, 1);
+}
+
+fn key(text: &str) -> accord::domain::values::InitiativeKey {
+    accord::domain::values::InitiativeKey::parse("key", text).expect("key")
 }
