@@ -233,6 +233,43 @@ async fn an_online_rebuild_swaps_in_the_new_projection_under_commands_and_querie
             Ok(after_swap)
         }));
     }
+    // The calls above are served from the live feed's views; the stored projection is
+    // what the feed falls back to and what a starting process reads: read it directly.
+    let stale_before_swap = Arc::new(AtomicUsize::new(0));
+    {
+        let (app, stop, swapped, keys, stale_before_swap) =
+            (app.clone(), stop.clone(), swapped.clone(), keys.clone(), stale_before_swap.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut n, mut after_swap) = (0, 0);
+            let all = accord::store::ListFilter { include_archived: true, ..Default::default() };
+            while !stop.load(Ordering::Relaxed) {
+                let key = &keys[n % keys.len()];
+                let was_swapped = swapped.load(Ordering::SeqCst);
+                let one = app
+                    .store
+                    .alignment(&InitiativeRef::Key(self::key(key)))
+                    .await
+                    .map_err(|e| format!("the stored row of {key}: {e}"))?
+                    .ok_or_else(|| format!("no stored row of {key}"))?;
+                let listed = app.store.list(&all, None, 1_000).await.map_err(|e| format!("the stored list: {e}"))?;
+                if listed.len() != keys.len() {
+                    return Err(format!("the stored list has {} rows, not {}", listed.len(), keys.len()));
+                }
+                let stale = usize::from(one.title == "stale") + listed.iter().filter(|v| v.title == "stale").count();
+                if was_swapped {
+                    after_swap += 1;
+                    if stale > 0 {
+                        return Err(format!("a stored read after the swap served the old projection ({key})"));
+                    }
+                } else {
+                    stale_before_swap.fetch_add(stale, Ordering::Relaxed);
+                }
+                n += 1;
+                tokio::task::yield_now().await;
+            }
+            Ok(after_swap)
+        }));
+    }
     let wait_for = |count: usize| {
         let commands = commands.clone();
         async move {
@@ -256,6 +293,10 @@ async fn an_online_rebuild_swaps_in_the_new_projection_under_commands_and_querie
         reads_after_swap += task.await.expect("task").unwrap_or_else(|e| panic!("{e}"));
     }
     assert!(reads_after_swap > 0, "no read ran after the swap");
+    assert!(
+        stale_before_swap.load(Ordering::Relaxed) > 0,
+        "the old projection kept serving while the new one was built beside it"
+    );
     eprintln!("online rebuild: {rebuilt:?}, {during} commands during it, {reads_after_swap} reads after the swap");
 
     // Every row is the new projection's, and exactly its initiative's log folded.

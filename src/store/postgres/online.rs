@@ -66,7 +66,15 @@ impl OnlineRebuild for PgStore {
                owner = EXCLUDED.owner, stage = EXCLUDED.stage, status = EXCLUDED.status,
                archived = EXCLUDED.archived, outstanding_functions = EXCLUDED.outstanding_functions,
                awaiting = EXCLUDED.awaiting, score = EXCLUDED.score, last_activity = EXCLUDED.last_activity,
-               version = EXCLUDED.version, view = EXCLUDED.view, projection_version = EXCLUDED.projection_version"
+               version = EXCLUDED.version, view = EXCLUDED.view, projection_version = EXCLUDED.projection_version
+             -- Rows that are the same already are not rewritten: the appends wait less.
+             WHERE (alignment.version, alignment.projection_version, alignment.view, alignment.awaiting,
+                    alignment.outstanding_functions, alignment.title, alignment.status, alignment.stage,
+                    alignment.owner, alignment.archived, alignment.score, alignment.last_activity)
+                   IS DISTINCT FROM
+                   (EXCLUDED.version, EXCLUDED.projection_version, EXCLUDED.view, EXCLUDED.awaiting,
+                    EXCLUDED.outstanding_functions, EXCLUDED.title, EXCLUDED.status, EXCLUDED.stage,
+                    EXCLUDED.owner, EXCLUDED.archived, EXCLUDED.score, EXCLUDED.last_activity)"
         ))
         .execute(&mut *tx)
         .await
