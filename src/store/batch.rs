@@ -5,12 +5,11 @@
 //! refusal in the batch was decided against) is still where the writer saw it. What to
 //! write is decided above, in `app`; here is only what the database must hold.
 
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use chrono::{DateTime, Utc};
 use tracing::warn;
+use uuid::Uuid;
 
 use super::fold::{Snapshot, decode_snapshot, fold_onto};
 use super::{GlobalCursor, StoreError, StoredEvent};
@@ -34,9 +33,9 @@ pub struct LoadedHead {
     pub snapshot_bytes: usize,
 }
 
-#[derive(Debug)]
 /// A head as a backend reads it: the head row, its snapshot (the folded state at some
 /// version up to the head) and the events after the snapshot up to the head.
+#[derive(Debug)]
 pub struct HeadRows {
     pub stream_id: Uuid,
     pub key: String,
