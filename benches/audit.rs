@@ -13,7 +13,7 @@
 //! - `verify` of the whole log (events/s);
 //! - `COPY (SELECT … FROM events ORDER BY position) TO STDOUT` of the same rows (the
 //!   ceiling for reading them at all);
-//! - the past snapshots' first refresh (every 1,000 versions), then as-of on one initiative
+//! - the past snapshots' first refresh (every 500 versions), then as-of on one initiative
 //!   by version and by time through `Store::state_until` (nearest snapshot + tail) with
 //!   its median and p99, beside the whole-prefix fold (`read_stream_until` + `fold`);
 //! - export: `read_all_after_position` pages → `ExportLine` JSON → a file;
@@ -401,13 +401,14 @@ async fn as_of(store: &Store, stream: Uuid, per: u64) -> Result<(), Failure> {
     let refreshed = store.refresh_snapshots(accord::store::snapshots::SNAPSHOT_EVERY).await?;
     println!(
         "{:<58} {:>8.2} s  ({} snapshots of {} initiatives)",
-        "past snapshots: first refresh, every 1,000 versions",
+        "past snapshots: first refresh, every 500 versions",
         started.elapsed().as_secs_f64(),
         refreshed.snapshots,
         refreshed.streams
     );
     // Not on a snapshot's version: the tail is as long as it gets, less one.
-    let mid = (per / 2 + 999).min(per - 1);
+    let every = u64::try_from(accord::store::snapshots::SNAPSHOT_EVERY)?;
+    let mid = (per / 2 + every - 1).min(per - 1);
     let at = store.read_stream(stream, i64::try_from(mid)?, 1).await?;
     let time = at.first().map(|e| e.recorded_at).ok_or("the initiative has no middle")?;
     for (name, until) in [("version", Until::Version(mid)), ("time", Until::Time(time))] {

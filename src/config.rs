@@ -182,7 +182,7 @@ pub enum Commands {
         checkpoint_key: Option<std::path::PathBuf>,
         /// Versions between two snapshots of an initiative's past state, which as-of and
         /// explain start from (written in the background); 0 turns them off.
-        #[arg(long, env = "ACCORD_SNAPSHOT_EVERY", default_value_t = 1000)]
+        #[arg(long, env = "ACCORD_SNAPSHOT_EVERY", default_value_t = 500)]
         snapshot_every: u32,
         #[command(flatten)]
         store: StoreArgs,
@@ -206,6 +206,11 @@ pub enum Commands {
     RebuildProjections {
         #[command(flatten)]
         store: StoreArgs,
+        /// Blue/green: build the alignment projection beside the served one and swap it
+        /// in at once (reads never see a half-built projection); the stream heads'
+        /// snapshots are left as they are. For a change of the projection's version.
+        #[arg(long)]
+        online: bool,
     },
 }
 

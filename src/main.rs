@@ -141,7 +141,23 @@ async fn run_server_command(command: Commands) -> Result<(), Failure> {
             info!("migrations applied");
             Ok(())
         }
-        Commands::RebuildProjections { store } => {
+        Commands::RebuildProjections { store, online: true } => {
+            let store = open(&store, 4).await?;
+            let done = store.rebuild_projections_online().await.map_err(|e| Failure::from(e.to_string()))?;
+            info!(
+                initiatives = done.initiatives,
+                refolded = done.refolded,
+                caught_up_in_swap = done.caught_up_in_swap,
+                "projection rebuilt beside the served one and swapped in"
+            );
+            println!(
+                "rebuilt the alignment projection of {} initiatives beside the served one and swapped it in \
+                 ({} folded again as they moved, {} caught up in the swap)",
+                done.initiatives, done.refolded, done.caught_up_in_swap
+            );
+            Ok(())
+        }
+        Commands::RebuildProjections { store, online: false } => {
             let store = open(&store, 4).await?;
             let rebuilt = store.rebuild_projections().await.map_err(|e| Failure::from(e.to_string()))?;
             info!(initiatives = rebuilt, "projections rebuilt");

@@ -1438,3 +1438,72 @@ fn signed_checkpoints_are_exported_and_a_log_is_verified_against_them() {
         s.run(PM, &["audit", "verify", "--checkpoints", kept_path]).fails(2, &["--key"]);
     }
 }
+
+/// The database URL the server runs on.
+fn database_url(server: &Server) -> String {
+    match &server._database {
+        Some(database) => database.url.clone(),
+        None => format!("sqlite://{}", server.workdir.path().join("accord.db").display()),
+    }
+}
+
+/// Runs `sql` (the same on both stores) on the server's database, as an operator could.
+fn execute(server: &Server, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        match &server._database {
+            Some(database) => {
+                let pool = sqlx::PgPool::connect(&database.url).await.expect("connect to PostgreSQL");
+                sqlx::raw_sql(sql).execute(&pool).await.map(|_| ())
+            }
+            None => {
+                let pool = sqlx::SqlitePool::connect(&database_url(server)).await.expect("open the SQLite file");
+                sqlx::raw_sql(sql).execute(&pool).await.map(|_| ())
+            }
+        }
+        .expect(sql)
+    });
+}
+
+/// One number from the server's database (`sql` runs as is on both stores).
+fn count(server: &Server, sql: &str) -> i64 {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        match &server._database {
+            Some(database) => {
+                let pool = sqlx::PgPool::connect(&database.url).await.expect("connect to PostgreSQL");
+                sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.expect(sql)
+            }
+            None => {
+                let pool = sqlx::SqlitePool::connect(&database_url(server)).await.expect("open the SQLite file");
+                sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.expect(sql)
+            }
+        }
+    })
+}
+
+#[test]
+fn rebuild_projections_online_swaps_in_a_rebuilt_projection_beside_a_running_server() {
+    for_each_store(|s| {
+        set_up_checkout(s, "CHECKOUT-42");
+        set_up_checkout(s, "PAYMENTS-7");
+        // The served projection as an older projection version wrote it.
+        execute(s, "UPDATE alignment SET projection_version = 0, title = 'stale'");
+        assert_eq!(count(s, "SELECT count(*) FROM alignment WHERE projection_version = 0"), 2);
+        let mut command = accord_command();
+        command.args(["rebuild-projections", "--online", "--database-url", &database_url(s)]);
+        let run = Run::of(command, &["rebuild-projections", "--online"]);
+        assert_eq!(run.code, 0, "{}{}", run.stderr, run.stdout);
+        assert!(
+            run.stdout.starts_with("rebuilt the alignment projection of 2 initiatives beside the served one"),
+            "{}",
+            run.stdout
+        );
+        let current = accord::domain::alignment::PROJECTION_VERSION;
+        let sql = format!("SELECT count(*) FROM alignment WHERE projection_version = {current} AND title <> 'stale'");
+        assert_eq!(count(s, &sql), 2);
+        // The server goes on over the swapped projection.
+        let decision = propose(s, "CHECKOUT-42", "Adopt Adyen")["short_id"].as_str().expect("id").to_owned();
+        s.ok(BIZ, &["signoff", "approve", "CHECKOUT-42", &decision]);
+    });
+}

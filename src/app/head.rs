@@ -11,6 +11,7 @@ use crate::domain::{
     DomainError, Initiative, Recorded, alignment::project_indexed, event::SCHEMA_VERSION, evolve, values::InitiativeKey,
 };
 use crate::store::batch::{AlignmentRow, HeadMove, LoadedHead};
+use crate::store::fold::encode_snapshot;
 use crate::store::{EventContent, StoreError, StoredEvent, ZERO_HASH, event_hash, now_micros};
 
 /// The default of `AppLimits::snapshot_every`.
@@ -25,6 +26,8 @@ pub(super) struct Head {
     pub(super) state: Initiative,
     /// The version of the snapshot the database holds for this stream.
     pub(super) snapshot_version: u64,
+    /// Whether that snapshot is of this code's version (if not, the next move writes one).
+    pub(super) snapshot_current: bool,
     /// What the state costs to keep, roughly: its snapshot's size as JSON and the
     /// payloads folded onto it since.
     pub(super) bytes: usize,
@@ -38,6 +41,7 @@ impl From<LoadedHead> for Head {
             hash: head.hash,
             state: head.state,
             snapshot_version: head.snapshot_version,
+            snapshot_current: head.snapshot_current,
             bytes: head.snapshot_bytes,
         }
     }
@@ -56,9 +60,11 @@ pub(super) fn append(
         (None, crate::domain::Command::CreateInitiative { id, .. }) => id.0,
         (None, _) => return Err(DomainError::not_found("initiative not found").into()),
     };
-    let (mut state, mut prev_hash, mut version, snapshot_version, mut bytes) = match current {
-        Some(head) => (Some(head.state), head.hash, head.version, head.snapshot_version, head.bytes),
-        None => (None, ZERO_HASH.to_vec(), 0, 0, 0),
+    let (mut state, mut prev_hash, mut version, snapshot_version, snapshot_current, mut bytes) = match current {
+        Some(head) => {
+            (Some(head.state), head.hash, head.version, head.snapshot_version, head.snapshot_current, head.bytes)
+        }
+        None => (None, ZERO_HASH.to_vec(), 0, 0, true, 0),
     };
     let mut out = Vec::with_capacity(events.len());
     for event in events {
@@ -106,7 +112,7 @@ pub(super) fn append(
         state = Some(evolve(state, &recorded).map_err(|e| StoreError::Corrupt(e.to_string()))?);
     }
     let state = state.ok_or_else(|| StoreError::Corrupt("a command produced no events".into()))?;
-    Ok((Head { stream_id, version, hash: prev_hash, state, snapshot_version, bytes }, out))
+    Ok((Head { stream_id, version, hash: prev_hash, state, snapshot_version, snapshot_current, bytes }, out))
 }
 
 /// What an event costs to keep besides its payload: ids, names, hashes.
@@ -192,14 +198,18 @@ impl HeadCache {
 }
 
 /// The alignment row of a moved head, and its state as a new snapshot when the stream
-/// is new or its snapshot is `snapshot_every` events behind (then the head's snapshot
-/// version and size are brought up to date).
+/// is new, its stored snapshot is not of this code's version, or it is `snapshot_every`
+/// events behind (then the head's snapshot version and size are brought up to date). A
+/// snapshot of a newer version is not overwritten (the append keeps it): the head is
+/// still marked current, so that this process does not send its state on every move.
 pub(super) fn head_move(head: &mut Head, from: Option<i64>, snapshot_every: u64) -> Result<HeadMove, StoreError> {
     let (view, awaiting) = project_indexed(&head.state);
     let encode = |e: serde_json::Error| StoreError::Corrupt(format!("cannot encode projection: {e}"));
-    let state = if from.is_none() || head.version - head.snapshot_version.min(head.version) >= snapshot_every {
-        let json = serde_json::to_string(&head.state).map_err(encode)?;
+    let behind = head.version - head.snapshot_version.min(head.version);
+    let state = if from.is_none() || !head.snapshot_current || behind >= snapshot_every {
+        let json = encode_snapshot(&head.state)?.to_string();
         head.snapshot_version = head.version;
+        head.snapshot_current = true;
         head.bytes = json.len();
         Some(json)
     } else {

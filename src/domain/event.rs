@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::alignment::FunctionState;
+use super::upcast::{Upcast, upcast};
 use super::values::*;
 
 /// Version of the stored payload schema of every event type written today.
@@ -200,17 +201,53 @@ impl Event {
         }
     }
 
-    /// Rebuilds an event from its stored type, schema version and payload. Old schema
-    /// versions are upcast here, before the fold sees them.
+    /// Rebuilds an event from its stored type, schema version and payload (see
+    /// `decode_stored`), with the reason as text.
     pub fn from_stored(event_type: &str, schema_version: i32, payload: serde_json::Value) -> Result<Event, String> {
+        Event::decode_stored(event_type, schema_version, payload).map_err(|e| e.to_string())
+    }
+
+    /// Rebuilds an event from its stored type, schema version and payload: older schema
+    /// versions are upcast first (`upcast`), before the fold sees them; a newer one is
+    /// refused as written by a newer Accord.
+    pub fn decode_stored(
+        event_type: &str,
+        schema_version: i32,
+        payload: serde_json::Value,
+    ) -> Result<Event, StoredEventError> {
         // The type comes from the stored (or imported) row: named by at most a prefix.
         let name = clip(event_type, 64);
-        if schema_version != SCHEMA_VERSION {
-            return Err(format!("{name}: unknown schema version {schema_version}"));
-        }
+        let payload = upcast(&name, schema_version, payload).map_err(StoredEventError::Upcast)?;
         let tagged = serde_json::json!({ "type": event_type, "data": payload });
-        serde_json::from_value(tagged)
-            .map_err(|e| format!("{name}: undecodable payload: {}", parser_message(&e.to_string())))
+        serde_json::from_value(tagged).map_err(|e| {
+            StoredEventError::Undecodable(format!("{name}: undecodable payload: {}", parser_message(&e.to_string())))
+        })
+    }
+}
+
+/// Why a stored event cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredEventError {
+    /// Its version cannot be brought to the current one; `Upcast::Newer` when a newer
+    /// Accord wrote it.
+    Upcast(Upcast),
+    /// At the current version, the payload does not decode.
+    Undecodable(String),
+}
+
+impl StoredEventError {
+    /// Whether the event was written by a newer Accord than this process.
+    pub fn is_newer(&self) -> bool {
+        matches!(self, StoredEventError::Upcast(Upcast::Newer { .. }))
+    }
+}
+
+impl std::fmt::Display for StoredEventError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoredEventError::Upcast(upcast) => upcast.fmt(f),
+            StoredEventError::Undecodable(reason) => f.write_str(reason),
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod event;
 pub mod explain;
 pub mod narrate;
 pub mod state;
+pub mod upcast;
 pub mod values;
 
 pub use alignment::{AlignmentView, project};

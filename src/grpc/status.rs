@@ -70,6 +70,10 @@ pub fn store_status(error: StoreError) -> Status {
             error!(%reason, "corrupt history");
             Status::internal("internal error: stored history could not be read")
         }
+        StoreError::Newer(reason) => {
+            error!(%reason, "history written by a newer Accord");
+            Status::unavailable("this server is older than the history it read; try again (on an upgraded server)")
+        }
         StoreError::Database(db) => {
             error!(error = %db, "database error");
             Status::internal("internal database error")

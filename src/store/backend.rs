@@ -57,7 +57,9 @@ pub type AppendSignals = Pin<Box<dyn Stream<Item = AppendSignal> + Send>>;
 /// One database under `Store`. Every read and the append are one call's worth of work;
 /// `Store` bounds those by `query_timeout`.
 #[async_trait]
-pub trait Backend: Heads + Reads + Rebuild + Audit + Import + ProjectionCuts + Snapshots + Debug + Send + Sync {
+pub trait Backend:
+    Heads + Reads + Rebuild + OnlineRebuild + Audit + Import + ProjectionCuts + Snapshots + Debug + Send + Sync
+{
     /// "postgres" or "sqlite", for logs.
     fn kind(&self) -> &'static str;
 
@@ -141,6 +143,25 @@ pub trait Rebuild: Send + Sync {
     /// Rebuilds one stream's head and alignment row from its events, in one transaction,
     /// holding the head while it does.
     async fn rebuild_stream(&self, stream_id: Uuid) -> Result<(), StoreError>;
+}
+
+/// The online (blue/green) projection rebuild: the new rows are folded into a side table
+/// (`alignment_next`) while `alignment` keeps serving, then swapped in at once.
+#[async_trait]
+pub trait OnlineRebuild: Send + Sync {
+    /// Empties the side table.
+    async fn clear_next(&self) -> Result<(), StoreError>;
+
+    /// Writes folded rows to the side table (inserted or replaced).
+    async fn write_next(&self, heads: &[crate::store::fold::FoldedHead]) -> Result<(), StoreError>;
+
+    /// The streams whose head is not at the version of their side row, or have none.
+    async fn next_behind(&self) -> Result<Vec<Uuid>, StoreError>;
+
+    /// In one transaction that no append commits during: folds the streams still behind
+    /// into the side table, replaces alignment's rows with the side table's and empties
+    /// it. Returns how many streams it caught up.
+    async fn swap_next(&self) -> Result<u64, StoreError>;
 }
 
 /// As-of reads, resuming the global log, verification and checkpoints.

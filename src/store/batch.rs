@@ -5,10 +5,13 @@
 //! refusal in the batch was decided against) is still where the writer saw it. What to
 //! write is decided above, in `app`; here is only what the database must hold.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::{DateTime, Utc};
+use tracing::warn;
 use uuid::Uuid;
 
-use super::fold::fold_onto;
+use super::fold::{Snapshot, decode_snapshot, fold_onto};
 use super::{GlobalCursor, StoreError, StoredEvent};
 use crate::domain::Initiative;
 
@@ -20,14 +23,19 @@ pub struct LoadedHead {
     pub version: u64,
     pub hash: Vec<u8>,
     pub state: Initiative,
-    /// The version of the stored snapshot the state was folded from.
+    /// The version of the stored snapshot the state was folded from (0: folded from the
+    /// first event).
     pub snapshot_version: u64,
+    /// Whether the stored snapshot is of this code's version and decodes; if not, the
+    /// next write stores one that is.
+    pub snapshot_current: bool,
     /// The snapshot's size as JSON: what the state roughly costs in memory.
     pub snapshot_bytes: usize,
 }
 
 /// A head as a backend reads it: the head row, its snapshot (the folded state at some
 /// version up to the head) and the events after the snapshot up to the head.
+#[derive(Debug)]
 pub struct HeadRows {
     pub stream_id: Uuid,
     pub key: String,
@@ -38,16 +46,48 @@ pub struct HeadRows {
     pub tail: Vec<StoredEvent>,
 }
 
+/// What folding a head's rows gives.
+#[derive(Debug)]
+pub enum HeadFold {
+    Folded(Box<LoadedHead>),
+    /// The snapshot cannot be used and the tail does not start at the stream's first
+    /// event: read the whole stream into `tail` and fold again.
+    NeedsWholeStream(HeadRows),
+}
+
+/// Whether this process has warned about a snapshot it could not use (once: a rolling
+/// deploy meets many).
+static UNUSABLE_SNAPSHOT_WARNED: AtomicBool = AtomicBool::new(false);
+
 impl HeadRows {
-    /// The snapshot with the tail folded onto it; a tail that does not lead from the
-    /// snapshot to the head is corruption.
-    pub fn fold(self) -> Result<LoadedHead, StoreError> {
+    /// The snapshot with the tail folded onto it. A snapshot of another version, or one
+    /// that does not decode, is derived data gone stale, not corruption: the stream is
+    /// folded from its first event instead (and the next write stores a current one).
+    /// A tail that does not lead from the snapshot to the head is corruption.
+    pub fn fold(self) -> Result<HeadFold, StoreError> {
         let stream_id = self.stream_id;
         let corrupt = |what: String| StoreError::Corrupt(format!("stream {stream_id}: {what}"));
-        let snapshot = self.snapshot.ok_or_else(|| corrupt("the head has no state snapshot".into()))?;
-        let state: Initiative =
-            serde_json::from_str(&snapshot).map_err(|e| corrupt(format!("the state snapshot does not decode: {e}")))?;
-        let snapshot_version = state.version;
+        let snapshot = match self.snapshot.as_deref().map(decode_snapshot) {
+            Some(Snapshot::Current(state)) => Ok(*state),
+            Some(Snapshot::Unusable(why)) => Err(why),
+            None => Err("the head has no state snapshot".to_owned()),
+        };
+        let (state, snapshot_version, snapshot_current) = match snapshot {
+            Ok(state) => {
+                let version = state.version;
+                (Some(state), version, true)
+            }
+            Err(why) => {
+                if self.tail.first().map(|event| event.stream_version) != Some(1) {
+                    return Ok(HeadFold::NeedsWholeStream(self));
+                }
+                if !UNUSABLE_SNAPSHOT_WARNED.swap(true, Ordering::Relaxed) {
+                    warn!(%stream_id, reason = %why, "folding a stream from its log: its snapshot cannot be used \
+                           (warned once per process)");
+                }
+                (None, 0, false)
+            }
+        };
         for (n, event) in self.tail.iter().enumerate() {
             if u64::try_from(event.stream_version).ok() != Some(snapshot_version + 1 + n as u64) {
                 return Err(corrupt(format!(
@@ -56,21 +96,26 @@ impl HeadRows {
                 )));
             }
         }
-        let state =
-            fold_onto(stream_id, Some(state), &self.tail)?.ok_or_else(|| corrupt("the head has no state".into()))?;
+        let state = fold_onto(stream_id, state, &self.tail)?.ok_or_else(|| corrupt("the head has no state".into()))?;
         let version = u64::try_from(self.version).map_err(|_| corrupt("negative version".into()))?;
         if state.version != version {
             return Err(corrupt(format!("the state folds to version {}, the head is at {version}", state.version)));
         }
-        Ok(LoadedHead {
+        let snapshot_bytes = match snapshot_current {
+            true => self.snapshot.as_deref().map_or(0, str::len),
+            // Roughly: what the events folded add (no encoding on this path).
+            false => self.tail.len() * 512,
+        };
+        Ok(HeadFold::Folded(Box::new(LoadedHead {
             stream_id,
             key: self.key,
             version,
             hash: self.hash,
             state,
             snapshot_version,
-            snapshot_bytes: snapshot.len(),
-        })
+            snapshot_current,
+            snapshot_bytes,
+        })))
     }
 }
 
@@ -179,6 +224,7 @@ mod tests {
     use super::*;
     use crate::domain::values::{InitiativeId, InitiativeKey, Principal};
     use crate::domain::{Authority, Command, Event, Initiative, Recorded, decide_as, evolve};
+    use crate::store::fold::encode_snapshot;
 
     /// A stream of `n` events (a creation and assignments) as stored, with its states.
     fn stream(n: u64) -> (Vec<StoredEvent>, Vec<Initiative>) {
@@ -236,8 +282,15 @@ mod tests {
             key: "FOLD-1".into(),
             version: head,
             hash: vec![1; 32],
-            snapshot: Some(serde_json::to_string(&states[snapshot_at - 1]).expect("encode")),
+            snapshot: Some(encode_snapshot(&states[snapshot_at - 1]).expect("encode").to_string()),
             tail: events[snapshot_at..head as usize].to_vec(),
+        }
+    }
+
+    fn folded(rows: HeadRows) -> LoadedHead {
+        match rows.fold().expect("fold") {
+            HeadFold::Folded(head) => *head,
+            HeadFold::NeedsWholeStream(rows) => panic!("folds without the whole stream: {rows:?}"),
         }
     }
 
@@ -245,8 +298,8 @@ mod tests {
     fn a_snapshot_and_its_tail_fold_to_the_state_of_the_whole_stream() {
         let (events, states) = stream(9);
         for snapshot_at in 1..=9 {
-            let head = rows(&events, &states, snapshot_at, 9).fold().expect("fold");
-            assert_eq!((head.version, head.snapshot_version), (9, snapshot_at as u64));
+            let head = folded(rows(&events, &states, snapshot_at, 9));
+            assert_eq!((head.version, head.snapshot_version, head.snapshot_current), (9, snapshot_at as u64, true));
             assert_eq!(head.state, states[8], "snapshot at {snapshot_at}");
         }
     }
@@ -263,13 +316,52 @@ mod tests {
         short.tail.pop();
         let error = short.fold().expect_err("the tail ends before the head");
         assert!(error.to_string().contains("folds to version 5, the head is at 6"), "{error}");
+    }
 
-        let mut none = rows(&events, &states, 2, 6);
-        none.snapshot = None;
-        assert!(none.fold().expect_err("no snapshot").to_string().contains("no state snapshot"));
+    /// Every way a snapshot can be unusable: none, garbage, another version (older or
+    /// newer), this version's number on another shape.
+    fn unusable_snapshots(state: &Initiative) -> Vec<(&'static str, Option<String>)> {
+        let mut older = encode_snapshot(state).expect("encode");
+        older["snapshot_version"] = serde_json::json!(0);
+        let mut newer = encode_snapshot(state).expect("encode");
+        newer["snapshot_version"] = serde_json::json!(crate::store::fold::SNAPSHOT_VERSION + 1);
+        // A newer Accord renamed a field, and its snapshot says so.
+        let renamed = newer.as_object_mut().and_then(|fields| fields.remove("key")).expect("a key field");
+        newer["initiative_key"] = renamed;
+        let mut reshaped = encode_snapshot(state).expect("encode");
+        reshaped.as_object_mut().and_then(|fields| fields.remove("key")).expect("a key field");
+        vec![
+            ("none", None),
+            ("garbage", Some("{\"version\": ".into())),
+            ("older", Some(older.to_string())),
+            ("newer", Some(newer.to_string())),
+            ("reshaped", Some(reshaped.to_string())),
+        ]
+    }
 
-        let mut garbage = rows(&events, &states, 2, 6);
-        garbage.snapshot = Some("{\"version\": ".into());
-        assert!(garbage.fold().expect_err("bad JSON").to_string().contains("does not decode"));
+    #[test]
+    fn an_unusable_snapshot_is_not_corruption_the_stream_is_folded_from_its_first_event() {
+        let (events, states) = stream(6);
+        for (what, snapshot) in unusable_snapshots(&states[1]) {
+            let mut partial = rows(&events, &states, 2, 6);
+            partial.snapshot = snapshot.clone();
+            let HeadFold::NeedsWholeStream(mut whole) = partial.fold().expect(what) else {
+                panic!("{what}: folded from a snapshot it cannot use")
+            };
+            whole.tail = events.clone();
+            let head = folded(whole);
+            assert_eq!(head.state, states[5], "{what}");
+            assert_eq!((head.version, head.snapshot_version, head.snapshot_current), (6, 0, false), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_written_before_snapshots_had_a_version_is_of_version_1() {
+        let (events, states) = stream(4);
+        let mut rows = rows(&events, &states, 3, 4);
+        rows.snapshot = Some(serde_json::to_string(&states[2]).expect("encode"));
+        let head = folded(rows);
+        assert_eq!((head.snapshot_version, head.snapshot_current), (3, true));
+        assert_eq!(head.state, states[3]);
     }
 }

@@ -18,6 +18,8 @@
 pub mod audit;
 pub mod backend;
 pub mod batch;
+#[cfg(test)]
+mod corpus;
 pub mod cut;
 pub mod fold;
 pub mod hash;
@@ -46,6 +48,23 @@ pub use note::{CheckpointSigner, CheckpointVerifier};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+/// How many initiatives an online rebuild folds per page, and the most the swap's
+/// transaction folds itself (the rest are caught up before it, up to
+/// `ONLINE_CATCH_UPS` rounds).
+pub const ONLINE_PAGE: usize = 100;
+const ONLINE_CATCH_UPS: usize = 5;
+
+/// What an online rebuild did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OnlineRebuilt {
+    /// Initiatives folded beside the served projection.
+    pub initiatives: u64,
+    /// Initiatives folded again because they moved while the rebuild ran.
+    pub refolded: u64,
+    /// Initiatives the swap itself caught up.
+    pub caught_up_in_swap: u64,
+}
+
 /// An event as stored, with all its metadata.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredEvent {
@@ -66,10 +85,15 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// The event as the fold sees it; a stored event that does not decode is corruption.
+    /// The event as the fold sees it; a stored event that does not decode is corruption,
+    /// unless a newer Accord wrote it (`StoreError::Newer`).
     pub fn to_recorded(&self) -> Result<Recorded, StoreError> {
         let corrupt = |what: String| StoreError::Corrupt(format!("event at position {}: {what}", self.position));
-        let event = Event::from_stored(&self.event_type, self.schema_version, self.payload.clone()).map_err(corrupt)?;
+        let event =
+            Event::decode_stored(&self.event_type, self.schema_version, self.payload.clone()).map_err(|e| match e {
+                e if e.is_newer() => StoreError::Newer(format!("event at position {}: {e}", self.position)),
+                e => corrupt(e.to_string()),
+            })?;
         let actor = Principal::parse("actor", &self.actor).map_err(|e| corrupt(e.to_string()))?;
         let version = u64::try_from(self.stream_version).map_err(|_| corrupt("negative stream version".into()))?;
         Ok(Recorded { version, actor, recorded_at: self.recorded_at, event })
@@ -111,6 +135,10 @@ pub enum StoreError {
     /// The stored history cannot be folded or decoded.
     #[error("corrupt history: {0}")]
     Corrupt(String),
+    /// The history holds an event of a schema version a newer Accord wrote (a rolling
+    /// deploy is under way): this process cannot fold it, a newer one can.
+    #[error("written by a newer Accord: {0}")]
+    Newer(String),
     /// Anything else: logged in full, reported to callers as an internal error.
     #[error("database error: {0}")]
     Database(sqlx::Error),
@@ -274,7 +302,28 @@ impl Store {
     /// snapshot with the events after it folded onto it.
     pub async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<batch::LoadedHead>, StoreError> {
         let heads = self.bounded(self.backend.load_heads(ids, keys)).await?;
-        heads.into_iter().map(batch::HeadRows::fold).collect()
+        let mut loaded = Vec::with_capacity(heads.len());
+        for head in heads {
+            loaded.push(self.fold_head(head).await?);
+        }
+        Ok(loaded)
+    }
+
+    /// A head's rows folded; when its snapshot cannot be used and the rows hold only the
+    /// events after it, with the stream's whole log (events never change, so reading them
+    /// now up to the head's version is as consistent as reading them with the head).
+    async fn fold_head(&self, head: batch::HeadRows) -> Result<batch::LoadedHead, StoreError> {
+        let mut head = match head.fold()? {
+            batch::HeadFold::Folded(loaded) => return Ok(*loaded),
+            batch::HeadFold::NeedsWholeStream(head) => head,
+        };
+        head.tail = self.read_stream(head.stream_id, 1, head.version.max(1)).await?;
+        match head.fold()? {
+            batch::HeadFold::Folded(loaded) => Ok(*loaded),
+            batch::HeadFold::NeedsWholeStream(head) => {
+                Err(StoreError::Corrupt(format!("stream {}: its log does not start at version 1", head.stream_id)))
+            }
+        }
     }
 
     /// The stored results of the command ids that were used before.
@@ -308,7 +357,7 @@ impl Store {
             // not be that version's.
             head.tail.retain(|event| event.stream_version <= version);
             head.version = version;
-            return Ok(Some(head.fold()?.state));
+            return Ok(Some(self.fold_head(head).await?.state));
         }
         let until = Until::Version(u64::try_from(version).unwrap_or_default());
         let events = self.read_stream_until(stream_id, until).await?;
@@ -377,6 +426,44 @@ impl Store {
         self.purge_snapshots(None).await?;
         self.refresh_snapshots(snapshots::SNAPSHOT_EVERY).await?;
         Ok(rebuilt)
+    }
+
+    /// Rebuilds the alignment projection of every initiative from the log beside the
+    /// served one, blue/green: while `alignment` keeps serving reads and appends, every
+    /// initiative's row is folded from its log into `alignment_next`, `ONLINE_PAGE`
+    /// initiatives at a time; the streams that moved meanwhile are folded again until
+    /// few remain; then one transaction that no append commits during folds the last
+    /// ones and replaces the served rows with the new ones. Readers see the old
+    /// projection until that commit and the new one after, which is then exactly the
+    /// log's fold. The heads' snapshots are left alone. One at a time per store.
+    pub async fn rebuild_projections_online(&self) -> Result<OnlineRebuilt, StoreError> {
+        self.backend.clear_next().await?;
+        let streams = self.backend.stream_ids().await?;
+        for page in streams.chunks(ONLINE_PAGE) {
+            self.fold_into_next(page).await?;
+        }
+        let mut refolded = 0;
+        for _ in 0..ONLINE_CATCH_UPS {
+            let behind = self.backend.next_behind().await?;
+            if behind.len() <= ONLINE_PAGE {
+                break;
+            }
+            refolded += behind.len() as u64;
+            for page in behind.chunks(ONLINE_PAGE) {
+                self.fold_into_next(page).await?;
+            }
+        }
+        let swapped_in = self.backend.swap_next().await?;
+        Ok(OnlineRebuilt { initiatives: streams.len() as u64, refolded, caught_up_in_swap: swapped_in })
+    }
+
+    async fn fold_into_next(&self, streams: &[Uuid]) -> Result<(), StoreError> {
+        let mut heads = Vec::with_capacity(streams.len());
+        for stream_id in streams {
+            let events = self.read_stream(*stream_id, 1, i64::MAX).await?;
+            heads.push(fold::FoldedHead::refold(*stream_id, &events)?);
+        }
+        self.backend.write_next(&heads).await
     }
 
     // ---- Audit (see `audit`) ----------------------------------------------------------

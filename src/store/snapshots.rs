@@ -21,14 +21,14 @@ use uuid::Uuid;
 use super::{Store, StoreError, StoredEvent, Until, fold::fold_onto};
 use crate::domain::Initiative;
 
-/// The format of a snapshot's `state`: the serde form of today's `Initiative`. A change
-/// to `Initiative`'s shape bumps it, and every older snapshot is then ignored and
-/// derived again.
-pub const SNAPSHOT_FORMAT: i32 = 1;
+/// The format of a snapshot's `state`: the serde form of today's `Initiative`, the same
+/// version as the head's snapshot (`fold::SNAPSHOT_VERSION`). A change to `Initiative`'s
+/// shape raises it, and every older snapshot is then ignored and derived again.
+pub const SNAPSHOT_FORMAT: i32 = super::fold::SNAPSHOT_VERSION;
 
 /// The versions between two snapshots by default: an as-of folds at most this many
 /// events after the snapshot it starts from.
-pub const SNAPSHOT_EVERY: i64 = 1_000;
+pub const SNAPSHOT_EVERY: i64 = 500;
 
 /// How many streams one refresh round looks at (the next round takes the rest).
 const STREAMS_PER_ROUND: i64 = 100;

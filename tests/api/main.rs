@@ -25,5 +25,6 @@ mod security;
 mod snapshots;
 mod store;
 mod support;
+mod versions;
 mod watch;
 mod web;

@@ -386,7 +386,10 @@ proptest! {
 fn from_stored_refuses_an_unknown_schema_version_or_an_undecodable_payload() {
     let event = Event::StageChanged { from: Stage::Discovery, to: Stage::Delivery };
     let error = Event::from_stored("StageChanged", SCHEMA_VERSION + 1, event.payload()).unwrap_err();
-    assert!(error.contains("unknown schema version 2"), "{error}");
+    assert!(error.contains("schema version 2 was written by a newer Accord"), "{error}");
+    assert!(Event::decode_stored("StageChanged", SCHEMA_VERSION + 1, event.payload()).unwrap_err().is_newer());
+    let error = Event::from_stored("StageChanged", 0, event.payload()).unwrap_err();
+    assert!(error.contains("unknown schema version 0"), "{error}");
     let error =
         Event::from_stored("StageChanged", SCHEMA_VERSION, serde_json::json!({ "from": "nowhere" })).unwrap_err();
     assert!(error.contains("undecodable payload"), "{error}");

@@ -46,6 +46,13 @@ fn store_response(error: StoreError) -> Response {
             error!(%reason, "corrupt history");
             error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error: stored history could not be read")
         }
+        StoreError::Newer(reason) => {
+            error!(%reason, "history written by a newer Accord");
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this server is older than the history it read; try again (on an upgraded server)",
+            )
+        }
         StoreError::Database(db) => {
             error!(error = %db, "database error");
             error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal database error")

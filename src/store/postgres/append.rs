@@ -2,11 +2,15 @@
 //! earlier uses of command ids, and the one statement that appends a batch.
 
 use super::*;
+use crate::domain::alignment::PROJECTION_VERSION;
+use crate::store::fold::SNAPSHOT_VERSION;
 
 #[async_trait]
 impl Heads for PgStore {
     /// The heads of the streams with these ids or keys: each stream's snapshot and the
-    /// events after it up to the head (one statement, so one consistent view).
+    /// events after it up to the head (one statement, so one consistent view). A
+    /// snapshot of another version than this code's comes with the whole stream (its
+    /// `version` field may not mean what this code thinks), to fold from the first event.
     async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<HeadRows>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT s.stream_id AS head_id, s.key, s.version, s.head_hash,
@@ -16,13 +20,15 @@ impl Heads for PgStore {
                     SELECT {EVENT_COLUMNS}, stream_version = min(stream_version) OVER () AS first
                       FROM events e
                      WHERE e.stream_id = s.stream_id AND e.stream_version <= s.version
-                       AND e.stream_version > coalesce((s.state->>'version')::bigint, 0)
+                       AND e.stream_version > CASE WHEN coalesce(s.state->'snapshot_version', '1') = to_jsonb($3::int)
+                                                   THEN coalesce((s.state->>'version')::bigint, 0) ELSE 0 END
                ) t ON true
               WHERE s.stream_id = ANY($1) OR s.key = ANY($2)
               ORDER BY s.stream_id, t.stream_version"
         ))
         .bind(ids)
         .bind(keys)
+        .bind(SNAPSHOT_VERSION)
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx)?;
@@ -86,6 +92,8 @@ impl Heads for PgStore {
             .bind(batch.unchanged.iter().map(|(id, _)| *id).collect::<Vec<_>>())
             .bind(batch.unchanged.iter().map(|(_, v)| *v).collect::<Vec<_>>())
             .bind(i64::try_from(h.len() + batch.unchanged.len()).unwrap_or(i64::MAX))
+            .bind(SNAPSHOT_VERSION)
+            .bind(PROJECTION_VERSION)
             .fetch_one(&self.pool)
             .await;
         let row = result.map_err(|error| match &error {
@@ -145,6 +153,12 @@ pub(super) fn bind_events<'q>(query: SqlQuery<'q, Postgres>, events: &'q [Stored
 /// someone else is skipped rather than waited for (`lockable`, after the commit-order
 /// lock, so only a lock held outside Accord's appends — a rebuild, an operator — is
 /// skipped) and named in the error's detail.
+///
+/// Versions, for a rolling deploy ($39 this code's snapshot version, $40 its projection
+/// version): a moved head's new snapshot replaces the stored one only if that is not of
+/// a newer version, and an alignment row of a newer projection is not overwritten. Both
+/// are derived, so an overwrite would cost only a refold; but a newer process would then
+/// refold on every load, and its readers would serve a row of an older shape.
 const APPEND_BATCH: &str = "WITH ev AS (
     INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, payload,
                         actor, command_id, correlation_id, causation_id, recorded_at, prev_hash, hash)
@@ -177,7 +191,9 @@ const APPEND_BATCH: &str = "WITH ev AS (
     SELECT s.stream_id FROM streams s JOIN heads h ON h.id = s.stream_id
        FOR UPDATE OF s SKIP LOCKED
 ), moved AS (
-    UPDATE streams s SET version = h.v, head_hash = h.hash, last_position = h.last, state = coalesce(h.state, s.state),
+    UPDATE streams s SET version = h.v, head_hash = h.hash, last_position = h.last,
+           state = CASE WHEN h.state IS NOT NULL AND coalesce(s.state->'snapshot_version', '1') <= to_jsonb($39::int)
+                        THEN h.state ELSE s.state END,
            updated_at = h.at
       FROM heads h
      WHERE s.stream_id = h.id AND h.old IS NOT NULL AND s.version = h.old
@@ -190,16 +206,17 @@ const APPEND_BATCH: &str = "WITH ev AS (
     RETURNING stream_id
 ), projected AS (
     INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
-                           outstanding_functions, awaiting, score, last_activity, version, view)
+                           outstanding_functions, awaiting, score, last_activity, version, view, projection_version)
     SELECT h.id, h.key, h.title, h.owner, h.stage, h.status, h.archived,
            ARRAY(SELECT jsonb_array_elements_text(h.outstanding)), ARRAY(SELECT jsonb_array_elements_text(h.awaiting)),
-           h.score, h.at, h.v, h.view
+           h.score, h.at, h.v, h.view, $40::int
       FROM heads h
     ON CONFLICT (initiative_id) DO UPDATE SET title = EXCLUDED.title, owner = EXCLUDED.owner,
         stage = EXCLUDED.stage, status = EXCLUDED.status, archived = EXCLUDED.archived,
         outstanding_functions = EXCLUDED.outstanding_functions, awaiting = EXCLUDED.awaiting,
         score = EXCLUDED.score, last_activity = EXCLUDED.last_activity, version = EXCLUDED.version,
-        view = EXCLUDED.view
+        view = EXCLUDED.view, projection_version = EXCLUDED.projection_version
+     WHERE alignment.projection_version <= EXCLUDED.projection_version
 ), unchanged AS (
     SELECT count(*) AS n FROM streams s
       JOIN UNNEST($36::uuid[], $37::bigint[]) AS k(id, v) ON s.stream_id = k.id AND s.version = k.v

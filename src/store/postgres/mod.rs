@@ -56,6 +56,7 @@ mod auditing;
 mod cut;
 mod errors;
 mod import;
+mod online;
 mod reads;
 mod rebuild;
 mod signals;

@@ -35,13 +35,13 @@ pub(super) async fn write_head(conn: &mut PgConnection, head: &FoldedHead) -> Re
              state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
          )
          INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
-           outstanding_functions, awaiting, score, last_activity, version, view)
-         VALUES ($1, $2, $8, $9, $10, $11, $12, $13, $14, $15, $7, $3, $16)
+           outstanding_functions, awaiting, score, last_activity, version, view, projection_version)
+         VALUES ($1, $2, $8, $9, $10, $11, $12, $13, $14, $15, $7, $3, $16, $17)
          ON CONFLICT (initiative_id) DO UPDATE SET key = EXCLUDED.key, title = EXCLUDED.title,
            owner = EXCLUDED.owner, stage = EXCLUDED.stage, status = EXCLUDED.status,
            archived = EXCLUDED.archived, outstanding_functions = EXCLUDED.outstanding_functions,
            awaiting = EXCLUDED.awaiting, score = EXCLUDED.score, last_activity = EXCLUDED.last_activity,
-           version = EXCLUDED.version, view = EXCLUDED.view",
+           version = EXCLUDED.version, view = EXCLUDED.view, projection_version = EXCLUDED.projection_version",
     )
     .bind(head.stream_id)
     .bind(state.key.as_str())
@@ -58,6 +58,7 @@ pub(super) async fn write_head(conn: &mut PgConnection, head: &FoldedHead) -> Re
     .bind(projection.view.outstanding_functions())
     .bind(&projection.awaiting)
     .bind(projection.view.score)
-    .bind(&projection.view_json);
+    .bind(&projection.view_json)
+    .bind(crate::domain::alignment::PROJECTION_VERSION);
     sql::execute(write, conn).await
 }

@@ -23,7 +23,7 @@ static STATEMENTS: LazyLock<SnapshotSql> = LazyLock::new(|| {
     };
     SnapshotSql {
         before_version: before("version <= $3"),
-        // Snapshots are few (one per thousand events): filtering them by time costs little.
+        // Snapshots are few (one per 500 events): filtering them by time costs little.
         before_time: before("folded_until <= $3"),
         after_to_version: after("stream_version <= $3"),
         // The first event after the snapshot recorded later ends the prefix: found by the

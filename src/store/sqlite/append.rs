@@ -2,6 +2,8 @@
 //! earlier uses of command ids, and appending a batch in one write transaction.
 
 use super::*;
+use crate::domain::alignment::PROJECTION_VERSION;
+use crate::store::fold::{SNAPSHOT_VERSION, SnapshotHeader};
 
 #[async_trait]
 impl Heads for SqliteStore {
@@ -24,11 +26,9 @@ impl Heads for SqliteStore {
             if heads.iter().any(|other: &HeadRows| other.stream_id == head.stream_id) {
                 continue;
             }
-            let snapshot_version = head
-                .snapshot
-                .as_deref()
-                .and_then(|json| serde_json::from_str::<SnapshotVersion>(json).ok())
-                .map_or(0, |snapshot| snapshot.version);
+            // A snapshot of another version than this code's (or undecodable): the whole
+            // stream, to fold from the first event.
+            let snapshot_version = SnapshotHeader::usable_version(head.snapshot.as_deref());
             let tail = sqlx::query(&format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND stream_version > ?2 AND stream_version <= ?3
                   ORDER BY stream_version"
@@ -88,12 +88,6 @@ impl Heads for SqliteStore {
             Err(error) => Err(AppendRefused::Failed(error)),
         }
     }
-}
-
-/// The version a state snapshot is at, read without decoding the rest.
-#[derive(serde::Deserialize)]
-struct SnapshotVersion {
-    version: i64,
 }
 
 enum BatchRetry {
@@ -192,11 +186,17 @@ async fn try_append_batch(pool: &SqlitePool, batch: &Batch) -> Result<Appended, 
         let position = last_of_stream.get(&head.stream_id).copied().unwrap_or_default();
         let at = head.at.timestamp_micros();
         sqlx::query(
-            // A moved head without a new snapshot keeps the one it has.
+            // A moved head without a new snapshot keeps the one it has, and so does one
+            // whose snapshot is of a newer version (as on PostgreSQL: `APPEND_BATCH`).
             "INSERT INTO streams (stream_id, key, version, head_hash, last_position, state, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, coalesce(?6, (SELECT state FROM streams WHERE stream_id = ?1)), ?7)
              ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, head_hash = excluded.head_hash,
-                 last_position = excluded.last_position, state = excluded.state, updated_at = excluded.updated_at",
+                 last_position = excluded.last_position, updated_at = excluded.updated_at,
+                 state = CASE WHEN ?6 IS NOT NULL
+                               AND CASE WHEN json_valid(streams.state)
+                                        THEN coalesce(json_extract(streams.state, '$.snapshot_version'), 1)
+                                        ELSE 0 END <= ?8
+                              THEN ?6 ELSE streams.state END",
         )
         .bind(&stream)
         .bind(&head.key)
@@ -205,20 +205,24 @@ async fn try_append_batch(pool: &SqlitePool, batch: &Batch) -> Result<Appended, 
         .bind(position)
         .bind(&head.state)
         .bind(at)
+        .bind(SNAPSHOT_VERSION)
         .execute(&mut *tx)
         .await
         .map_err(batch_error)?;
         let row = &head.row;
         let json = |value: &Vec<String>| encode_json(value).map_err(|e| BatchRetry::Refused(e.into()));
         sqlx::query(
+            // A row of a newer projection is not overwritten (see `APPEND_BATCH`).
             "INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
-                                    outstanding_functions, awaiting, score, last_activity, version, view)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                                    outstanding_functions, awaiting, score, last_activity, version, view,
+                                    projection_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (initiative_id) DO UPDATE SET title = excluded.title, owner = excluded.owner,
                  stage = excluded.stage, status = excluded.status, archived = excluded.archived,
                  outstanding_functions = excluded.outstanding_functions, awaiting = excluded.awaiting,
                  score = excluded.score, last_activity = excluded.last_activity, version = excluded.version,
-                 view = excluded.view",
+                 view = excluded.view, projection_version = excluded.projection_version
+              WHERE alignment.projection_version <= excluded.projection_version",
         )
         .bind(&stream)
         .bind(&head.key)
@@ -233,6 +237,7 @@ async fn try_append_batch(pool: &SqlitePool, batch: &Batch) -> Result<Appended, 
         .bind(at)
         .bind(head.version)
         .bind(encode_json(&row.view).map_err(|e| BatchRetry::Refused(e.into()))?)
+        .bind(PROJECTION_VERSION)
         .execute(&mut *tx)
         .await
         .map_err(batch_error)?;

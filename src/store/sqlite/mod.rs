@@ -76,6 +76,7 @@ mod auditing;
 mod cut;
 mod errors;
 mod import;
+mod online;
 mod reads;
 mod rebuild;
 mod snapshots;

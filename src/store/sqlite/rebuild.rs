@@ -54,13 +54,14 @@ pub(super) async fn write_head(conn: &mut SqliteConnection, head: &FoldedHead) -
     let (view, awaiting) = (&projection.view, &projection.awaiting);
     sqlx::query(
         "INSERT INTO alignment (initiative_id, key, title, owner, stage, status, archived,
-                                outstanding_functions, awaiting, score, last_activity, version, view)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                                outstanding_functions, awaiting, score, last_activity, version, view,
+                                projection_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (initiative_id) DO UPDATE SET key = excluded.key, title = excluded.title,
              owner = excluded.owner, stage = excluded.stage, status = excluded.status,
              archived = excluded.archived, outstanding_functions = excluded.outstanding_functions,
              awaiting = excluded.awaiting, score = excluded.score, last_activity = excluded.last_activity,
-             version = excluded.version, view = excluded.view",
+             version = excluded.version, view = excluded.view, projection_version = excluded.projection_version",
     )
     .bind(&stream)
     .bind(state.key.as_str())
@@ -75,6 +76,7 @@ pub(super) async fn write_head(conn: &mut SqliteConnection, head: &FoldedHead) -
     .bind(last_activity)
     .bind(head.version)
     .bind(encode_json(&projection.view_json)?)
+    .bind(crate::domain::alignment::PROJECTION_VERSION)
     .execute(&mut *conn)
     .await
     .map_err(fail)?;
