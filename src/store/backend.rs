@@ -213,9 +213,10 @@ pub trait Snapshots: Send + Sync {
         until: Until,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
-    /// At most `limit` streams whose head is `every` or more versions past their latest
-    /// snapshot of the current format.
-    async fn snapshots_due(&self, every: i64, limit: i64) -> Result<Vec<DueStream>, StoreError>;
+    /// At most `limit` streams after the stream id `after`, by id, whose head is `every`
+    /// or more versions past their latest snapshot of the current format (or that have
+    /// a hole below it).
+    async fn snapshots_due(&self, every: i64, after: Uuid, limit: i64) -> Result<Vec<DueStream>, StoreError>;
 
     /// Writes snapshots, replacing any at the same stream and version.
     async fn put_snapshots(&self, snapshots: &[PastSnapshot]) -> Result<(), StoreError>;

@@ -118,17 +118,26 @@ impl Store {
     /// Writes the snapshots that are due — for every stream whose head is `every` or more
     /// versions past its latest snapshot, one at each multiple of `every` up to the head —
     /// folding on from the latest one; and deletes those of other formats first. Runs
-    /// beside appends: it reads only committed events and writes derived rows.
+    /// beside appends: it reads only committed events and writes derived rows. One pass
+    /// over the streams in id order: a stream whose events do not fold (a damaged log,
+    /// which verify reports) is skipped with a warning and does not hold up the others,
+    /// and none is visited twice.
     pub async fn refresh_snapshots(&self, every: i64) -> Result<Refreshed, StoreError> {
         let every = every.max(1);
         let mut done = Refreshed { pruned: self.backend.delete_snapshots(None, true).await?, ..Refreshed::default() };
+        let mut after = Uuid::nil();
         loop {
-            let due = self.backend.snapshots_due(every, STREAMS_PER_ROUND).await?;
-            if due.is_empty() {
-                return Ok(done);
-            }
+            let due = self.backend.snapshots_due(every, after, STREAMS_PER_ROUND).await?;
+            let Some(last) = due.last() else { return Ok(done) };
+            after = last.stream_id;
             for stream in &due {
-                done.snapshots += self.refresh_stream(*stream, every).await?;
+                match self.refresh_stream(*stream, every).await {
+                    Ok(written) => done.snapshots += written,
+                    Err(StoreError::Corrupt(why)) => {
+                        warn!(stream = %stream.stream_id, %why, "past snapshots: the stream does not fold; skipped")
+                    }
+                    Err(other) => return Err(other),
+                }
                 done.streams += 1;
             }
         }

@@ -274,7 +274,7 @@ pub struct SnapshotSql {
     pub after_to_version: String,
     /// A stream's events after a version up to a time (stream, after, time).
     pub after_to_time: String,
-    /// Streams due a snapshot (format, spacing, limit).
+    /// Streams due a snapshot (format, spacing, the stream id to list after, limit).
     pub due: &'static str,
     /// Every snapshot of the streams in a list (the list, as `stream_list` binds it).
     pub of_streams: String,
@@ -332,11 +332,12 @@ where
     all(query, executor, decode_event).await
 }
 
-/// At most `limit` streams due a snapshot at spacing `every`.
+/// At most `limit` streams after `after` due a snapshot at spacing `every`.
 pub async fn snapshots_due<'c, DB, E>(
     executor: E,
     statements: &SnapshotSql,
     every: i64,
+    after: Uuid,
     limit: i64,
 ) -> Result<Vec<DueStream>, StoreError>
 where
@@ -346,7 +347,7 @@ where
     for<'q> i32: Encode<'q, DB> + Type<DB>,
     E: Executor<'c, Database = DB>,
 {
-    let query = sqlx::query(statements.due).bind(SNAPSHOT_FORMAT).bind(every).bind(limit);
+    let query = sqlx::query(statements.due).bind(SNAPSHOT_FORMAT).bind(every).bind(DB::id(after)).bind(limit);
     all(query, executor, |row| {
         Ok(DueStream {
             stream_id: row.uuid("stream_id")?,

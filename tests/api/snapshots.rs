@@ -17,6 +17,7 @@ on_both_stores!(
     verify_locates_a_past_snapshot_changed_or_of_another_history,
     a_snapshot_of_another_format_or_undecodable_is_ignored_and_replaced,
     purge_and_rebuild_derive_the_snapshots_again,
+    a_refresh_passes_over_damaged_streams_once_and_serves_the_others,
 );
 
 /// Spacing of the snapshots in these tests: several per stream.
@@ -200,4 +201,40 @@ async fn purge_and_rebuild_derive_the_snapshots_again(app: TestApp) {
     let spacing = accord::store::snapshots::SNAPSHOT_EVERY;
     let after = app.store.past_snapshots(&[stream]).await.expect("snapshots");
     assert_eq!(after.len() as i64, events.len() as i64 / spacing);
+}
+
+/// An initiative with `assignments` stakeholders: 1 + `assignments` events.
+async fn initiative_with(app: &TestApp, key: &str, assignments: usize) -> Uuid {
+    let created = create_initiative(app, OWNER, key, "Snapshots").await;
+    for i in 0..assignments {
+        let request = assignment(key, &format!("person{i}@example.com"), "legal", pb::Role::Informed);
+        app.as_(OWNER).assign_stakeholder(request).await.expect("assign");
+    }
+    created.initiative_id.parse().expect("uuid")
+}
+
+async fn a_refresh_passes_over_damaged_streams_once_and_serves_the_others(app: TestApp) {
+    let short_tail = initiative_with(&app, "TAIL-1", 11).await;
+    let undecodable = initiative_with(&app, "BAD-1", 11).await;
+    let healthy = initiative_with(&app, "GOOD-1", 11).await;
+    // A superuser deletes one stream's tail (its head still says version 12) and makes
+    // another's second event undecodable.
+    let damage = format!(
+        "DELETE FROM events WHERE stream_id = '{short_tail}' AND stream_version > 3;
+         UPDATE events SET payload = '{{\"unexpected\": true}}' WHERE stream_id = '{undecodable}' AND stream_version = 2;"
+    );
+    superuser(
+        &app,
+        &format!("ALTER TABLE events DISABLE TRIGGER USER; {damage}"),
+        &format!("DROP TRIGGER IF EXISTS events_no_update; DROP TRIGGER IF EXISTS events_no_delete; {damage}"),
+    )
+    .await;
+    // One pass, which ends: the damaged streams yield nothing, the healthy one its two.
+    let refreshed =
+        tokio::time::timeout(std::time::Duration::from_secs(30), refresh(&app)).await.expect("the refresh ends");
+    assert_eq!((refreshed.streams, refreshed.snapshots), (3, 2));
+    let past = app.store.past_snapshots(&[short_tail, undecodable, healthy]).await.expect("snapshots");
+    assert_eq!(past.iter().map(|s| (s.stream_id, s.version)).collect::<Vec<_>>(), [(healthy, 5), (healthy, 10)]);
+    let state = app.store.state_until(healthy, Until::Version(12)).await.expect("as of").expect("state");
+    assert_eq!(state.version, 12);
 }

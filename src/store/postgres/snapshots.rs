@@ -37,8 +37,9 @@ static STATEMENTS: LazyLock<SnapshotSql> = LazyLock::new(|| {
                 FROM streams s
                CROSS JOIN LATERAL (SELECT max(version) AS latest, count(*) AS count FROM past_snapshots p
                                     WHERE p.stream_id = s.stream_id AND p.format = $1) p
-               WHERE s.version - coalesce(p.latest, 0) >= $2 OR p.count < coalesce(p.latest, 0) / $2
-               ORDER BY s.stream_id LIMIT $3",
+               WHERE s.stream_id > $3
+                 AND (s.version - coalesce(p.latest, 0) >= $2 OR p.count < coalesce(p.latest, 0) / $2)
+               ORDER BY s.stream_id LIMIT $4",
         of_streams: format!(
             "SELECT {SNAPSHOT_COLUMNS} FROM past_snapshots WHERE stream_id = ANY($1) ORDER BY stream_id, version"
         ),
@@ -60,8 +61,8 @@ impl Snapshots for PgStore {
         sql::stream_after(&self.pool, &STATEMENTS, stream_id, after, until).await
     }
 
-    async fn snapshots_due(&self, every: i64, limit: i64) -> Result<Vec<DueStream>, StoreError> {
-        sql::snapshots_due(&self.pool, &STATEMENTS, every, limit).await
+    async fn snapshots_due(&self, every: i64, after: Uuid, limit: i64) -> Result<Vec<DueStream>, StoreError> {
+        sql::snapshots_due(&self.pool, &STATEMENTS, every, after, limit).await
     }
 
     async fn put_snapshots(&self, snapshots: &[PastSnapshot]) -> Result<(), StoreError> {

@@ -36,9 +36,9 @@ static STATEMENTS: LazyLock<SnapshotSql> = LazyLock::new(|| {
                                   WHERE p.stream_id = s.stream_id AND p.format = ?1), 0) AS latest,
                        (SELECT count(*) FROM past_snapshots p
                          WHERE p.stream_id = s.stream_id AND p.format = ?1) AS count
-                  FROM streams s)
+                  FROM streams s WHERE s.stream_id > ?3)
                WHERE version - latest >= ?2 OR count < latest / ?2
-               ORDER BY stream_id LIMIT ?3",
+               ORDER BY stream_id LIMIT ?4",
         of_streams: format!(
             "SELECT {SNAPSHOT_COLUMNS} FROM past_snapshots
               WHERE stream_id IN (SELECT value FROM json_each(?1)) ORDER BY stream_id, version"
@@ -61,8 +61,8 @@ impl Snapshots for SqliteStore {
         sql::stream_after(&self.pool, &STATEMENTS, stream_id, after, until).await
     }
 
-    async fn snapshots_due(&self, every: i64, limit: i64) -> Result<Vec<DueStream>, StoreError> {
-        sql::snapshots_due(&self.pool, &STATEMENTS, every, limit).await
+    async fn snapshots_due(&self, every: i64, after: Uuid, limit: i64) -> Result<Vec<DueStream>, StoreError> {
+        sql::snapshots_due(&self.pool, &STATEMENTS, every, after, limit).await
     }
 
     async fn put_snapshots(&self, snapshots: &[PastSnapshot]) -> Result<(), StoreError> {
