@@ -2,7 +2,8 @@
 //! next to the ceiling of reading the same rows out of PostgreSQL with COPY.
 //!
 //!   cargo bench --bench audit -- [--events 1000000] [--per-initiative 10000]
-//!       [--database-url postgres://postgres@127.0.0.1:5432/accord_audit_bench] [--only feed|as-of]
+//!       [--database-url postgres://postgres@127.0.0.1:5432/accord_audit_bench]
+//!       [--only feed|as-of|reads|verify|export|rebuild] [--reuse]
 //!
 //! It builds `--events` events as initiatives of `--per-initiative` events each — created,
 //! an approver assigned, a decision proposed, then sign-offs recorded and revoked in turn,
@@ -26,6 +27,10 @@
 //! printed): run it at two log sizes with the same number of initiatives to see whether
 //! the start grows with the log. `--only as-of` stops after the as-of figures: run it at
 //! 1,000, 10,000 and 100,000 events per initiative to see whether as-of does.
+//! `--only reads` measures the whole-log reads side by side and stops: verify, COPY,
+//! export and a rebuild of every projection (`--only verify`, `export` or `rebuild`: that
+//! one beside COPY). `--reuse` skips generating and importing
+//! when the database already holds a log (from an earlier run of the same sizes).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -49,6 +54,7 @@ struct Args {
     per_initiative: u64,
     database_url: String,
     only: Option<String>,
+    reuse: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -57,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         per_initiative: 10_000,
         database_url: "postgres://postgres@127.0.0.1:5432/accord_audit_bench".into(),
         only: None,
+        reuse: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -68,7 +75,8 @@ fn parse_args() -> Result<Args, String> {
             "--events" => args.events = number("--events")?,
             "--per-initiative" => args.per_initiative = number("--per-initiative")?,
             "--database-url" => args.database_url = it.next().ok_or("--database-url needs a value")?,
-            "--only" => args.only = Some(it.next().ok_or("--only needs feed or as-of")?),
+            "--only" => args.only = Some(it.next().ok_or("--only needs feed, as-of or reads")?),
+            "--reuse" => args.reuse = true,
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
         }
@@ -88,20 +96,29 @@ async fn main() -> Result<(), Failure> {
     let generated = dir.path().join("generated.jsonl");
     let exported = dir.path().join("exported.jsonl");
 
-    let started = Instant::now();
-    let (events, initiatives, big) = generate(&generated, args.events, args.per_initiative)?;
-    let bytes = std::fs::metadata(&generated)?.len();
-    report("generate (decide + fold + hash + JSON)", events, started.elapsed());
-    println!(
-        "  {events} events in {initiatives} initiatives, {:.0} bytes/line, {:.0} MB",
-        bytes as f64 / events as f64,
-        bytes as f64 / 1e6
-    );
-
-    let postgres = fresh_postgres(&args.database_url).await?;
-    let started = Instant::now();
-    let loaded = postgres.import(lines(&generated)?).await?;
-    report("import into a fresh PostgreSQL", loaded.events, started.elapsed());
+    let reused = if args.reuse { reuse_postgres(&args.database_url).await? } else { None };
+    let (postgres, events, big) = match reused {
+        Some((store, events, big)) => {
+            println!("reusing the log of {events} events in {}", args.database_url);
+            (store, events, big)
+        }
+        None => {
+            let started = Instant::now();
+            let (events, initiatives, big) = generate(&generated, args.events, args.per_initiative)?;
+            let bytes = std::fs::metadata(&generated)?.len();
+            report("generate (decide + fold + hash + JSON)", events, started.elapsed());
+            println!(
+                "  {events} events in {initiatives} initiatives, {:.0} bytes/line, {:.0} MB",
+                bytes as f64 / events as f64,
+                bytes as f64 / 1e6
+            );
+            let postgres = fresh_postgres(&args.database_url).await?;
+            let started = Instant::now();
+            let loaded = postgres.import(lines(&generated)?).await?;
+            report("import into a fresh PostgreSQL", loaded.events, started.elapsed());
+            (postgres, events, big)
+        }
+    };
     match args.only.as_deref() {
         Some("feed") => {
             for _ in 0..3 {
@@ -110,7 +127,11 @@ async fn main() -> Result<(), Failure> {
             return Ok(());
         }
         Some("as-of") => return as_of(&postgres, big, args.per_initiative).await,
-        Some(other) => return Err(format!("--only {other}: feed or as-of").into()),
+        Some("reads") => return whole_log_reads(&postgres, &exported, events, None).await,
+        Some(read @ ("verify" | "export" | "rebuild")) => {
+            return whole_log_reads(&postgres, &exported, events, Some(read)).await;
+        }
+        Some(other) => return Err(format!("--only {other}: feed, as-of or reads").into()),
         None => {}
     }
 
@@ -181,6 +202,59 @@ async fn checkpoint_and_verify(store: &Store, name: &str) -> Result<(), Failure>
 fn report(what: &str, events: u64, elapsed: Duration) {
     let rate = events as f64 / elapsed.as_secs_f64();
     println!("{what:<58} {events:>9} events {:>8.2} s {rate:>10.0} events/s", elapsed.as_secs_f64());
+}
+
+/// The store of an earlier run's database, when it holds a log: the number of events
+/// and the first initiative (the stream of the lowest position).
+async fn reuse_postgres(url: &str) -> Result<Option<(Store, u64, Uuid)>, Failure> {
+    if !Postgres::database_exists(url).await? {
+        return Ok(None);
+    }
+    let store = Store::open(url, 8).await?;
+    let Some(pg) = store.postgres() else { return Ok(None) };
+    let (events, first): (i64, Option<Uuid>) =
+        sqlx::query_as("SELECT count(*), (SELECT stream_id FROM events ORDER BY position LIMIT 1) FROM events")
+            .fetch_one(pg.pool())
+            .await?;
+    Ok(first.map(|first| (store, u64::try_from(events).unwrap_or_default(), first)))
+}
+
+/// The whole-log reads one after the other, each beside the COPY ceiling read just
+/// before it: verify, export, and a rebuild of every projection.
+async fn whole_log_reads(store: &Store, exported: &Path, events: u64, only: Option<&str>) -> Result<(), Failure> {
+    let runs = |read: &str| only.is_none_or(|only| only == read);
+    let ceiling = |rows: u64, elapsed: Duration| rows as f64 / elapsed.as_secs_f64();
+    let (rows, _, elapsed) = copy_out(store).await?;
+    report("COPY … ORDER BY position TO STDOUT (ceiling)", rows, elapsed);
+    let copy = ceiling(rows, elapsed);
+    let ratio = |count: u64, elapsed: Duration| count as f64 / elapsed.as_secs_f64() / copy;
+
+    if runs("verify") {
+        let started = Instant::now();
+        let verified = store.verify(None, None).await?;
+        assert!(verified.ok(), "the log verifies: {verified:?}");
+        let elapsed = started.elapsed();
+        report("verify the whole log (PostgreSQL)", verified.events_checked, elapsed);
+        println!("  {:.2} of COPY", ratio(verified.events_checked, elapsed));
+    }
+    if runs("export") {
+        let started = Instant::now();
+        let written = export(store, exported, events).await?;
+        let elapsed = started.elapsed();
+        report("export (read_all_after_position → ExportLine JSON → file)", written, elapsed);
+        println!("  {:.2} of COPY", ratio(written, elapsed));
+    }
+    if runs("rebuild") {
+        let started = Instant::now();
+        let rebuilt = store.rebuild_projections().await?;
+        let elapsed = started.elapsed();
+        report("rebuild every projection and past snapshot", events, elapsed);
+        println!("  {rebuilt} initiatives, {:.2} of COPY", ratio(events, elapsed));
+    }
+
+    let (rows, _, elapsed) = copy_out(store).await?;
+    report("COPY … ORDER BY position TO STDOUT (again)", rows, elapsed);
+    Ok(())
 }
 
 async fn fresh_postgres(url: &str) -> Result<Store, Failure> {
@@ -451,25 +525,50 @@ async fn as_of(store: &Store, stream: Uuid, per: u64) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The whole global log, page by page, as export lines in a file.
+/// The whole global log, page by page, as export lines in a file: the pages are read
+/// (`read_all_after_position`, then `read_all`) by one task while the lines of the page
+/// before are encoded and written by another, as the server's read and the client's
+/// writing of `accord audit export` overlap.
 async fn export(store: &Store, path: &Path, expected: u64) -> Result<u64, Failure> {
     const PAGE: i64 = 10_000;
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let mut written = 0u64;
-    let mut cursor: Option<GlobalCursor> = None;
-    while written < expected {
-        let page = match cursor {
-            None => store.read_all_after_position(0, PAGE).await?,
-            Some(cursor) => store.read_all(cursor, PAGE).await?,
+    let (pages, mut received) = tokio::sync::mpsc::channel::<Vec<(GlobalCursor, StoredEvent)>>(2);
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut read = 0u64;
+            let mut cursor: Option<GlobalCursor> = None;
+            while read < expected {
+                let page = match cursor {
+                    None => store.read_all_after_position(0, PAGE).await?,
+                    Some(cursor) => store.read_all(cursor, PAGE).await?,
+                };
+                let Some((last, _)) = page.last() else { break };
+                cursor = Some(*last);
+                read += page.len() as u64;
+                if pages.send(page).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<_, StoreError>(())
+        })
+    };
+    let path = path.to_owned();
+    let writer = tokio::task::spawn_blocking(move || {
+        let write = || -> Result<u64, Failure> {
+            let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+            let mut written = 0u64;
+            while let Some(page) = received.blocking_recv() {
+                for (_, event) in &page {
+                    ExportLine::write_json(event, &mut out)?;
+                    out.write_all(b"\n")?;
+                    written += 1;
+                }
+            }
+            out.flush()?;
+            Ok(written)
         };
-        let Some((last, _)) = page.last() else { break };
-        cursor = Some(*last);
-        for (_, event) in &page {
-            out.write_all(ExportLine::from(event).to_json()?.as_bytes())?;
-            out.write_all(b"\n")?;
-            written += 1;
-        }
-    }
-    out.flush()?;
-    Ok(written)
+        write().map_err(|e| e.to_string())
+    });
+    reader.await??;
+    Ok(writer.await??)
 }

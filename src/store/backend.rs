@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use tokio_stream::Stream;
 use uuid::Uuid;
 
-use super::audit::{RawCheckpoint, TreeEvent, VerifyKey, VerifyPage};
+use super::audit::{RawCheckpoint, ScanOutcome, TreeEvent, Verifier, VerifyKey, VerifyPage};
 use super::batch::{AppendRefused, Appended, Batch, HeadRows, StoredCommand};
 use super::cut::ProjectionCut;
 use super::note::CheckpointSigner;
@@ -182,6 +182,14 @@ pub trait Audit: Send + Sync {
 
     /// One page of a verification, in one snapshot (see `audit::VerifyPage`).
     async fn verify_page(&self, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError>;
+
+    /// A verification of the whole log read once in position order, in one snapshot,
+    /// on every core (see `audit::LogScan`), starting from the verifier's checkpoints;
+    /// `None` where the backend verifies page by page of streams instead.
+    async fn verify_scan(&self, verifier: &mut Verifier) -> Result<Option<ScanOutcome>, StoreError> {
+        let _ = verifier;
+        Ok(None)
+    }
 
     /// A page of the log in commit order after `after`, with what the log tree needs.
     async fn tree_page(&self, after: GlobalCursor) -> Result<Vec<(GlobalCursor, TreeEvent)>, StoreError>;

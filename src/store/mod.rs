@@ -508,8 +508,12 @@ impl Store {
     /// the whole log, the log tree against every log-tree checkpoint; with a key, each
     /// checkpoint's signed note must verify. Reports the first break.
     ///
-    /// Pages of whole streams are read by (stream id, version) through its unique index,
-    /// each page with its streams' witnesses in one snapshot: the log only grows, so a
+    /// On PostgreSQL the whole log is read once in position order (the heap's order) in
+    /// one snapshot, each stream's events checked on one of the cores' lanes
+    /// (`audit::LogScan`); the first stream that does not verify is verified again on
+    /// its own, which locates its break. Otherwise (SQLite, and one stream) pages of
+    /// whole streams are read by (stream id, version) through its unique index, each
+    /// page with its streams' witnesses in one snapshot: the log only grows, so a
     /// verification that runs beside appends checks what existed when each page was
     /// read. Then, for the whole log, the log tree is recomputed in commit order.
     pub async fn verify(
@@ -520,6 +524,21 @@ impl Store {
         let mut verifier = audit::Verifier::new(stream, key.cloned());
         for raw in self.backend.raw_checkpoints().await? {
             verifier.add_checkpoint(raw);
+        }
+        if stream.is_none() && !verifier.is_broken() {
+            let marks = verifier.take_tree_marks();
+            if let Some(outcome) = self.backend.verify_scan(&mut verifier).await? {
+                let mut report = verifier.scanned(&outcome);
+                if let Some(suspect) = outcome.first_suspect {
+                    // Located exactly, as a verification of that stream alone does.
+                    let alone = Box::pin(self.verify(Some(suspect.stream_id), key)).await?;
+                    report.first_break = alone.first_break.or(Some(suspect));
+                } else if !marks.is_empty() {
+                    report.first_break = audit::verify_tree(marks, |after| self.backend.tree_page(after)).await?;
+                }
+                return Ok(report);
+            }
+            verifier.restore_tree_marks(marks);
         }
         let backend = Arc::clone(&self.backend);
         let pages = move |after| {

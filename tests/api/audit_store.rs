@@ -28,6 +28,8 @@ use crate::support::*;
 on_both_stores!(
     an_untouched_log_verifies_clean_with_its_counts,
     an_edited_payload_is_located,
+    of_two_damaged_streams_the_one_first_by_id_is_reported,
+    a_command_record_moved_to_another_position_is_located,
     a_deleted_middle_event_is_located,
     a_deleted_last_event_is_located_against_a_checkpoint,
     two_events_with_swapped_versions_are_located,
@@ -359,6 +361,62 @@ async fn an_edited_payload_is_located(app: TestApp) {
     let billing = billing.expect("read").expect("BILLING-7 exists").id.0;
     assert!(app.store.verify(Some(billing), None).await.expect("verify").ok());
     assert_eq!(located(&app.store.verify(Some(checkout), None).await.expect("verify")).1, 1);
+}
+
+/// A whole-log verification reads the log in position order on PostgreSQL: what it
+/// reports must still be the first break by stream id, located as in that stream alone.
+async fn of_two_damaged_streams_the_one_first_by_id_is_reported(app: TestApp) {
+    let checkout = populate(&app).await;
+    let key = InitiativeKey::parse("key", "BILLING-7").expect("key");
+    let billing = app.store.initiative(&InitiativeRef::Key(key)).await;
+    let billing = billing.expect("read").expect("BILLING-7 exists").id.0;
+    for (stream_id, version) in [(checkout, 2), (billing, 1)] {
+        tamper(
+            &app,
+            &format!(
+                "UPDATE events SET actor = 'mallory@example.com' WHERE stream_id = '{stream_id}' AND stream_version = {version}"
+            ),
+            &format!(
+                "UPDATE events SET actor = 'mallory@example.com' WHERE stream_id = '{stream_id}' AND stream_version = {version}"
+            ),
+        )
+        .await;
+    }
+    let (first, version) = if checkout < billing { (checkout, 2) } else { (billing, 1) };
+    let alone = located(&app.store.verify(Some(first), None).await.expect("verify"));
+    let report = verify(&app).await;
+    assert_eq!(located(&report), alone, "the whole log reports the first stream's break as that stream alone does");
+    assert_eq!((alone.0, alone.1, alone.3.as_str()), (first, version, "payload or metadata changed: hash mismatch"));
+}
+
+/// The command records arrive beside the events in position order: one that points
+/// past its event, or before it, is located at that command's last version.
+async fn a_command_record_moved_to_another_position_is_located(app: TestApp) {
+    let checkout = populate(&app).await;
+    let events = stream(&app, checkout).await;
+    let last = events.iter().rev().find(|e| e.command_id == "audit-known-command").expect("the known command's event");
+    for shift in [1, -1] {
+        let moved = last.position + shift;
+        let sql = format!("UPDATE commands SET global_position = {moved} WHERE command_id = 'audit-known-command'");
+        tamper_both(&app, &sql).await;
+        let (stream_id, version, at, reason) = located(&verify(&app).await);
+        assert_eq!(
+            (stream_id, version, at),
+            (checkout, u64::try_from(last.stream_version).expect("version"), position(last))
+        );
+        assert_eq!(
+            reason,
+            format!(
+                "command audit-known-command recorded its last event at position {moved}, but version {} is at position {}",
+                last.stream_version, last.position
+            ),
+            "shifted by {shift}"
+        );
+        let restore =
+            format!("UPDATE commands SET global_position = {} WHERE command_id = 'audit-known-command'", last.position);
+        tamper_both(&app, &restore).await;
+        assert!(verify(&app).await.ok(), "restored");
+    }
 }
 
 async fn a_deleted_middle_event_is_located(app: TestApp) {

@@ -53,6 +53,7 @@
 mod checkpoint;
 mod export;
 mod import;
+mod scan;
 #[cfg(test)]
 mod testing;
 mod tree;
@@ -69,8 +70,9 @@ pub use checkpoint::{
 };
 pub use export::ExportLine;
 pub use import::{IMPORT_BATCH, ImportReport, ImportSink, ImportedCommand, Importer, run_import};
+pub use scan::{LogScan, ScanOutcome, ScanStart};
 pub use tree::{StreamHead, heads_root, leaf_hash, merkle_root, node_hash};
-pub use verify::{Break, VERIFY_PAGE, Verifier, VerifyKey, VerifyPage, VerifyReport, verify_paged};
+pub use verify::{Break, VERIFY_PAGE, Verifier, VerifyKey, VerifyPage, VerifyReport, verify_paged, verify_tree};
 pub use walk::{CommandWitness, HeadWitness, Witnesses};
 
 /// How far to read a stream for an as-of query; both bounds are inclusive.

@@ -10,12 +10,12 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::checkpoint::{CheckpointRecord, RawCheckpoint};
+use super::scan::{ScanOutcome, ScanStart};
 use super::task_failed;
-use super::walk::{Anchor, Walk, Witness, Witnesses, describe_missing, step};
+use super::walk::{Anchor, Walk, Witness, Witnesses, deleted_stream, step};
 use crate::store::note::CheckpointVerifier;
-use crate::store::snapshots::SNAPSHOT_FORMAT;
 use crate::store::tlog::{TreeAudit, TreeEvent, TreeMark};
-use crate::store::{GlobalCursor, StoreError, StoredEvent, ZERO_HASH};
+use crate::store::{GlobalCursor, StoreError, StoredEvent};
 
 /// Where the history first fails to verify.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -84,6 +84,11 @@ impl Verifier {
         std::mem::take(&mut self.marks)
     }
 
+    /// Gives back the log-tree checkpoints taken with `take_tree_marks`.
+    pub fn restore_tree_marks(&mut self, marks: Vec<TreeMark>) {
+        self.marks = marks;
+    }
+
     /// Checks a stored checkpoint (and its note's signature, with a key) and takes note
     /// of the heads it recorded.
     pub fn add_checkpoint(&mut self, raw: RawCheckpoint) {
@@ -112,30 +117,28 @@ impl Verifier {
     /// Takes note of what the stream heads, command records and projection say about
     /// the streams of the page that follows (read in the same snapshot as its events).
     pub fn add_witnesses(&mut self, witnesses: Witnesses) {
-        let mut add = |stream_id: Uuid, version: i64, witness: Witness| {
+        for (stream_id, anchor) in witnesses.anchors() {
             if self.only.is_none_or(|only| only == stream_id) {
-                // A negative version can be in no log: it stays ahead of every walk.
-                let version = u64::try_from(version).unwrap_or(u64::MAX);
-                self.anchors.entry(stream_id).or_default().push(Anchor { version, witness });
+                self.anchors.entry(stream_id).or_default().push(anchor);
             }
-        };
-        for head in witnesses.heads {
-            if let Some(version) = head.state_version {
-                add(head.stream_id, version, Witness::Snapshot);
-            }
-            add(head.stream_id, head.version, Witness::Head { hash: head.hash, position: head.last_position });
         }
-        for command in witnesses.commands {
-            let witness = Witness::Command { id: command.command_id, position: command.global_position };
-            add(command.stream_id, command.stream_version, witness);
-        }
-        for (stream_id, version) in witnesses.projections {
-            add(stream_id, version, Witness::Projection);
-        }
-        for past in witnesses.past {
-            // Another format's state cannot be compared: only its place in the history.
-            let state = (past.format == SNAPSHOT_FORMAT).then(|| Box::new(past.state));
-            add(past.stream_id, past.version, Witness::Past { hash: past.hash, state });
+    }
+
+    /// Hands the checkpoints' anchors to a scan of the whole log in position order
+    /// (`scan::LogScan`), after every checkpoint was added.
+    pub fn scan_start(&mut self) -> ScanStart {
+        ScanStart { anchors: std::mem::take(&mut self.anchors) }
+    }
+
+    /// The report of a whole-log scan: its counts, the checkpoints checked here, and the
+    /// break the scan saw first (which the caller locates exactly by verifying that
+    /// stream alone).
+    pub fn scanned(self, outcome: &ScanOutcome) -> VerifyReport {
+        VerifyReport {
+            events_checked: outcome.events_checked,
+            streams_checked: outcome.streams_checked,
+            checkpoints_checked: self.report.checkpoints_checked,
+            first_break: self.report.first_break.or_else(|| outcome.first_suspect.clone()),
         }
     }
 
@@ -152,21 +155,9 @@ impl Verifier {
             if self.is_broken() {
                 return;
             }
-            let mut anchors = self.anchors.remove(&event.stream_id).unwrap_or_default();
-            anchors.sort_by_key(|anchor| (anchor.version, anchor.witness.rank()));
-            // Folded only to check a past snapshot's state: most streams have none.
-            let folded =
-                anchors.iter().any(|a| matches!(a.witness, Witness::Past { state: Some(_), .. })).then_some(None);
+            let anchors = self.anchors.remove(&event.stream_id).unwrap_or_default();
             self.report.streams_checked += 1;
-            self.walk = Some(Walk {
-                stream_id: event.stream_id,
-                version: 0,
-                hash: ZERO_HASH.to_vec(),
-                position: 0,
-                anchors: anchors.into(),
-                last: None,
-                folded,
-            });
+            self.walk = Some(Walk::start(event.stream_id, anchors));
         }
         let Some(walk) = self.walk.as_mut() else { return };
         match step(walk, event) {
@@ -187,13 +178,7 @@ impl Verifier {
 
     /// The end of a stream's walk: it must reach every version an anchor recorded.
     fn close(&mut self, walk: Walk) {
-        if !walk.anchors.is_empty() {
-            let first_missing = walk.version + 1;
-            let reason = format!(
-                "version {first_missing} missing: {}, the log ends at version {}",
-                describe_missing(walk.anchors.iter(), false),
-                walk.version
-            );
+        if let Some((first_missing, reason)) = walk.missing_tail() {
             self.broken(walk.stream_id, first_missing, 0, reason);
         }
     }
@@ -205,8 +190,7 @@ impl Verifier {
         if next.is_some_and(|next| stream_id >= next) {
             return;
         }
-        if !anchors.is_empty() {
-            let reason = format!("stream deleted: {}", describe_missing(anchors.iter(), true));
+        if let Some(reason) = deleted_stream(anchors) {
             self.broken(stream_id, 1, 0, reason);
         }
     }
@@ -297,7 +281,7 @@ where
 
 /// Checks the log, read in commit order, against the log-tree checkpoints: the first
 /// checkpoint whose root is not the root of the log's first `size` events is a break.
-async fn verify_tree<T, TFut>(marks: Vec<TreeMark>, page: T) -> Result<Option<Break>, StoreError>
+pub async fn verify_tree<T, TFut>(marks: Vec<TreeMark>, page: T) -> Result<Option<Break>, StoreError>
 where
     T: Fn(GlobalCursor) -> TFut,
     TFut: Future<Output = Result<Vec<(GlobalCursor, TreeEvent)>, StoreError>>,

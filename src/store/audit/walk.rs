@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use uuid::Uuid;
 
 use crate::domain::{Initiative, evolve};
-use crate::store::snapshots::PastSnapshot;
+use crate::store::snapshots::{PastSnapshot, SNAPSHOT_FORMAT};
 use crate::store::{StoredEvent, event_hash};
 
 /// What the store keeps about a page of streams besides their events, read in the same
@@ -27,6 +27,39 @@ pub struct Witnesses {
     /// version in the page (read just after it: they are derived, written beside the
     /// log rather than with it).
     pub past: Vec<PastSnapshot>,
+}
+
+impl Witnesses {
+    /// Every witness as an anchor of its stream.
+    pub(super) fn anchors(self) -> impl Iterator<Item = (Uuid, Anchor)> {
+        // A negative version can be in no log: it stays ahead of every walk.
+        let anchor =
+            |version: i64, witness: Witness| Anchor { version: u64::try_from(version).unwrap_or(u64::MAX), witness };
+        let heads = self.heads.into_iter().flat_map(move |head| {
+            let snapshot = head.state_version.map(|version| (head.stream_id, anchor(version, Witness::Snapshot)));
+            let last = Witness::Head { hash: head.hash, position: head.last_position };
+            snapshot.into_iter().chain([(head.stream_id, anchor(head.version, last))])
+        });
+        let commands = self.commands.into_iter().map(command_anchor);
+        let projections = self
+            .projections
+            .into_iter()
+            .map(move |(stream_id, version)| (stream_id, anchor(version, Witness::Projection)));
+        let past = self.past.into_iter().map(move |past| {
+            // Another format's state cannot be compared: only its place in the history.
+            let state = (past.format == SNAPSHOT_FORMAT).then(|| Box::new(past.state));
+            (past.stream_id, anchor(past.version, Witness::Past { hash: past.hash, state }))
+        });
+        heads.chain(commands).chain(projections).chain(past)
+    }
+}
+
+/// A command record as an anchor of its stream.
+pub(super) fn command_anchor(command: CommandWitness) -> (Uuid, Anchor) {
+    // A negative version can be in no log: it stays ahead of every walk.
+    let version = u64::try_from(command.stream_version).unwrap_or(u64::MAX);
+    let witness = Witness::Command { id: command.command_id, position: command.global_position };
+    (command.stream_id, Anchor { version, witness })
 }
 
 #[derive(Clone, Debug)]
@@ -137,6 +170,12 @@ pub(super) fn describe_missing<'a>(anchors: impl Iterator<Item = &'a Anchor>, de
     parts.join(", ")
 }
 
+/// Why a stream the anchors name and the log does not hold at all is a break (`None`:
+/// no anchor names it).
+pub(super) fn deleted_stream(anchors: &[Anchor]) -> Option<String> {
+    (!anchors.is_empty()).then(|| format!("stream deleted: {}", describe_missing(anchors.iter(), true)))
+}
+
 /// The stream being walked.
 pub(super) struct Walk {
     pub(super) stream_id: Uuid,
@@ -150,6 +189,46 @@ pub(super) struct Walk {
     /// The stream's state folded so far, when a past snapshot's state is to be checked
     /// against it (`None`: the stream has none, and is not folded).
     pub(super) folded: Option<Option<Initiative>>,
+}
+
+impl Walk {
+    /// The walk of a stream from its first event, against the anchors of its witnesses.
+    pub(super) fn start(stream_id: Uuid, mut anchors: Vec<Anchor>) -> Walk {
+        anchors.sort_by_key(|anchor| (anchor.version, anchor.witness.rank()));
+        // Folded only to check a past snapshot's state: most streams have none.
+        let folded = anchors.iter().any(|a| matches!(a.witness, Witness::Past { state: Some(_), .. })).then_some(None);
+        Walk {
+            stream_id,
+            version: 0,
+            hash: crate::store::ZERO_HASH.to_vec(),
+            position: 0,
+            anchors: anchors.into(),
+            last: None,
+            folded,
+        }
+    }
+
+    /// Takes an anchor for a version not walked yet, in its place by version.
+    pub(super) fn add_anchor(&mut self, anchor: Anchor) {
+        let key = (anchor.version, anchor.witness.rank());
+        let at = self.anchors.partition_point(|a| (a.version, a.witness.rank()) <= key);
+        self.anchors.insert(at, anchor);
+    }
+
+    /// At the end of the stream's events: the first version an anchor recorded that the
+    /// log does not hold, and what recorded it.
+    pub(super) fn missing_tail(&self) -> Option<(u64, String)> {
+        if self.anchors.is_empty() {
+            return None;
+        }
+        let first_missing = self.version + 1;
+        let reason = format!(
+            "version {first_missing} missing: {}, the log ends at version {}",
+            describe_missing(self.anchors.iter(), false),
+            self.version
+        );
+        Some((first_missing, reason))
+    }
 }
 
 /// Checks one event against the walk of its stream; on a break, returns the version it

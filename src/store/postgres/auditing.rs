@@ -1,7 +1,12 @@
 //! The audit side on PostgreSQL: as-of reads, where the global log resumes after a
 //! position, the pages a verification reads, and checkpoints of the log tree.
 
+use std::collections::VecDeque;
+
 use super::*;
+use crate::store::audit::{CommandWitness, LogScan, ScanOutcome, Verifier};
+use crate::store::rows::decode_witnesses;
+use crate::store::snapshots::{SNAPSHOT_COLUMNS, decode_snapshot};
 
 #[async_trait]
 impl Audit for PgStore {
@@ -60,9 +65,59 @@ impl Audit for PgStore {
         Ok(page)
     }
 
+    /// The log in position order (its heap's order), streamed by one query, and every
+    /// stream's other witnesses, in one REPEATABLE READ snapshot; the command records beside it,
+    /// sorted by position, on a second connection that imports the same snapshot, so
+    /// that their sort runs while the first pages are checked.
+    async fn verify_scan(&self, verifier: &mut Verifier) -> Result<Option<ScanOutcome>, StoreError> {
+        let mut tx = self.snapshot().await?;
+        let snapshot: String =
+            sqlx::query_scalar("SELECT pg_export_snapshot()").fetch_one(&mut *tx).await.map_err(map_sqlx)?;
+        let (commands, sorted_commands) = tokio::sync::mpsc::channel(2);
+        let side = tokio::spawn(commands_by_position(self.pool.clone(), snapshot, commands));
+        let sql = verify_sql();
+        let heads = sql::rows(sqlx::query(sql.heads), &mut *tx).await?;
+        let projections = sql::rows(sqlx::query("SELECT initiative_id, version FROM alignment"), &mut *tx).await?;
+        let mut witnesses = decode_witnesses(&heads, &[], &projections)?;
+        let past = format!("SELECT {SNAPSHOT_COLUMNS} FROM past_snapshots");
+        witnesses.past = sql::all(sqlx::query(&past), &mut *tx, decode_snapshot).await?;
+        drop((heads, projections));
+        let mut scan = LogScan::<PgRow>::new(verifier.scan_start(), witnesses);
+        // One query, streamed: the server reads the heap ahead while the pages are checked.
+        let all = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY position");
+        let mut events = sqlx::query(&all).fetch(&mut *tx);
+        let mut merge = CommandMerge { ahead: VecDeque::new(), sorted: sorted_commands, done: false };
+        let (mut page, mut page_bytes): (Vec<PgRow>, usize) = (Vec::with_capacity(SCAN_PAGE), 0);
+        loop {
+            let row = tokio_stream::StreamExt::next(&mut events).await.transpose().map_err(map_sqlx)?;
+            let end = row.is_none();
+            if let Some(row) = row {
+                page_bytes += row_bytes(&row);
+                page.push(row);
+            }
+            if page.len() < SCAN_PAGE && page_bytes < SCAN_PAGE_BYTES && !end {
+                continue;
+            }
+            page_bytes = 0;
+            let last = match page.last() {
+                Some(row) if !end => row.read("position")?,
+                _ => i64::MAX,
+            };
+            let commands = merge.up_to(last).await?;
+            scan.feed(commands, std::mem::replace(&mut page, Vec::with_capacity(SCAN_PAGE))).await?;
+            if end {
+                break;
+            }
+        }
+        drop(events);
+        tx.commit().await.map_err(map_sqlx)?;
+        side.await.map_err(|e| StoreError::Database(sqlx::Error::Protocol(format!("a verify task failed: {e}"))))?;
+        scan.finish().await.map(Some)
+    }
+
     /// The log tree is read in commit order.
     async fn tree_page(&self, after: GlobalCursor) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError> {
-        tree_page(&self.pool, after).await
+        tree_page(self, after).await
     }
 
     /// Records the next log-tree checkpoint: the latest one's frontier and heads with
@@ -74,6 +129,7 @@ impl Audit for PgStore {
     /// signed when a key is given. With nothing after the latest one, that one is the
     /// answer (`LogFold::unchanged`).
     async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<Checkpointed, StoreError> {
+        let ordered_after = self.ordered_after().await?;
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(CHECKPOINT_LOCK)
@@ -98,14 +154,8 @@ impl Audit for PgStore {
             .map_err(map_sqlx)?;
         loop {
             let after = fold.cursor();
-            let rows = sqlx::query(&in_commit_order(TREE_COLUMNS, "AND position <= $4"))
-                .bind(after.tx_id.to_string())
-                .bind(after.position)
-                .bind(audit::CHECKPOINT_PAGE)
-                .bind(upto)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
+            let page = audit::CHECKPOINT_PAGE;
+            let rows = commit_order_rows(&mut tx, TREE_COLUMNS, ordered_after, after, page, Some(upto)).await?;
             for row in &rows {
                 let event = decode_tree_event(row)?;
                 let cursor = GlobalCursor { tx_id: tree_tx(row)?, position: event.position };
@@ -168,10 +218,86 @@ const TREE_COLUMNS: &str = "position, stream_id, stream_version, hash";
 
 /// A page of the log in commit order after `after`, gap-free, with only what the log
 /// tree needs.
-async fn tree_page(pool: &PgPool, after: GlobalCursor) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError> {
-    let statement = in_commit_order(TREE_COLUMNS, "");
-    let page = sqlx::query(&statement).bind(after.tx_id.to_string()).bind(after.position).bind(audit::VERIFY_PAGE);
-    sql::all(page, pool, |row| Ok((commit_cursor(row)?, decode_tree_event(row)?))).await
+async fn tree_page(store: &PgStore, after: GlobalCursor) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError> {
+    let ordered_after = store.ordered_after().await?;
+    let mut conn = store.pool.acquire().await.map_err(map_sqlx)?;
+    let rows = commit_order_rows(&mut conn, TREE_COLUMNS, ordered_after, after, audit::VERIFY_PAGE, None).await?;
+    rows.iter().map(|row| Ok((commit_cursor(row)?, decode_tree_event(row)?))).collect()
+}
+
+/// How many events, and command records, a whole-log verification hands on at a time.
+const SCAN_PAGE: usize = 5_000;
+
+/// A page also ends at this many bytes of payload, whatever the events' sizes: the scan
+/// holds a few pages (one being read, two queued per lane), never more.
+const SCAN_PAGE_BYTES: usize = 4 << 20;
+
+/// About what an event row holds: its payload and the rest of its columns.
+fn row_bytes(row: &PgRow) -> usize {
+    let payload = row.try_get_raw("payload").ok().and_then(|value| value.as_bytes().ok().map(<[u8]>::len));
+    payload.unwrap_or_default() + 256
+}
+
+/// The command records in position order, taken page by page beside the events.
+struct CommandMerge {
+    ahead: VecDeque<CommandWitness>,
+    sorted: tokio::sync::mpsc::Receiver<Result<Vec<CommandWitness>, StoreError>>,
+    done: bool,
+}
+
+impl CommandMerge {
+    /// The records whose last event is at or below `last`, after those taken before.
+    async fn up_to(&mut self, last: i64) -> Result<Vec<CommandWitness>, StoreError> {
+        let mut commands = Vec::new();
+        loop {
+            while self.ahead.front().is_some_and(|c| c.global_position <= last) {
+                commands.extend(self.ahead.pop_front());
+            }
+            if !self.ahead.is_empty() || self.done {
+                return Ok(commands);
+            }
+            match self.sorted.recv().await {
+                Some(batch) => self.ahead.extend(batch?),
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+/// Every command record sorted by the position of its last event, in the snapshot the
+/// verification exported, sent in batches of `SCAN_PAGE`; a failure is sent too.
+async fn commands_by_position(
+    pool: PgPool,
+    snapshot: String,
+    sink: tokio::sync::mpsc::Sender<Result<Vec<CommandWitness>, StoreError>>,
+) {
+    let read = async {
+        let mut tx = pool.begin().await.map_err(map_sqlx)?;
+        sql::execute(sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"), &mut *tx).await?;
+        // The snapshot's name comes from the server (`pg_export_snapshot`), not a caller.
+        let adopt = format!("SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', ""));
+        sql::execute(sqlx::query(&adopt), &mut *tx).await?;
+        let mut rows = sqlx::query(
+            "SELECT command_id, stream_id, stream_version, global_position FROM commands ORDER BY global_position",
+        )
+        .fetch(&mut *tx);
+        let mut batch: Vec<PgRow> = Vec::new();
+        while let Some(row) = tokio_stream::StreamExt::next(&mut rows).await {
+            batch.push(row.map_err(map_sqlx)?);
+            if batch.len() >= SCAN_PAGE {
+                let commands = decode_witnesses(&[], &std::mem::take(&mut batch), &[])?.commands;
+                if sink.send(Ok(commands)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let commands = decode_witnesses(&[], &batch, &[])?.commands;
+        let _ = sink.send(Ok(commands)).await;
+        Ok(())
+    };
+    if let Err(error) = read.await {
+        let _ = sink.send(Err(error)).await;
+    }
 }
 
 /// A verification page's statements (see `sql::verify_page`).

@@ -28,9 +28,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{
-    PgConnection, PgPool, Postgres, Row, Transaction,
+    PgConnection, PgPool, Postgres, Row, Transaction, TypeInfo, ValueRef,
     migrate::{MigrateDatabase, Migrator},
-    postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions, PgRow, PgSeverity},
+    postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions, PgRow, PgSeverity, PgValueFormat},
 };
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -65,7 +65,7 @@ mod snapshots;
 use append::bind_events;
 pub use errors::{map_sqlx, refuses_service};
 pub use reads::POSITION_ORDER;
-use reads::{commit_cursor, in_commit_order, tree_tx};
+use reads::{commit_cursor, commit_order_rows, tree_tx};
 use rebuild::write_head;
 
 /// The embedded PostgreSQL migrations.
@@ -75,12 +75,14 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 pub struct PgStore {
     pool: PgPool,
     timeouts: DatabaseTimeouts,
+    /// `log_order.ordered_after`, written once by its migration: read once, then kept.
+    ordered_after: Arc<tokio::sync::OnceCell<i64>>,
 }
 
 impl PgStore {
     /// A store on a pool built elsewhere (the tests'), with the default query timeout.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, timeouts: DatabaseTimeouts::default() }
+        Self { pool, timeouts: DatabaseTimeouts::default(), ordered_after: Arc::default() }
     }
 
     /// Connects, creating the database if it does not exist, and applies migrations.
@@ -116,13 +118,19 @@ impl PgStore {
             .connect_lazy_with(options);
         // One connection now, so that a database that does not answer stops the start.
         within(wait, &database, pool.acquire()).await?;
-        let store = Self { pool, timeouts };
+        let store = Self { pool, timeouts, ordered_after: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The last position written before positions followed commit order (0: always).
+    async fn ordered_after(&self) -> Result<i64, StoreError> {
+        let read = sqlx::query_scalar("SELECT ordered_after FROM log_order").fetch_one(&self.pool);
+        self.ordered_after.get_or_try_init(|| async { read.await.map_err(map_sqlx) }).await.copied()
     }
 
     /// A read-only transaction whose statements all see one snapshot.
@@ -200,13 +208,30 @@ impl StoredRow for PgRow {
     }
 
     fn json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<T, String>, StoreError> {
-        let value: serde_json::Value = self.read(name)?;
-        Ok(serde_json::from_value(value).map_err(|e| e.to_string()))
+        match self.optional_json(name)? {
+            Ok(Some(value)) => Ok(Ok(value)),
+            Ok(None) => {
+                Err(map_sqlx(sqlx::Error::ColumnDecode { index: name.to_owned(), source: "unexpected NULL".into() }))
+            }
+            Err(why) => Ok(Err(why)),
+        }
     }
 
+    /// Parsed straight from the bytes the server sent (jsonb's binary form is a version
+    /// byte, 1, then the text), without a `serde_json::Value` in between.
     fn optional_json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<Option<T>, String>, StoreError> {
-        let value: Option<serde_json::Value> = self.read(name)?;
-        Ok(value.map(serde_json::from_value).transpose().map_err(|e| e.to_string()))
+        let raw = self.try_get_raw(name).map_err(map_sqlx)?;
+        if raw.is_null() {
+            return Ok(Ok(None));
+        }
+        let binary_jsonb = raw.format() == PgValueFormat::Binary && raw.type_info().name() == "JSONB";
+        let bytes = raw.as_bytes().map_err(|e| map_sqlx(sqlx::Error::Decode(e)))?;
+        let text = match bytes {
+            [1, text @ ..] if binary_jsonb => text,
+            _ if binary_jsonb => return Ok(Err("jsonb of an unknown binary version".to_owned())),
+            text => text,
+        };
+        Ok(serde_json::from_slice(text).map(Some).map_err(|e| e.to_string()))
     }
 
     fn time(&self, name: &str) -> Result<Result<DateTime<Utc>, String>, StoreError> {

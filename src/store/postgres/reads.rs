@@ -1,5 +1,5 @@
 //! The reads that serve one call on PostgreSQL: alignment views, one stream, the global
-//! log in commit order (`in_commit_order`, which the log tree reads too).
+//! log in commit order (`commit_order_rows`, which the log tree reads too).
 
 use super::*;
 
@@ -68,9 +68,10 @@ impl Reads for PgStore {
     /// The global log after `after`, in commit order, never skipping a late commit (see
     /// the module comment). Returns the events with the cursor of each.
     async fn read_all(&self, after: GlobalCursor, limit: i64) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
-        let statement = in_commit_order(EVENT_COLUMNS, "");
-        let page = sqlx::query(&statement).bind(after.tx_id.to_string()).bind(after.position).bind(limit);
-        sql::all(page, &self.pool, |row| Ok((commit_cursor(row)?, decode_event(row)?))).await
+        let ordered_after = self.ordered_after().await?;
+        let mut conn = self.pool.acquire().await.map_err(map_sqlx)?;
+        let rows = commit_order_rows(&mut conn, EVENT_COLUMNS, ordered_after, after, limit, None).await?;
+        rows.iter().map(|row| Ok((commit_cursor(row)?, decode_event(row)?))).collect()
     }
 }
 
@@ -89,30 +90,45 @@ pub(super) fn tree_tx(row: &PgRow) -> Result<u64, StoreError> {
 /// after all older ones and among themselves by position.
 pub const POSITION_ORDER: u64 = i64::MAX as u64;
 
-/// A page of the global log in commit order after the cursor ($1 its `tx_id` as text,
-/// $2 its position), at most $3 events, with `columns` and a `tx` column (the cursor's
-/// `tx_id`), and `extra` added to both halves' conditions. Events up to the boundary
-/// (`log_order`) are read in (tx_id, position) order — they were written when positions
-/// did not follow commit order, and all of them are committed — then every later event
-/// by position: an append holds the commit-order lock (the `events_commit_order`
-/// trigger) from before it takes positions until it commits, so a reader that sees a
-/// position sees every event below it that will ever commit. The boundary is read by
-/// scalar subqueries, evaluated once, so that both halves are index range scans: joined
-/// as a table, it made the second half scan the whole primary key from position 1 (120
-/// ms at 200,000 events, on every read of the feed).
-pub(super) fn in_commit_order(columns: &str, extra: &str) -> String {
-    format!(
-        "(SELECT tx_id::text::bigint AS tx, {columns} FROM events
-           WHERE position <= (SELECT ordered_after FROM log_order) AND (tx_id, position) > ($1::text::xid8, $2) {extra}
-           ORDER BY tx_id, position LIMIT $3)
-         UNION ALL
-         (SELECT {POSITION_ORDER}::bigint AS tx, {columns} FROM events
-           WHERE position > (SELECT CASE WHEN $1::text::bigint = {POSITION_ORDER} THEN greatest(ordered_after, $2)
-                                         ELSE ordered_after END
-                               FROM log_order) {extra}
-           ORDER BY position LIMIT $3)
-         ORDER BY tx, position LIMIT $3"
-    )
+/// A page of the global log in commit order after the cursor `after`, at most `limit`
+/// events (and none past `upto`), with `columns` and a `tx` column (the cursor's
+/// `tx_id`). Events up to the boundary `ordered_after` (`log_order`) are read in
+/// (tx_id, position) order — they were written when positions did not follow commit
+/// order, and all of them are committed — then every later event by position: an
+/// append holds the commit-order lock (the `events_commit_order` trigger) from before it
+/// takes positions until it commits, so a reader that sees a position sees every event
+/// below it that will ever commit. Two statements, each an index range scan with no
+/// sort: the first only while the cursor is below the boundary, the second for what the
+/// page still has room for.
+pub(super) async fn commit_order_rows(
+    conn: &mut PgConnection,
+    columns: &str,
+    ordered_after: i64,
+    after: GlobalCursor,
+    limit: i64,
+    upto: Option<i64>,
+) -> Result<Vec<PgRow>, StoreError> {
+    let upto = upto.unwrap_or(i64::MAX);
+    let mut rows = Vec::new();
+    if after.tx_id != POSITION_ORDER && ordered_after > 0 {
+        let before = format!(
+            "SELECT tx_id::text::bigint AS tx, {columns} FROM events
+              WHERE position <= $4 AND (tx_id, position) > ($1::text::xid8, $2) AND position <= $5
+              ORDER BY tx_id, position LIMIT $3"
+        );
+        let query = sqlx::query(&before).bind(after.tx_id.to_string()).bind(after.position).bind(limit);
+        rows = sql::rows(query.bind(ordered_after).bind(upto), &mut *conn).await?;
+    }
+    let room = limit - rows.len() as i64;
+    if room > 0 {
+        let from = if after.tx_id == POSITION_ORDER { after.position.max(ordered_after) } else { ordered_after };
+        let since = format!(
+            "SELECT {POSITION_ORDER}::bigint AS tx, {columns} FROM events
+              WHERE position > $1 AND position <= $3 ORDER BY position LIMIT $2"
+        );
+        rows.extend(sql::rows(sqlx::query(&since).bind(from).bind(room).bind(upto), &mut *conn).await?);
+    }
+    Ok(rows)
 }
 
 fn bind_target<'q>(query: SqlQuery<'q, Postgres>, target: &InitiativeRef) -> SqlQuery<'q, Postgres> {
