@@ -26,6 +26,10 @@
 //! clients sign on one initiative, so their commands serialise on its stream head.
 //! The database is dropped and created afresh for each client count.
 
+/// The allocator the `accord` binary runs with, so that figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use accord::proto::{self as pb, command_service_client::CommandServiceClient};

@@ -20,6 +20,10 @@
 //! SQLite's write lock, a loser sleeping in the busy handler. One client is the same
 //! either way and runs once.
 
+/// The allocator the `accord` binary runs with, so that figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

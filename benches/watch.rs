@@ -18,6 +18,10 @@
 //! clocks are the same clock. Each update is attributed to the replica that wrote its
 //! version (known from the command's acknowledgement), hence "same" and "other replica".
 
+/// The allocator the `accord` binary runs with, so that figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

@@ -1,6 +1,10 @@
 //! The `accord` binary: parses flags, starts tracing, and hands over to the library —
 //! the server commands to `server`/`store`, every other command to the client (`cli`).
 
+/// The allocator the server runs with (see Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

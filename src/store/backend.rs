@@ -16,6 +16,7 @@
 //! object. One allocation per call is nothing beside a database round trip, and the
 //! macro keeps each implementation reading as plain `async fn`s.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::pin::Pin;
 use std::time::Duration;
@@ -28,6 +29,7 @@ use super::audit::{RawCheckpoint, ScanOutcome, TreeEvent, Verifier, VerifyKey, V
 use super::batch::{AppendRefused, Appended, Batch, HeadRows, StoredCommand};
 use super::cut::ProjectionCut;
 use super::note::CheckpointSigner;
+use super::replay::StreamFold;
 use super::snapshots::{DueStream, PastSnapshot};
 use super::{
     Checkpointed, GlobalCursor, ImportReport, ListFilter, PgStore, PoolStats, SqliteStore, StoreError, StoredEvent,
@@ -140,9 +142,17 @@ pub trait Rebuild: Send + Sync {
     /// Every stream the log holds, by id.
     async fn stream_ids(&self) -> Result<Vec<Uuid>, StoreError>;
 
-    /// Rebuilds one stream's head and alignment row from its events, in one transaction,
-    /// holding the head while it does.
-    async fn rebuild_stream(&self, stream_id: Uuid) -> Result<(), StoreError>;
+    /// Every stream folded from the log read once in position order, the past
+    /// snapshots derived on the way sent to `writer` (see `replay`).
+    async fn fold_log(
+        &self,
+        every: i64,
+        writer: tokio::sync::mpsc::Sender<Vec<PastSnapshot>>,
+    ) -> Result<HashMap<Uuid, StreamFold>, StoreError>;
+
+    /// Writes one stream's head and alignment row from `fold` with the events after it
+    /// folded on top, in one transaction, holding the head while it does.
+    async fn rebuild_stream(&self, stream_id: Uuid, fold: StreamFold) -> Result<(), StoreError>;
 }
 
 /// The online (blue/green) projection rebuild: the new rows are folded into a side table

@@ -25,6 +25,7 @@ pub mod fold;
 pub mod hash;
 pub mod note;
 pub mod postgres;
+mod replay;
 mod rows;
 pub mod snapshots;
 mod sql;
@@ -412,19 +413,34 @@ impl Store {
         self.bounded(self.backend.read_all(after, limit)).await
     }
 
-    /// Rebuilds the stream heads and alignment projection of every initiative from the
-    /// log, one initiative per transaction, while the service keeps running: each
-    /// initiative's head is held only while it is rebuilt (commands on it wait). Returns
-    /// how many were rebuilt.
+    /// Rebuilds the stream heads and alignment projection of every initiative, and the
+    /// past snapshots, from the log while the service keeps running: the log is read
+    /// once in position order and every stream folded on the cores' lanes (`replay`),
+    /// the snapshots written as they are derived; then each initiative's head and row
+    /// are written in a transaction of their own that holds the head (commands on it
+    /// wait), with anything appended since the read folded on top. Returns how many
+    /// were rebuilt.
     pub async fn rebuild_projections(&self) -> Result<u64, StoreError> {
+        // The past snapshots too: deleted, then derived again on the way.
+        self.purge_snapshots(None).await?;
+        let (writer, mut derived) = tokio::sync::mpsc::channel::<Vec<snapshots::PastSnapshot>>(4);
+        let backend = Arc::clone(&self.backend);
+        let write = tokio::spawn(async move {
+            while let Some(snapshots) = derived.recv().await {
+                backend.put_snapshots(&snapshots).await?;
+            }
+            Ok::<_, StoreError>(())
+        });
+        let folded = self.backend.fold_log(snapshots::SNAPSHOT_EVERY, writer).await;
+        let written = write.await.map_err(|e| StoreError::Database(sqlx::Error::Protocol(format!("{e}"))));
+        let mut folded = folded?;
+        written??;
         let mut rebuilt = 0;
         for stream_id in self.backend.stream_ids().await? {
-            self.backend.rebuild_stream(stream_id).await?;
+            let fold = folded.remove(&stream_id).unwrap_or_default();
+            self.backend.rebuild_stream(stream_id, fold).await?;
             rebuilt += 1;
         }
-        // The past snapshots too: deleted, then derived again from the log.
-        self.purge_snapshots(None).await?;
-        self.refresh_snapshots(snapshots::SNAPSHOT_EVERY).await?;
         Ok(rebuilt)
     }
 

@@ -61,6 +61,9 @@ pub trait StoredRow:
     fn optional_json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<Option<T>, String>, StoreError>;
 
     fn time(&self, name: &str) -> Result<Result<DateTime<Utc>, String>, StoreError>;
+
+    /// How many bytes the column's stored value holds (0 for NULL or a column not there).
+    fn byte_len(&self, name: &str) -> usize;
 }
 
 /// An event row (`EVENT_COLUMNS`).

@@ -204,7 +204,7 @@ impl Store {
     }
 }
 
-fn snapshot_of(
+pub(super) fn snapshot_of(
     event: &StoredEvent,
     state: &Initiative,
     folded_until: DateTime<Utc>,

@@ -6,13 +6,18 @@
 //! The bounds below only restate what sqlx provides for both databases; Rust does not
 //! carry them over from a trait, so each generic function names the ones it uses.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::query::Query;
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 use uuid::Uuid;
 
-use super::audit::{self, Until, VerifyKey, VerifyPage};
-use super::rows::{ColumnOf, SqlErrors, StoredRow, decode_event, decode_witnesses, witness_bounds, witness_condition};
+use super::audit::{self, Lanes, Until, VerifyKey, VerifyPage};
+use super::replay::{FoldLane, StreamFold};
+use super::rows::{
+    ColumnOf, EVENT_COLUMNS, SqlErrors, StoredRow, decode_event, decode_witnesses, witness_bounds, witness_condition,
+};
 use super::snapshots::{DueStream, PastSnapshot, SNAPSHOT_FORMAT, decode_snapshot};
 use super::{ListFilter, StoreError, StoredEvent};
 use crate::domain::DomainError;
@@ -129,6 +134,39 @@ where
 {
     all(sqlx::query("SELECT DISTINCT stream_id FROM events ORDER BY stream_id"), executor, |row| row.uuid("stream_id"))
         .await
+}
+
+/// Every stream folded from the log read once in position order on the lanes
+/// (`replay`), each lane's past snapshots (one every `every` versions) sent to `writer`
+/// as they are derived.
+pub async fn fold_log<'c, DB, E>(
+    executor: E,
+    every: i64,
+    writer: tokio::sync::mpsc::Sender<Vec<PastSnapshot>>,
+) -> Result<HashMap<Uuid, StreamFold>, StoreError>
+where
+    DB: Dialect<Row: Send + 'static>,
+    for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
+    E: Executor<'c, Database = DB> + 'c,
+{
+    let lanes = (0..Lanes::<DB::Row, FoldLane>::count()).map(|_| FoldLane::new(every, writer.clone())).collect();
+    drop(writer);
+    let mut lanes = Lanes::<DB::Row, FoldLane>::start(lanes);
+    let statement = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY position");
+    let mut rows = sqlx::query(&statement).fetch(executor);
+    let mut pager = audit::Pager::default();
+    while let Some(row) = tokio_stream::StreamExt::next(&mut rows).await {
+        if let Some(page) = pager.push(row.map_err(sql_error::<DB>)?) {
+            lanes.feed(Vec::new(), page).await?;
+        }
+    }
+    drop(rows);
+    lanes.feed(Vec::new(), pager.take()).await?;
+    let mut folds = HashMap::new();
+    for lane in lanes.finish().await? {
+        folds.extend(lane.finish());
+    }
+    Ok(folds)
 }
 
 /// Refuses an import into a store that holds events.

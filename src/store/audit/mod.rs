@@ -70,7 +70,7 @@ pub use checkpoint::{
 };
 pub use export::ExportLine;
 pub use import::{IMPORT_BATCH, ImportReport, ImportSink, ImportedCommand, Importer, run_import};
-pub use scan::{LogScan, ScanOutcome, ScanStart};
+pub use scan::{LaneWork, Lanes, LogScan, Pager, ScanOutcome, ScanStart, lane_of};
 pub use tree::{StreamHead, heads_root, leaf_hash, merkle_root, node_hash};
 pub use verify::{Break, VERIFY_PAGE, Verifier, VerifyKey, VerifyPage, VerifyReport, verify_paged, verify_tree};
 pub use walk::{CommandWitness, HeadWitness, Witnesses};

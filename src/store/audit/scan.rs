@@ -49,6 +49,9 @@ pub trait LaneWork: Send + 'static {
     fn note(&mut self, stream_id: Uuid, note: Self::Note);
 
     fn event(&mut self, event: &StoredEvent);
+
+    /// After the last page, on the lane.
+    fn end(&mut self) {}
 }
 
 /// The log read once in position order on every core: one lane per core, each a
@@ -96,6 +99,7 @@ impl<R: StoredRow + Send + 'static, W: LaneWork> Lanes<R, W> {
                         }
                     }
                 }
+                work.end();
                 failed.map_or(Ok(work), Err)
             }));
         }
@@ -131,6 +135,40 @@ impl<R: StoredRow + Send + 'static, W: LaneWork> Lanes<R, W> {
             works.push(worker.await.map_err(task_failed)??);
         }
         Ok(works)
+    }
+}
+
+/// How many events a page of a scan holds at most.
+const PAGE_EVENTS: usize = 5_000;
+
+/// A page also ends at this many bytes, whatever the events' sizes: a scan holds a few
+/// pages (one being read, two queued per lane), never more.
+const PAGE_BYTES: usize = 4 << 20;
+
+/// The rows of a scan gathered into pages bounded in events and in bytes.
+pub struct Pager<R> {
+    rows: Vec<R>,
+    bytes: usize,
+}
+
+impl<R: StoredRow> Default for Pager<R> {
+    fn default() -> Self {
+        Self { rows: Vec::with_capacity(PAGE_EVENTS), bytes: 0 }
+    }
+}
+
+impl<R: StoredRow> Pager<R> {
+    /// Adds an event row; a page once it is full.
+    pub fn push(&mut self, row: R) -> Option<Vec<R>> {
+        self.bytes += row.byte_len("payload") + 256;
+        self.rows.push(row);
+        (self.rows.len() >= PAGE_EVENTS || self.bytes >= PAGE_BYTES).then(|| self.take())
+    }
+
+    /// The rows gathered so far, as a page.
+    pub fn take(&mut self) -> Vec<R> {
+        self.bytes = 0;
+        std::mem::replace(&mut self.rows, Vec::with_capacity(PAGE_EVENTS))
     }
 }
 

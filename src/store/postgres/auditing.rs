@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use super::*;
-use crate::store::audit::{CommandWitness, LogScan, ScanOutcome, Verifier};
+use crate::store::audit::{CommandWitness, LogScan, Pager, ScanOutcome, Verifier};
 use crate::store::rows::decode_witnesses;
 use crate::store::snapshots::{SNAPSHOT_COLUMNS, decode_snapshot};
 
@@ -87,24 +87,23 @@ impl Audit for PgStore {
         let all = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY position");
         let mut events = sqlx::query(&all).fetch(&mut *tx);
         let mut merge = CommandMerge { ahead: VecDeque::new(), sorted: sorted_commands, done: false };
-        let (mut page, mut page_bytes): (Vec<PgRow>, usize) = (Vec::with_capacity(SCAN_PAGE), 0);
+        let mut pager = Pager::default();
         loop {
             let row = tokio_stream::StreamExt::next(&mut events).await.transpose().map_err(map_sqlx)?;
             let end = row.is_none();
-            if let Some(row) = row {
-                page_bytes += row_bytes(&row);
-                page.push(row);
-            }
-            if page.len() < SCAN_PAGE && page_bytes < SCAN_PAGE_BYTES && !end {
-                continue;
-            }
-            page_bytes = 0;
+            let page = match row {
+                Some(row) => match pager.push(row) {
+                    Some(page) => page,
+                    None => continue,
+                },
+                None => pager.take(),
+            };
             let last = match page.last() {
                 Some(row) if !end => row.read("position")?,
                 _ => i64::MAX,
             };
             let commands = merge.up_to(last).await?;
-            scan.feed(commands, std::mem::replace(&mut page, Vec::with_capacity(SCAN_PAGE))).await?;
+            scan.feed(commands, page).await?;
             if end {
                 break;
             }
@@ -225,18 +224,8 @@ async fn tree_page(store: &PgStore, after: GlobalCursor) -> Result<Vec<(GlobalCu
     rows.iter().map(|row| Ok((commit_cursor(row)?, decode_tree_event(row)?))).collect()
 }
 
-/// How many events, and command records, a whole-log verification hands on at a time.
+/// How many command records a whole-log verification takes at a time.
 const SCAN_PAGE: usize = 5_000;
-
-/// A page also ends at this many bytes of payload, whatever the events' sizes: the scan
-/// holds a few pages (one being read, two queued per lane), never more.
-const SCAN_PAGE_BYTES: usize = 4 << 20;
-
-/// About what an event row holds: its payload and the rest of its columns.
-fn row_bytes(row: &PgRow) -> usize {
-    let payload = row.try_get_raw("payload").ok().and_then(|value| value.as_bytes().ok().map(<[u8]>::len));
-    payload.unwrap_or_default() + 256
-}
 
 /// The command records in position order, taken page by page beside the events.
 struct CommandMerge {

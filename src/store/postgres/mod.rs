@@ -237,6 +237,10 @@ impl StoredRow for PgRow {
     fn time(&self, name: &str) -> Result<Result<DateTime<Utc>, String>, StoreError> {
         self.read(name).map(Ok)
     }
+
+    fn byte_len(&self, name: &str) -> usize {
+        self.try_get_raw(name).ok().and_then(|value| value.as_bytes().ok().map(<[u8]>::len)).unwrap_or_default()
+    }
 }
 
 /// One connection step at start, bounded by the connect timeout.

@@ -1,7 +1,11 @@
 //! Rebuilding a stream's head and alignment row from its events on PostgreSQL, and the
 //! one statement that writes a folded head (a rebuild's or an import's).
 
+use std::collections::HashMap;
+
 use super::*;
+use crate::store::replay::StreamFold;
+use crate::store::snapshots::PastSnapshot;
 
 #[async_trait]
 impl Rebuild for PgStore {
@@ -9,15 +13,26 @@ impl Rebuild for PgStore {
         sql::stream_ids(&self.pool).await
     }
 
-    /// The head is locked (`FOR UPDATE`) while it is rebuilt.
-    async fn rebuild_stream(&self, stream_id: Uuid) -> Result<(), StoreError> {
+    async fn fold_log(
+        &self,
+        every: i64,
+        writer: tokio::sync::mpsc::Sender<Vec<PastSnapshot>>,
+    ) -> Result<HashMap<Uuid, StreamFold>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_sqlx)?;
+        sql::fold_log(&mut *conn, every, writer).await
+    }
+
+    /// The head is locked (`FOR UPDATE`) while it is written.
+    async fn rebuild_stream(&self, stream_id: Uuid, fold: StreamFold) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         let lock = sqlx::query("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE");
         sql::execute(lock.bind(stream_id), &mut *tx).await?;
-        let events = format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version");
-        let events = sql::all(sqlx::query(&events).bind(stream_id), &mut *tx, decode_event).await?;
-        let head = FoldedHead::refold(stream_id, &events)?;
-        write_head(&mut tx, &head).await?;
+        let tail = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
+        );
+        let tail = sqlx::query(&tail).bind(stream_id).bind(fold.version());
+        let tail = sql::all(tail, &mut *tx, decode_event).await?;
+        write_head(&mut tx, &fold.head(stream_id, &tail)?).await?;
         tx.commit().await.map_err(map_sqlx)
     }
 }

@@ -267,6 +267,10 @@ impl StoredRow for SqliteRow {
         let micros: i64 = self.read(name)?;
         Ok(DateTime::from_timestamp_micros(micros).ok_or_else(|| format!("{name} {micros} is out of range")))
     }
+
+    fn byte_len(&self, name: &str) -> usize {
+        sqlx::Row::try_get_unchecked::<&[u8], _>(self, name).map_or(0, <[u8]>::len)
+    }
 }
 
 fn parse_uuid(column: &str, text: &str) -> Result<Uuid, StoreError> {

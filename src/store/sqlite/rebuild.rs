@@ -1,7 +1,11 @@
 //! Rebuilding a stream's head and alignment row from its events on SQLite, and writing
 //! a folded head (a rebuild's or an import's).
 
+use std::collections::HashMap;
+
 use super::*;
+use crate::store::replay::StreamFold;
+use crate::store::snapshots::PastSnapshot;
 
 #[async_trait]
 impl Rebuild for SqliteStore {
@@ -9,21 +13,31 @@ impl Rebuild for SqliteStore {
         sql::stream_ids(&self.pool).await
     }
 
+    async fn fold_log(
+        &self,
+        every: i64,
+        writer: tokio::sync::mpsc::Sender<Vec<PastSnapshot>>,
+    ) -> Result<HashMap<Uuid, StreamFold>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_sqlx)?;
+        sql::fold_log(&mut *conn, every, writer).await
+    }
+
     /// On the one writer: commands queue behind one initiative's rebuild at a time.
-    async fn rebuild_stream(&self, stream_id: Uuid) -> Result<(), StoreError> {
-        self.write(move |pool| async move { attempts(|| rebuild_stream(&pool, stream_id)).await }).await
+    async fn rebuild_stream(&self, stream_id: Uuid, fold: StreamFold) -> Result<(), StoreError> {
+        self.write(move |pool| async move { attempts(|| rebuild_stream(&pool, stream_id, fold.clone())).await }).await
     }
 }
 
-/// Rebuilds one stream's head and alignment row from its events, in one write transaction.
-async fn rebuild_stream(pool: &SqlitePool, stream_id: Uuid) -> Result<(), Retry> {
+/// Writes one stream's head and alignment row from `fold` with the events after it, in
+/// one write transaction.
+async fn rebuild_stream(pool: &SqlitePool, stream_id: Uuid, fold: StreamFold) -> Result<(), Retry> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(fail)?;
-    let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 ORDER BY stream_version"))
-        .bind(stream_id.to_string())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(fail)?;
-    let head = FoldedHead::refold(stream_id, &decode_events(&rows)?)?;
+    let tail = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND stream_version > ?2 ORDER BY stream_version"
+    );
+    let rows =
+        sqlx::query(&tail).bind(stream_id.to_string()).bind(fold.version()).fetch_all(&mut *tx).await.map_err(fail)?;
+    let head = fold.head(stream_id, &decode_events(&rows)?)?;
     write_head(&mut tx, &head).await?;
     tx.commit().await.map_err(fail)
 }
