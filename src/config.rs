@@ -119,6 +119,17 @@ pub struct StoreArgs {
     #[arg(long, env = "ACCORD_DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// The --database-url goes through PgBouncer in transaction pooling mode: its
+    /// connections keep no prepared statements and no session settings. Needs
+    /// --database-direct-url.
+    #[arg(long, env = "ACCORD_DATABASE_POOLED")]
+    pub database_pooled: bool,
+
+    /// A direct PostgreSQL connection (not through a transaction-pooling PgBouncer) for
+    /// what needs a session: LISTEN for the live feed, creating the database, migrations.
+    #[arg(long, env = "ACCORD_DATABASE_DIRECT_URL")]
+    pub database_direct_url: Option<String>,
+
     /// Folder of the embedded store (created if missing), used when no database URL is given.
     #[arg(long, env = "ACCORD_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: std::path::PathBuf,
@@ -326,6 +337,11 @@ impl StoreArgs {
             connect: std::time::Duration::from_secs(self.db_connect_timeout),
             query: std::time::Duration::from_secs(self.db_query_timeout),
         }
+    }
+
+    /// Whether the main URL is pooled and where the direct connection goes.
+    pub fn route(&self) -> crate::store::DatabaseRoute {
+        crate::store::DatabaseRoute { pooled: self.database_pooled, direct_url: self.database_direct_url.clone() }
     }
 
     /// The database URL to open: the one given, or the embedded store's file.

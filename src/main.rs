@@ -77,7 +77,7 @@ async fn open(store: &accord::config::StoreArgs, max_connections: u32) -> Result
             .map_err(|e| format!("cannot create the data folder {}: {e}", store.data_dir.display()))?;
     }
     let url = store.url();
-    let opened = Store::open_with(&url, max_connections, store.timeouts()).await.map_err(|e| {
+    let opened = Store::open_routed(&url, &store.route(), max_connections, store.timeouts()).await.map_err(|e| {
         let class = if matches!(e, StoreError::Unavailable(_)) { ExitClass::Unavailable } else { ExitClass::Internal };
         let hint = match &e {
             StoreError::Unavailable(_) if store.database_url.is_some() => {

@@ -211,6 +211,16 @@ pub struct DatabaseTimeouts {
     pub query: Duration,
 }
 
+/// How the service reaches PostgreSQL when a pooler stands in front of it.
+#[derive(Clone, Debug, Default)]
+pub struct DatabaseRoute {
+    /// The main URL goes through a transaction-pooling PgBouncer: no statement cache and
+    /// no session settings on its connections.
+    pub pooled: bool,
+    /// A direct connection for what needs a session (LISTEN, migrations).
+    pub direct_url: Option<String>,
+}
+
 impl Default for DatabaseTimeouts {
     fn default() -> Self {
         // The query bound stays below the default call deadline (30 s), so that a caller
@@ -248,8 +258,18 @@ impl Store {
 
     /// `open`, with how long PostgreSQL may take to answer (SQLite ignores them).
     pub async fn open_with(url: &str, max_connections: u32, timeouts: DatabaseTimeouts) -> Result<Store, StoreError> {
+        Store::open_routed(url, &DatabaseRoute::default(), max_connections, timeouts).await
+    }
+
+    /// `open_with`, through a pooler as `route` says (PostgreSQL only).
+    pub async fn open_routed(
+        url: &str,
+        route: &DatabaseRoute,
+        max_connections: u32,
+        timeouts: DatabaseTimeouts,
+    ) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(PgStore::connect_with(url, max_connections, timeouts).await?.into())
+            Ok(PgStore::connect_routed(url, route, max_connections, timeouts).await?.into())
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             Ok(SqliteStore::open(std::path::Path::new(path)).await?.into())
         } else {

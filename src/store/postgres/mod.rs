@@ -74,6 +74,9 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// A direct connection (not through a transaction-pooling PgBouncer) for what needs a
+    /// session: the append listener's LISTEN. `None`: the main pool is direct.
+    direct: Option<PgPool>,
     timeouts: DatabaseTimeouts,
     /// `log_order.ordered_after`, written once by its migration: read once, then kept.
     ordered_after: Arc<tokio::sync::OnceCell<i64>>,
@@ -82,7 +85,7 @@ pub struct PgStore {
 impl PgStore {
     /// A store on a pool built elsewhere (the tests'), with the default query timeout.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, timeouts: DatabaseTimeouts::default(), ordered_after: Arc::default() }
+        Self { pool, direct: None, timeouts: DatabaseTimeouts::default(), ordered_after: Arc::default() }
     }
 
     /// Connects, creating the database if it does not exist, and applies migrations.
@@ -94,33 +97,82 @@ impl PgStore {
     /// that does not answer is `Unavailable`, naming where it was awaited. Logs where it
     /// connects first (host, port and database; never the password).
     pub async fn connect_with(url: &str, max_connections: u32, timeouts: DatabaseTimeouts) -> Result<Self, StoreError> {
-        let options: PgConnectOptions = url.parse().map_err(map_sqlx)?;
+        Self::connect_routed(url, &DatabaseRoute::default(), max_connections, timeouts).await
+    }
+
+    /// `connect_with`, where `route` says whether `url` goes through a transaction-pooling
+    /// PgBouncer and names the direct connection for what needs a session: creating the
+    /// database, the migrations (sqlx's migrator holds a session advisory lock across
+    /// them) and LISTEN. A pooled URL without a direct one is refused.
+    pub async fn connect_routed(
+        url: &str,
+        route: &DatabaseRoute,
+        max_connections: u32,
+        timeouts: DatabaseTimeouts,
+    ) -> Result<Self, StoreError> {
+        if route.pooled && route.direct_url.is_none() {
+            return Err(StoreError::Unavailable(
+                "a pooled database URL (--database-pooled) needs --database-direct-url for LISTEN and migrations"
+                    .into(),
+            ));
+        }
+        let session_url = route.direct_url.as_deref().unwrap_or(url);
+        let mut options: PgConnectOptions = url.parse().map_err(map_sqlx)?;
+        if route.pooled {
+            // PgBouncer 1.18 in transaction mode hands each transaction any server
+            // connection: a statement prepared on one is unknown on the next.
+            options = options.statement_cache_capacity(0);
+        }
         let database = describe(&options);
         let wait = timeouts.connect;
-        info!(%database, timeout_s = wait.as_secs_f64(), "connecting to the database");
-        if !within(wait, &database, Postgres::database_exists(url)).await? {
+        info!(%database, pooled = route.pooled, timeout_s = wait.as_secs_f64(), "connecting to the database");
+        if !within(wait, &database, Postgres::database_exists(session_url)).await? {
             info!(%database, "creating database");
-            within(wait, &database, Postgres::create_database(url)).await?;
+            within(wait, &database, Postgres::create_database(session_url)).await?;
         }
+        let pooled = route.pooled;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(wait)
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
                     // Accord's statements are prepared once and run thousands of times with
                     // arrays and keys whose values do not change the best plan: planning
                     // each run anew (PostgreSQL's first custom plans) cost more than the
-                    // append's own work. (A session setting: behind a transaction-pooling
-                    // PgBouncer it may not stick, which only costs speed.)
+                    // append's own work. A session setting: behind a transaction-pooling
+                    // PgBouncer it would land on whichever server connection ran it, so
+                    // it is not sent there (set it on the role or database instead).
+                    if pooled {
+                        return Ok(());
+                    }
                     sqlx::query("SET plan_cache_mode = force_generic_plan").execute(conn).await.map(|_| ())
                 })
             })
             .connect_lazy_with(options);
         // One connection now, so that a database that does not answer stops the start.
         within(wait, &database, pool.acquire()).await?;
-        let store = Self { pool, timeouts, ordered_after: Arc::default() };
+        let direct = match &route.direct_url {
+            Some(direct_url) => {
+                let direct_options: PgConnectOptions = direct_url.parse().map_err(map_sqlx)?;
+                let direct_database = describe(&direct_options);
+                info!(database = %direct_database, "direct connection for LISTEN and migrations");
+                // The listener holds one connection; the migrations take one at start.
+                let direct =
+                    PgPoolOptions::new().max_connections(2).acquire_timeout(wait).connect_lazy_with(direct_options);
+                within(wait, &direct_database, direct.acquire()).await?;
+                Some(direct)
+            }
+            None => None,
+        };
+        let store = Self { pool, direct, timeouts, ordered_after: Arc::default() };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The pool for what needs a session of its own (LISTEN, migrations): the direct one
+    /// when configured, else the main pool.
+    pub fn session_pool(&self) -> &PgPool {
+        self.direct.as_ref().unwrap_or(&self.pool)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -141,7 +193,7 @@ impl PgStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+        MIGRATOR.run(self.session_pool()).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => map_sqlx(e),
             other => StoreError::Corrupt(format!("migrations: {other}")),
         })

@@ -26,7 +26,7 @@ impl PgStore {
     /// The append signals of this database, for as long as the stream is held.
     pub(super) fn listen_for_appends(&self) -> AppendSignals {
         let (signals, received) = mpsc::channel(BUFFERED);
-        tokio::spawn(listen(self.pool().clone(), signals));
+        tokio::spawn(listen(self.session_pool().clone(), signals));
         Box::pin(ReceiverStream::new(received))
     }
 }
