@@ -25,26 +25,69 @@ pub trait SqlErrors {
     fn sql_error(error: sqlx::Error) -> StoreError;
 }
 
+/// A column of a row: its name, or its place in the select list (which a row finds
+/// without looking the name up).
+#[derive(Clone, Copy, Debug)]
+pub enum Column<'a> {
+    Named(&'a str),
+    At(usize),
+}
+
+impl<'a> From<&'a str> for Column<'a> {
+    fn from(name: &'a str) -> Self {
+        Column::Named(name)
+    }
+}
+
+impl From<usize> for Column<'_> {
+    fn from(index: usize) -> Self {
+        Column::At(index)
+    }
+}
+
+impl std::fmt::Display for Column<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Column::Named(name) => f.write_str(name),
+            Column::At(index) => write!(f, "column {index}"),
+        }
+    }
+}
+
+impl<R: Row> ColumnIndex<R> for Column<'_>
+where
+    for<'n> &'n str: ColumnIndex<R>,
+    usize: ColumnIndex<R>,
+{
+    fn index(&self, row: &R) -> Result<usize, sqlx::Error> {
+        match *self {
+            Column::Named(name) => name.index(row),
+            Column::At(index) => index.index(row),
+        }
+    }
+}
+
 /// A column both databases store as the same type, read as `T`.
 pub trait ColumnOf<T> {
-    fn read(&self, name: &str) -> Result<T, StoreError>;
+    fn read<'c>(&self, column: impl Into<Column<'c>>) -> Result<T, StoreError>;
 }
 
 impl<R, T> ColumnOf<T> for R
 where
     R: Row + SqlErrors,
-    for<'a> &'a str: ColumnIndex<R>,
-    T: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    for<'c> Column<'c>: ColumnIndex<R>,
+    T: for<'a> Decode<'a, R::Database> + Type<R::Database>,
 {
-    fn read(&self, name: &str) -> Result<T, StoreError> {
-        self.try_get(name).map_err(R::sql_error)
+    fn read<'c>(&self, column: impl Into<Column<'c>>) -> Result<T, StoreError> {
+        self.try_get(column.into()).map_err(R::sql_error)
     }
 }
 
 /// A row of either database. The JSON and time readers answer `Ok(Err(why))` for a
 /// stored value that does not decode, so that the caller can say whose value it is.
 pub trait StoredRow:
-    ColumnOf<i64>
+    Row
+    + ColumnOf<i64>
     + ColumnOf<i32>
     + ColumnOf<String>
     + ColumnOf<Vec<u8>>
@@ -52,39 +95,94 @@ pub trait StoredRow:
     + ColumnOf<Option<i32>>
     + ColumnOf<Option<String>>
 {
-    fn uuid(&self, name: &str) -> Result<Uuid, StoreError>;
+    fn uuid<'c>(&self, column: impl Into<Column<'c>>) -> Result<Uuid, StoreError>;
 
-    fn optional_uuid(&self, name: &str) -> Result<Option<Uuid>, StoreError>;
+    fn optional_uuid<'c>(&self, column: impl Into<Column<'c>>) -> Result<Option<Uuid>, StoreError>;
 
-    fn json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<T, String>, StoreError>;
+    fn json<'c, T: DeserializeOwned>(&self, column: impl Into<Column<'c>>) -> Result<Result<T, String>, StoreError>;
 
-    fn optional_json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<Option<T>, String>, StoreError>;
+    fn optional_json<'c, T: DeserializeOwned>(
+        &self,
+        column: impl Into<Column<'c>>,
+    ) -> Result<Result<Option<T>, String>, StoreError>;
 
-    fn time(&self, name: &str) -> Result<Result<DateTime<Utc>, String>, StoreError>;
+    fn time<'c>(&self, column: impl Into<Column<'c>>) -> Result<Result<DateTime<Utc>, String>, StoreError>;
 
     /// How many bytes the column's stored value holds (0 for NULL or a column not there).
     fn byte_len(&self, name: &str) -> usize;
 }
 
-/// An event row (`EVENT_COLUMNS`).
+/// The names of `EVENT_COLUMNS`, in order.
+const EVENT_COLUMN_NAMES: [&str; 14] = [
+    "position",
+    "stream_id",
+    "stream_version",
+    "event_id",
+    "event_type",
+    "schema_version",
+    "payload",
+    "actor",
+    "command_id",
+    "correlation_id",
+    "causation_id",
+    "recorded_at",
+    "prev_hash",
+    "hash",
+];
+
+/// Where a row's `EVENT_COLUMNS` start when it selects them together, first or after
+/// one column (the commit-order reads put the cursor's `tx` first).
+fn event_columns_at<R: StoredRow>(row: &R) -> Option<usize> {
+    use sqlx::Column as _;
+    let named = |at: usize, name: &str| row.columns().get(at).is_some_and(|column| column.name() == name);
+    let last = EVENT_COLUMN_NAMES.len() - 1;
+    (0..2).find(|&first| named(first, EVENT_COLUMN_NAMES[0]) && named(first + last, EVENT_COLUMN_NAMES[last]))
+}
+
+/// An event row (`EVENT_COLUMNS`, first or after one column, or any columns so named).
+/// Read by place when the columns are together: a row finds a column by name through
+/// a hash lookup, which was a tenth of reading the log.
 pub fn decode_event<R: StoredRow>(row: &R) -> Result<StoredEvent, StoreError> {
-    let position: i64 = row.read("position")?;
+    match event_columns_at(row) {
+        Some(first) => decode_event_columns(row, std::array::from_fn(|i| Column::At(first + i))),
+        None => decode_event_columns(row, EVENT_COLUMN_NAMES.map(Column::Named)),
+    }
+}
+
+fn decode_event_columns<R: StoredRow>(row: &R, columns: [Column<'_>; 14]) -> Result<StoredEvent, StoreError> {
+    let [
+        position,
+        stream_id,
+        stream_version,
+        event_id,
+        event_type,
+        schema_version,
+        payload,
+        actor,
+        command_id,
+        correlation_id,
+        causation_id,
+        recorded_at,
+        prev_hash,
+        hash,
+    ] = columns;
+    let position: i64 = row.read(position)?;
     let corrupt = |what: String| StoreError::Corrupt(format!("event at position {position}: {what}"));
     Ok(StoredEvent {
         position,
-        stream_id: row.uuid("stream_id")?,
-        stream_version: row.read("stream_version")?,
-        event_id: row.uuid("event_id")?,
-        event_type: row.read("event_type")?,
-        schema_version: row.read("schema_version")?,
-        payload: row.json("payload")?.map_err(|e| corrupt(format!("payload: {e}")))?,
-        actor: row.read("actor")?,
-        command_id: row.read("command_id")?,
-        correlation_id: row.read("correlation_id")?,
-        causation_id: row.read("causation_id")?,
-        recorded_at: row.time("recorded_at")?.map_err(corrupt)?,
-        prev_hash: row.read("prev_hash")?,
-        hash: row.read("hash")?,
+        stream_id: row.uuid(stream_id)?,
+        stream_version: row.read(stream_version)?,
+        event_id: row.uuid(event_id)?,
+        event_type: row.read(event_type)?,
+        schema_version: row.read(schema_version)?,
+        payload: row.json(payload)?.map_err(|e| corrupt(format!("payload: {e}")))?,
+        actor: row.read(actor)?,
+        command_id: row.read(command_id)?,
+        correlation_id: row.read(correlation_id)?,
+        causation_id: row.read(causation_id)?,
+        recorded_at: row.time(recorded_at)?.map_err(corrupt)?,
+        prev_hash: row.read(prev_hash)?,
+        hash: row.read(hash)?,
     })
 }
 
@@ -241,4 +339,14 @@ pub fn witness_condition(
     let conditions: Vec<String> =
         bounds.iter().enumerate().map(|(i, (op, _))| format!("{column} {op} {}", parameter(i + 1))).collect();
     if conditions.is_empty() { always.to_owned() } else { conditions.join(" AND ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_column_names_are_the_selected_columns_in_order() {
+        assert_eq!(EVENT_COLUMN_NAMES.join(", "), EVENT_COLUMNS);
+    }
 }

@@ -52,18 +52,26 @@ where
     query.fetch_all(executor).await.map_err(sql_error::<DB>)
 }
 
-/// Runs `query` and decodes every row with `decode`.
+/// Runs `query` and decodes every row with `decode` as it arrives: the rows are never
+/// held all at once, and the server goes on sending while the first are decoded.
 pub async fn all<'q, 'c, DB, E, T>(
     query: SqlQuery<'q, DB>,
     executor: E,
-    decode: impl Fn(&DB::Row) -> Result<T, StoreError>,
+    mut decode: impl FnMut(&DB::Row) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError>
 where
     DB: Database<Row: SqlErrors>,
     <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
     E: Executor<'c, Database = DB>,
+    'c: 'q,
 {
-    rows(query, executor).await?.iter().map(decode).collect()
+    use futures_util::TryStreamExt;
+    let mut rows = query.fetch(executor);
+    let mut decoded = Vec::new();
+    while let Some(row) = rows.try_next().await.map_err(sql_error::<DB>)? {
+        decoded.push(decode(&row)?);
+    }
+    Ok(decoded)
 }
 
 /// Runs `query`, which answers one row, and decodes it with `decode`.

@@ -154,10 +154,10 @@ impl Audit for PgStore {
         loop {
             let after = fold.cursor();
             let page = audit::CHECKPOINT_PAGE;
-            let rows = commit_order_rows(&mut tx, TREE_COLUMNS, ordered_after, after, page, Some(upto)).await?;
-            for row in &rows {
-                let event = decode_tree_event(row)?;
-                let cursor = GlobalCursor { tx_id: tree_tx(row)?, position: event.position };
+            let decode = |row: &PgRow| Ok((tree_tx(row)?, decode_tree_event(row)?));
+            let rows = commit_order_rows(&mut tx, TREE_COLUMNS, ordered_after, after, page, Some(upto), decode).await?;
+            for (tx_id, event) in &rows {
+                let cursor = GlobalCursor { tx_id: *tx_id, position: event.position };
                 fold.push(cursor, event.stream_id, event.stream_version, &event.hash)?;
             }
             if (rows.len() as i64) < audit::CHECKPOINT_PAGE {
@@ -220,8 +220,8 @@ const TREE_COLUMNS: &str = "position, stream_id, stream_version, hash";
 async fn tree_page(store: &PgStore, after: GlobalCursor) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError> {
     let ordered_after = store.ordered_after().await?;
     let mut conn = store.pool.acquire().await.map_err(map_sqlx)?;
-    let rows = commit_order_rows(&mut conn, TREE_COLUMNS, ordered_after, after, audit::VERIFY_PAGE, None).await?;
-    rows.iter().map(|row| Ok((commit_cursor(row)?, decode_tree_event(row)?))).collect()
+    let decode = |row: &PgRow| Ok((commit_cursor(row)?, decode_tree_event(row)?));
+    commit_order_rows(&mut conn, TREE_COLUMNS, ordered_after, after, audit::VERIFY_PAGE, None, decode).await
 }
 
 /// How many command records a whole-log verification takes at a time.

@@ -42,8 +42,8 @@ use super::batch::{HeadRows, StoredCommand};
 use super::fold::FoldedHead;
 use super::note::CheckpointSigner;
 use super::rows::{
-    ColumnOf, EVENT_COLUMNS, SqlErrors, StoredRow, decode_checkpoint, decode_command, decode_event, decode_head,
-    decode_tree_event, decode_view,
+    Column, ColumnOf, EVENT_COLUMNS, SqlErrors, StoredRow, decode_checkpoint, decode_command, decode_event,
+    decode_head, decode_tree_event, decode_view,
 };
 use super::sql::{self, Dialect, SqlQuery, VerifySql};
 use super::*;
@@ -251,19 +251,22 @@ impl SqlErrors for PgRow {
 
 /// PostgreSQL stores UUIDs, JSON and timestamps natively.
 impl StoredRow for PgRow {
-    fn uuid(&self, name: &str) -> Result<Uuid, StoreError> {
-        self.read(name)
+    fn uuid<'c>(&self, column: impl Into<Column<'c>>) -> Result<Uuid, StoreError> {
+        let column: Column<'c> = column.into();
+        self.read(column)
     }
 
-    fn optional_uuid(&self, name: &str) -> Result<Option<Uuid>, StoreError> {
-        self.read(name)
+    fn optional_uuid<'c>(&self, column: impl Into<Column<'c>>) -> Result<Option<Uuid>, StoreError> {
+        let column: Column<'c> = column.into();
+        self.read(column)
     }
 
-    fn json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<T, String>, StoreError> {
-        match self.optional_json(name)? {
+    fn json<'c, T: DeserializeOwned>(&self, column: impl Into<Column<'c>>) -> Result<Result<T, String>, StoreError> {
+        let column: Column<'c> = column.into();
+        match self.optional_json(column)? {
             Ok(Some(value)) => Ok(Ok(value)),
             Ok(None) => {
-                Err(map_sqlx(sqlx::Error::ColumnDecode { index: name.to_owned(), source: "unexpected NULL".into() }))
+                Err(map_sqlx(sqlx::Error::ColumnDecode { index: column.to_string(), source: "unexpected NULL".into() }))
             }
             Err(why) => Ok(Err(why)),
         }
@@ -271,8 +274,12 @@ impl StoredRow for PgRow {
 
     /// Parsed straight from the bytes the server sent (jsonb's binary form is a version
     /// byte, 1, then the text), without a `serde_json::Value` in between.
-    fn optional_json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<Option<T>, String>, StoreError> {
-        let raw = self.try_get_raw(name).map_err(map_sqlx)?;
+    fn optional_json<'c, T: DeserializeOwned>(
+        &self,
+        column: impl Into<Column<'c>>,
+    ) -> Result<Result<Option<T>, String>, StoreError> {
+        let column: Column<'c> = column.into();
+        let raw = self.try_get_raw(column).map_err(map_sqlx)?;
         if raw.is_null() {
             return Ok(Ok(None));
         }
@@ -286,8 +293,9 @@ impl StoredRow for PgRow {
         Ok(serde_json::from_slice(text).map(Some).map_err(|e| e.to_string()))
     }
 
-    fn time(&self, name: &str) -> Result<Result<DateTime<Utc>, String>, StoreError> {
-        self.read(name).map(Ok)
+    fn time<'c>(&self, column: impl Into<Column<'c>>) -> Result<Result<DateTime<Utc>, String>, StoreError> {
+        let column: Column<'c> = column.into();
+        self.read(column).map(Ok)
     }
 
     fn byte_len(&self, name: &str) -> usize {

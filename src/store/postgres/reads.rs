@@ -70,8 +70,8 @@ impl Reads for PgStore {
     async fn read_all(&self, after: GlobalCursor, limit: i64) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
         let ordered_after = self.ordered_after().await?;
         let mut conn = self.pool.acquire().await.map_err(map_sqlx)?;
-        let rows = commit_order_rows(&mut conn, EVENT_COLUMNS, ordered_after, after, limit, None).await?;
-        rows.iter().map(|row| Ok((commit_cursor(row)?, decode_event(row)?))).collect()
+        let decode = |row: &PgRow| Ok((commit_cursor(row)?, decode_event(row)?));
+        commit_order_rows(&mut conn, EVENT_COLUMNS, ordered_after, after, limit, None, decode).await
     }
 }
 
@@ -99,15 +99,16 @@ pub const POSITION_ORDER: u64 = i64::MAX as u64;
 /// takes positions until it commits, so a reader that sees a position sees every event
 /// below it that will ever commit. Two statements, each an index range scan with no
 /// sort: the first only while the cursor is below the boundary, the second for what the
-/// page still has room for.
-pub(super) async fn commit_order_rows(
+/// page still has room for. Each row is decoded by `decode` as it arrives.
+pub(super) async fn commit_order_rows<T>(
     conn: &mut PgConnection,
     columns: &str,
     ordered_after: i64,
     after: GlobalCursor,
     limit: i64,
     upto: Option<i64>,
-) -> Result<Vec<PgRow>, StoreError> {
+    mut decode: impl FnMut(&PgRow) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let upto = upto.unwrap_or(i64::MAX);
     let mut rows = Vec::new();
     if after.tx_id != POSITION_ORDER && ordered_after > 0 {
@@ -117,7 +118,7 @@ pub(super) async fn commit_order_rows(
               ORDER BY tx_id, position LIMIT $3"
         );
         let query = sqlx::query(&before).bind(after.tx_id.to_string()).bind(after.position).bind(limit);
-        rows = sql::rows(query.bind(ordered_after).bind(upto), &mut *conn).await?;
+        rows = sql::all(query.bind(ordered_after).bind(upto), &mut *conn, &mut decode).await?;
     }
     let room = limit - rows.len() as i64;
     if room > 0 {
@@ -126,7 +127,8 @@ pub(super) async fn commit_order_rows(
             "SELECT {POSITION_ORDER}::bigint AS tx, {columns} FROM events
               WHERE position > $1 AND position <= $3 ORDER BY position LIMIT $2"
         );
-        rows.extend(sql::rows(sqlx::query(&since).bind(from).bind(room).bind(upto), &mut *conn).await?);
+        let query = sqlx::query(&since).bind(from).bind(room).bind(upto);
+        rows.extend(sql::all(query, &mut *conn, &mut decode).await?);
     }
     Ok(rows)
 }

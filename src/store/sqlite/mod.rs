@@ -63,8 +63,8 @@ use super::batch::{HeadRows, StoredCommand};
 use super::fold::FoldedHead;
 use super::note::CheckpointSigner;
 use super::rows::{
-    ColumnOf, EVENT_COLUMNS, SqlErrors, StoredRow, decode_checkpoint, decode_command, decode_event, decode_events,
-    decode_head, decode_tree_event, decode_view,
+    Column, ColumnOf, EVENT_COLUMNS, SqlErrors, StoredRow, decode_checkpoint, decode_command, decode_event,
+    decode_events, decode_head, decode_tree_event, decode_view,
 };
 use super::sql::{self, Dialect, VerifySql};
 use super::*;
@@ -243,29 +243,37 @@ impl SqlErrors for SqliteRow {
 /// SQLite keeps UUIDs as canonical hyphenated text, JSON as text and times as
 /// microseconds since the epoch.
 impl StoredRow for SqliteRow {
-    fn uuid(&self, name: &str) -> Result<Uuid, StoreError> {
-        let text: String = self.read(name)?;
-        parse_uuid(name, &text)
+    fn uuid<'c>(&self, column: impl Into<Column<'c>>) -> Result<Uuid, StoreError> {
+        let column: Column<'c> = column.into();
+        let text: String = self.read(column)?;
+        parse_uuid(column, &text)
     }
 
-    fn optional_uuid(&self, name: &str) -> Result<Option<Uuid>, StoreError> {
-        let text: Option<String> = self.read(name)?;
-        text.map(|text| parse_uuid(name, &text)).transpose()
+    fn optional_uuid<'c>(&self, column: impl Into<Column<'c>>) -> Result<Option<Uuid>, StoreError> {
+        let column: Column<'c> = column.into();
+        let text: Option<String> = self.read(column)?;
+        text.map(|text| parse_uuid(column, &text)).transpose()
     }
 
-    fn json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<T, String>, StoreError> {
-        let text: String = self.read(name)?;
+    fn json<'c, T: DeserializeOwned>(&self, column: impl Into<Column<'c>>) -> Result<Result<T, String>, StoreError> {
+        let column: Column<'c> = column.into();
+        let text: String = self.read(column)?;
         Ok(serde_json::from_str(&text).map_err(|e| e.to_string()))
     }
 
-    fn optional_json<T: DeserializeOwned>(&self, name: &str) -> Result<Result<Option<T>, String>, StoreError> {
-        let text: Option<String> = self.read(name)?;
+    fn optional_json<'c, T: DeserializeOwned>(
+        &self,
+        column: impl Into<Column<'c>>,
+    ) -> Result<Result<Option<T>, String>, StoreError> {
+        let column: Column<'c> = column.into();
+        let text: Option<String> = self.read(column)?;
         Ok(text.map(|text| serde_json::from_str(&text)).transpose().map_err(|e| e.to_string()))
     }
 
-    fn time(&self, name: &str) -> Result<Result<DateTime<Utc>, String>, StoreError> {
-        let micros: i64 = self.read(name)?;
-        Ok(DateTime::from_timestamp_micros(micros).ok_or_else(|| format!("{name} {micros} is out of range")))
+    fn time<'c>(&self, column: impl Into<Column<'c>>) -> Result<Result<DateTime<Utc>, String>, StoreError> {
+        let column: Column<'c> = column.into();
+        let micros: i64 = self.read(column)?;
+        Ok(DateTime::from_timestamp_micros(micros).ok_or_else(|| format!("{column} {micros} is out of range")))
     }
 
     fn byte_len(&self, name: &str) -> usize {
@@ -273,6 +281,6 @@ impl StoredRow for SqliteRow {
     }
 }
 
-fn parse_uuid(column: &str, text: &str) -> Result<Uuid, StoreError> {
+fn parse_uuid(column: impl std::fmt::Display, text: &str) -> Result<Uuid, StoreError> {
     Uuid::try_parse(text).map_err(|e| StoreError::Corrupt(format!("{column} {text:?} is not a UUID: {e}")))
 }
