@@ -7,7 +7,13 @@
 //! initiatives at once, so that transactions of different client connections
 //! interleave on the same server connections), alignment read back, a live watcher
 //! that sees every change (LISTEN takes the direct connection), the history, Verify.
-//! No call fails and the server logs no error.
+//! No call fails and the server logs no error. In transaction mode, moreover, no server
+//! connection is left holding a prepared statement: the service sends every statement
+//! unnamed there (`store::postgres::session`).
+//!
+//! Session pooling runs the same core without `--database-pooled`: each client
+//! connection keeps its server connection, and its statements stay prepared and cached as
+//! on a direct connection.
 
 mod common;
 
@@ -105,14 +111,12 @@ async fn the_core_behaviour_runs_through_pgbouncer_in_session_mode() {
     core_behaviour_through("session", &[]).await;
 }
 
-/// Transaction pooling. Known not to work yet with sqlx 0.8 and PgBouncer 1.18 (run it
-/// with `--ignored`): with the statement cache off sqlx still prepares *named*
-/// statements (`sqlx_s_1`, …, never closed) and sends Parse/Describe and Bind/Execute
-/// in two round trips, each ended by a Sync; outside a transaction PgBouncer may give the
-/// second one another server connection. Calls fail with `prepared statement "sqlx_s_1"
-/// already exists` / `does not exist`.
+/// Transaction pooling with `--database-pooled`: sqlx sends Parse/Describe and
+/// Bind/Execute in two round trips, and PgBouncer 1.18 keeps no prepared statement
+/// between transactions, so the service sends every statement unnamed and inside a
+/// transaction. Without that, calls fail with `prepared statement "sqlx_s_1" already
+/// exists` / `does not exist`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "sqlx 0.8 needs prepared statements across round trips; PgBouncer 1.18 in transaction mode cannot keep them"]
 async fn the_core_behaviour_runs_through_pgbouncer_in_transaction_mode() {
     core_behaviour_through("transaction", &["--database-pooled"]).await;
 }
@@ -247,6 +251,11 @@ async fn core_behaviour_through(mode: &str, extra: &[&str]) {
     assert!(verified.ok, "Verify: {verified:?}");
     assert_eq!(verified.streams_checked, INITIATIVES as u64);
 
+    if mode == "transaction" {
+        let left = prepared_statements_left(bouncer.port, &name).await;
+        assert!(left.is_empty(), "server connections hold prepared statements: {left:?}");
+    }
+
     let log = server.log();
     for line in log.lines() {
         assert!(
@@ -260,4 +269,36 @@ async fn core_behaviour_through(mode: &str, extra: &[&str]) {
         "through PgBouncer ({mode} pooling): {INITIATIVES} initiatives, verified, in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The named prepared statements on each of PgBouncer's server connections to database
+/// `name`: one client connection per server connection (`default_pool_size`), each in an
+/// open transaction, so that each lands on a server connection of its own and together
+/// they cover them all. Simple-protocol statements only, which prepare nothing.
+async fn prepared_statements_left(port: u16, name: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{name}");
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a URL");
+    let options = options.statement_cache_capacity(0);
+    let mut connections = Vec::new();
+    for _ in 0..4 {
+        let mut conn = sqlx::PgConnection::connect_with(&options).await.expect("connect through PgBouncer");
+        sqlx::raw_sql("BEGIN").execute(&mut conn).await.expect("BEGIN");
+        connections.push(conn);
+    }
+    let mut left = Vec::new();
+    for conn in &mut connections {
+        let rows = sqlx::raw_sql("SELECT pg_backend_pid()::text || ': ' || name FROM pg_prepared_statements")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("pg_prepared_statements");
+        for row in rows {
+            left.push(sqlx::Row::try_get::<String, _>(&row, 0).expect("a name"));
+        }
+    }
+    for mut conn in connections {
+        sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.expect("ROLLBACK");
+        let _ = conn.close().await;
+    }
+    left
 }
