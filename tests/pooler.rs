@@ -59,14 +59,17 @@ impl PgBouncer {
         let ini = path.join("pgbouncer.ini");
         // PgBouncer refuses to run as root: under root it runs as postgres.
         let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+        // Debian installs it in /usr/sbin, which a user's PATH may not hold.
+        let program =
+            if std::path::Path::new("/usr/sbin/pgbouncer").exists() { "/usr/sbin/pgbouncer" } else { "pgbouncer" };
         let mut command = if root {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
             let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--", "pgbouncer"]);
+            command.args(["-u", "postgres", "--", program]);
             command
         } else {
-            Command::new("pgbouncer")
+            Command::new(program)
         };
         let child = command
             .arg(&ini)

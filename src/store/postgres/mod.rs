@@ -20,7 +20,8 @@
 //! One file per part of the `Backend` it implements: `append` (heads and the batch
 //! append), `reads`, `rebuild`, `auditing` (as-of reads, verification pages,
 //! checkpoints), `cut`, `import`, `signals` (notifications of appends); `errors` maps
-//! PostgreSQL's errors. What runs the same on SQLite is in `store::sql` and
+//! PostgreSQL's errors; `session` is where every statement runs, direct or behind a
+//! transaction-pooling PgBouncer. What runs the same on SQLite is in `store::sql` and
 //! `store::rows`. Connecting and migrating are here.
 
 use std::future::Future;
@@ -125,7 +126,10 @@ impl PgStore {
         let mut options: PgConnectOptions = url.parse().map_err(map_sqlx)?;
         if route.pooled {
             // PgBouncer 1.18 in transaction mode hands each transaction any server
-            // connection: a statement prepared on one is unknown on the next.
+            // connection: a statement prepared on one is unknown on the next. The store
+            // sends its statements unnamed there (`session`), which sqlx never caches, so
+            // the cache is off. (sqlx names a statement of its own only to look up a type
+            // that is not built in, and Accord's statements use none.)
             options = options.statement_cache_capacity(0);
         }
         let database = describe(&options);
