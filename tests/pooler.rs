@@ -13,7 +13,9 @@
 //!
 //! Session pooling runs the same core without `--database-pooled`: each client
 //! connection keeps its server connection, and its statements stay prepared and cached as
-//! on a direct connection.
+//! on a direct connection. So PgBouncer has as many server connections as the service
+//! has connections (`SESSION_POOL`): with fewer, a connection the service opens beyond
+//! them waits for one that the service never gives back (the pool keeps it idle).
 
 mod common;
 
@@ -32,6 +34,16 @@ use common::{Actor, FUNCTIONS, ServeProcess, ThrowAwayDatabase, approver, staffe
 /// Initiatives written at once.
 const INITIATIVES: usize = 4;
 
+/// The service's connections (`--max-connections`).
+const CONNECTIONS: usize = 16;
+
+/// PgBouncer's server connections in transaction mode: fewer than the service's, shared
+/// transaction by transaction.
+const TRANSACTION_POOL: usize = 4;
+
+/// PgBouncer's server connections in session mode: one for each of the service's.
+const SESSION_POOL: usize = CONNECTIONS;
+
 /// A PgBouncer process in transaction pooling mode, killed when dropped.
 struct PgBouncer {
     child: Child,
@@ -47,10 +59,11 @@ impl PgBouncer {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let path = dir.path();
         std::fs::write(path.join("userlist.txt"), "\"postgres\" \"\"\n").expect("userlist");
+        let pool = if mode == "session" { SESSION_POOL } else { TRANSACTION_POOL };
         let config = format!(
             "[databases]\n* = host=127.0.0.1 port=5432\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
              unix_socket_dir =\nauth_type = trust\nauth_file = {dir}/userlist.txt\npool_mode = {mode}\n\
-             default_pool_size = 4\nmin_pool_size = 0\nmax_client_conn = 200\n\
+             default_pool_size = {pool}\nmin_pool_size = 0\nmax_client_conn = 200\n\
              ignore_startup_parameters = extra_float_digits\nlogfile = {dir}/pgbouncer.log\n\
              pidfile = {dir}/pgbouncer.pid\nadmin_users = postgres\n",
             dir = path.display()
@@ -131,13 +144,14 @@ async fn core_behaviour_through(mode: &str, extra: &[&str]) {
     let name = database.url.rsplit_once('/').expect("a database name").1.to_owned();
     let pooled = format!("postgres://postgres@127.0.0.1:{}/{name}", bouncer.port);
     let workdir = tempfile::tempdir().expect("a folder");
+    let connections = CONNECTIONS.to_string();
     let mut args = vec![
         "--database-url",
         pooled.as_str(),
         "--database-direct-url",
         database.url.as_str(),
         "--max-connections",
-        "16",
+        &connections,
         "--log",
         "info",
     ];
@@ -158,8 +172,8 @@ async fn core_behaviour_through(mode: &str, extra: &[&str]) {
         }
     });
 
-    // Several initiatives written at once: their transactions interleave on PgBouncer's
-    // four server connections.
+    // Several initiatives written at once: in transaction mode their transactions
+    // interleave on PgBouncer's few server connections.
     let mut writers = Vec::new();
     for i in 0..INITIATIVES {
         let channel = channel.clone();
@@ -275,7 +289,7 @@ async fn core_behaviour_through(mode: &str, extra: &[&str]) {
 }
 
 /// The named prepared statements on each of PgBouncer's server connections to database
-/// `name`: one client connection per server connection (`default_pool_size`), each in an
+/// `name`: one client connection per server connection (`TRANSACTION_POOL`), each in an
 /// open transaction, so that each lands on a server connection of its own and together
 /// they cover them all. Simple-protocol statements only, which prepare nothing.
 async fn prepared_statements_left(port: u16, name: &str) -> Vec<String> {
@@ -284,7 +298,7 @@ async fn prepared_statements_left(port: u16, name: &str) -> Vec<String> {
     let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a URL");
     let options = options.statement_cache_capacity(0);
     let mut connections = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..TRANSACTION_POOL {
         let mut conn = sqlx::PgConnection::connect_with(&options).await.expect("connect through PgBouncer");
         sqlx::raw_sql("BEGIN").execute(&mut conn).await.expect("BEGIN");
         connections.push(conn);
