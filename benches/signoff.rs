@@ -5,6 +5,7 @@
 //!   cargo bench --bench signoff -- [--summary | --clients 1,16 [--shared]] [--seconds 10]
 //!       [--database-url postgres://postgres@127.0.0.1:5432/accord_bench | sqlite:///tmp/accord-bench.db]
 //!       [--auth none,hs256,es256,service-token]
+//!       [--database-direct-url URL [--database-pooled]]   # behind PgBouncer, as `accord serve`
 //!
 //! Without `--clients` or `--shared` (or with `--summary`) it runs the figures issue 12's
 //! targets name: 1 client, 16 clients, and 16 clients on one initiative. Whatever it ran,
@@ -40,7 +41,7 @@ use accord::security::{
     Authenticator, JwtVerifier, Limits, Role, Roles, ServiceTokens, VerificationKey, service_tokens,
 };
 use accord::server::ServerOptions;
-use accord::store::Store;
+use accord::store::{DatabaseRoute, DatabaseTimeouts, Store};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use sqlx::{Postgres, migrate::MigrateDatabase};
 use tonic::{
@@ -155,6 +156,9 @@ struct Args {
     plan: Vec<(usize, bool)>,
     seconds: u64,
     database_url: String,
+    /// Through a pooler: the direct URL (also where the database is dropped and created)
+    /// and whether the pooler pools transactions.
+    route: DatabaseRoute,
 }
 
 /// The runs the summary line reports: 1 client, 16, and 16 on one initiative.
@@ -166,6 +170,7 @@ fn parse_args() -> Result<Args, String> {
         plan: Vec::new(),
         seconds: 10,
         database_url: "postgres://postgres@127.0.0.1:5432/accord_bench".into(),
+        route: DatabaseRoute::default(),
     };
     let (mut clients, mut shared, mut summary) = (None::<Vec<usize>>, false, false);
     let mut it = std::env::args().skip(1);
@@ -190,6 +195,10 @@ fn parse_args() -> Result<Args, String> {
                 args.auth = value.split(',').map(Auth::parse).collect::<Result<_, _>>()?;
             }
             "--database-url" => args.database_url = it.next().ok_or("--database-url needs a value")?,
+            "--database-direct-url" => {
+                args.route.direct_url = Some(it.next().ok_or("--database-direct-url needs a value")?)
+            }
+            "--database-pooled" => args.route.pooled = true,
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
         }
@@ -278,16 +287,30 @@ async fn setup(
     Ok(decision.created_id)
 }
 
-async fn run(url: &str, auth: Auth, clients: usize, seconds: u64, shared: bool) -> Result<(f64, f64, u64), String> {
-    // A fresh store for every run.
+async fn run(
+    url: &str,
+    route: &DatabaseRoute,
+    auth: Auth,
+    clients: usize,
+    seconds: u64,
+    shared: bool,
+) -> Result<(f64, f64, u64), String> {
+    // A fresh store for every run; dropped on the direct connection, which a pooler
+    // holds no server connection of.
+    let direct = route.direct_url.as_deref().unwrap_or(url);
     if let Some(path) = url.strip_prefix("sqlite://") {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{path}{suffix}"));
         }
-    } else if Postgres::database_exists(url).await.map_err(|e| e.to_string())? {
-        Postgres::drop_database(url).await.map_err(|e| e.to_string())?;
+    } else if Postgres::database_exists(direct).await.map_err(|e| e.to_string())? {
+        if route.direct_url.is_some() {
+            // The pooler keeps server connections to the database open: close them.
+            Postgres::force_drop_database(direct).await.map_err(|e| e.to_string())?;
+        } else {
+            Postgres::drop_database(direct).await.map_err(|e| e.to_string())?;
+        }
     }
-    let store = Store::open(url, 64).await.map_err(|e| e.to_string())?;
+    let store = Store::open_routed(url, route, 64, DatabaseTimeouts::default()).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -430,7 +453,7 @@ async fn main() {
     }
     let mut summary = Summary::default();
     for (&(clients, shared), &auth) in args.plan.iter().flat_map(|p| args.auth.iter().map(move |a| (p, a))) {
-        match run(&args.database_url, auth, clients, args.seconds, shared).await {
+        match run(&args.database_url, &args.route, auth, clients, args.seconds, shared).await {
             Ok((rate, latency, failed)) => {
                 println!(
                     "accord-signoff{}  auth={:<13} clients={clients:<3} cmds/s={rate:<10.1} latency_ms={latency:.3} failed={failed}",

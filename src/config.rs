@@ -119,9 +119,9 @@ pub struct StoreArgs {
     #[arg(long, env = "ACCORD_DATABASE_URL")]
     pub database_url: Option<String>,
 
-    /// The --database-url goes through PgBouncer in transaction pooling mode: its
-    /// connections keep no prepared statements and no session settings. Needs
-    /// --database-direct-url.
+    /// The --database-url goes through PgBouncer in transaction pooling mode: every
+    /// statement is sent unnamed and inside a transaction, and no session setting is
+    /// made on its connections. Needs --database-direct-url.
     #[arg(long, env = "ACCORD_DATABASE_POOLED")]
     pub database_pooled: bool,
 

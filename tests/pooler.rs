@@ -7,7 +7,15 @@
 //! initiatives at once, so that transactions of different client connections
 //! interleave on the same server connections), alignment read back, a live watcher
 //! that sees every change (LISTEN takes the direct connection), the history, Verify.
-//! No call fails and the server logs no error.
+//! No call fails and the server logs no error. In transaction mode, moreover, no server
+//! connection is left holding a prepared statement: the service sends every statement
+//! unnamed there (`store::postgres::session`).
+//!
+//! Session pooling runs the same core without `--database-pooled`: each client
+//! connection keeps its server connection, and its statements stay prepared and cached as
+//! on a direct connection. So PgBouncer has as many server connections as the service
+//! has connections (`SESSION_POOL`): with fewer, a connection the service opens beyond
+//! them waits for one that the service never gives back (the pool keeps it idle).
 
 mod common;
 
@@ -26,6 +34,16 @@ use common::{Actor, FUNCTIONS, ServeProcess, ThrowAwayDatabase, approver, staffe
 /// Initiatives written at once.
 const INITIATIVES: usize = 4;
 
+/// The service's connections (`--max-connections`).
+const CONNECTIONS: usize = 16;
+
+/// PgBouncer's server connections in transaction mode: fewer than the service's, shared
+/// transaction by transaction.
+const TRANSACTION_POOL: usize = 4;
+
+/// PgBouncer's server connections in session mode: one for each of the service's.
+const SESSION_POOL: usize = CONNECTIONS;
+
 /// A PgBouncer process in transaction pooling mode, killed when dropped.
 struct PgBouncer {
     child: Child,
@@ -41,10 +59,11 @@ impl PgBouncer {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let path = dir.path();
         std::fs::write(path.join("userlist.txt"), "\"postgres\" \"\"\n").expect("userlist");
+        let pool = if mode == "session" { SESSION_POOL } else { TRANSACTION_POOL };
         let config = format!(
             "[databases]\n* = host=127.0.0.1 port=5432\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
              unix_socket_dir =\nauth_type = trust\nauth_file = {dir}/userlist.txt\npool_mode = {mode}\n\
-             default_pool_size = 4\nmin_pool_size = 0\nmax_client_conn = 200\n\
+             default_pool_size = {pool}\nmin_pool_size = 0\nmax_client_conn = 200\n\
              ignore_startup_parameters = extra_float_digits\nlogfile = {dir}/pgbouncer.log\n\
              pidfile = {dir}/pgbouncer.pid\nadmin_users = postgres\n",
             dir = path.display()
@@ -53,14 +72,17 @@ impl PgBouncer {
         let ini = path.join("pgbouncer.ini");
         // PgBouncer refuses to run as root: under root it runs as postgres.
         let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+        // Debian installs it in /usr/sbin, which a user's PATH may not hold.
+        let program =
+            if std::path::Path::new("/usr/sbin/pgbouncer").exists() { "/usr/sbin/pgbouncer" } else { "pgbouncer" };
         let mut command = if root {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
             let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--", "pgbouncer"]);
+            command.args(["-u", "postgres", "--", program]);
             command
         } else {
-            Command::new("pgbouncer")
+            Command::new(program)
         };
         let child = command
             .arg(&ini)
@@ -105,14 +127,12 @@ async fn the_core_behaviour_runs_through_pgbouncer_in_session_mode() {
     core_behaviour_through("session", &[]).await;
 }
 
-/// Transaction pooling. Known not to work yet with sqlx 0.8 and PgBouncer 1.18 (run it
-/// with `--ignored`): with the statement cache off sqlx still prepares *named*
-/// statements (`sqlx_s_1`, …, never closed) and sends Parse/Describe and Bind/Execute
-/// in two round trips, each ended by a Sync; outside a transaction PgBouncer may give the
-/// second one another server connection. Calls fail with `prepared statement "sqlx_s_1"
-/// already exists` / `does not exist`.
+/// Transaction pooling with `--database-pooled`: sqlx sends Parse/Describe and
+/// Bind/Execute in two round trips, and PgBouncer 1.18 keeps no prepared statement
+/// between transactions, so the service sends every statement unnamed and inside a
+/// transaction. Without that, calls fail with `prepared statement "sqlx_s_1" already
+/// exists` / `does not exist`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "sqlx 0.8 needs prepared statements across round trips; PgBouncer 1.18 in transaction mode cannot keep them"]
 async fn the_core_behaviour_runs_through_pgbouncer_in_transaction_mode() {
     core_behaviour_through("transaction", &["--database-pooled"]).await;
 }
@@ -124,13 +144,14 @@ async fn core_behaviour_through(mode: &str, extra: &[&str]) {
     let name = database.url.rsplit_once('/').expect("a database name").1.to_owned();
     let pooled = format!("postgres://postgres@127.0.0.1:{}/{name}", bouncer.port);
     let workdir = tempfile::tempdir().expect("a folder");
+    let connections = CONNECTIONS.to_string();
     let mut args = vec![
         "--database-url",
         pooled.as_str(),
         "--database-direct-url",
         database.url.as_str(),
         "--max-connections",
-        "16",
+        &connections,
         "--log",
         "info",
     ];
@@ -151,8 +172,8 @@ async fn core_behaviour_through(mode: &str, extra: &[&str]) {
         }
     });
 
-    // Several initiatives written at once: their transactions interleave on PgBouncer's
-    // four server connections.
+    // Several initiatives written at once: in transaction mode their transactions
+    // interleave on PgBouncer's few server connections.
     let mut writers = Vec::new();
     for i in 0..INITIATIVES {
         let channel = channel.clone();
@@ -247,6 +268,11 @@ async fn core_behaviour_through(mode: &str, extra: &[&str]) {
     assert!(verified.ok, "Verify: {verified:?}");
     assert_eq!(verified.streams_checked, INITIATIVES as u64);
 
+    if mode == "transaction" {
+        let left = prepared_statements_left(bouncer.port, &name).await;
+        assert!(left.is_empty(), "server connections hold prepared statements: {left:?}");
+    }
+
     let log = server.log();
     for line in log.lines() {
         assert!(
@@ -260,4 +286,36 @@ async fn core_behaviour_through(mode: &str, extra: &[&str]) {
         "through PgBouncer ({mode} pooling): {INITIATIVES} initiatives, verified, in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The named prepared statements on each of PgBouncer's server connections to database
+/// `name`: one client connection per server connection (`TRANSACTION_POOL`), each in an
+/// open transaction, so that each lands on a server connection of its own and together
+/// they cover them all. Simple-protocol statements only, which prepare nothing.
+async fn prepared_statements_left(port: u16, name: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{name}");
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a URL");
+    let options = options.statement_cache_capacity(0);
+    let mut connections = Vec::new();
+    for _ in 0..TRANSACTION_POOL {
+        let mut conn = sqlx::PgConnection::connect_with(&options).await.expect("connect through PgBouncer");
+        sqlx::raw_sql("BEGIN").execute(&mut conn).await.expect("BEGIN");
+        connections.push(conn);
+    }
+    let mut left = Vec::new();
+    for conn in &mut connections {
+        let rows = sqlx::raw_sql("SELECT pg_backend_pid()::text || ': ' || name FROM pg_prepared_statements")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("pg_prepared_statements");
+        for row in rows {
+            left.push(sqlx::Row::try_get::<String, _>(&row, 0).expect("a name"));
+        }
+    }
+    for mut conn in connections {
+        sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.expect("ROLLBACK");
+        let _ = conn.close().await;
+    }
+    left
 }

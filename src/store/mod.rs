@@ -214,8 +214,9 @@ pub struct DatabaseTimeouts {
 /// How the service reaches PostgreSQL when a pooler stands in front of it.
 #[derive(Clone, Debug, Default)]
 pub struct DatabaseRoute {
-    /// The main URL goes through a transaction-pooling PgBouncer: no statement cache and
-    /// no session settings on its connections.
+    /// The main URL goes through a transaction-pooling PgBouncer: unnamed statements,
+    /// each call's inside a transaction, and no session settings on its connections
+    /// (see `postgres::session`).
     pub pooled: bool,
     /// A direct connection for what needs a session (LISTEN, migrations).
     pub direct_url: Option<String>,

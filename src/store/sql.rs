@@ -240,6 +240,13 @@ where
     all(query, executor, decode_event).await
 }
 
+/// A connection that lends an executor for one statement at a time, for the functions
+/// here that run several statements on one connection: a backend's own connection, or
+/// the PostgreSQL store's `Session`, which behind a pooler sends every statement unnamed.
+pub trait Statements<DB: Database>: Send {
+    fn run(&mut self) -> impl Executor<'_, Database = DB>;
+}
+
 /// A backend's statements for one verification page, each with its own parameters.
 pub struct VerifySql {
     /// Every event of one stream (the stream).
@@ -262,8 +269,8 @@ pub struct VerifySql {
 /// One page of a verification, inside the caller's one-snapshot transaction: whole
 /// streams after `after` in (stream id, version) order, and their witnesses (see
 /// `audit::VerifyPage`).
-pub async fn verify_page<DB>(
-    conn: &mut DB::Connection,
+pub async fn verify_page<DB, S>(
+    conn: &mut S,
     sql: &VerifySql,
     only: Option<Uuid>,
     after: VerifyKey,
@@ -272,7 +279,7 @@ where
     DB: Dialect,
     for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    S: Statements<DB>,
 {
     // Each page is a plain range (no "IS NULL OR"), so that it is an index range scan.
     let page = match (only, after) {
@@ -280,12 +287,12 @@ where
         (None, None) => sqlx::query(&sql.first_page).bind(audit::VERIFY_PAGE),
         (None, Some(after)) => sqlx::query(&sql.next_page).bind(audit::VERIFY_PAGE).bind(DB::id(after)),
     };
-    let mut events = all(page, &mut *conn, decode_event).await?;
+    let mut events = all(page, conn.run(), decode_event).await?;
     let more = only.is_none() && events.len() as i64 >= audit::VERIFY_PAGE;
     if more && let Some((stream, version)) = events.last().map(|e| (e.stream_id, e.stream_version)) {
         // The rest of the page's last stream, so that the page ends with a whole stream.
         let rest = sqlx::query(&sql.rest).bind(DB::id(stream)).bind(version);
-        events.extend(all(rest, &mut *conn, decode_event).await?);
+        events.extend(all(rest, conn.run(), decode_event).await?);
     }
     let bounds = witness_bounds(only, after, more, &events);
     let within = |column: &str| witness_condition(&bounds, column, sql.parameter, sql.always);
@@ -302,9 +309,9 @@ where
         commands = commands.bind(DB::id(*bound));
         projections = projections.bind(DB::id(*bound));
     }
-    let heads = rows(heads, &mut *conn).await?;
-    let commands = rows(commands, &mut *conn).await?;
-    let projections = rows(projections, &mut *conn).await?;
+    let heads = rows(heads, conn.run()).await?;
+    let commands = rows(commands, conn.run()).await?;
+    let projections = rows(projections, conn.run()).await?;
     let witnesses = decode_witnesses(&heads, &commands, &projections)?;
     Ok(VerifyPage { events, witnesses, more })
 }

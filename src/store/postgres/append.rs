@@ -12,6 +12,7 @@ impl Heads for PgStore {
     /// snapshot of another version than this code's comes with the whole stream (its
     /// `version` field may not mean what this code thinks), to fold from the first event.
     async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<HeadRows>, StoreError> {
+        let mut session = self.session().await?;
         let rows = sqlx::query(&format!(
             "SELECT s.stream_id AS head_id, s.key, s.version, s.head_hash,
                     CASE WHEN t.stream_version IS NULL OR t.first THEN s.state::text END AS snapshot, t.*
@@ -29,9 +30,10 @@ impl Heads for PgStore {
         .bind(ids)
         .bind(keys)
         .bind(SNAPSHOT_VERSION)
-        .fetch_all(&self.pool)
+        .fetch_all(session.run())
         .await
         .map_err(map_sqlx)?;
+        session.commit().await?;
         let mut heads: Vec<HeadRows> = Vec::new();
         for row in &rows {
             let stream_id = row.uuid("head_id")?;
@@ -49,20 +51,23 @@ impl Heads for PgStore {
     }
 
     async fn find_commands(&self, ids: &[String]) -> Result<Vec<(String, StoredCommand)>, StoreError> {
+        let mut session = self.session().await?;
         let rows = sqlx::query(
             "SELECT command_id, stream_id, fingerprint, stream_version, global_position, created_id
                FROM commands WHERE command_id = ANY($1)",
         )
         .bind(ids)
-        .fetch_all(&self.pool)
+        .fetch_all(session.run())
         .await
         .map_err(map_sqlx)?;
+        session.commit().await?;
         rows.iter().map(decode_command).collect()
     }
 
     /// Appends a batch in one statement (its own transaction: one round trip), refusing
     /// it whole when a head moved, a command id is taken or a new key exists.
     async fn append_batch(&self, batch: &Batch) -> Result<Appended, AppendRefused> {
+        let mut session = self.session().await.map_err(AppendRefused::Failed)?;
         let c = &batch.commands;
         let h = &batch.heads;
         let rows = |row: fn(&AlignmentRow) -> serde_json::Value| h.iter().map(|m| row(&m.row)).collect::<Vec<_>>();
@@ -94,7 +99,7 @@ impl Heads for PgStore {
             .bind(i64::try_from(h.len() + batch.unchanged.len()).unwrap_or(i64::MAX))
             .bind(SNAPSHOT_VERSION)
             .bind(PROJECTION_VERSION)
-            .fetch_one(&self.pool)
+            .fetch_one(session.run())
             .await;
         let row = result.map_err(|error| match &error {
             sqlx::Error::Database(db) if db.code().as_deref() == Some("AC409") => {
@@ -113,6 +118,7 @@ impl Heads for PgStore {
             },
             _ => AppendRefused::Failed(map_sqlx(error)),
         })?;
+        session.commit().await.map_err(AppendRefused::Failed)?;
         let column = |e| AppendRefused::Failed(map_sqlx(e));
         let ids: Vec<String> = row.try_get("commands").map_err(column)?;
         let positions: Vec<i64> = row.try_get("positions").map_err(column)?;

@@ -24,11 +24,17 @@ impl Audit for PgStore {
                                               9223372036854775807)
               ORDER BY stream_version"
         );
-        sql::stream_until(&self.pool, &by_version, &by_time, stream_id, until).await
+        let mut session = self.session().await?;
+        let events = sql::stream_until(session.run(), &by_version, &by_time, stream_id, until).await?;
+        session.commit().await?;
+        Ok(events)
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
-        sql::head_position(&self.pool).await
+        let mut session = self.session().await?;
+        let head = sql::head_position(session.run()).await?;
+        session.commit().await?;
+        Ok(head)
     }
 
     /// The cursor after global position `after`, in the commit order `read_all` reads:
@@ -47,8 +53,10 @@ impl Audit for PgStore {
                                    ORDER BY position DESC LIMIT 1) AS e ON true",
         );
         let read = |row: &PgRow| Ok((row.read("tx")?, row.read("position")?, row.read("ordered_after")?));
+        let mut session = self.session().await?;
         let (tx, position, ordered_after): (Option<i64>, Option<i64>, i64) =
-            sql::one(below.bind(after), &self.pool, read).await?;
+            sql::one(below.bind(after), session.run(), read).await?;
+        session.commit().await?;
         Ok(match (tx, position) {
             (Some(tx), Some(position)) => cursor_of(tx, position, ordered_after),
             _ => GlobalCursor::default(),
@@ -60,8 +68,8 @@ impl Audit for PgStore {
     /// REPEATABLE READ snapshot.
     async fn verify_page(&self, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError> {
         let mut tx = self.snapshot().await?;
-        let page = sql::verify_page::<Postgres>(&mut tx, &verify_sql(), only, after).await?;
-        tx.commit().await.map_err(map_sqlx)?;
+        let page = sql::verify_page::<Postgres, _>(&mut tx, &verify_sql(), only, after).await?;
+        tx.commit().await?;
         Ok(page)
     }
 
@@ -72,20 +80,20 @@ impl Audit for PgStore {
     async fn verify_scan(&self, verifier: &mut Verifier) -> Result<Option<ScanOutcome>, StoreError> {
         let mut tx = self.snapshot().await?;
         let snapshot: String =
-            sqlx::query_scalar("SELECT pg_export_snapshot()").fetch_one(&mut *tx).await.map_err(map_sqlx)?;
+            sqlx::query_scalar("SELECT pg_export_snapshot()").fetch_one(tx.run()).await.map_err(map_sqlx)?;
         let (commands, sorted_commands) = tokio::sync::mpsc::channel(2);
-        let side = tokio::spawn(commands_by_position(self.pool.clone(), snapshot, commands));
+        let side = tokio::spawn(commands_by_position(self.clone(), snapshot, commands));
         let sql = verify_sql();
-        let heads = sql::rows(sqlx::query(sql.heads), &mut *tx).await?;
-        let projections = sql::rows(sqlx::query("SELECT initiative_id, version FROM alignment"), &mut *tx).await?;
+        let heads = sql::rows(sqlx::query(sql.heads), tx.run()).await?;
+        let projections = sql::rows(sqlx::query("SELECT initiative_id, version FROM alignment"), tx.run()).await?;
         let mut witnesses = decode_witnesses(&heads, &[], &projections)?;
         let past = format!("SELECT {SNAPSHOT_COLUMNS} FROM past_snapshots");
-        witnesses.past = sql::all(sqlx::query(&past), &mut *tx, decode_snapshot).await?;
+        witnesses.past = sql::all(sqlx::query(&past), tx.run(), decode_snapshot).await?;
         drop((heads, projections));
         let mut scan = LogScan::<PgRow>::new(verifier.scan_start(), witnesses);
         // One query, streamed: the server reads the heap ahead while the pages are checked.
         let all = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY position");
-        let mut events = sqlx::query(&all).fetch(&mut *tx);
+        let mut events = sqlx::query(&all).fetch(tx.run());
         let mut merge = CommandMerge { ahead: VecDeque::new(), sorted: sorted_commands, done: false };
         let mut pager = Pager::default();
         loop {
@@ -109,7 +117,7 @@ impl Audit for PgStore {
             }
         }
         drop(events);
-        tx.commit().await.map_err(map_sqlx)?;
+        tx.commit().await?;
         side.await.map_err(|e| StoreError::Database(sqlx::Error::Protocol(format!("a verify task failed: {e}"))))?;
         scan.finish().await.map(Some)
     }
@@ -129,16 +137,16 @@ impl Audit for PgStore {
     /// answer (`LogFold::unchanged`).
     async fn create_checkpoint(&self, signer: Option<&CheckpointSigner>) -> Result<Checkpointed, StoreError> {
         let ordered_after = self.ordered_after().await?;
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        let mut tx = self.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(CHECKPOINT_LOCK)
-            .execute(&mut *tx)
+            .execute(tx.run())
             .await
             .map_err(map_sqlx)?;
         let previous = sqlx::query(&format!(
             "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE tree = 'log' ORDER BY id DESC LIMIT 1"
         ))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.run())
         .await
         .map_err(map_sqlx)?;
         let mut fold = match previous {
@@ -148,7 +156,7 @@ impl Audit for PgStore {
         // Every event at or below the highest position visible now is committed for good
         // (positions follow commit order): the checkpoint covers exactly that prefix.
         let upto: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
-            .fetch_one(&mut *tx)
+            .fetch_one(tx.run())
             .await
             .map_err(map_sqlx)?;
         loop {
@@ -183,16 +191,19 @@ impl Audit for PgStore {
         .bind(planned.resume_tx())
         .bind(planned.resume.position)
         .bind(&planned.note)
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.run())
         .await
         .map_err(map_sqlx)?;
-        tx.commit().await.map_err(map_sqlx)?;
+        tx.commit().await?;
         Ok(Checkpointed { record: planned.record(id), recorded: true })
     }
 
     async fn raw_checkpoints(&self) -> Result<Vec<RawCheckpoint>, StoreError> {
         let statement = format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY id");
-        sql::all(sqlx::query(&statement), &self.pool, decode_checkpoint).await
+        let mut session = self.session().await?;
+        let checkpoints = sql::all(sqlx::query(&statement), session.run(), decode_checkpoint).await?;
+        session.commit().await?;
+        Ok(checkpoints)
     }
 }
 
@@ -219,9 +230,12 @@ const TREE_COLUMNS: &str = "position, stream_id, stream_version, hash";
 /// tree needs.
 async fn tree_page(store: &PgStore, after: GlobalCursor) -> Result<Vec<(GlobalCursor, audit::TreeEvent)>, StoreError> {
     let ordered_after = store.ordered_after().await?;
-    let mut conn = store.pool.acquire().await.map_err(map_sqlx)?;
+    let mut session = store.session().await?;
     let decode = |row: &PgRow| Ok((commit_cursor(row)?, decode_tree_event(row)?));
-    commit_order_rows(&mut conn, TREE_COLUMNS, ordered_after, after, audit::VERIFY_PAGE, None, decode).await
+    let events = commit_order_rows(&mut session, TREE_COLUMNS, ordered_after, after, audit::VERIFY_PAGE, None, decode)
+        .await?;
+    session.commit().await?;
+    Ok(events)
 }
 
 /// How many command records a whole-log verification takes at a time.
@@ -256,20 +270,20 @@ impl CommandMerge {
 /// Every command record sorted by the position of its last event, in the snapshot the
 /// verification exported, sent in batches of `SCAN_PAGE`; a failure is sent too.
 async fn commands_by_position(
-    pool: PgPool,
+    store: PgStore,
     snapshot: String,
     sink: tokio::sync::mpsc::Sender<Result<Vec<CommandWitness>, StoreError>>,
 ) {
     let read = async {
-        let mut tx = pool.begin().await.map_err(map_sqlx)?;
-        sql::execute(sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"), &mut *tx).await?;
+        let mut tx = store.begin().await?;
+        sql::execute(sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"), tx.run()).await?;
         // The snapshot's name comes from the server (`pg_export_snapshot`), not a caller.
         let adopt = format!("SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', ""));
-        sql::execute(sqlx::query(&adopt), &mut *tx).await?;
+        sql::execute(sqlx::query(&adopt), tx.run()).await?;
         let mut rows = sqlx::query(
             "SELECT command_id, stream_id, stream_version, global_position FROM commands ORDER BY global_position",
         )
-        .fetch(&mut *tx);
+        .fetch(tx.run());
         let mut batch: Vec<PgRow> = Vec::new();
         while let Some(row) = tokio_stream::StreamExt::next(&mut rows).await {
             batch.push(row.map_err(map_sqlx)?);

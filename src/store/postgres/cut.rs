@@ -22,7 +22,7 @@ impl ProjectionCuts for PgStore {
                LEFT JOIN LATERAL (SELECT position, tx_id::text::bigint AS tx FROM events
                                    ORDER BY position DESC LIMIT 1) AS h ON true",
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.run())
         .await
         .map_err(map_sqlx)?;
         let ordered_after: i64 = end.read("ordered_after")?;
@@ -34,7 +34,7 @@ impl ProjectionCuts for PgStore {
                 let last = sqlx::query(
                     "SELECT tx_id::text::bigint AS tx, position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1",
                 )
-                .fetch_one(&mut *tx)
+                .fetch_one(tx.run())
                 .await
                 .map_err(map_sqlx)?;
                 cursor_of(last.read("tx")?, last.read("position")?, ordered_after)
@@ -52,7 +52,7 @@ impl ProjectionCuts for PgStore {
                    FROM streams s LEFT JOIN alignment a ON a.initiative_id = s.stream_id",
             )
             .bind(ordered_after)
-            .fetch(&mut *tx);
+            .fetch(tx.run());
             while let Some(row) = stream.next().await {
                 let row = row.map_err(map_sqlx)?;
                 let tx: Option<i64> = row.read("tx")?;
@@ -60,7 +60,7 @@ impl ProjectionCuts for PgStore {
                 rows.push(decode_cut_row(&row, row.read("awaiting")?, cursor)?);
             }
         }
-        tx.commit().await.map_err(map_sqlx)?;
+        tx.commit().await?;
         Ok(ProjectionCut { cursor, position: u64::try_from(head.unwrap_or(0)).unwrap_or_default(), rows })
     }
 }

@@ -9,23 +9,28 @@ impl Import for PgStore {
     /// writes the events with UNNEST in batches with positions 1, 2, … in the file's
     /// order (and moves the position sequence after them), and commits once at the end.
     async fn import(&self, lines: ImportLines) -> Result<ImportReport, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE").execute(&mut *tx).await.map_err(map_sqlx)?;
-        sql::ensure_empty(&mut *tx).await?;
+        let mut tx = self.begin().await?;
+        sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE").execute(tx.run()).await.map_err(map_sqlx)?;
+        sql::ensure_empty(tx.run()).await?;
         let mut sink = PgImport { tx };
         let report = audit::run_import(lines, &mut sink).await?;
         let mut tx = sink.tx;
         if report.events > 0 {
             sqlx::query("SELECT setval(pg_get_serial_sequence('events', 'position'), $1)")
                 .bind(i64::try_from(report.events).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
+                .execute(tx.run())
                 .await
                 .map_err(map_sqlx)?;
         }
-        tx.commit().await.map_err(map_sqlx)?;
+        tx.commit().await?;
         // Fresh statistics, so that the first as-of reads plan an index scan; best effort:
         // the import has committed whatever happens here.
-        if let Err(error) = sqlx::query("ANALYZE events, commands, streams, alignment").execute(&self.pool).await {
+        let analyze = async {
+            let mut session = self.session().await?;
+            sql::execute(sqlx::query("ANALYZE events, commands, streams, alignment"), session.run()).await?;
+            session.commit().await
+        };
+        if let Err(error) = analyze.await {
             warn!(%error, "ANALYZE after an import failed");
         }
         Ok(report)
@@ -34,7 +39,7 @@ impl Import for PgStore {
 
 /// An import's writes, in its one transaction.
 struct PgImport {
-    tx: Transaction<'static, Postgres>,
+    tx: Session,
 }
 
 impl ImportSink for PgImport {
@@ -51,7 +56,7 @@ impl ImportSink for PgImport {
                                   $12::timestamptz[], $13::bytea[], $14::bytea[])",
         )
         .bind(events.iter().map(|e| e.position).collect::<Vec<_>>());
-        sql::execute(bind_events(insert, events), &mut *self.tx).await
+        sql::execute(bind_events(insert, events), self.tx.run()).await
     }
 
     async fn commands(&mut self, commands: &[ImportedCommand]) -> Result<(), StoreError> {
@@ -72,7 +77,7 @@ impl ImportSink for PgImport {
         .bind(commands.iter().map(|c| c.global_position).collect::<Vec<_>>())
         .bind(commands.iter().map(|c| c.created_id).collect::<Vec<_>>())
         .bind(commands.iter().map(|c| c.recorded_at).collect::<Vec<_>>());
-        sql::execute(insert, &mut *self.tx).await
+        sql::execute(insert, self.tx.run()).await
     }
 
     async fn streams(&mut self, streams: &[FoldedHead]) -> Result<(), StoreError> {

@@ -20,7 +20,8 @@
 //! One file per part of the `Backend` it implements: `append` (heads and the batch
 //! append), `reads`, `rebuild`, `auditing` (as-of reads, verification pages,
 //! checkpoints), `cut`, `import`, `signals` (notifications of appends); `errors` maps
-//! PostgreSQL's errors. What runs the same on SQLite is in `store::sql` and
+//! PostgreSQL's errors; `session` is where every statement runs, direct or behind a
+//! transaction-pooling PgBouncer. What runs the same on SQLite is in `store::sql` and
 //! `store::rows`. Connecting and migrating are here.
 
 use std::future::Future;
@@ -59,6 +60,7 @@ mod import;
 mod online;
 mod reads;
 mod rebuild;
+mod session;
 mod signals;
 mod snapshots;
 
@@ -67,6 +69,7 @@ pub use errors::{map_sqlx, refuses_service};
 pub use reads::POSITION_ORDER;
 use reads::{commit_cursor, commit_order_rows, tree_tx};
 use rebuild::write_head;
+use session::Session;
 
 /// The embedded PostgreSQL migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -77,6 +80,9 @@ pub struct PgStore {
     /// A direct connection (not through a transaction-pooling PgBouncer) for what needs a
     /// session: the append listener's LISTEN. `None`: the main pool is direct.
     direct: Option<PgPool>,
+    /// `pool` goes through a transaction-pooling PgBouncer: statements run as `session`
+    /// says.
+    pooled: bool,
     timeouts: DatabaseTimeouts,
     /// `log_order.ordered_after`, written once by its migration: read once, then kept.
     ordered_after: Arc<tokio::sync::OnceCell<i64>>,
@@ -85,7 +91,7 @@ pub struct PgStore {
 impl PgStore {
     /// A store on a pool built elsewhere (the tests'), with the default query timeout.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, direct: None, timeouts: DatabaseTimeouts::default(), ordered_after: Arc::default() }
+        Self { pool, direct: None, pooled: false, timeouts: DatabaseTimeouts::default(), ordered_after: Arc::default() }
     }
 
     /// Connects, creating the database if it does not exist, and applies migrations.
@@ -120,7 +126,10 @@ impl PgStore {
         let mut options: PgConnectOptions = url.parse().map_err(map_sqlx)?;
         if route.pooled {
             // PgBouncer 1.18 in transaction mode hands each transaction any server
-            // connection: a statement prepared on one is unknown on the next.
+            // connection: a statement prepared on one is unknown on the next. The store
+            // sends its statements unnamed there (`session`), which sqlx never caches, so
+            // the cache is off. (sqlx names a statement of its own only to look up a type
+            // that is not built in, and Accord's statements use none.)
             options = options.statement_cache_capacity(0);
         }
         let database = describe(&options);
@@ -164,7 +173,7 @@ impl PgStore {
             }
             None => None,
         };
-        let store = Self { pool, direct, timeouts, ordered_after: Arc::default() };
+        let store = Self { pool, direct, pooled, timeouts, ordered_after: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -181,14 +190,20 @@ impl PgStore {
 
     /// The last position written before positions followed commit order (0: always).
     async fn ordered_after(&self) -> Result<i64, StoreError> {
-        let read = sqlx::query_scalar("SELECT ordered_after FROM log_order").fetch_one(&self.pool);
-        self.ordered_after.get_or_try_init(|| async { read.await.map_err(map_sqlx) }).await.copied()
+        let read = async {
+            let mut session = self.session().await?;
+            let statement = sqlx::query("SELECT ordered_after FROM log_order");
+            let ordered_after = sql::one(statement, session.run(), |row| row.read("ordered_after")).await?;
+            session.commit().await?;
+            Ok(ordered_after)
+        };
+        self.ordered_after.get_or_try_init(|| read).await.copied()
     }
 
     /// A read-only transaction whose statements all see one snapshot.
-    async fn snapshot(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        sql::execute(sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"), &mut *tx).await?;
+    async fn snapshot(&self) -> Result<Session, StoreError> {
+        let mut tx = self.begin().await?;
+        sql::execute(sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"), tx.run()).await?;
         Ok(tx)
     }
 
@@ -225,7 +240,9 @@ impl Backend for PgStore {
 
     /// A trivial query through the pool: a connection is checked (or opened) and answers.
     async fn ping(&self) -> Result<(), StoreError> {
-        sql::execute(sqlx::query("SELECT 1"), &self.pool).await
+        let mut session = self.session().await?;
+        sql::execute(sqlx::query("SELECT 1"), session.run()).await?;
+        session.commit().await
     }
 }
 

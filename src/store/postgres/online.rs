@@ -21,38 +21,42 @@ const COLUMNS: &str = "initiative_id, key, title, owner, stage, status, archived
 #[async_trait]
 impl OnlineRebuild for PgStore {
     async fn clear_next(&self) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM alignment_next").execute(&self.pool).await.map_err(map_sqlx)?;
-        Ok(())
+        let mut session = self.session().await?;
+        sqlx::query("DELETE FROM alignment_next").execute(session.run()).await.map_err(map_sqlx)?;
+        session.commit().await
     }
 
     async fn write_next(&self, heads: &[FoldedHead]) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_sqlx)?;
+        let mut session = self.session().await?;
         for head in heads {
-            write_next_row(&mut conn, head).await?;
+            write_next_row(&mut session, head).await?;
         }
-        Ok(())
+        session.commit().await
     }
 
     async fn next_behind(&self) -> Result<Vec<Uuid>, StoreError> {
-        sqlx::query_scalar(BEHIND).fetch_all(&self.pool).await.map_err(map_sqlx)
+        let mut session = self.session().await?;
+        let behind = sqlx::query_scalar(BEHIND).fetch_all(session.run()).await.map_err(map_sqlx)?;
+        session.commit().await?;
+        Ok(behind)
     }
 
     async fn swap_next(&self) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        let mut tx = self.begin().await?;
         // The commit-order lock (migration 20261217000006): appends wait for it before
         // they write, and every append that holds it has committed once it is ours.
-        sqlx::query("SELECT pg_advisory_xact_lock(7017561974685068399)").execute(&mut *tx).await.map_err(map_sqlx)?;
-        let behind: Vec<Uuid> = sqlx::query_scalar(BEHIND).fetch_all(&mut *tx).await.map_err(map_sqlx)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7017561974685068399)").execute(tx.run()).await.map_err(map_sqlx)?;
+        let behind: Vec<Uuid> = sqlx::query_scalar(BEHIND).fetch_all(tx.run()).await.map_err(map_sqlx)?;
         for stream_id in &behind {
             let statement = format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version");
-            let events = sql::all(sqlx::query(&statement).bind(stream_id), &mut *tx, decode_event).await?;
+            let events = sql::all(sqlx::query(&statement).bind(stream_id), tx.run(), decode_event).await?;
             let head = FoldedHead::refold(*stream_id, &events)?;
             write_next_row(&mut tx, &head).await?;
         }
         sqlx::query(
             "DELETE FROM alignment a WHERE NOT EXISTS (SELECT 1 FROM alignment_next n WHERE n.initiative_id = a.initiative_id)",
         )
-        .execute(&mut *tx)
+        .execute(tx.run())
         .await
         .map_err(map_sqlx)?;
         sqlx::query(&format!(
@@ -71,11 +75,11 @@ impl OnlineRebuild for PgStore {
                     EXCLUDED.outstanding_functions, EXCLUDED.title, EXCLUDED.status, EXCLUDED.stage,
                     EXCLUDED.owner, EXCLUDED.archived, EXCLUDED.score, EXCLUDED.last_activity)"
         ))
-        .execute(&mut *tx)
+        .execute(tx.run())
         .await
         .map_err(map_sqlx)?;
-        sqlx::query("DELETE FROM alignment_next").execute(&mut *tx).await.map_err(map_sqlx)?;
-        tx.commit().await.map_err(map_sqlx)?;
+        sqlx::query("DELETE FROM alignment_next").execute(tx.run()).await.map_err(map_sqlx)?;
+        tx.commit().await?;
         Ok(behind.len() as u64)
     }
 }
@@ -86,7 +90,7 @@ const BEHIND: &str = "SELECT s.stream_id FROM streams s
                        WHERE n.version IS DISTINCT FROM s.version
                        ORDER BY s.stream_id";
 
-async fn write_next_row(conn: &mut PgConnection, head: &FoldedHead) -> Result<(), StoreError> {
+async fn write_next_row(conn: &mut Session, head: &FoldedHead) -> Result<(), StoreError> {
     let (state, projection) = (&head.state, &head.projection);
     sqlx::query(&format!(
         "INSERT INTO alignment_next ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
@@ -110,7 +114,7 @@ async fn write_next_row(conn: &mut PgConnection, head: &FoldedHead) -> Result<()
     .bind(head.version)
     .bind(&projection.view_json)
     .bind(PROJECTION_VERSION)
-    .execute(conn)
+    .execute(conn.run())
     .await
     .map_err(map_sqlx)?;
     Ok(())

@@ -10,7 +10,10 @@ impl Reads for PgStore {
             InitiativeRef::Id(_) => "SELECT view FROM alignment WHERE initiative_id = $1",
             InitiativeRef::Key(_) => "SELECT view FROM alignment WHERE key = $2",
         };
-        sql::optional(bind_target(sqlx::query(statement), target), &self.pool, decode_view).await
+        let mut session = self.session().await?;
+        let view = sql::optional(bind_target(sqlx::query(statement), target), session.run(), decode_view).await?;
+        session.commit().await?;
+        Ok(view)
     }
 
     async fn list(
@@ -31,12 +34,18 @@ impl Reads for PgStore {
              ORDER BY key
              LIMIT $8",
         );
-        sql::all(sql::bind_list(list, filter, after_key, limit), &self.pool, decode_view).await
+        let mut session = self.session().await?;
+        let views = sql::all(sql::bind_list(list, filter, after_key, limit), session.run(), decode_view).await?;
+        session.commit().await?;
+        Ok(views)
     }
 
     async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
         let awaiting = sqlx::query("SELECT view FROM alignment WHERE awaiting @> ARRAY[$1::text] ORDER BY key");
-        sql::all(awaiting.bind(principal.as_str()), &self.pool, decode_view).await
+        let mut session = self.session().await?;
+        let views = sql::all(awaiting.bind(principal.as_str()), session.run(), decode_view).await?;
+        session.commit().await?;
+        Ok(views)
     }
 
     async fn read_stream(
@@ -48,7 +57,11 @@ impl Reads for PgStore {
         let statement = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
         );
-        sql::all(sqlx::query(&statement).bind(stream_id).bind(from_version).bind(limit), &self.pool, decode_event).await
+        let page = sqlx::query(&statement).bind(stream_id).bind(from_version).bind(limit);
+        let mut session = self.session().await?;
+        let events = sql::all(page, session.run(), decode_event).await?;
+        session.commit().await?;
+        Ok(events)
     }
 
     async fn sign_off_events(
@@ -62,16 +75,22 @@ impl Reads for PgStore {
                 AND payload->>'decision_id' = $2
               ORDER BY stream_version"
         );
-        sql::all(sqlx::query(&statement).bind(stream.0).bind(decision.to_string()), &self.pool, decode_event).await
+        let sign_offs = sqlx::query(&statement).bind(stream.0).bind(decision.to_string());
+        let mut session = self.session().await?;
+        let events = sql::all(sign_offs, session.run(), decode_event).await?;
+        session.commit().await?;
+        Ok(events)
     }
 
     /// The global log after `after`, in commit order, never skipping a late commit (see
     /// the module comment). Returns the events with the cursor of each.
     async fn read_all(&self, after: GlobalCursor, limit: i64) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
         let ordered_after = self.ordered_after().await?;
-        let mut conn = self.pool.acquire().await.map_err(map_sqlx)?;
+        let mut session = self.session().await?;
         let decode = |row: &PgRow| Ok((commit_cursor(row)?, decode_event(row)?));
-        commit_order_rows(&mut conn, EVENT_COLUMNS, ordered_after, after, limit, None, decode).await
+        let events = commit_order_rows(&mut session, EVENT_COLUMNS, ordered_after, after, limit, None, decode).await?;
+        session.commit().await?;
+        Ok(events)
     }
 }
 
@@ -101,7 +120,7 @@ pub const POSITION_ORDER: u64 = i64::MAX as u64;
 /// sort: the first only while the cursor is below the boundary, the second for what the
 /// page still has room for. Each row is decoded by `decode` as it arrives.
 pub(super) async fn commit_order_rows<T>(
-    conn: &mut PgConnection,
+    conn: &mut Session,
     columns: &str,
     ordered_after: i64,
     after: GlobalCursor,
@@ -118,7 +137,7 @@ pub(super) async fn commit_order_rows<T>(
               ORDER BY tx_id, position LIMIT $3"
         );
         let query = sqlx::query(&before).bind(after.tx_id.to_string()).bind(after.position).bind(limit);
-        rows = sql::all(query.bind(ordered_after).bind(upto), &mut *conn, &mut decode).await?;
+        rows = sql::all(query.bind(ordered_after).bind(upto), conn.run(), &mut decode).await?;
     }
     let room = limit - rows.len() as i64;
     if room > 0 {
@@ -128,7 +147,7 @@ pub(super) async fn commit_order_rows<T>(
               WHERE position > $1 AND position <= $3 ORDER BY position LIMIT $2"
         );
         let query = sqlx::query(&since).bind(from).bind(room).bind(upto);
-        rows.extend(sql::all(query, &mut *conn, &mut decode).await?);
+        rows.extend(sql::all(query, conn.run(), &mut decode).await?);
     }
     Ok(rows)
 }

@@ -10,7 +10,10 @@ use crate::store::snapshots::PastSnapshot;
 #[async_trait]
 impl Rebuild for PgStore {
     async fn stream_ids(&self) -> Result<Vec<Uuid>, StoreError> {
-        sql::stream_ids(&self.pool).await
+        let mut session = self.session().await?;
+        let ids = sql::stream_ids(session.run()).await?;
+        session.commit().await?;
+        Ok(ids)
     }
 
     async fn fold_log(
@@ -18,28 +21,30 @@ impl Rebuild for PgStore {
         every: i64,
         writer: tokio::sync::mpsc::Sender<Vec<PastSnapshot>>,
     ) -> Result<HashMap<Uuid, StreamFold>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_sqlx)?;
-        sql::fold_log(&mut *conn, every, writer).await
+        let mut session = self.session().await?;
+        let folds = sql::fold_log(session.run(), every, writer).await?;
+        session.commit().await?;
+        Ok(folds)
     }
 
     /// The head is locked (`FOR UPDATE`) while it is written.
     async fn rebuild_stream(&self, stream_id: Uuid, fold: StreamFold) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        let mut tx = self.begin().await?;
         let lock = sqlx::query("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE");
-        sql::execute(lock.bind(stream_id), &mut *tx).await?;
+        sql::execute(lock.bind(stream_id), tx.run()).await?;
         let tail = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
         );
         let tail = sqlx::query(&tail).bind(stream_id).bind(fold.version());
-        let tail = sql::all(tail, &mut *tx, decode_event).await?;
+        let tail = sql::all(tail, tx.run(), decode_event).await?;
         write_head(&mut tx, &fold.head(stream_id, &tail)?).await?;
-        tx.commit().await.map_err(map_sqlx)
+        tx.commit().await
     }
 }
 
 /// Writes (inserts or replaces) a stream's head with its folded state, and its
 /// alignment row, in one statement.
-pub(super) async fn write_head(conn: &mut PgConnection, head: &FoldedHead) -> Result<(), StoreError> {
+pub(super) async fn write_head(conn: &mut Session, head: &FoldedHead) -> Result<(), StoreError> {
     let (state, projection) = (&head.state, &head.projection);
     let write = sqlx::query(
         "WITH st AS (
@@ -75,5 +80,5 @@ pub(super) async fn write_head(conn: &mut PgConnection, head: &FoldedHead) -> Re
     .bind(projection.view.score)
     .bind(&projection.view_json)
     .bind(crate::domain::alignment::PROJECTION_VERSION);
-    sql::execute(write, conn).await
+    sql::execute(write, conn.run()).await
 }

@@ -49,7 +49,10 @@ static STATEMENTS: LazyLock<SnapshotSql> = LazyLock::new(|| {
 #[async_trait]
 impl Snapshots for PgStore {
     async fn snapshot_before(&self, stream_id: Uuid, until: Until) -> Result<Option<PastSnapshot>, StoreError> {
-        sql::snapshot_before(&self.pool, &STATEMENTS, stream_id, until).await
+        let mut session = self.session().await?;
+        let snapshot = sql::snapshot_before(session.run(), &STATEMENTS, stream_id, until).await?;
+        session.commit().await?;
+        Ok(snapshot)
     }
 
     async fn read_stream_after(
@@ -58,11 +61,17 @@ impl Snapshots for PgStore {
         after: i64,
         until: Until,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        sql::stream_after(&self.pool, &STATEMENTS, stream_id, after, until).await
+        let mut session = self.session().await?;
+        let events = sql::stream_after(session.run(), &STATEMENTS, stream_id, after, until).await?;
+        session.commit().await?;
+        Ok(events)
     }
 
     async fn snapshots_due(&self, every: i64, after: Uuid, limit: i64) -> Result<Vec<DueStream>, StoreError> {
-        sql::snapshots_due(&self.pool, &STATEMENTS, every, after, limit).await
+        let mut session = self.session().await?;
+        let due = sql::snapshots_due(session.run(), &STATEMENTS, every, after, limit).await?;
+        session.commit().await?;
+        Ok(due)
     }
 
     async fn put_snapshots(&self, snapshots: &[PastSnapshot]) -> Result<(), StoreError> {
@@ -82,23 +91,31 @@ impl Snapshots for PgStore {
         .bind(snapshots.iter().map(|s| s.folded_until).collect::<Vec<_>>())
         .bind(snapshots.iter().map(|s| s.format).collect::<Vec<_>>())
         .bind(snapshots.iter().map(|s| s.state.clone()).collect::<Vec<_>>());
-        sql::execute(put, &self.pool).await
+        let mut session = self.session().await?;
+        sql::execute(put, session.run()).await?;
+        session.commit().await
     }
 
     async fn past_snapshots(&self, streams: &[Uuid]) -> Result<Vec<PastSnapshot>, StoreError> {
-        sql::all(sqlx::query(&STATEMENTS.of_streams).bind(streams), &self.pool, decode_snapshot).await
+        let mut session = self.session().await?;
+        let of_streams = sqlx::query(&STATEMENTS.of_streams).bind(streams);
+        let snapshots = sql::all(of_streams, session.run(), decode_snapshot).await?;
+        session.commit().await?;
+        Ok(snapshots)
     }
 
     async fn delete_snapshots(&self, stream: Option<Uuid>, other_formats_only: bool) -> Result<u64, StoreError> {
+        let mut session = self.session().await?;
         let done = sqlx::query(
             "DELETE FROM past_snapshots WHERE ($1::uuid IS NULL OR stream_id = $1) AND (NOT $2 OR format <> $3)",
         )
         .bind(stream)
         .bind(other_formats_only)
         .bind(SNAPSHOT_FORMAT)
-        .execute(&self.pool)
+        .execute(session.run())
         .await
         .map_err(map_sqlx)?;
+        session.commit().await?;
         Ok(done.rows_affected())
     }
 }

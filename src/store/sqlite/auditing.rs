@@ -40,7 +40,7 @@ impl Audit for SqliteStore {
     /// its streams' witnesses, in one read transaction (one snapshot).
     async fn verify_page(&self, only: Option<Uuid>, after: VerifyKey) -> Result<VerifyPage, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        let page = sql::verify_page::<Sqlite>(&mut tx, &verify_sql(), only, after).await?;
+        let page = sql::verify_page::<Sqlite, _>(&mut *tx, &verify_sql(), only, after).await?;
         tx.commit().await.map_err(map_sqlx)?;
         Ok(page)
     }

@@ -215,6 +215,13 @@ impl Backend for SqliteStore {
     }
 }
 
+/// SQLite's statements run on the connection as they are.
+impl sql::Statements<Sqlite> for SqliteConnection {
+    fn run(&mut self) -> impl sqlx::Executor<'_, Database = Sqlite> {
+        self
+    }
+}
+
 /// SQLite binds UUIDs as canonical hyphenated text and times as microseconds since the
 /// epoch (see `StoredRow for SqliteRow`).
 impl Dialect for Sqlite {
