@@ -133,13 +133,17 @@ fn describe() {
     describe_gauge!(STANDBY_UP, "1 while the read-only standby answers, 0 while reads fall back to the primary");
 }
 
-/// Samples the store's pools, then renders every metric in the Prometheus text format.
+/// Samples the store's pools and its standby's state, then renders every metric in the Prometheus text format.
 pub fn render(store: &Store) -> String {
     let handle = recorder();
     let pools = store.pool_stats();
     gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(pools.idle));
     gauge!(DB_POOL_CONNECTIONS, "state" => "in_use").set(f64::from(pools.in_use));
     gauge!(DB_POOL_MAX_CONNECTIONS).set(f64::from(pools.max));
+    match store.standby_status() {
+        crate::store::StandbyStatus::None => {}
+        status => standby_up(status == crate::store::StandbyStatus::Up),
+    }
     handle.run_upkeep();
     handle.render()
 }

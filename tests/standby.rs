@@ -7,7 +7,7 @@
 //!   served by the standby: while only reads run, the primary answers none of them
 //!   (`accord_db_reads_total{pool="primary"}` does not move) and the standby all;
 //! - read-your-writes: a read naming a write's position (`x-accord-min-position`) sees
-//!   it, whether the standby has replayed it within the wait (measured: median and max
+//!   it — and so does one that names none, through the server that wrote — whether the standby has replayed it within the wait (measured: median and max
 //!   of the call, and of the server's wait histogram) or not at all — replay paused
 //!   with `pg_wal_replay_pause()`, the primary answers within the bound;
 //! - the standby down (stopped): every read is still answered, by the primary, and
@@ -200,6 +200,36 @@ async fn metric(http: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// The cumulative buckets of the server's read-your-writes wait histogram: (upper
+/// bound in seconds, count).
+async fn wait_buckets(http: &str) -> Vec<(f64, f64)> {
+    let (_, body) = get(http, "/metrics").await;
+    let prefix = "accord_standby_read_your_writes_wait_seconds_bucket{le=\"";
+    let mut buckets: Vec<(f64, f64)> = body
+        .lines()
+        .filter_map(|line| {
+            let (le, count) = line.strip_prefix(prefix)?.split_once("\"} ")?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+/// The bucket bounds the median and the largest of the waits recorded between two
+/// readings of `wait_buckets` fall under, in milliseconds.
+fn wait_quantiles(before: &[(f64, f64)], after: &[(f64, f64)]) -> (f64, f64) {
+    let counts: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, count)| (*le, count - before.iter().find(|(b, _)| b == le).map_or(0.0, |(_, c)| *c)))
+        .collect();
+    let total = counts.last().map_or(0.0, |(_, count)| *count);
+    let under =
+        |share: f64| counts.iter().find(|(_, count)| *count >= total * share).map_or(f64::NAN, |(le, _)| le * 1e3);
+    (under(0.5), under(1.0))
+}
+
 async fn reads_by(http: &str, pool: &str) -> f64 {
     metric(http, &format!("accord_db_reads_total{{pool=\"{pool}\"}}")).await
 }
@@ -310,6 +340,13 @@ async fn write_then_read(
         explained.version,
         written.stream_version
     );
+    // Without naming it: this server waits for its own writes all the same.
+    let unnamed = audit
+        .explain(pb::ExplainRequest { initiative: initiative.to_owned(), ..Default::default() })
+        .await
+        .expect("explain after a write, no position named")
+        .into_inner();
+    assert!(unnamed.version >= written.stream_version, "a read through the server that wrote shows the write");
     let view = queries
         .get_alignment(with_position(
             pb::GetAlignmentRequest { initiative: initiative.to_owned() },
@@ -399,6 +436,7 @@ async fn queries_are_served_by_the_standby_with_read_your_writes_and_survive_it_
     let waits_before = metric(&http, "accord_standby_read_your_writes_wait_seconds_count").await;
     let waited_before = metric(&http, "accord_standby_read_your_writes_wait_seconds_sum").await;
     let lag_before = metric(&http, "accord_standby_fallbacks_total{reason=\"lag\"}").await;
+    let buckets_before = wait_buckets(&http).await;
     const WRITES: usize = 40;
     let mut calls = Vec::new();
     for n in 0..WRITES {
@@ -409,6 +447,10 @@ async fn queries_are_served_by_the_standby_with_read_your_writes_and_survive_it_
     let waits = metric(&http, "accord_standby_read_your_writes_wait_seconds_count").await - waits_before;
     let waited = metric(&http, "accord_standby_read_your_writes_wait_seconds_sum").await - waited_before;
     let lagged = metric(&http, "accord_standby_fallbacks_total{reason=\"lag\"}").await - lag_before;
+    let (wait_median, wait_max) = wait_quantiles(&buckets_before, &wait_buckets(&http).await);
+    eprintln!(
+        "the server's read-your-writes waits: median under {wait_median} ms, max under {wait_max} ms (histogram buckets)"
+    );
     let (median, max) = quantiles(calls);
     eprintln!(
         "{WRITES} writes, each read back at once naming its position: explain call median {:.2} ms, max {:.2} ms; \

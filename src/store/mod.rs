@@ -445,7 +445,13 @@ impl Store {
 
     /// Appends a batch atomically (see `batch`).
     pub async fn append_batch(&self, batch: &batch::Batch) -> Result<batch::Appended, batch::AppendRefused> {
-        self.bounded(self.backend.append_batch(batch)).await
+        let appended = self.bounded(self.backend.append_batch(batch)).await?;
+        if let Some(standby) = &self.standby
+            && let Some(last) = appended.cursors.iter().map(|cursor| cursor.position).max()
+        {
+            standby.wrote(u64::try_from(last).unwrap_or_default());
+        }
+        Ok(appended)
     }
 
     /// The folded state of one initiative now: its snapshot with the events after it.

@@ -14,10 +14,16 @@
 //! standby once the standby's highest position is at least N (polled cheaply, bounded
 //! by `wait`), by the primary otherwise.
 //!
+//! This process's own writes are waited for the same way without being named: the
+//! highest position it appended is the least every read routed here must reflect, so a
+//! caller that wrote through this server and reads again (the CLI's next command, a
+//! script) sees its write, as it did when every read went to the primary.
+//!
 //! A standby that fails a read, or cannot be reached, is left alone for `RETRY_AFTER`:
 //! its reads go to the primary meanwhile, so a standby that is down costs latency, not
 //! answers.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +48,10 @@ pub struct Standby {
     /// The most a read-your-writes read waits for the standby.
     wait: Duration,
     state: Mutex<Health>,
+    /// The highest position this process appended: every read waits for the standby to
+    /// have it, as for a position the caller names, so that what this server
+    /// acknowledged is in every answer it gives — as when the primary answered them.
+    written: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -72,8 +82,12 @@ pub enum StandbyStatus {
 
 impl Standby {
     pub fn new(replica: PgStore, wait: Duration) -> Standby {
-        metrics::standby_up(true);
-        Standby { replica: Arc::new(replica), wait, state: Mutex::default() }
+        Standby { replica: Arc::new(replica), wait, state: Mutex::default(), written: AtomicU64::new(0) }
+    }
+
+    /// This process appended up to `position`.
+    pub(super) fn wrote(&self, position: u64) {
+        self.written.fetch_max(position, Ordering::AcqRel);
     }
 
     pub(super) fn backend(&self) -> Arc<dyn Backend> {
@@ -100,7 +114,6 @@ impl Standby {
         let first = self.health().failed_at.replace(Instant::now()).is_none();
         if first {
             warn!(%error, "the read-only standby failed a read: reads go to the primary until it answers again");
-            metrics::standby_up(false);
         }
     }
 
@@ -108,14 +121,15 @@ impl Standby {
     pub fn answered(&self) {
         if self.health().failed_at.take().is_some() {
             info!("the read-only standby answers again: reads go to it");
-            metrics::standby_up(true);
         }
     }
 
-    /// Where a read that must reflect `min_position` (0: nothing in particular) goes:
-    /// the standby once it has replayed that position, waiting at most `wait`; the
-    /// primary if it does not get there, or is not usable. Records the wait.
+    /// Where a read that must reflect `min_position` (0: nothing in particular) and
+    /// every write this process appended goes: the standby once it has replayed them,
+    /// waiting at most `wait`; the primary if it does not get there, or is not usable.
+    /// Records the wait.
     pub async fn route(&self, min_position: u64) -> Route {
+        let min_position = min_position.max(self.written.load(Ordering::Acquire));
         if !self.usable() {
             return Route::Primary("down");
         }
