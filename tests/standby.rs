@@ -393,6 +393,19 @@ async fn queries_are_served_by_the_standby_with_read_your_writes_and_survive_it_
     let mut queries = AlignmentServiceClient::with_interceptor(channel.clone(), Actor::new(DRIVER));
     let mut audit = AuditServiceClient::with_interceptor(channel.clone(), Actor::new(DRIVER));
 
+    // A watcher of every change, from the start: the feed it follows tails the standby.
+    let mut watch =
+        queries.watch_alignments(pb::WatchAlignmentsRequest::default()).await.expect("watch alignments").into_inner();
+    let watched = tokio::spawn(async move {
+        let mut seen: Vec<(u64, String)> = Vec::new();
+        while let Ok(Some(update)) = watch.message().await {
+            if let Some(pb::alignment_update::Update::Alignment(view)) = update.update {
+                seen.push((update.position, view.title));
+            }
+        }
+        seen
+    });
+
     // Writes, then wait until the standby has replayed them all.
     let staffed = staffed_initiative(&channel, "STANDBY-1", 1).await;
     let written = retitle(&mut commands, &staffed.id, "written").await;
@@ -495,7 +508,34 @@ async fn queries_are_served_by_the_standby_with_read_your_writes_and_survive_it_
     assert!(status.contains(" 200 "), "the server stays ready without its standby: {status}");
     assert!(said.contains("standby does not answer"), "/readyz says the standby is down: {said}");
     assert_eq!(metric(&http, "accord_standby_up").await, 0.0);
-    assert!(!server.log().contains("\"level\":\"ERROR\""), "the server logs no error:\n{}", server.log());
+    let log = server.log();
+    // The watcher got the changes in commit order, through the paused replay and the
+    // standby's stop, up to the last write.
+    let last = retitle(&mut commands, &staffed.id, "last").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let views = queries
+            .get_alignment(with_position(
+                pb::GetAlignmentRequest { initiative: staffed.id.clone() },
+                last.global_position,
+            ))
+            .await
+            .expect("alignment")
+            .into_inner();
+        if views.title == "last" || Instant::now() > deadline {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(server);
+    let seen = watched.await.expect("the watcher task");
+    assert!(seen.windows(2).all(|pair| pair[0].0 < pair[1].0), "positions strictly increase: {seen:?}");
+    assert_eq!(seen.last().map(|(_, title)| title.as_str()), Some("last"), "the watcher saw the last write");
+    for title in ["written", "title 39", "paused 2", "down 2"] {
+        assert!(seen.iter().any(|(_, seen)| seen == title), "the watcher saw {title:?}");
+    }
+    eprintln!("the watcher got {} changes in commit order", seen.len());
+    assert!(!log.contains("\"level\":\"ERROR\""), "the server logs no error:\n{}", log);
     eprintln!("whole test {:.1} s", started.elapsed().as_secs_f64());
 }
 

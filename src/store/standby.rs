@@ -19,9 +19,11 @@
 //! caller that wrote through this server and reads again (the CLI's next command, a
 //! script) sees its write, as it did when every read went to the primary.
 //!
-//! A standby that fails a read, or cannot be reached, is left alone for `RETRY_AFTER`:
-//! its reads go to the primary meanwhile, so a standby that is down costs latency, not
-//! answers.
+//! A standby that fails a read, or cannot be reached, gets no more reads until the
+//! readiness probe (`health`, every second) finds it answering again: its reads go to
+//! the primary meanwhile, so a standby that is down costs latency, not answers — and
+//! one that hangs rather than refuses costs one read's timeout per outage, not one per
+//! retry.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,8 +35,6 @@ use super::backend::Backend;
 use super::{PgStore, StoreError};
 use crate::metrics::{self, ReadPool};
 
-/// How long reads stay on the primary after the standby failed one.
-pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How often a read that waits for the standby to replay a position asks for its head:
 /// one index-only lookup on the standby.
 const POLL: Duration = Duration::from_millis(2);
@@ -99,16 +99,16 @@ impl Standby {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether reads may go to the standby now: it has not failed within `RETRY_AFTER`.
+    /// Whether reads may go to the standby now: it has not failed since it last answered.
     pub fn usable(&self) -> bool {
-        self.health().failed_at.is_none_or(|at| at.elapsed() >= RETRY_AFTER)
+        self.health().failed_at.is_none()
     }
 
     pub fn status(&self) -> StandbyStatus {
         if self.health().failed_at.is_some() { StandbyStatus::Down } else { StandbyStatus::Up }
     }
 
-    /// The standby failed a read: reads go to the primary for `RETRY_AFTER`. Logged once
+    /// The standby failed a read: reads go to the primary until it answers the probe. Logged once
     /// per outage.
     pub fn failed(&self, error: &StoreError) {
         let first = self.health().failed_at.replace(Instant::now()).is_none();
@@ -119,8 +119,9 @@ impl Standby {
 
     /// The standby answered a read.
     pub fn answered(&self) {
-        if self.health().failed_at.take().is_some() {
-            info!("the read-only standby answers again: reads go to it");
+        let failed_at = self.health().failed_at.take();
+        if let Some(since) = failed_at {
+            info!(down_for_s = since.elapsed().as_secs_f64(), "the read-only standby answers again: reads go to it");
         }
     }
 
