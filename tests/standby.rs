@@ -12,6 +12,8 @@
 //!   with `pg_wal_replay_pause()`, the primary answers within the bound;
 //! - the standby down (stopped): every read is still answered, by the primary, and
 //!   `/readyz` says so.
+//! - the live feed, which tails the standby, gives a watcher every change in commit
+//!   order through all of the above (strictly increasing positions, every write seen).
 //!
 //! PostgreSQL refuses to run as root: under root its commands run as `postgres`
 //! (`runuser`). One cluster pair for the whole file; about 15 s.

@@ -425,7 +425,9 @@ impl Feed {
 /// `store::standby`), the primary otherwise or while it is down. The initiatives' folded
 /// states are always loaded from `store`, the primary: a batch this process hands over
 /// may be ahead of the standby, and a state loaded there could be older than the event
-/// it is folded up to.
+/// it is folded up to. While a standby lags behind what the primary's notifications
+/// announced, the feed reads it again every `NOTIFIED_GRACE` until it has caught up
+/// (small reads of the log's end, on the standby).
 async fn tail(store: Store, log: Store, shared: std::sync::Weak<Shared>) {
     // The folded states of the initiatives the feed has applied events to since it
     // started; the others are loaded when their next event comes (`apply`).
