@@ -344,19 +344,23 @@ impl Store {
         Fut: Future<Output = Result<T, StoreError>>,
     {
         if self.on_standby
-            && let Some(standby) = self.standby.as_ref().filter(|standby| standby.usable())
+            && let Some(standby) = &self.standby
         {
-            match self.bounded(read(standby.backend())).await {
-                Ok(value) => {
-                    standby.answered();
-                    standby::served(ReadPool::Standby);
-                    return Ok(value);
+            if !standby.usable() {
+                metrics::standby_fallback("down");
+            } else {
+                match self.bounded(read(standby.backend())).await {
+                    Ok(value) => {
+                        standby.answered();
+                        standby::served(ReadPool::Standby);
+                        return Ok(value);
+                    }
+                    Err(error @ (StoreError::Unavailable(_) | StoreError::Database(_))) => {
+                        standby.failed(&error);
+                        metrics::standby_fallback("down");
+                    }
+                    Err(error) => return Err(error),
                 }
-                Err(error @ (StoreError::Unavailable(_) | StoreError::Database(_))) => {
-                    standby.failed(&error);
-                    metrics::standby_fallback("down");
-                }
-                Err(error) => return Err(error),
             }
         }
         let read = self.bounded(read(Arc::clone(&self.backend))).await;
