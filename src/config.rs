@@ -130,6 +130,26 @@ pub struct StoreArgs {
     #[arg(long, env = "ACCORD_DATABASE_DIRECT_URL")]
     pub database_direct_url: Option<String>,
 
+    /// A read-only hot standby of the --database-url (PostgreSQL only): queries (alignment,
+    /// list, inbox, decision, feedback, as-of, explain, history, export) and the live
+    /// feed's tail read from it; commands, verification and checkpoints stay on the
+    /// primary. A read naming a position (`x-accord-min-position`) waits for the standby
+    /// to replay it at most --read-your-writes-wait-ms, then asks the primary; a standby
+    /// that is down leaves every read on the primary.
+    #[arg(long, env = "ACCORD_DATABASE_READ_URL")]
+    pub database_read_url: Option<String>,
+
+    /// Milliseconds a read that names a position waits for the --database-read-url
+    /// standby to replay it before the primary answers instead.
+    #[arg(
+        long,
+        env = "ACCORD_READ_YOUR_WRITES_WAIT_MS",
+        value_name = "MS",
+        default_value_t = crate::store::standby::DEFAULT_WAIT.as_millis() as u64,
+        value_parser = clap::value_parser!(u64).range(0..=60_000)
+    )]
+    pub read_your_writes_wait_ms: u64,
+
     /// Folder of the embedded store (created if missing), used when no database URL is given.
     #[arg(long, env = "ACCORD_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: std::path::PathBuf,
@@ -342,6 +362,23 @@ impl StoreArgs {
     /// Whether the main URL is pooled and where the direct connection goes.
     pub fn route(&self) -> crate::store::DatabaseRoute {
         crate::store::DatabaseRoute { pooled: self.database_pooled, direct_url: self.database_direct_url.clone() }
+    }
+
+    /// The read-only standby the flags name, if any, checked against the main URL: a
+    /// standby needs a PostgreSQL primary, and a PostgreSQL URL itself.
+    pub fn standby(&self) -> Result<Option<crate::store::Standby>, String> {
+        let Some(url) = &self.database_read_url else { return Ok(None) };
+        let postgres = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !self.database_url.as_deref().is_some_and(postgres) {
+            return Err("--database-read-url needs a PostgreSQL --database-url (the primary it replicates)".into());
+        }
+        if !postgres(url) {
+            return Err("--database-read-url must be a postgres:// URL of a hot standby".into());
+        }
+        let replica = crate::store::PgStore::connect_standby(url, self.max_connections, self.timeouts())
+            .map_err(|e| e.to_string())?;
+        let wait = std::time::Duration::from_millis(self.read_your_writes_wait_ms);
+        Ok(Some(crate::store::Standby::new(replica, wait)))
     }
 
     /// The database URL to open: the one given, or the embedded store's file.

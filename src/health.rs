@@ -6,6 +6,9 @@
 //! and sends them again once it answers. Liveness (`/livez`) is only that the process
 //! answers: a database outage is no reason to restart Accord.
 //!
+//! A read-only standby, when configured, is probed too; it does not make the server
+//! unready (its reads fall back to the primary), but `/readyz` says so.
+//!
 //! The pool reconnects by itself on the next call once the database is back; the probe
 //! is also what tells the log that the database is gone and that it is being reconnected
 //! to, once per outage rather than once per failing call.
@@ -58,6 +61,9 @@ async fn probe(store: Store, publish: watch::Sender<bool>) {
     let mut outage: Option<(Instant, u64)> = None;
     loop {
         ticker.tick().await;
+        // The standby's state is reported, not required: while it is down the primary
+        // answers its reads (see `store::standby`).
+        let _ = tokio::time::timeout(PROBE_TIMEOUT, store.probe_standby()).await;
         let answered = match tokio::time::timeout(PROBE_TIMEOUT, store.ping()).await {
             Ok(answered) => answered,
             Err(_) => {

@@ -77,6 +77,9 @@ async fn open(store: &accord::config::StoreArgs, max_connections: u32) -> Result
             .map_err(|e| format!("cannot create the data folder {}: {e}", store.data_dir.display()))?;
     }
     let url = store.url();
+    // Checked before the primary is opened: a mistake in the flags stops the start with
+    // one message.
+    let standby = store.standby()?;
     let opened = Store::open_routed(&url, &store.route(), max_connections, store.timeouts()).await.map_err(|e| {
         let class = if matches!(e, StoreError::Unavailable(_)) { ExitClass::Unavailable } else { ExitClass::Internal };
         let hint = match &e {
@@ -88,7 +91,10 @@ async fn open(store: &accord::config::StoreArgs, max_connections: u32) -> Result
         Failure::new(class, format!("cannot open the event store at {}: {e}{hint}", redact(&url)))
     })?;
     info!(store = opened.kind(), url = %redact(&url), "event store ready");
-    Ok(opened)
+    Ok(match standby {
+        Some(standby) => opened.with_standby(standby),
+        None => opened,
+    })
 }
 
 async fn run_server_command(command: Commands) -> Result<(), Failure> {

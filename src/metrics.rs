@@ -36,11 +36,18 @@ pub const WATCH_RESYNCS: &str = "accord_watch_resyncs_total";
 pub const FEED_APPLIED: &str = "accord_feed_batches_applied_total";
 pub const DB_POOL_CONNECTIONS: &str = "accord_db_pool_connections";
 pub const DB_POOL_MAX_CONNECTIONS: &str = "accord_db_pool_max_connections";
+pub const DB_READS: &str = "accord_db_reads_total";
+pub const STANDBY_FALLBACKS: &str = "accord_standby_fallbacks_total";
+pub const STANDBY_WAIT: &str = "accord_standby_read_your_writes_wait_seconds";
+pub const STANDBY_UP: &str = "accord_standby_up";
 
 /// Buckets of call durations: sub-millisecond reads up to the 30 s call deadline.
 const RPC_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 /// Buckets of appends: a commit takes milliseconds; imports of a whole log take longer.
 const APPEND_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
+/// Buckets of a read-your-writes wait for the standby: replay lag is milliseconds; the
+/// wait is bounded by `--read-your-writes-wait` (default 300 ms).
+const STANDBY_WAIT_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 /// Buckets of the delay from commit to a watcher: the feed's wake-up to its slow poll.
 const DELIVERY_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -74,7 +81,8 @@ fn with_buckets() -> Result<PrometheusBuilder, BuildError> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(RPC_DURATION.into()), RPC_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(APPEND_DURATION.into()), APPEND_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(WATCH_DELIVERY_DELAY.into()), DELIVERY_BUCKETS)
+        .set_buckets_for_metric(Matcher::Full(WATCH_DELIVERY_DELAY.into()), DELIVERY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(STANDBY_WAIT.into()), STANDBY_WAIT_BUCKETS)
 }
 
 fn describe() {
@@ -108,15 +116,34 @@ fn describe() {
     );
     describe_gauge!(DB_POOL_CONNECTIONS, "Database connections of the store's pools, by state (idle, in_use)");
     describe_gauge!(DB_POOL_MAX_CONNECTIONS, "Most connections the store's pools may open");
+    describe_counter!(
+        DB_READS,
+        "Database reads (one store call: a statement or a few), by the pool that answered: primary or standby"
+    );
+    describe_counter!(
+        STANDBY_FALLBACKS,
+        "Reads meant for the standby that the primary answered, by reason: down (it failed or failed lately) \
+         or lag (it had not replayed the position the caller wrote within the wait)"
+    );
+    describe_histogram!(
+        STANDBY_WAIT,
+        Unit::Seconds,
+        "Time a read naming a position (read-your-writes) waited for the standby to replay it"
+    );
+    describe_gauge!(STANDBY_UP, "1 while the read-only standby answers, 0 while reads fall back to the primary");
 }
 
-/// Samples the store's pools, then renders every metric in the Prometheus text format.
+/// Samples the store's pools and its standby's state, then renders every metric in the Prometheus text format.
 pub fn render(store: &Store) -> String {
     let handle = recorder();
     let pools = store.pool_stats();
     gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(pools.idle));
     gauge!(DB_POOL_CONNECTIONS, "state" => "in_use").set(f64::from(pools.in_use));
     gauge!(DB_POOL_MAX_CONNECTIONS).set(f64::from(pools.max));
+    match store.standby_status() {
+        crate::store::StandbyStatus::None => {}
+        status => standby_up(status == crate::store::StandbyStatus::Up),
+    }
     handle.run_upkeep();
     handle.render()
 }
@@ -145,6 +172,42 @@ pub fn watch_buffer(bytes: usize) {
 /// handed over by this process's committer.
 pub fn feed_applied(handed_over: bool) {
     counter!(FEED_APPLIED, "source" => if handed_over { "handoff" } else { "log" }).increment(1);
+}
+
+/// Which database answered one read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadPool {
+    Primary,
+    Standby,
+}
+
+impl ReadPool {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadPool::Primary => "primary",
+            ReadPool::Standby => "standby",
+        }
+    }
+}
+
+/// One store read was answered by `pool`.
+pub fn db_read(pool: ReadPool) {
+    counter!(DB_READS, "pool" => pool.as_str()).increment(1);
+}
+
+/// A read meant for the standby went to the primary: `reason` is `down` or `lag`.
+pub fn standby_fallback(reason: &'static str) {
+    counter!(STANDBY_FALLBACKS, "reason" => reason).increment(1);
+}
+
+/// A read-your-writes read waited `waited` for the standby (whether or not it got there).
+pub fn standby_wait(waited: Duration) {
+    histogram!(STANDBY_WAIT).record(waited.as_secs_f64());
+}
+
+/// Whether the standby answers (1) or reads fall back to the primary (0).
+pub fn standby_up(up: bool) {
+    gauge!(STANDBY_UP).set(if up { 1.0 } else { 0.0 });
 }
 
 /// A watcher fell behind the live feed's buffer and is caught up afresh.

@@ -72,11 +72,12 @@ impl Audit {
         self
     }
 
-    /// The initiative a request names, with its current state.
-    async fn initiative(&self, value: &str) -> Result<Initiative, Status> {
+    /// The initiative a request names, with its current state, read from `store` (the
+    /// request's `reader`).
+    async fn initiative(&self, store: &Store, value: &str) -> Result<Initiative, Status> {
         let target = InitiativeRef::parse("initiative", value).map_err(domain_status)?;
         super::record_initiative(&target);
-        self.store
+        store
             .initiative(&target)
             .await
             .map_err(store_status)?
@@ -84,8 +85,8 @@ impl Audit {
     }
 
     /// The initiative's state as of a past time or version (`None`: now).
-    async fn state_at(&self, value: &str, at: Option<Until>) -> Result<Initiative, Status> {
-        let current = self.initiative(value).await?;
+    async fn state_at(&self, store: &Store, value: &str, at: Option<Until>) -> Result<Initiative, Status> {
+        let current = self.initiative(store, value).await?;
         let Some(until) = at else { return Ok(current) };
         if let Until::Version(version) = until
             && (version == 0 || version > current.version)
@@ -95,7 +96,7 @@ impl Audit {
                 format!("must be between 1 and {} (the initiative's current version)", current.version),
             )));
         }
-        let state = self.store.state_until(current.id.0, until).await.map_err(store_status)?;
+        let state = store.state_until(current.id.0, until).await.map_err(store_status)?;
         state.ok_or_else(|| match until {
             Until::Time(time) => Status::not_found(format!(
                 "initiative {} did not exist yet at {}: it was created at {}",
@@ -312,6 +313,9 @@ impl AuditService for Audit {
         &self,
         request: Request<pb::ReadEventsRequest>,
     ) -> Result<Response<Self::ReadEventsStream>, Status> {
+        // History and export read the log from the standby (when configured and caught
+        // up with the position named): see `Store::reader`.
+        let store = self.store.reader(super::queries::wanted(&request)?.min_position).await;
         let r = request.into_inner();
         if r.event_types.len() > MAX_EVENT_TYPE_FILTERS {
             return Err(domain_status(DomainError::invalid(
@@ -330,7 +334,7 @@ impl AuditService for Audit {
         let position = if r.initiative.is_empty() {
             Position::Global { cursor: None, after_position: r.after_position }
         } else {
-            let initiative = self.initiative(&r.initiative).await?;
+            let initiative = self.initiative(&store, &r.initiative).await?;
             let next_version = i64::try_from(r.from_version.max(1)).unwrap_or(i64::MAX);
             Position::Stream { id: initiative.id.0, next_version }
         };
@@ -338,7 +342,7 @@ impl AuditService for Audit {
             Status::resource_exhausted("the server has its limit of open streams; retry later with backoff")
         })?;
         let (tx, rx) = mpsc::channel(BUFFER);
-        let (store, feed) = (self.store.clone(), self.feed.clone());
+        let feed = self.feed.clone();
         let stopping = self.stopping.clone();
         tokio::spawn(async move {
             pump(store, feed, position, r.event_types, r.follow, stopping, tx).await;
@@ -351,15 +355,17 @@ impl AuditService for Audit {
         &self,
         request: Request<pb::GetAlignmentAsOfRequest>,
     ) -> Result<Response<pb::InitiativeAlignment>, Status> {
+        let store = self.store.reader(super::queries::wanted(&request)?.min_position).await;
         let r = request.get_ref();
-        let state = self.state_at(&r.initiative, as_of(r.at.as_ref())?).await?;
+        let state = self.state_at(&store, &r.initiative, as_of(r.at.as_ref())?).await?;
         Ok(Response::new(c::alignment(&project(&state))))
     }
 
     async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::ExplainResponse>, Status> {
         let r = request.get_ref();
         let decision = c::optional_id("decision_id", &r.decision_id, DecisionId::parse).map_err(domain_status)?;
-        let state = self.state_at(&r.initiative, explain_at(r.at.as_ref())?).await?;
+        let store = self.store.reader(super::queries::wanted(&request)?.min_position).await;
+        let state = self.state_at(&store, &r.initiative, explain_at(r.at.as_ref())?).await?;
         if let Some(id) = decision
             && !state.decisions.contains_key(&id)
         {
@@ -370,7 +376,8 @@ impl AuditService for Audit {
 
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
         let initiative = &request.get_ref().initiative;
-        let only = if initiative.is_empty() { None } else { Some(self.initiative(initiative).await?.id.0) };
+        let only =
+            if initiative.is_empty() { None } else { Some(self.initiative(&self.store, initiative).await?.id.0) };
         let key = self.signer.as_deref().map(CheckpointSigner::verifier);
         let report = self.store.verify(only, key).await.map_err(store_status)?;
         Ok(Response::new(pb::VerifyResponse {

@@ -3,7 +3,8 @@
 //! the feed is up to date, the alignment projection otherwise), with this server's own
 //! writes always reflected and another server's once the caller names its position
 //! (`x-accord-min-position`). Decisions and feedback in full come from the initiative's folded
-//! state in the database.
+//! state in the database — from the read-only standby when one is configured, once it
+//! has replayed the position the caller names (`Store::reader`).
 //!
 //! Pagination is by key (unique and immutable), so a page token — the last key served
 //! plus a fingerprint of the filters — stays valid and skips or repeats nothing while
@@ -60,7 +61,7 @@ pub const MIN_POSITION_HEADER: &str = "x-accord-min-position";
 /// What a read must reflect: the `x-accord-min-position` it carries, waited for at most
 /// half the time the caller gave the call (its `grpc-timeout`), so that the database
 /// can still answer in time if the feed does not get there.
-fn wanted<T>(request: &Request<T>) -> Result<Wanted, Status> {
+pub(super) fn wanted<T>(request: &Request<T>) -> Result<Wanted, Status> {
     let metadata = request.metadata();
     let min_position = match metadata.get(MIN_POSITION_HEADER) {
         None => 0,
@@ -303,6 +304,7 @@ impl AlignmentService for Queries {
         let principal = Principal::parse("principal", &request.get_ref().principal).map_err(domain_status)?;
         let wanted = wanted(&request)?;
         let views = self.reads.awaiting(&principal, wanted).await.map_err(read_status)?;
+        let store = self.store.reader(wanted.min_position).await;
         let mut items = Vec::new();
         for view in &views {
             // A view lists only the most recent outstanding items; past that, the inbox
@@ -310,7 +312,7 @@ impl AlignmentService for Queries {
             let inbox = if view.outstanding_is_complete() {
                 view.inbox(&principal)
             } else {
-                let initiative = self.store.initiative(&InitiativeRef::Id(view.initiative_id)).await;
+                let initiative = store.initiative(&InitiativeRef::Id(view.initiative_id)).await;
                 match initiative.map_err(store_status)? {
                     Some(initiative) => inbox(&initiative, &principal),
                     None => continue,
@@ -329,6 +331,7 @@ impl AlignmentService for Queries {
         let target = InitiativeRef::parse("initiative", &r.initiative).map_err(domain_status)?;
         super::record_initiative(&target);
         let filter = FeedbackFilter::parse(r).map_err(domain_status)?;
+        let store = self.store.reader(wanted(&request)?.min_position).await;
         let page_size = page_size(r.page_size).map_err(domain_status)? as usize;
         // A token is valid for the same initiative and filters only.
         let filters = (&r.initiative, &filter);
@@ -344,7 +347,7 @@ impl AlignmentService for Queries {
                 Some((version, id))
             }
         };
-        let initiative = self.store.initiative(&target).await.map_err(store_status)?;
+        let initiative = store.initiative(&target).await.map_err(store_status)?;
         let initiative = initiative.ok_or_else(|| Status::not_found(format!("initiative {target} not found")))?;
         if let Some(decision) = filter.decision
             && !initiative.decisions.contains_key(&decision)
@@ -381,12 +384,13 @@ impl AlignmentService for Queries {
         let target = InitiativeRef::parse("initiative", &r.initiative).map_err(domain_status)?;
         super::record_initiative(&target);
         let decision_id = DecisionId::parse("decision_id", &r.decision_id).map_err(domain_status)?;
-        let initiative = self.store.initiative(&target).await.map_err(store_status)?;
+        let store = self.store.reader(wanted(&request)?.min_position).await;
+        let initiative = store.initiative(&target).await.map_err(store_status)?;
         let initiative = initiative.ok_or_else(|| Status::not_found(format!("initiative {target} not found")))?;
         let decision = initiative.decisions.get(&decision_id).ok_or_else(|| {
             Status::not_found(format!("decision {decision_id} not found on initiative {}", initiative.key))
         })?;
-        let events = self.store.sign_off_events(initiative.id, decision_id).await.map_err(store_status)?;
+        let events = store.sign_off_events(initiative.id, decision_id).await.map_err(store_status)?;
         let recorded =
             events.iter().map(StoredEvent::to_recorded).collect::<Result<Vec<_>, _>>().map_err(store_status)?;
         let history = sign_off_history(decision_id, &recorded);

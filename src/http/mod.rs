@@ -5,7 +5,8 @@
 //! Routes:
 //! - `GET /`, `/board.js`, `/board.css`: the board (no build step, no external assets);
 //! - `GET /livez`: `ok` while the process answers (liveness: restart it if not);
-//! - `GET /readyz`: `ok` while the event store answers, 503 while it does not
+//! - `GET /readyz`: `ok` while the event store answers (saying so when a configured
+//!   read-only standby does not, and reads fall back to the primary), 503 while it does not
 //!   (readiness: send it no traffic; see `crate::health`);
 //! - `GET /healthz`: the same as `/readyz`;
 //! - `GET /metrics`: Prometheus text (keep this listener on an internal network: the
@@ -115,7 +116,12 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 async fn ready(State(app): State<App>) -> Response {
     if app.state.readiness.is_ready() {
-        "ok".into_response()
+        match app.state.store.standby_status() {
+            crate::store::StandbyStatus::Down => {
+                "ok; the read-only standby does not answer: reads go to the primary".into_response()
+            }
+            _ => "ok".into_response(),
+        }
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: the event store does not answer").into_response()
     }

@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
@@ -151,6 +151,9 @@ pub(super) struct Shared {
     handed: AtomicU64,
     /// The highest position the database's notifications announced.
     notified: AtomicU64,
+    /// Since when that position has been neither applied nor handed over: the log the
+    /// feed reads (a standby's) is behind what the primary announced.
+    behind_notified: Mutex<Option<Instant>>,
     /// Reads of the log begun and completed: a watcher waits for one begun after it
     /// arrived, so it sees every write acknowledged before it asked.
     rounds: watch::Sender<Rounds>,
@@ -236,10 +239,11 @@ impl Feed {
             handoff: Mutex::new(Handoff::default()),
             handed: AtomicU64::new(0),
             notified: AtomicU64::new(0),
+            behind_notified: Mutex::new(None),
             rounds: watch::channel(Rounds::default()).0,
             stopping: watch::channel(false).0,
         });
-        tokio::spawn(tail(store.clone(), Arc::downgrade(&shared)));
+        tokio::spawn(tail(store.clone(), store.standby_reads(), Arc::downgrade(&shared)));
         let signalled = match store.append_signals() {
             Some(signals) => {
                 tokio::spawn(listen(signals, Arc::downgrade(&shared)));
@@ -302,7 +306,16 @@ impl Feed {
         let rounds = *self.shared.rounds.borrow();
         let Some(caught_up) = rounds.caught_up else { return false };
         let heard = !self.signalled || rounds.listening_since.is_some_and(|since| since <= caught_up);
-        heard && caught_up.elapsed() < FRESH
+        // A read of a standby that stopped replaying still "catches up" with what the
+        // standby shows; what the primary announced and the feed has not applied for
+        // `FRESH` says that the feed is behind all the same.
+        let behind = self
+            .shared
+            .behind_notified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|since| since.elapsed() >= FRESH);
+        heard && caught_up.elapsed() < FRESH && !behind
     }
 
     /// Waits until `ready` holds of the index (checked now and after every page the feed
@@ -406,7 +419,16 @@ impl Feed {
 /// this process appends as it is handed over, and reads the log whenever that is not
 /// enough: another process may have appended (a notification, a nudge), a batch does not
 /// follow on what was applied, a read failed, or `POLL` has passed since the last read.
-async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
+///
+/// `log` is where the log is read from: the standby when one is configured (its snapshot
+/// is a prefix of the primary's commits, so the gap-free read holds there; see
+/// `store::standby`), the primary otherwise or while it is down. The initiatives' folded
+/// states are always loaded from `store`, the primary: a batch this process hands over
+/// may be ahead of the standby, and a state loaded there could be older than the event
+/// it is folded up to. While a standby lags behind what the primary's notifications
+/// announced, the feed reads it again every `NOTIFIED_GRACE` until it has caught up
+/// (small reads of the log's end, on the standby).
+async fn tail(store: Store, log: Store, shared: std::sync::Weak<Shared>) {
     // The folded states of the initiatives the feed has applied events to since it
     // started; the others are loaded when their next event comes (`apply`).
     let mut states: HashMap<Uuid, Initiative> = HashMap::new();
@@ -429,7 +451,7 @@ async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
             return;
         }
         if !started {
-            match start_from_cut(&store, &feed, &mut states).await {
+            match start_from_cut(&store, &log, &feed, &mut states).await {
                 Ok(at) => {
                     cursor = at;
                     started = true;
@@ -489,7 +511,16 @@ async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
         if read {
             unseen_since = None;
             last_read = Instant::now();
-            in_sync = read_round(&store, &feed, &mut states, &mut cursor, &mut uncovered, &mut failures).await;
+            in_sync = read_round(&store, &log, &feed, &mut states, &mut cursor, &mut uncovered, &mut failures).await;
+        }
+        {
+            let behind = feed.unseen(feed.notified.load(Ordering::Acquire));
+            let mut since = feed.behind_notified.lock().unwrap_or_else(PoisonError::into_inner);
+            match (behind, *since) {
+                (true, None) => *since = Some(Instant::now()),
+                (false, Some(_)) => *since = None,
+                _ => {}
+            }
         }
         let next_read = match unseen_since {
             Some(since) => (since + NOTIFIED_GRACE).min(last_read + POLL),
@@ -514,11 +545,12 @@ async fn tail(store: Store, shared: std::sync::Weak<Shared>) {
 /// feed reads the log after it.
 async fn start_from_cut(
     store: &Store,
+    log: &Store,
     feed: &Shared,
     states: &mut HashMap<Uuid, Initiative>,
 ) -> Result<GlobalCursor, StoreError> {
     let began = Instant::now();
-    let cut = store.projection_cut().await?;
+    let cut = log.projection_cut().await?;
     let initiatives = cut.rows.len();
     let mut folded = 0usize;
     let mut published = Vec::with_capacity(initiatives);
@@ -566,8 +598,10 @@ async fn start_from_cut(
 
 /// One read of the log to its end, with the bookkeeping watchers and queries wait on.
 /// Whether it succeeded.
+#[allow(clippy::too_many_arguments)]
 async fn read_round(
     store: &Store,
+    log: &Store,
     feed: &Shared,
     states: &mut HashMap<Uuid, Initiative>,
     cursor: &mut GlobalCursor,
@@ -576,8 +610,8 @@ async fn read_round(
 ) -> bool {
     feed.rounds.send_modify(|rounds| rounds.begun += 1);
     let begun = Instant::now();
-    let read = match store.head_position().await {
-        Ok(head) => read_to_end(store, feed, states, cursor).await.map(|()| head),
+    let read = match log.head_position().await {
+        Ok(head) => read_to_end(store, log, feed, states, cursor).await.map(|()| head),
         Err(error) => Err(error),
     };
     // Watchers waiting for this round go on even if it failed: they get what has been
@@ -620,12 +654,13 @@ async fn read_round(
 /// Applies every event after `cursor` that the log can show gap-free, page by page.
 async fn read_to_end(
     store: &Store,
+    log: &Store,
     feed: &Shared,
     states: &mut HashMap<Uuid, Initiative>,
     cursor: &mut GlobalCursor,
 ) -> Result<(), StoreError> {
     loop {
-        let page = store.read_all(*cursor, PAGE).await?;
+        let page = log.read_all(*cursor, PAGE).await?;
         let Some(&(last, _)) = page.last() else { return Ok(()) };
         publish(store, feed, states, &page).await?;
         metrics::feed_applied(false);

@@ -21,6 +21,12 @@
 //! behind is stuck), and for an initiative the feed does not know (created by another
 //! process moments ago, or not at all). Reads then cost what they cost before, and are
 //! never stale or empty because of the feed.
+//!
+//! With a read-only standby (`store::standby`) the feed tails the standby's log, and a
+//! database read goes to the standby too (`Store::reader`) — for a read naming a
+//! position, once the standby has replayed it (waited for, bounded), else to the
+//! primary. A position the standby holds is not past the head, so that check needs no
+//! read of the primary either.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +37,7 @@ use uuid::Uuid;
 use super::feed::Feed;
 use crate::domain::AlignmentView;
 use crate::domain::values::{InitiativeRef, Principal};
-use crate::store::{ListFilter, Store, StoreError};
+use crate::store::{ListFilter, StandbyStatus, Store, StoreError};
 
 /// How long after this process acknowledged a write a read still waits for the feed to
 /// apply it; past that the feed is behind (the gap-free read waits for every older
@@ -71,9 +77,11 @@ pub enum ReadError {
 /// Where one read is answered from.
 enum Source {
     Feed,
-    /// `head_checked`: `min_position` is already known not to be past the head.
+    /// `head_checked`: `min_position` is already known not to be past the head;
+    /// `reader`: the store already chosen for it (`Store::reader`), if one was.
     Database {
         head_checked: bool,
+        reader: Option<Store>,
     },
 }
 
@@ -99,17 +107,15 @@ impl Reads {
         wanted: Wanted,
     ) -> Result<Option<Arc<AlignmentView>>, ReadError> {
         let arrival = self.feed.index().arrival();
-        if let Source::Database { head_checked } = self.source(arrival, Some(target), wanted).await? {
-            return self
-                .read_store(head_checked, wanted, self.store().alignment(target))
-                .await
-                .map(|v| v.map(Arc::new));
+        let read = |store: Store| async move { store.alignment(target).await };
+        if let Source::Database { head_checked, reader } = self.source(arrival, Some(target), wanted).await? {
+            return self.read_store(head_checked, reader, wanted, read).await.map(|v| v.map(Arc::new));
         }
         let view = self.feed.index().get(target).map(|entry| entry.published.view.clone());
         match view {
             Some(view) => Ok(Some(view)),
             // Entries are never removed; were one missing, the database still knows.
-            None => Ok(self.store().alignment(target).await?.map(Arc::new)),
+            None => Ok(self.read_store(true, None, wanted, read).await?.map(Arc::new)),
         }
     }
 
@@ -124,9 +130,10 @@ impl Reads {
         let arrival = self.feed.index().arrival();
         match self.source(arrival, None, wanted).await? {
             Source::Feed => Ok(self.feed.index().list(filter, after_key, limit)),
-            Source::Database { head_checked } => {
+            Source::Database { head_checked, reader } => {
                 let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-                let views = self.read_store(head_checked, wanted, self.store().list(filter, after_key, limit)).await?;
+                let read = |store: Store| async move { store.list(filter, after_key, limit).await };
+                let views = self.read_store(head_checked, reader, wanted, read).await?;
                 Ok(views.into_iter().map(Arc::new).collect())
             }
         }
@@ -137,8 +144,9 @@ impl Reads {
         let arrival = self.feed.index().arrival();
         match self.source(arrival, None, wanted).await? {
             Source::Feed => Ok(self.feed.index().awaiting(principal.as_str())),
-            Source::Database { head_checked } => {
-                let views = self.read_store(head_checked, wanted, self.store().awaiting(principal)).await?;
+            Source::Database { head_checked, reader } => {
+                let read = |store: Store| async move { store.awaiting(principal).await };
+                let views = self.read_store(head_checked, reader, wanted, read).await?;
                 Ok(views.into_iter().map(Arc::new).collect())
             }
         }
@@ -148,7 +156,7 @@ impl Reads {
     /// then) can be answered from the feed, waiting for it if need be; `target` narrows
     /// the writes waited for to one initiative's.
     async fn source(&self, arrival: u64, target: Option<&InitiativeRef>, wanted: Wanted) -> Result<Source, ReadError> {
-        let database = Source::Database { head_checked: false };
+        let database = Source::Database { head_checked: false, reader: None };
         if !self.feed.is_current() {
             return Ok(database);
         }
@@ -174,14 +182,25 @@ impl Reads {
         {
             return Ok(Source::Feed);
         }
-        self.check_head(position).await?;
+        // The store that knows the position: the standby once it has replayed it (then
+        // it is not past the head), else the primary.
+        let reader = self.store().reader(position).await;
+        if !reader.reads_on_standby() {
+            self.check_head(position).await?;
+            if self.store().standby_status() != StandbyStatus::None {
+                // The feed tails the standby, which did not get there in time (or is
+                // down, and the feed on the primary is behind): the primary answers now
+                // rather than after a second wait.
+                return Ok(Source::Database { head_checked: true, reader: Some(reader) });
+            }
+        }
         // The write's place in commit order: once the feed has applied it, it has applied
         // everything committed before it too.
-        let cursor = self.store().cursor_after_position(position).await?;
+        let cursor = reader.cursor_after_position(position).await?;
         if self.feed.wait_until(deadline, |index| index.cursor >= cursor).await {
             Ok(Source::Feed)
         } else {
-            Ok(Source::Database { head_checked: true })
+            Ok(Source::Database { head_checked: true, reader: None })
         }
     }
 
@@ -202,17 +221,27 @@ impl Reads {
         Ok(())
     }
 
-    /// A read of the database, which reflects every committed write; a `min_position`
-    /// past the head is refused all the same.
-    async fn read_store<T>(
+    /// A read of the database — the standby once it reflects `min_position`, else the
+    /// primary, which reflects every committed write (`reader`, when already chosen);
+    /// a `min_position` past the head is refused all the same.
+    async fn read_store<T, F, Fut>(
         &self,
         head_checked: bool,
+        reader: Option<Store>,
         wanted: Wanted,
-        read: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, ReadError> {
-        if wanted.min_position > 0 && !head_checked {
+        read: F,
+    ) -> Result<T, ReadError>
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let store = match reader {
+            Some(store) => store,
+            None => self.store().reader(wanted.min_position).await,
+        };
+        if wanted.min_position > 0 && !head_checked && !store.reads_on_standby() {
             self.check_head(wanted.min_position).await?;
         }
-        Ok(read.await?)
+        Ok(read(store).await?)
     }
 }

@@ -30,6 +30,7 @@ mod rows;
 pub mod snapshots;
 mod sql;
 pub mod sqlite;
+pub mod standby;
 pub mod tlog;
 
 use std::future::Future;
@@ -41,6 +42,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::domain::{AlignmentView, DomainError, Event, Initiative, Recorded, values::*};
+use crate::metrics::{self, ReadPool};
 
 pub use audit::{Break, CheckpointRecord, Checkpointed, ExportLine, ImportReport, StreamHead, Until, VerifyReport};
 pub use backend::{AppendSignal, AppendSignals, Backend};
@@ -48,6 +50,7 @@ pub use hash::{EventContent, ZERO_HASH, event_hash};
 pub use note::{CheckpointSigner, CheckpointVerifier};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use standby::{Route, Standby, StandbyStatus};
 
 /// How many initiatives an online rebuild folds per page, and the most the swap's
 /// transaction folds itself (the rest are caught up before it, up to
@@ -234,20 +237,27 @@ impl Default for DatabaseTimeouts {
 /// Both backends offer the same operations with the same guarantees; the behaviour
 /// tests run against each. What differs per backend is behind `Backend`; this is
 /// everything they share.
+///
+/// With a read-only standby (`with_standby`), `reader` gives the `Store` a read is served
+/// from: its reads go to the standby (and to the primary, the `backend`, should the
+/// standby fail one); every other `Store` reads and writes the primary only.
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Arc<dyn Backend>,
+    standby: Option<Arc<Standby>>,
+    /// Whether this store's reads go to the standby first.
+    on_standby: bool,
 }
 
 impl From<PgStore> for Store {
     fn from(store: PgStore) -> Self {
-        Store { backend: Arc::new(store) }
+        Store { backend: Arc::new(store), standby: None, on_standby: false }
     }
 }
 
 impl From<SqliteStore> for Store {
     fn from(store: SqliteStore) -> Self {
-        Store { backend: Arc::new(store) }
+        Store { backend: Arc::new(store), standby: None, on_standby: false }
     }
 }
 
@@ -278,9 +288,94 @@ impl Store {
         }
     }
 
+    /// This store with `standby` serving the reads that `reader` routes to it.
+    pub fn with_standby(mut self, standby: Standby) -> Store {
+        self.standby = Some(Arc::new(standby));
+        self
+    }
+
+    /// The standby's state, for readiness and logs.
+    pub fn standby_status(&self) -> StandbyStatus {
+        self.standby.as_ref().map_or(StandbyStatus::None, |standby| standby.status())
+    }
+
+    /// The store a query is served from: the standby once it has replayed `min_position`
+    /// (0: any state of it will do), waiting for that at most the standby's bound; this
+    /// (primary) store when there is no standby, it is down, or it did not get there in
+    /// time. See `standby` for why a standby's read is a consistent prefix of the log.
+    pub async fn reader(&self, min_position: u64) -> Store {
+        let Some(standby) = &self.standby else { return self.clone() };
+        match standby.route(min_position).await {
+            Route::Standby => Store { on_standby: true, ..self.clone() },
+            Route::Primary(reason) => {
+                metrics::standby_fallback(reason);
+                Store { on_standby: false, ..self.clone() }
+            }
+        }
+    }
+
+    /// A store whose reads go to the standby whenever it is usable, for a reader that
+    /// keeps it (the live feed's tail): unlike `reader`, a standby that is down when this
+    /// is made is tried again once it may answer.
+    pub fn standby_reads(&self) -> Store {
+        Store { on_standby: self.standby.is_some(), ..self.clone() }
+    }
+
+    /// Asks the standby (if any) a trivial query, so that its state is known even while
+    /// no read goes there: the readiness probe calls this beside `ping`.
+    pub async fn probe_standby(&self) {
+        let Some(standby) = &self.standby else { return };
+        match self.bounded(standby.backend().ping()).await {
+            Ok(()) => standby.answered(),
+            Err(error) => standby.failed(&error),
+        }
+    }
+
+    /// Whether this store's reads go to the standby first.
+    pub fn reads_on_standby(&self) -> bool {
+        self.on_standby
+    }
+
+    /// One read: on the standby when this store reads there and it is usable, on the
+    /// primary when it fails there (unreachable, a query cancelled by recovery) — the
+    /// read is asked again of the primary rather than failed — or otherwise.
+    async fn read<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
+    where
+        F: Fn(Arc<dyn Backend>) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        if self.on_standby
+            && let Some(standby) = &self.standby
+        {
+            if !standby.usable() {
+                metrics::standby_fallback("down");
+            } else {
+                match self.bounded(read(standby.backend())).await {
+                    Ok(value) => {
+                        standby.answered();
+                        standby::served(ReadPool::Standby);
+                        return Ok(value);
+                    }
+                    Err(error @ (StoreError::Unavailable(_) | StoreError::Database(_))) => {
+                        standby.failed(&error);
+                        metrics::standby_fallback("down");
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        let read = self.bounded(read(Arc::clone(&self.backend))).await;
+        standby::served(ReadPool::Primary);
+        read
+    }
+
     /// Connection counts of the store's pools, for the metrics.
     pub fn pool_stats(&self) -> PoolStats {
-        self.backend.pool_stats()
+        let primary = self.backend.pool_stats();
+        match &self.standby {
+            Some(standby) => primary.plus(standby.backend().pool_stats()),
+            None => primary,
+        }
     }
 
     /// "postgres" or "sqlite", for logs.
@@ -323,7 +418,7 @@ impl Store {
     /// The heads of the streams named by id or key (those that exist), each stream's
     /// snapshot with the events after it folded onto it.
     pub async fn load_heads(&self, ids: &[Uuid], keys: &[String]) -> Result<Vec<batch::LoadedHead>, StoreError> {
-        let heads = self.bounded(self.backend.load_heads(ids, keys)).await?;
+        let heads = self.read(|b| async move { b.load_heads(ids, keys).await }).await?;
         let mut loaded = Vec::with_capacity(heads.len());
         for head in heads {
             loaded.push(self.fold_head(head).await?);
@@ -355,7 +450,13 @@ impl Store {
 
     /// Appends a batch atomically (see `batch`).
     pub async fn append_batch(&self, batch: &batch::Batch) -> Result<batch::Appended, batch::AppendRefused> {
-        self.bounded(self.backend.append_batch(batch)).await
+        let appended = self.bounded(self.backend.append_batch(batch)).await?;
+        if let Some(standby) = &self.standby
+            && let Some(last) = appended.cursors.iter().map(|cursor| cursor.position).max()
+        {
+            standby.wrote(u64::try_from(last).unwrap_or_default());
+        }
+        Ok(appended)
     }
 
     /// The folded state of one initiative now: its snapshot with the events after it.
@@ -371,7 +472,7 @@ impl Store {
     /// head's snapshot when that is at or below `version`, with the events after it up
     /// to `version`; from its first event otherwise.
     pub async fn state_at(&self, stream_id: Uuid, version: i64) -> Result<Option<Initiative>, StoreError> {
-        let heads = self.bounded(self.backend.load_heads(&[stream_id], &[])).await?;
+        let heads = self.read(|b| async move { b.load_heads(&[stream_id], &[]).await }).await?;
         let Some(mut head) = heads.into_iter().next() else { return Ok(None) };
         let snapshot_version = head.tail.first().map_or(head.version, |event| event.stream_version - 1);
         if (snapshot_version..=head.version).contains(&version) {
@@ -389,11 +490,11 @@ impl Store {
     /// Every stream's head and stored alignment row at one consistent cut of the log
     /// (see `cut`): where the live feed starts.
     pub async fn projection_cut(&self) -> Result<cut::ProjectionCut, StoreError> {
-        self.bounded(self.backend.projection_cut()).await
+        self.read(|b| async move { b.projection_cut().await }).await
     }
 
     pub async fn alignment(&self, target: &InitiativeRef) -> Result<Option<AlignmentView>, StoreError> {
-        self.bounded(self.backend.alignment(target)).await
+        self.read(|b| async move { b.alignment(target).await }).await
     }
 
     pub async fn list(
@@ -402,11 +503,11 @@ impl Store {
         after_key: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AlignmentView>, StoreError> {
-        self.bounded(self.backend.list(filter, after_key, limit)).await
+        self.read(|b| async move { b.list(filter, after_key, limit).await }).await
     }
 
     pub async fn awaiting(&self, principal: &Principal) -> Result<Vec<AlignmentView>, StoreError> {
-        self.bounded(self.backend.awaiting(principal)).await
+        self.read(|b| async move { b.awaiting(principal).await }).await
     }
 
     pub async fn read_stream(
@@ -415,7 +516,7 @@ impl Store {
         from_version: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.bounded(self.backend.read_stream(stream_id, from_version, limit)).await
+        self.read(|b| async move { b.read_stream(stream_id, from_version, limit).await }).await
     }
 
     pub async fn sign_off_events(
@@ -423,7 +524,7 @@ impl Store {
         stream: InitiativeId,
         decision: DecisionId,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.bounded(self.backend.sign_off_events(stream, decision)).await
+        self.read(|b| async move { b.sign_off_events(stream, decision).await }).await
     }
 
     pub async fn read_all(
@@ -431,7 +532,7 @@ impl Store {
         after: GlobalCursor,
         limit: i64,
     ) -> Result<Vec<(GlobalCursor, StoredEvent)>, StoreError> {
-        self.bounded(self.backend.read_all(after, limit)).await
+        self.read(|b| async move { b.read_all(after, limit).await }).await
     }
 
     /// Rebuilds the stream heads and alignment projection of every initiative, and the
@@ -509,12 +610,12 @@ impl Store {
     /// read through the (stream, version) index: an as-of query never reads the global log.
     /// By time: the prefix before the stream's first event recorded after `time`.
     pub async fn read_stream_until(&self, stream_id: Uuid, until: Until) -> Result<Vec<StoredEvent>, StoreError> {
-        self.bounded(self.backend.read_stream_until(stream_id, until)).await
+        self.read(|b| async move { b.read_stream_until(stream_id, until).await }).await
     }
 
     /// The highest global position committed (0 for an empty log).
     pub async fn head_position(&self) -> Result<u64, StoreError> {
-        self.bounded(self.backend.head_position()).await
+        self.read(|b| async move { b.head_position().await }).await
     }
 
     /// The cursor that resumes the global log after a global position a client saw (0:
@@ -525,7 +626,7 @@ impl Store {
         if after == 0 {
             return Ok(GlobalCursor::default());
         }
-        self.bounded(self.backend.cursor_after_position(after)).await
+        self.read(|b| async move { b.cursor_after_position(after).await }).await
     }
 
     /// The global log after a global position (see `cursor_after_position`), in commit

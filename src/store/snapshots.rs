@@ -105,13 +105,13 @@ impl Store {
     /// `until`; from the first event when there is none. The answer is the fold of the
     /// log's prefix whatever the snapshots hold — only the cost depends on them.
     pub async fn state_until(&self, stream_id: Uuid, until: Until) -> Result<Option<Initiative>, StoreError> {
-        let snapshot = self.bounded(self.backend.snapshot_before(stream_id, until)).await?;
+        let snapshot = self.read(|b| async move { b.snapshot_before(stream_id, until).await }).await?;
         let start = snapshot.filter(|s| s.serves(until)).and_then(|s| s.decode().map(|state| (s.version, state)));
         let (after, state) = match start {
             Some((version, state)) => (version, Some(state)),
             None => (0, None),
         };
-        let events = self.bounded(self.backend.read_stream_after(stream_id, after, until)).await?;
+        let events = self.read(|b| async move { b.read_stream_after(stream_id, after, until).await }).await?;
         fold_onto(stream_id, state, &events)
     }
 

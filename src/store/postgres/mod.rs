@@ -71,6 +71,9 @@ use reads::{commit_cursor, commit_order_rows, tree_tx};
 use rebuild::write_head;
 use session::Session;
 
+/// The most a read waits for a connection to the standby (see `connect_standby`).
+const STANDBY_CONNECT: Duration = Duration::from_secs(1);
+
 /// The embedded PostgreSQL migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -176,6 +179,31 @@ impl PgStore {
         let store = Self { pool, direct, pooled, timeouts, ordered_after: Arc::default() };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// A store on a read-only hot standby of the database `connect_routed` opened, for
+    /// reads only (see `store::standby`): nothing is created or migrated there (the
+    /// primary's migrations replicate), and nothing is asked of it now — a standby that
+    /// is down at start leaves reads on the primary until it answers, rather than
+    /// stopping the service. A connection waits at most `STANDBY_CONNECT` (or the connect
+    /// timeout, if shorter): sqlx retries a refused connection until then, and a read
+    /// that finds the standby down pays that wait before the primary answers it.
+    pub fn connect_standby(url: &str, max_connections: u32, timeouts: DatabaseTimeouts) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("--database-read-url is not a PostgreSQL URL: {e}")))?;
+        info!(database = %describe(&options), "read-only standby for queries and the live feed's tail");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(timeouts.connect.min(STANDBY_CONNECT))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // As on the primary (see `connect_routed`).
+                    sqlx::query("SET plan_cache_mode = force_generic_plan").execute(conn).await.map(|_| ())
+                })
+            })
+            .connect_lazy_with(options);
+        Ok(Self { pool, direct: None, pooled: false, timeouts, ordered_after: Arc::default() })
     }
 
     /// The pool for what needs a session of its own (LISTEN, migrations): the direct one
