@@ -232,8 +232,8 @@ async fn tree_page(store: &PgStore, after: GlobalCursor) -> Result<Vec<(GlobalCu
     let ordered_after = store.ordered_after().await?;
     let mut session = store.session().await?;
     let decode = |row: &PgRow| Ok((commit_cursor(row)?, decode_tree_event(row)?));
-    let events = commit_order_rows(&mut session, TREE_COLUMNS, ordered_after, after, audit::VERIFY_PAGE, None, decode)
-        .await?;
+    let events =
+        commit_order_rows(&mut session, TREE_COLUMNS, ordered_after, after, audit::VERIFY_PAGE, None, decode).await?;
     session.commit().await?;
     Ok(events)
 }
