@@ -183,13 +183,23 @@ where
             debug!(parent: &span, "call authorised");
             request.extensions_mut().insert(caller);
             request.extensions_mut().insert(trace);
-            match tokio::time::timeout(shared.deadline, inner.call(request)).instrument(span).await {
+            let callers = callers_deadline(request.headers()).filter(|wait| *wait < shared.deadline);
+            let wait = callers.map_or(shared.deadline, answer_before);
+            match tokio::time::timeout(wait, inner.call(request)).instrument(span).await {
                 Ok(response) => response,
-                Err(_) => Ok(Status::deadline_exceeded(format!(
-                    "{} did not finish within the server's deadline of {} s",
-                    method_of(&path),
-                    shared.deadline.as_secs_f64()
-                ))
+                Err(_) => Ok(Status::deadline_exceeded(match callers {
+                    Some(given) => format!(
+                        "{} did not finish within the caller's deadline of {} ms; a command may still take \
+                         effect: retry it with the same command id",
+                        method_of(&path),
+                        given.as_millis()
+                    ),
+                    None => format!(
+                        "{} did not finish within the server's deadline of {} s",
+                        method_of(&path),
+                        shared.deadline.as_secs_f64()
+                    ),
+                })
                 .into_http()),
             }
         };
@@ -203,6 +213,32 @@ where
             }
         })
     }
+}
+
+/// The deadline the caller sent (`grpc-timeout`: at most 8 digits and a unit, H M S m u
+/// n), or none when it sent none or one that does not parse (tonic then ignores it too).
+fn callers_deadline(headers: &http::HeaderMap) -> Option<Duration> {
+    let text = headers.get("grpc-timeout")?.to_str().ok()?;
+    let split = text.len().checked_sub(1).filter(|&digits| (1..=8).contains(&digits))?;
+    let (digits, unit) = text.split_at(split);
+    let amount: u64 = digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())??;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// How long the guard lets a call with the caller's deadline `given` run: a little less,
+/// so that the guard answers DEADLINE_EXCEEDED (the code gRPC gives an expired deadline)
+/// before tonic's own timer, started just before the guard, answers CANCELLED ("Timeout
+/// expired"), which a caller cannot tell from a call it cancelled itself.
+fn answer_before(given: Duration) -> Duration {
+    given.saturating_sub((given / 20).clamp(Duration::from_millis(1), Duration::from_millis(50)))
 }
 
 /// A message as a status carries it: at most `MAX_ERROR_BYTES`.
@@ -273,4 +309,37 @@ fn trace(headers: &http::HeaderMap) -> Result<Trace, DomainError> {
         }
     };
     Ok(Trace { correlation_id: id(CORRELATION_HEADER)?, causation_id: id(CAUSATION_HEADER)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deadline_of(value: &str) -> Option<Duration> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("grpc-timeout", http::HeaderValue::from_str(value).expect("header"));
+        callers_deadline(&headers)
+    }
+
+    #[test]
+    fn the_callers_deadline_is_read_in_every_unit_and_nonsense_is_ignored() {
+        assert_eq!(deadline_of("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(deadline_of("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(deadline_of("10S"), Some(Duration::from_secs(10)));
+        assert_eq!(deadline_of("300m"), Some(Duration::from_millis(300)));
+        assert_eq!(deadline_of("300000u"), Some(Duration::from_millis(300)));
+        assert_eq!(deadline_of("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        for nonsense in ["", "S", "123456789S", "10s", "1.5S", "-1S", "+1S", "10 S", "١S"] {
+            assert_eq!(deadline_of(nonsense), None, "{nonsense:?}");
+        }
+        assert_eq!(callers_deadline(&http::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn the_guard_answers_a_little_before_the_callers_deadline() {
+        assert_eq!(answer_before(Duration::from_secs(3)), Duration::from_millis(2950));
+        assert_eq!(answer_before(Duration::from_millis(300)), Duration::from_millis(285));
+        assert_eq!(answer_before(Duration::from_millis(10)), Duration::from_millis(9));
+        assert_eq!(answer_before(Duration::ZERO), Duration::ZERO);
+    }
 }

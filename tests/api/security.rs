@@ -725,6 +725,30 @@ async fn a_call_past_the_server_deadline_is_deadline_exceeded(app: TestApp) {
     assert!(app.log().await.is_empty());
 }
 
+/// A caller's own deadline (`grpc-timeout`) shorter than the server's ends the call with
+/// DEADLINE_EXCEEDED, as gRPC says, not tonic's CANCELLED "Timeout expired", which a
+/// caller cannot tell from a call it cancelled itself.
+async fn a_call_past_the_callers_deadline_is_deadline_exceeded_not_cancelled(app: TestApp) {
+    let served = app.reserve(harness_options()).await;
+    let (_hold, lines) = held_import();
+    let mut request = tonic::Request::new(lines);
+    request.set_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let status = served
+        .audit_with(Some(token(OWNER, &[Role::Admin])))
+        .import_events(request)
+        .await
+        .expect_err("an import that never ends");
+    let took = started.elapsed();
+    assert_status(
+        &status,
+        Code::DeadlineExceeded,
+        &["ImportEvents did not finish within the caller's deadline of 300 ms"],
+    );
+    assert!(took < Duration::from_secs(5), "answered only after {took:?}");
+    assert!(app.log().await.is_empty());
+}
+
 async fn a_message_past_the_size_limit_is_refused_before_it_is_parsed(app: TestApp) {
     let limits = Limits { max_message_bytes: 64 * 1024, ..Limits::default() };
     let served = app.reserve(ServerOptions { limits, ..harness_options() }).await;
@@ -799,6 +823,7 @@ crate::on_both_stores!(
     calls_past_the_concurrency_bound_are_resource_exhausted_and_health_still_answers,
     streams_past_their_bound_are_resource_exhausted_until_one_ends,
     a_call_past_the_server_deadline_is_deadline_exceeded,
+    a_call_past_the_callers_deadline_is_deadline_exceeded_not_cancelled,
     a_message_past_the_size_limit_is_refused_before_it_is_parsed,
     refusals_are_logged_as_security_events_without_the_token,
 );
