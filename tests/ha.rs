@@ -13,7 +13,13 @@
 //! - both replicas reconnect by themselves: they go on serving without a restart, and
 //!   their live watchers, resumed from their last position when their stream ends,
 //!   reach every initiative's final version, never seeing a version twice;
-//! - the hash chain verifies afterwards (`AuditService.Verify`).
+//! - the hash chain verifies afterwards (`AuditService.Verify`);
+//! - the gap-free global read holds across a promotion: a commit held mid-transaction
+//!   (its positions taken, its alignment row locked by another session) when the leader
+//!   dies never appears behind a reader; a global `ReadEvents` follower, resumed after
+//!   its last position, sees exactly a fresh read of the log, and the watchers are
+//!   never sent an alignment behind a position they passed
+//!   (`a_commit_in_flight_at_the_promotion_never_appears_behind_a_reader`).
 //!
 //! The unavailability window of each fault (first failed call to first acknowledged
 //! one after it) is printed, with the median and maximum over the failovers.
@@ -382,6 +388,9 @@ async fn client_loop(
 struct Watcher {
     seen: Arc<Mutex<Vec<(String, u64, u64)>>>,
     ends: Arc<Mutex<Vec<String>>>,
+    /// Alignments received at or below a position the watcher had already passed (the
+    /// position it resumed after, or an earlier update's), outside a fresh snapshot.
+    backwards: Arc<Mutex<Vec<String>>>,
     task: JoinHandle<()>,
 }
 
@@ -389,9 +398,14 @@ impl Watcher {
     fn open(replica: Arc<Replica>) -> Watcher {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let ends = Arc::new(Mutex::new(Vec::new()));
-        let (sink, ended) = (seen.clone(), ends.clone());
+        let backwards = Arc::new(Mutex::new(Vec::new()));
+        let (sink, ended, behind) = (seen.clone(), ends.clone(), backwards.clone());
         let task = tokio::spawn(async move {
             let mut after_position = 0;
+            // The highest position passed; a fresh snapshot (before its first
+            // `caught_up`) is not checked against it.
+            let mut passed = 0;
+            let mut fresh = true;
             loop {
                 let mut queries = AlignmentServiceClient::with_interceptor(
                     replica.channel.clone(),
@@ -405,9 +419,25 @@ impl Watcher {
                         loop {
                             match stream.message().await {
                                 Ok(Some(update)) => {
-                                    if let Some(pb::alignment_update::Update::Alignment(view)) = update.update {
-                                        sink.lock().unwrap().push((view.initiative_id, view.version, update.position));
+                                    match update.update {
+                                        Some(pb::alignment_update::Update::Alignment(view)) => {
+                                            if !fresh && update.position <= passed {
+                                                behind.lock().unwrap().push(format!(
+                                                    "v{} of {} at p{} after p{passed}",
+                                                    view.version, view.initiative_id, update.position
+                                                ));
+                                            }
+                                            passed = passed.max(update.position);
+                                            sink.lock().unwrap().push((
+                                                view.initiative_id,
+                                                view.version,
+                                                update.position,
+                                            ));
+                                        }
+                                        Some(pb::alignment_update::Update::CaughtUp(_)) => fresh = false,
+                                        _ => {}
                                     }
+                                    passed = passed.max(update.position);
                                     if update.position > 0 {
                                         after_position = update.position;
                                     }
@@ -422,7 +452,7 @@ impl Watcher {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        Watcher { seen, ends, task }
+        Watcher { seen, ends, backwards, task }
     }
 
     /// The last version received per initiative.
@@ -599,6 +629,12 @@ async fn check_outcome(replicas: &[Arc<Replica>], watchers: &[Watcher], attempts
                 replica.name
             );
         }
+        let backwards = watcher.backwards.lock().unwrap().clone();
+        assert!(
+            backwards.is_empty(),
+            "the watcher on replica {} was sent alignments behind a position it had passed: {backwards:?}",
+            replica.name
+        );
         let ends = watcher.ends.lock().unwrap().clone();
         eprintln!(
             "watcher on replica {}: {} updates, its stream ended {} times ({:?})",
@@ -692,6 +728,260 @@ async fn a_switchover_under_load_loses_nothing_and_the_old_primary_follows() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let attempts = clients.stop().await;
     check_outcome(&replicas, &watchers, &attempts, &faults).await;
+}
+
+/// A global `ReadEvents` follower (`follow: true`) on one replica that resumes after its
+/// last position whenever its stream ends, recording every event as (position, event
+/// id), and any event at or below a position it had already passed.
+struct Follower {
+    seen: Arc<Mutex<Vec<(u64, String)>>>,
+    ends: Arc<Mutex<Vec<String>>>,
+    backwards: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl Follower {
+    fn open(replica: Arc<Replica>) -> Follower {
+        let seen: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
+        let ends: Arc<Mutex<Vec<String>>> = Arc::default();
+        let backwards: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (sink, ended, behind) = (seen.clone(), ends.clone(), backwards.clone());
+        let task = tokio::spawn(async move {
+            let mut after_position = 0;
+            loop {
+                let request = pb::ReadEventsRequest { after_position, follow: true, ..Default::default() };
+                let why = match replica.audit().read_events(request).await {
+                    Err(status) => format!("refused: {:?} {}", status.code(), status.message()),
+                    Ok(response) => {
+                        let mut stream = response.into_inner();
+                        loop {
+                            match stream.message().await {
+                                Ok(Some(pb::ReadEventsResponse {
+                                    item: Some(pb::read_events_response::Item::Event(event)),
+                                })) => {
+                                    if event.position <= after_position {
+                                        behind.lock().unwrap().push(format!(
+                                            "p{} ({} v{}) after p{after_position}",
+                                            event.position, event.stream_id, event.stream_version
+                                        ));
+                                    } else {
+                                        after_position = event.position;
+                                    }
+                                    sink.lock().unwrap().push((event.position, event.event_id));
+                                }
+                                Ok(Some(_)) => {}
+                                Ok(None) => break "ended".to_owned(),
+                                Err(status) => break format!("{:?}: {}", status.code(), status.message()),
+                            }
+                        }
+                    }
+                };
+                ended.lock().unwrap().push(why);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Follower { seen, ends, backwards, task }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A command whose transaction straddles the promotion: a superuser session on the
+/// leader locks the alignment row of an initiative (`FOR UPDATE`, its transaction left
+/// open), so an append of that initiative, sent through replica A, takes the
+/// commit-order lock and its positions and then waits, mid-transaction, while the load
+/// goes on through both replicas (stalled behind the commit-order lock), a global
+/// `ReadEvents` follower runs on replica B and a watcher on each. Then the leader is
+/// killed. The stuck command's caller gets UNAVAILABLE (or its deadline), its retry with
+/// the same command id appends it once; no reader ever sees an event or an alignment
+/// appear behind a position it had passed, and the follower's sequence is exactly a
+/// fresh read of the whole log; `check_outcome` holds as for the other faults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_in_flight_at_the_promotion_never_appears_behind_a_reader() {
+    use sqlx::Connection;
+    let _one = ONE_CLUSTER.lock().await;
+    let started = Instant::now();
+    let cluster = Arc::new(tokio::task::block_in_place(|| Cluster::start("straddle")));
+    let workdir = tempfile::tempdir().expect("temporary folder");
+    let (replicas, clients, watchers) = set_up(&cluster, workdir.path()).await;
+    let straddling = staffed_initiative(&replicas[0].channel, "STRADDLE", 1).await;
+    let follower = Follower::open(replicas[1].clone());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    let url = cluster.url("accord_ha");
+    let mut holder = sqlx::PgConnection::connect(&url).await.expect("a superuser session on the leader");
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("a second session on the leader");
+    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut holder).await.expect("pid");
+    sqlx::query("BEGIN").execute(&mut holder).await.expect("BEGIN");
+    let locked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM alignment WHERE initiative_id = $1::uuid FOR UPDATE) AS row",
+    )
+    .bind(&straddling.id)
+    .fetch_one(&mut holder)
+    .await
+    .expect("lock the alignment row");
+    assert_eq!(locked, 1, "the straddling initiative's alignment row is locked");
+
+    let stuck = Load::Feedback { command_id: uuid::Uuid::now_v7().to_string(), initiative: straddling.clone(), n: 0 };
+    let stuck_task = {
+        let (stuck, replica) = (stuck.clone(), replicas[0].clone());
+        tokio::spawn(async move {
+            let Load::Feedback { command_id, initiative, .. } = &stuck else { unreachable!() };
+            let mut request = tonic::Request::new(pb::RecordFeedbackRequest {
+                options: Some(pb::CommandOptions { command_id: command_id.clone(), expected_version: None }),
+                initiative: initiative.id.clone(),
+                decision_id: initiative.decision.clone(),
+                function: FUNCTIONS[0].to_owned(),
+                kind: pb::FeedbackKind::Comment.into(),
+                source: pb::FeedbackSource::Internal.into(),
+                body: "Comment 0 through the failovers.".to_owned(),
+            });
+            request.set_timeout(Duration::from_secs(40));
+            let sent = Instant::now();
+            let answer = replica.commands(&approver(FUNCTIONS[0], 0)).record_feedback(request).await;
+            (answer.map(tonic::Response::into_inner), sent.elapsed())
+        })
+    };
+    // The append waits on the row, after its positions: no other append can take any
+    // while it holds the commit-order lock, so they are the ones the sequence handed
+    // out past the last committed event.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE 'WITH ev AS%'",
+        )
+        .bind(holder_pid)
+        .fetch_one(&mut admin)
+        .await
+        .expect("pg_stat_activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the straddling append never waited on the locked row");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (committed, handed_out): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT coalesce(max(position), 0) FROM events), (SELECT last_value FROM events_position_seq)",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .expect("the positions taken");
+    assert!(handed_out > committed, "the waiting append has taken positions ({committed} committed, {handed_out})");
+    let followed_before = follower.seen.lock().unwrap().last().map(|(p, _)| *p).unwrap_or_default();
+    eprintln!(
+        "the straddling append waits mid-transaction holding positions {}..={handed_out} (the follower is at p{followed_before})",
+        committed + 1
+    );
+    // The load stalls behind the commit-order lock for a moment, then the leader dies.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let at = Instant::now();
+    let killed = cluster.run_async(&["kill-leader"]).await;
+    let faults = vec![Fault { what: format!("failover with a commit in flight (leader {killed} killed)"), at }];
+    drop((holder, admin));
+
+    let (answer, took) = tokio::time::timeout(Duration::from_secs(50), stuck_task)
+        .await
+        .expect("the straddling command is answered")
+        .expect("its task");
+    let first = match &answer {
+        Ok(ack) => {
+            panic!("the straddling command was acknowledged although its row was locked until the leader died: {ack:?}")
+        }
+        Err(status) => {
+            assert!(
+                matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded),
+                "the straddling command failed with {:?} ({}): neither UNAVAILABLE nor DEADLINE_EXCEEDED",
+                status.code(),
+                status.message()
+            );
+            format!("{:?} ({}) after {took:.2?}, {:.2?} after the kill", status.code(), status.message(), at.elapsed())
+        }
+    };
+    eprintln!("the straddling command: {first}");
+    cluster.run_async(&["wait", "60"]).await;
+    clients.wait_all_acked_since(Instant::now(), "after the failover").await;
+    let leader = cluster.run_async(&["leader"]).await;
+    eprintln!("{killed} killed, {leader} leads after {:.2?}", at.elapsed());
+
+    // Its retry, same command id, through the other replica: appended once.
+    let retried = Instant::now();
+    let ack = loop {
+        match stuck.send(&replicas[1]).await {
+            Ok(ack) => break ack,
+            Err(status) => assert!(
+                matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
+                    && retried.elapsed() < RETRY_PATIENCE,
+                "the straddling command's retry: {:?} ({})",
+                status.code(),
+                status.message()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "its retry: acknowledged at v{} p{} (replayed: {}) {:.2?} after the kill",
+        ack.stream_version,
+        ack.global_position,
+        ack.replayed,
+        at.elapsed()
+    );
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let attempts = clients.stop().await;
+    check_outcome(&replicas, &watchers, &attempts, &faults).await;
+
+    let events = replicas[0].events().await.expect("the whole log");
+    let written: Vec<&pb::StoredEvent> = events.iter().filter(|e| e.command_id == stuck.command_id()).collect();
+    assert_eq!(written.len(), 1, "the straddling command is in the log once: {written:?}");
+    assert_eq!(
+        (written[0].stream_version, written[0].position),
+        (ack.stream_version, ack.global_position),
+        "where its retry was acknowledged"
+    );
+    let reused = events.iter().filter(|e| (committed + 1..=handed_out).contains(&(e.position as i64))).count();
+    eprintln!(
+        "positions {}..={handed_out} of the append that died: {reused} used by events after the promotion",
+        committed + 1
+    );
+
+    // The follower reaches the end of the log and saw exactly the log, in order.
+    let full: Vec<(u64, String)> = events.iter().map(|e| (e.position, e.event_id.clone())).collect();
+    let last = full.last().map(|(p, _)| *p).unwrap_or_default();
+    let deadline = Instant::now() + RECOVERY;
+    while follower.seen.lock().unwrap().last().map(|(p, _)| *p) < Some(last) {
+        assert!(
+            Instant::now() < deadline,
+            "the follower did not reach p{last} (its stream ended: {:?})",
+            follower.ends.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let backwards = follower.backwards.lock().unwrap().clone();
+    assert!(backwards.is_empty(), "the follower was sent events behind a position it had passed: {backwards:?}");
+    let seen = follower.seen.lock().unwrap().clone();
+    if seen != full {
+        let at = seen.iter().zip(&full).position(|(a, b)| a != b).unwrap_or(seen.len().min(full.len()));
+        panic!(
+            "the follower's sequence differs from a fresh read of the log at entry {at}: followed {:?}, read {:?} \
+             ({} followed, {} read)",
+            seen.get(at),
+            full.get(at),
+            seen.len(),
+            full.len()
+        );
+    }
+    let ends = follower.ends.lock().unwrap().clone();
+    eprintln!(
+        "follower on replica B: {} events, exactly the log; its stream ended {} times ({:?}); whole test {:.1} s",
+        seen.len(),
+        ends.len(),
+        ends.first(),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// Backups and point-in-time recovery with pgBackRest (the cluster script's `backup` and
