@@ -70,26 +70,17 @@ impl ExportLine {
         let io = serde_json::Error::io;
         let position = u64::try_from(event.position).unwrap_or_default();
         let stream_version = u64::try_from(event.stream_version).unwrap_or_default();
-        out.write_all(b"{\"position\":").map_err(io)?;
-        serde_json::to_writer(&mut *out, &position)?;
+        write_value(out, b"{\"position\":", &position)?;
         write_uuid(out, b",\"stream_id\":\"", event.stream_id).map_err(io)?;
-        out.write_all(b",\"stream_version\":").map_err(io)?;
-        serde_json::to_writer(&mut *out, &stream_version)?;
+        write_value(out, b",\"stream_version\":", &stream_version)?;
         write_uuid(out, b",\"event_id\":\"", event.event_id).map_err(io)?;
-        out.write_all(b",\"event_type\":").map_err(io)?;
-        serde_json::to_writer(&mut *out, &event.event_type)?;
-        out.write_all(b",\"schema_version\":").map_err(io)?;
-        serde_json::to_writer(&mut *out, &event.schema_version)?;
-        out.write_all(b",\"payload\":").map_err(io)?;
-        serde_json::to_writer(&mut *out, &event.payload)?;
-        out.write_all(b",\"actor\":").map_err(io)?;
-        serde_json::to_writer(&mut *out, &event.actor)?;
-        out.write_all(b",\"command_id\":").map_err(io)?;
-        serde_json::to_writer(&mut *out, &event.command_id)?;
-        out.write_all(b",\"correlation_id\":").map_err(io)?;
-        serde_json::to_writer(&mut *out, &event.correlation_id)?;
-        out.write_all(b",\"causation_id\":").map_err(io)?;
-        serde_json::to_writer(&mut *out, &event.causation_id)?;
+        write_value(out, b",\"event_type\":", &event.event_type)?;
+        write_value(out, b",\"schema_version\":", &event.schema_version)?;
+        write_value(out, b",\"payload\":", &event.payload)?;
+        write_value(out, b",\"actor\":", &event.actor)?;
+        write_value(out, b",\"command_id\":", &event.command_id)?;
+        write_value(out, b",\"correlation_id\":", &event.correlation_id)?;
+        write_value(out, b",\"causation_id\":", &event.causation_id)?;
         out.write_all(b",\"recorded_at\":\"").map_err(io)?;
         write_time(out, event.recorded_at).map_err(io)?;
         write_hex(out, b"\",\"prev_hash\":\"", &event.prev_hash).map_err(io)?;
@@ -141,6 +132,12 @@ impl ExportLine {
             hash: parse_hash("hash", &self.hash)?.to_vec(),
         })
     }
+}
+
+/// `prefix`, then the value as serde_json writes it (strings escaped).
+fn write_value(out: &mut impl std::io::Write, prefix: &[u8], value: &impl Serialize) -> Result<(), serde_json::Error> {
+    out.write_all(prefix).map_err(serde_json::Error::io)?;
+    serde_json::to_writer(&mut *out, value)
 }
 
 /// `prefix`, then the UUID in lower-case hyphenated form (the closing quote is the next
