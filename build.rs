@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "proto/accord/v1/commands.proto",
         "proto/accord/v1/alignment.proto",
         "proto/accord/v1/audit.proto",
+        "proto/accord/v1/webhooks.proto",
     ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("accord_descriptor.bin"))

@@ -216,6 +216,8 @@ pub enum Commands {
         #[arg(long, env = "ACCORD_SNAPSHOT_EVERY", default_value_t = 500)]
         snapshot_every: u32,
         #[command(flatten)]
+        webhooks: WebhookArgs,
+        #[command(flatten)]
         store: StoreArgs,
     },
     /// Make and hash static service tokens for the security configuration.
@@ -261,6 +263,69 @@ impl std::str::FromStr for HttpListen {
             .parse()
             .map(|address| HttpListen(Some(address)))
             .map_err(|_| format!("{} is neither an address such as 127.0.0.1:50052 nor `off`", quote(value)))
+    }
+}
+
+/// How `accord serve` delivers webhooks (see README "Webhooks").
+#[derive(Debug, clap::Args)]
+pub struct WebhookArgs {
+    /// Do not deliver webhooks from this process (subscriptions can still be managed;
+    /// another replica delivers).
+    #[arg(long, env = "ACCORD_NO_WEBHOOK_DELIVERY")]
+    pub no_webhook_delivery: bool,
+    /// Address ranges a webhook target may resolve to although loopback or private
+    /// (`10.1.2.0/24,127.0.0.1/32`); none by default (SSRF protection).
+    #[arg(long, env = "ACCORD_WEBHOOK_ALLOW_PRIVATE", value_name = "CIDR", value_delimiter = ',')]
+    pub webhook_allow_private: Vec<String>,
+    /// Attempts of one message before it is dead-lettered.
+    #[arg(long, env = "ACCORD_WEBHOOK_ATTEMPTS", default_value_t = 8)]
+    pub webhook_attempts: u32,
+    /// Milliseconds before the first retry; each next one doubles (with jitter).
+    #[arg(long, env = "ACCORD_WEBHOOK_BACKOFF_MS", default_value_t = 30_000)]
+    pub webhook_backoff_ms: u64,
+    /// The longest wait between two retries, in milliseconds.
+    #[arg(long, env = "ACCORD_WEBHOOK_BACKOFF_MAX_MS", default_value_t = 3_600_000)]
+    pub webhook_backoff_max_ms: u64,
+    /// Dead-lettered messages in a row that disable a subscription.
+    #[arg(long, env = "ACCORD_WEBHOOK_DISABLE_AFTER", default_value_t = 3)]
+    pub webhook_disable_after: u32,
+    /// Milliseconds one attempt may take in all (connect, send, answer).
+    #[arg(long, env = "ACCORD_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+    /// Milliseconds the delivering replica's lease lasts without renewal: how soon
+    /// another replica takes over after it dies.
+    #[arg(long, env = "ACCORD_WEBHOOK_LEASE_MS", default_value_t = 15_000)]
+    pub webhook_lease_ms: u64,
+    /// Days delivered messages stay in the delivery log.
+    #[arg(long, env = "ACCORD_WEBHOOK_KEEP_DAYS", default_value_t = 7)]
+    pub webhook_keep_days: u64,
+    /// The board's public address (`https://accord.example.com`), for links in
+    /// messages; none without.
+    #[arg(long, env = "ACCORD_BOARD_URL", value_name = "URL")]
+    pub board_url: Option<String>,
+}
+
+impl WebhookArgs {
+    /// The webhook options of `accord serve`.
+    pub fn options(&self) -> Result<crate::webhook::WebhookOptions, String> {
+        let allowed = crate::webhook::target::PrivateAllowed::parse(&self.webhook_allow_private)
+            .map_err(|e| format!("--webhook-allow-private: {e}"))?;
+        let ms = std::time::Duration::from_millis;
+        let options = crate::webhook::WebhookOptions {
+            deliver: !self.no_webhook_delivery,
+            allowed_private: allowed,
+            attempts: self.webhook_attempts.max(1),
+            backoff_base: ms(self.webhook_backoff_ms.max(1)),
+            backoff_max: ms(self.webhook_backoff_max_ms.max(self.webhook_backoff_ms).max(1)),
+            disable_after: self.webhook_disable_after.max(1),
+            timeout: ms(self.webhook_timeout_ms.max(1)),
+            connect_timeout: ms(self.webhook_timeout_ms.clamp(1, 5_000)),
+            lease_ttl: ms(self.webhook_lease_ms.max(300)),
+            keep_deliveries: std::time::Duration::from_secs(self.webhook_keep_days.max(1) * 86_400),
+            board_url: self.board_url.as_ref().map(|url| url.trim_end_matches('/').to_owned()),
+            ..crate::webhook::WebhookOptions::default()
+        };
+        Ok(options)
     }
 }
 

@@ -106,6 +106,7 @@ async fn run_server_command(command: Commands) -> Result<(), Failure> {
             checkpoint_interval,
             checkpoint_key,
             snapshot_every,
+            webhooks,
             store,
         } => {
             // Everything the security settings name is read before the store opens or a
@@ -122,6 +123,7 @@ async fn run_server_command(command: Commands) -> Result<(), Failure> {
             let checkpoint_key = checkpoint_key
                 .map(|path| CheckpointSigner::load(&path).map_err(|e| format!("--checkpoint-key {e}")))
                 .transpose()?;
+            let webhook_options = webhooks.options()?;
             let store = open(&store, store.max_connections).await?;
             let listener =
                 tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -140,6 +142,7 @@ async fn run_server_command(command: Commands) -> Result<(), Failure> {
                 checkpoint_key,
                 snapshot_every: (snapshot_every > 0).then_some(i64::from(snapshot_every)),
                 cors_origins: security.cors_origins.clone(),
+                webhooks: Some(webhook_options),
             };
             accord::server::serve_all(listener, http, store, options, accord::server::shutdown_signal())
                 .await

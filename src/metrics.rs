@@ -40,6 +40,8 @@ pub const DB_READS: &str = "accord_db_reads_total";
 pub const STANDBY_FALLBACKS: &str = "accord_standby_fallbacks_total";
 pub const STANDBY_WAIT: &str = "accord_standby_read_your_writes_wait_seconds";
 pub const STANDBY_UP: &str = "accord_standby_up";
+pub const WEBHOOK_ATTEMPTS: &str = "accord_webhook_attempts_total";
+pub const WEBHOOK_ATTEMPT_DURATION: &str = "accord_webhook_attempt_duration_seconds";
 
 /// Buckets of call durations: sub-millisecond reads up to the 30 s call deadline.
 const RPC_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -82,7 +84,8 @@ fn with_buckets() -> Result<PrometheusBuilder, BuildError> {
         .set_buckets_for_metric(Matcher::Full(RPC_DURATION.into()), RPC_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(APPEND_DURATION.into()), APPEND_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(WATCH_DELIVERY_DELAY.into()), DELIVERY_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(STANDBY_WAIT.into()), STANDBY_WAIT_BUCKETS)
+        .set_buckets_for_metric(Matcher::Full(STANDBY_WAIT.into()), STANDBY_WAIT_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(WEBHOOK_ATTEMPT_DURATION.into()), DELIVERY_BUCKETS)
 }
 
 fn describe() {
@@ -131,6 +134,22 @@ fn describe() {
         "Time a read naming a position (read-your-writes) waited for the standby to replay it"
     );
     describe_gauge!(STANDBY_UP, "1 while the read-only standby answers, 0 while reads fall back to the primary");
+    describe_counter!(
+        WEBHOOK_ATTEMPTS,
+        "Webhook delivery attempts, by what became of the message (delivered, failing: retried, dead)"
+    );
+    describe_histogram!(WEBHOOK_ATTEMPT_DURATION, Unit::Seconds, "Time a webhook receiver took to answer one attempt");
+}
+
+/// One webhook delivery attempt and how long its receiver took.
+pub fn webhook_attempt(status: &str, took: Duration) {
+    let status = match status {
+        "delivered" => "delivered",
+        "dead" => "dead",
+        _ => "failing",
+    };
+    counter!(WEBHOOK_ATTEMPTS, "status" => status).increment(1);
+    histogram!(WEBHOOK_ATTEMPT_DURATION).record(took.as_secs_f64());
 }
 
 /// Samples the store's pools and its standby's state, then renders every metric in the Prometheus text format.

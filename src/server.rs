@@ -19,16 +19,17 @@ use tonic_web::GrpcWebLayer;
 use tracing::{info, warn};
 
 use crate::app::{App, AppLimits};
-use crate::grpc::{Audit, Commands, Queries, status::domain_status};
+use crate::grpc::{Audit, Commands, Queries, WebhookApi, status::domain_status};
 use crate::health::Readiness;
 use crate::http::{HttpState, serve_http};
 use crate::live::Feed;
 use crate::proto::{
     FILE_DESCRIPTOR_SET, alignment_service_server::AlignmentServiceServer, audit_service_server::AuditServiceServer,
-    command_service_server::CommandServiceServer,
+    command_service_server::CommandServiceServer, webhook_service_server::WebhookServiceServer,
 };
 use crate::security::{Authenticator, GuardLayer, Limits, cors::cors_layer, tls::TlsMaterial};
 use crate::store::{CheckpointSigner, Checkpointed, Store};
+use crate::webhook::Webhooks;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -40,6 +41,8 @@ pub enum ServeError {
     Insecure(String),
     #[error("{0}")]
     Cors(String),
+    #[error("webhooks: {0}")]
+    Webhooks(String),
     #[error("board (HTTP): {0}")]
     Http(std::io::Error),
 }
@@ -65,6 +68,9 @@ pub struct ServerOptions {
     /// Origins whose pages may call the API from a browser (gRPC-Web); `*` for any (then
     /// without credentials); empty: none (same-origin gRPC-Web still works).
     pub cors_origins: Vec<String>,
+    /// How this process delivers webhooks; `None` (or `deliver: false`): it does not
+    /// (the API to manage subscriptions is served either way; another replica delivers).
+    pub webhooks: Option<crate::webhook::WebhookOptions>,
 }
 
 impl ServerOptions {
@@ -79,6 +85,7 @@ impl ServerOptions {
             checkpoint_key: None,
             snapshot_every: Some(crate::store::snapshots::SNAPSHOT_EVERY),
             cors_origins: Vec::new(),
+            webhooks: Some(crate::webhook::WebhookOptions::default()),
         }
     }
 }
@@ -120,7 +127,7 @@ pub async fn serve_all(
         Some(listener) => Some(
             listener.local_addr().map_err(|e| ServeError::Insecure(format!("cannot read the board's address: {e}")))?,
         ),
-        None => None,
+        _ => None,
     };
     options
         .authenticator
@@ -135,6 +142,12 @@ pub async fn serve_all(
         );
     }
     let feed = Feed::start(store.clone());
+    let webhooks = match &options.webhooks {
+        Some(webhook_options) if webhook_options.deliver => Some(
+            Webhooks::start(store.clone(), feed.clone(), webhook_options.clone()).map_err(ServeError::Webhooks)?,
+        ),
+        None => None,
+    };
     let (readiness, probe) = Readiness::probe(store.clone());
     if let Some(key) = &options.checkpoint_key {
         info!(verifier_key = key.verifier().key(), "checkpoints are signed; verify kept notes with this key");
@@ -155,7 +168,8 @@ pub async fn serve_all(
         readiness: readiness.clone(),
     };
     let grpc_server = async {
-        let served = serve_api(grpc, store, feed.clone(), readiness, options, stopped(stopping.clone())).await;
+        let served =
+            serve_api(grpc, store, feed.clone(), webhooks.clone(), readiness, options, stopped(stopping.clone())).await;
         let _ = stop.send(true);
         served
     };
@@ -178,6 +192,9 @@ pub async fn serve_all(
         }
     };
     feed.stop();
+    if let Some(webhooks) = &webhooks {
+        webhooks.stop();
+    }
     probe.abort();
     for task in [checkpoints, snapshots].into_iter().flatten() {
         task.abort();
@@ -238,11 +255,12 @@ async fn snapshot_periodically(store: Store, every: i64) {
 
 /// The services gRPC health reports on: the server as a whole (`""`) and each Accord
 /// service. All of them need the store, so they share its readiness.
-const HEALTH_SERVICES: [&str; 4] = [
+const HEALTH_SERVICES: [&str; 5] = [
     "",
     <CommandServiceServer<Commands> as NamedService>::NAME,
     <AlignmentServiceServer<Queries> as NamedService>::NAME,
     <AuditServiceServer<Audit> as NamedService>::NAME,
+    <WebhookServiceServer<WebhookApi> as NamedService>::NAME,
 ];
 
 /// Mirrors readiness into gRPC health until shutdown begins, then reports NOT_SERVING
@@ -268,6 +286,7 @@ async fn serve_api(
     listener: TcpListener,
     store: Store,
     feed: Feed,
+    webhooks: Option<Webhooks>,
     readiness: Readiness,
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -339,6 +358,14 @@ async fn serve_api(
         .add_service(
             AlignmentServiceServer::new(Queries::new(store.clone(), feed.clone(), streams.clone()))
                 .max_decoding_message_size(size),
+        )
+        .add_service(
+            WebhookServiceServer::new(WebhookApi::new(
+                store.clone(),
+                options.webhooks.clone().unwrap_or_default(),
+                webhooks,
+            ))
+            .max_decoding_message_size(size),
         )
         .add_service(
             AuditServiceServer::new(

@@ -21,6 +21,7 @@ use super::output::{ExitClass, Failure};
 use crate::config::DEFAULT_SERVER;
 use crate::domain::values::quote;
 use crate::proto::{
+    webhook_service_client::WebhookServiceClient,
     alignment_service_client::AlignmentServiceClient, audit_service_client::AuditServiceClient,
     command_service_client::CommandServiceClient,
 };
@@ -32,6 +33,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub type Commands = CommandServiceClient<InterceptedService<Channel, RequestMetadata>>;
 pub type Queries = AlignmentServiceClient<InterceptedService<Channel, RequestMetadata>>;
 pub type Audit = AuditServiceClient<InterceptedService<Channel, RequestMetadata>>;
+pub type WebhookAdmin = WebhookServiceClient<InterceptedService<Channel, RequestMetadata>>;
 
 /// The caller's identity when neither --as nor ACCORD_AS is given: `$USER@localhost`.
 pub fn default_actor() -> String {
@@ -164,6 +166,10 @@ impl Client {
 
     pub fn audit(&self) -> Audit {
         AuditServiceClient::with_interceptor(self.channel.clone(), self.metadata.clone())
+    }
+
+    pub fn webhooks(&self) -> WebhookAdmin {
+        WebhookServiceClient::with_interceptor(self.channel.clone(), self.metadata.clone())
     }
 
     /// The audit service without a call deadline, for calls that answer only when the

@@ -22,6 +22,7 @@ pub mod signoff;
 pub mod stakeholder;
 pub mod status;
 pub mod views;
+pub mod webhook;
 
 use clap::Subcommand;
 use clap::error::ErrorKind;
@@ -59,6 +60,9 @@ pub enum ClientCommand {
     /// Audit: the history, past boards, explanations, hash-chain verification, checkpoints, export and import.
     #[command(subcommand, after_help = audit::EXAMPLES)]
     Audit(audit::AuditCommand),
+    /// Webhooks (administrators): subscriptions, their delivery log, redelivery.
+    #[command(subcommand, after_help = webhook::EXAMPLES)]
+    Webhook(webhook::WebhookCommand),
     /// Play the spec's acceptance scenario, narrated, with the board after each step.
     #[command(after_help = demo::EXAMPLES)]
     Demo(demo::DemoArgs),
@@ -139,6 +143,7 @@ pub async fn execute(ctx: &Context, command: ClientCommand) -> Result<Output, Fa
         ClientCommand::Status(args) => status::status(ctx, args).await,
         ClientCommand::Inbox(args) => status::inbox(ctx, args).await,
         ClientCommand::Audit(command) => audit::run(ctx, command).await,
+        ClientCommand::Webhook(command) => webhook::run(ctx, command).await,
         ClientCommand::Demo(_) => Err(Failure::invalid("the demo cannot run as a step of itself")),
     }
 }

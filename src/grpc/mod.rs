@@ -10,10 +10,12 @@ pub mod convert;
 pub mod parse;
 pub mod queries;
 pub mod status;
+pub mod webhooks;
 
 pub use audit::Audit;
 pub use commands::Commands;
 pub use queries::Queries;
+pub use webhooks::WebhookApi;
 
 /// Names the initiative a request is about in the current call's span (the guard's
 /// `call` span declares the field), so that every log line of the call carries it.

@@ -145,6 +145,7 @@ impl Right {
 const COMMANDS: &str = "/accord.v1.CommandService/";
 const ALIGNMENT: &str = "/accord.v1.AlignmentService/";
 const AUDIT: &str = "/accord.v1.AuditService/";
+const WEBHOOKS: &str = "/accord.v1.WebhookService/";
 
 /// The right the RPC at `path` (`/package.Service/Method`) needs.
 pub fn right_for(path: &str) -> Right {
@@ -168,6 +169,10 @@ pub fn right_for(path: &str) -> Right {
             "ImportEvents" => Right::Administer,
             _ => Right::Audit,
         };
+    }
+    // Subscriptions hold secrets and reach out of the network: administrators only.
+    if path.starts_with(WEBHOOKS) {
+        return Right::Administer;
     }
     Right::Authenticated
 }
@@ -206,6 +211,8 @@ mod tests {
         assert_eq!(right_for("/accord.v1.AlignmentService/ListAlignments"), Right::Read);
         assert_eq!(right_for("/accord.v1.AuditService/Verify"), Right::Audit);
         assert_eq!(right_for("/accord.v1.AuditService/ImportEvents"), Right::Administer);
+        assert_eq!(right_for("/accord.v1.WebhookService/ListDeliveries"), Right::Administer);
+        assert_eq!(right_for("/accord.v1.WebhookService/CreateSubscription"), Right::Administer);
         assert_eq!(right_for("/grpc.health.v1.Health/Check"), Right::Public);
         assert_eq!(right_for("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"), Right::Public);
         assert_eq!(right_for("/accord.v1.Nope/Nothing"), Right::Authenticated);

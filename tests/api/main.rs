@@ -26,5 +26,8 @@ mod snapshots;
 mod store;
 mod support;
 mod versions;
+#[path = "../common/receiver.rs"]
+mod receiver;
 mod watch;
 mod web;
+mod webhooks;

@@ -27,6 +27,7 @@ use tonic::{
 pub type Commands = CommandServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Queries = AlignmentServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Audit = AuditServiceClient<InterceptedService<Channel, Bearer>>;
+pub type WebhookAdmin = accord::proto::webhook_service_client::WebhookServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub const ISSUER: &str = "https://id.test.example/";
 pub const AUDIENCE: &str = "accord";
@@ -96,6 +97,7 @@ pub fn harness_options() -> ServerOptions {
         checkpoint_key: None,
         snapshot_every: None,
         cors_origins: vec![ALLOWED_ORIGIN.to_owned()],
+        webhooks: None,
     }
 }
 
@@ -256,6 +258,19 @@ impl TestApp {
 
     pub fn audit_with(&self, token: Option<String>) -> Audit {
         AuditServiceClient::with_interceptor(self.channel.clone(), Bearer(token))
+    }
+
+    /// A webhook client for the administrator (the owner of the test initiatives).
+    pub fn webhooks(&self) -> WebhookAdmin {
+        self.webhooks_as(OWNER)
+    }
+
+    /// A webhook client acting as `actor`, with the roles the test directory gives them.
+    pub fn webhooks_as(&self, actor: &str) -> WebhookAdmin {
+        accord::proto::webhook_service_client::WebhookServiceClient::with_interceptor(
+            self.channel.clone(),
+            Bearer(Some(token(actor, roles_of(actor)))),
+        )
     }
 
     /// The bare channel (health and reflection need no credentials).
