@@ -8,6 +8,7 @@
 //! - [`grpc`]: the tonic services — conversion between proto and domain, the caller's
 //!   identity, one error mapping.
 //! - [`http`]: the built-in web board and its JSON / server-sent-events API.
+//! - [`webhook`]: outbound webhooks — the bodies of events, notifications and digests.
 //! - [`health`]: readiness, from a probe of the store; gRPC health and `/readyz` report it.
 //! - [`server`] and [`config`]: start-up, wiring and graceful shutdown; `main.rs` only
 //!   parses flags and calls into them.
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod security;
 pub mod server;
 pub mod store;
+pub mod webhook;
 
 /// The generated protobuf and gRPC code of package `accord.v1`.
 pub mod proto {
