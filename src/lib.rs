@@ -8,7 +8,8 @@
 //! - [`grpc`]: the tonic services — conversion between proto and domain, the caller's
 //!   identity, one error mapping.
 //! - [`http`]: the built-in web board and its JSON / server-sent-events API.
-//! - [`webhook`]: outbound webhooks — Standard Webhooks signatures and the guarded sender.
+//! - [`webhook`]: outbound webhooks driven by the log — subscriptions, notifications
+//!   and digests, Standard Webhooks signatures, the guarded sender, the dispatcher.
 //! - [`health`]: readiness, from a probe of the store; gRPC health and `/readyz` report it.
 //! - [`server`] and [`config`]: start-up, wiring and graceful shutdown; `main.rs` only
 //!   parses flags and calls into them.

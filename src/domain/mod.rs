@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod explain;
 pub mod narrate;
+pub mod notify;
 pub mod state;
 pub mod upcast;
 pub mod values;

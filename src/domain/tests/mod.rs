@@ -14,6 +14,7 @@ mod feedback;
 mod hostile;
 mod initiative;
 mod narrate;
+mod notify;
 mod properties;
 mod scenario;
 mod sign_offs;

@@ -160,7 +160,7 @@ fn step() -> impl Strategy<Value = (&'static str, Command)> {
 
 /// Where a scenario starts.
 #[derive(Clone, Copy, Debug)]
-enum Start {
+pub(super) enum Start {
     /// Just the created initiative, nobody assigned.
     Bare,
     /// `team()`.
@@ -180,21 +180,21 @@ impl Start {
 }
 
 /// A starting point and the steps to try.
-fn scenario() -> impl Strategy<Value = (Start, Vec<(&'static str, Command)>)> {
+pub(super) fn scenario() -> impl Strategy<Value = (Start, Vec<(&'static str, Command)>)> {
     (prop_oneof![1 => Just(Start::Bare), 2 => Just(Start::Team), 3 => Just(Start::Proposed)], vec(step(), 0..80))
 }
 
 /// What running a scenario produced: every recorded event and the state after each.
-struct Run {
-    events: Vec<Recorded>,
+pub(super) struct Run {
+    pub(super) events: Vec<Recorded>,
     /// `states[i]` is the state after `events[i]`.
-    states: Vec<Initiative>,
-    accepted_commands: usize,
+    pub(super) states: Vec<Initiative>,
+    pub(super) accepted_commands: usize,
 }
 
 /// Runs every command through `decide`, skipping the refused ones and folding the
 /// events of the others one by one; checks the per-command rules on the way.
-fn run(start: Start, steps: &[(&'static str, Command)]) -> Result<Run, TestCaseError> {
+pub(super) fn run(start: Start, steps: &[(&'static str, Command)]) -> Result<Run, TestCaseError> {
     let history = start.history();
     let mut events = history.events.clone();
     let mut state = history.state.clone();

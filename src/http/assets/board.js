@@ -571,6 +571,17 @@
       }
     }, 30000);
     connect();
+    openLinkedInitiative();
+  }
+
+  // A link such as a webhook message's (`/?initiative=CHECKOUT-42`, or the initiative's
+  // id) opens that initiative's detail on load; anything but a well-formed key or UUID is
+  // ignored.
+  function openLinkedInitiative() {
+    const wanted = (new URLSearchParams(location.search).get("initiative") || "").trim();
+    const key = wanted.toUpperCase();
+    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(wanted)) openDetail(wanted, null);
+    else if (/^[A-Z](?:[A-Z0-9]|-(?=[A-Z0-9])){1,31}$/.test(key)) openDetail(key, null);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
