@@ -30,4 +30,5 @@ mod versions;
 mod receiver;
 mod watch;
 mod web;
+mod webhook_store;
 mod webhooks;
