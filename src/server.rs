@@ -127,7 +127,7 @@ pub async fn serve_all(
         Some(listener) => Some(
             listener.local_addr().map_err(|e| ServeError::Insecure(format!("cannot read the board's address: {e}")))?,
         ),
-        _ => None,
+        None => None,
     };
     options
         .authenticator
@@ -146,7 +146,7 @@ pub async fn serve_all(
         Some(webhook_options) if webhook_options.deliver => Some(
             Webhooks::start(store.clone(), feed.clone(), webhook_options.clone()).map_err(ServeError::Webhooks)?,
         ),
-        None => None,
+        Some(_) | None => None,
     };
     let (readiness, probe) = Readiness::probe(store.clone());
     if let Some(key) = &options.checkpoint_key {

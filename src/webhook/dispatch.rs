@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::derive::{Derived, Deriver, Tail};
 use super::http::{Attempt, HttpSender, Outcome};
-use super::payload::{self, BoardLinks, Format};
+use super::payload::{self, BoardLinks};
 use super::sign;
 use super::subscription::{State, Subscription};
 use super::WebhookOptions;
