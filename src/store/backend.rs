@@ -7,7 +7,8 @@
 //! `rows`.
 //!
 //! The interface is cut along the backends' own seams — `Heads` (load, find commands,
-//! append), `Reads`, `Rebuild`, `Audit`, `Import`, `ProjectionCuts`, `Snapshots` — so that each
+//! append), `Reads`, `Rebuild`, `Audit`, `Import`, `ProjectionCuts`, `Snapshots`,
+//! `Webhooks` — so that each
 //! backend implements each part in the file that holds its SQL; `Backend` is all of
 //! them together.
 //!
@@ -31,6 +32,7 @@ use super::cut::ProjectionCut;
 use super::note::CheckpointSigner;
 use super::replay::StreamFold;
 use super::snapshots::{DueStream, PastSnapshot};
+use super::webhooks::{DeliveryRow, LeaseFence, Progress, SubscriptionRow, SubscriptionUpdate};
 use super::{
     Checkpointed, GlobalCursor, ImportReport, ListFilter, PgStore, PoolStats, SqliteStore, StoreError, StoredEvent,
     Until,
@@ -60,7 +62,7 @@ pub type AppendSignals = Pin<Box<dyn Stream<Item = AppendSignal> + Send>>;
 /// `Store` bounds those by `query_timeout`.
 #[async_trait]
 pub trait Backend:
-    Heads + Reads + Rebuild + OnlineRebuild + Audit + Import + ProjectionCuts + Snapshots + Debug + Send + Sync
+    Heads + Reads + Rebuild + OnlineRebuild + Audit + Import + ProjectionCuts + Snapshots + Webhooks + Debug + Send + Sync
 {
     /// "postgres" or "sqlite", for logs.
     fn kind(&self) -> &'static str;
@@ -252,4 +254,70 @@ pub trait Snapshots: Send + Sync {
 pub trait Import: Send + Sync {
     /// Loads an export into the store if it holds no event, in one transaction.
     async fn import(&self, lines: ImportLines) -> Result<ImportReport, StoreError>;
+}
+
+/// The outbound webhooks' subscriptions, delivery log and lease (see `store::webhooks`,
+/// where `Store` checks what it is given before it calls these).
+#[async_trait]
+pub trait Webhooks: Send + Sync {
+    /// Inserts a subscription; `AlreadyExists` when its id is taken.
+    async fn create_subscription(&self, subscription: &SubscriptionRow) -> Result<(), StoreError>;
+
+    async fn subscription(&self, id: Uuid) -> Result<Option<SubscriptionRow>, StoreError>;
+
+    /// Every subscription by created_at, then id.
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionRow>, StoreError>;
+
+    /// Reads the subscription and writes it `webhooks::updated`, in one transaction that
+    /// holds it.
+    async fn update_subscription(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+        update: &SubscriptionUpdate,
+    ) -> Result<Option<SubscriptionRow>, StoreError>;
+
+    /// Deletes a subscription with its deliveries; whether it existed.
+    async fn delete_subscription(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    /// Grants, renews or takes over a lease for `ttl_micros` past the database's clock,
+    /// in one statement; `None` while another holder has it.
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl_micros: i64) -> Result<Option<LeaseFence>, StoreError>;
+
+    /// Frees a lease still held as `fence` says.
+    async fn release_lease(&self, fence: &LeaseFence) -> Result<(), StoreError>;
+
+    /// Checks the fence and writes the batch (one row per message, one progress per
+    /// subscription) in one transaction; `false` with nothing written when the fence is
+    /// stale.
+    async fn record_deliveries(
+        &self,
+        fence: &LeaseFence,
+        deliveries: &[DeliveryRow],
+        progress: &[Progress],
+    ) -> Result<bool, StoreError>;
+
+    /// One subscription's deliveries with a seq below `before_seq`, newest first.
+    async fn deliveries(
+        &self,
+        subscription_id: Uuid,
+        status: Option<&str>,
+        before_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>, StoreError>;
+
+    async fn delivery(&self, subscription_id: Uuid, message_id: &str) -> Result<Option<DeliveryRow>, StoreError>;
+
+    /// Queues a delivery that is not failing; the row after (unchanged when failing).
+    async fn request_redelivery(
+        &self,
+        subscription_id: Uuid,
+        message_id: &str,
+    ) -> Result<Option<DeliveryRow>, StoreError>;
+
+    /// Queued deliveries, oldest seq first.
+    async fn queued_redeliveries(&self, limit: i64) -> Result<Vec<DeliveryRow>, StoreError>;
+
+    /// Deletes delivered rows last attempted before `older_than`; how many.
+    async fn prune_deliveries(&self, older_than: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError>;
 }

@@ -14,6 +14,7 @@
 //! heads and alignment rows appended at once, whose head checks catch a head another
 //! process moved meanwhile. `cut` is the stored projection the live feed starts from;
 //! `snapshots` the folded states at past versions that as-of reads start from.
+//! `webhooks` is what the outbound webhooks keep: subscriptions, deliveries, a lease.
 
 pub mod audit;
 pub mod backend;
@@ -32,6 +33,7 @@ mod sql;
 pub mod sqlite;
 pub mod standby;
 pub mod tlog;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -51,6 +53,7 @@ pub use note::{CheckpointSigner, CheckpointVerifier};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use standby::{Route, Standby, StandbyStatus};
+pub use webhooks::{DeliveryRow, LeaseFence, Progress, SubscriptionRow, SubscriptionUpdate};
 
 /// How many initiatives an online rebuild folds per page, and the most the swap's
 /// transaction folds itself (the rest are caught up before it, up to

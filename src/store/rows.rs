@@ -94,6 +94,7 @@ pub trait StoredRow:
     + ColumnOf<Option<i64>>
     + ColumnOf<Option<i32>>
     + ColumnOf<Option<String>>
+    + ColumnOf<Option<Vec<u8>>>
 {
     fn uuid<'c>(&self, column: impl Into<Column<'c>>) -> Result<Uuid, StoreError>;
 
@@ -107,6 +108,11 @@ pub trait StoredRow:
     ) -> Result<Result<Option<T>, String>, StoreError>;
 
     fn time<'c>(&self, column: impl Into<Column<'c>>) -> Result<Result<DateTime<Utc>, String>, StoreError>;
+
+    fn optional_time<'c>(
+        &self,
+        column: impl Into<Column<'c>>,
+    ) -> Result<Result<Option<DateTime<Utc>>, String>, StoreError>;
 
     /// How many bytes the column's stored value holds (0 for NULL or a column not there).
     fn byte_len(&self, name: &str) -> usize;

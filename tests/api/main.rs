@@ -28,3 +28,4 @@ mod support;
 mod versions;
 mod watch;
 mod web;
+mod webhook_store;

@@ -63,6 +63,7 @@ mod rebuild;
 mod session;
 mod signals;
 mod snapshots;
+mod webhooks;
 
 use append::bind_events;
 pub use errors::{map_sqlx, refuses_service};
@@ -339,6 +340,14 @@ impl StoredRow for PgRow {
     }
 
     fn time<'c>(&self, column: impl Into<Column<'c>>) -> Result<Result<DateTime<Utc>, String>, StoreError> {
+        let column: Column<'c> = column.into();
+        self.read(column).map(Ok)
+    }
+
+    fn optional_time<'c>(
+        &self,
+        column: impl Into<Column<'c>>,
+    ) -> Result<Result<Option<DateTime<Utc>>, String>, StoreError> {
         let column: Column<'c> = column.into();
         self.read(column).map(Ok)
     }

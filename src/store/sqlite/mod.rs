@@ -82,6 +82,7 @@ mod rebuild;
 mod snapshots;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 pub use errors::map_sqlx;
 use errors::{Retry, attempts, fail, open_error, unique_violation};
@@ -281,6 +282,19 @@ impl StoredRow for SqliteRow {
         let column: Column<'c> = column.into();
         let micros: i64 = self.read(column)?;
         Ok(DateTime::from_timestamp_micros(micros).ok_or_else(|| format!("{column} {micros} is out of range")))
+    }
+
+    fn optional_time<'c>(
+        &self,
+        column: impl Into<Column<'c>>,
+    ) -> Result<Result<Option<DateTime<Utc>>, String>, StoreError> {
+        let column: Column<'c> = column.into();
+        let micros: Option<i64> = self.read(column)?;
+        Ok(micros
+            .map(|micros| {
+                DateTime::from_timestamp_micros(micros).ok_or_else(|| format!("{column} {micros} is out of range"))
+            })
+            .transpose())
     }
 
     fn byte_len(&self, name: &str) -> usize {
