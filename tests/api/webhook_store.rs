@@ -273,7 +273,7 @@ async fn a_delivery_written_again_keeps_its_seq_first_attempt_and_payload(app: T
         ..digest.clone()
     };
     let delivered = DeliveryRow { status: "delivered".into(), ..delivered };
-    record(store, &fence, &[delivered.clone()], &[]).await;
+    record(store, &fence, std::slice::from_ref(&delivered), &[]).await;
     let after = store.delivery(id, "msg_digest").await.expect("read").expect("written");
     assert_eq!(after, DeliveryRow { seq: first.seq, first_attempt_at: at(10), payload: digest.payload, ..delivered });
 }
