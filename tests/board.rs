@@ -639,3 +639,54 @@ async fn the_board_shows_a_sign_off_live_in_a_real_browser() {
         std::panic::resume_unwind(panic);
     }
 }
+
+#[tokio::test]
+async fn a_link_with_an_initiative_opens_its_detail_on_load() {
+    let driver = Driver::start().await;
+    let server = Server::start(ServerOptions::local_development()).await;
+    seed(&server).await;
+    let (_, search) = get_json(&server.url("/api/initiatives/SEARCH-7"), None).await;
+    let search_id = search["alignment"]["initiative_id"].as_str().expect("an initiative id").to_owned();
+
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        }),
+    );
+    let browser = ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session with headless Chromium");
+
+    let outcome = async {
+        let opened = r#"const d = document.getElementById('detail');
+                        return d.hidden ? null : document.getElementById('detail-title').textContent;"#;
+        // By key (in any case, as people type it), by id, and nothing for a malformed one.
+        for (query, title) in [("checkout-42", "New checkout"), (search_id.as_str(), "Faceted search")] {
+            browser.goto(&server.url(&format!("/?initiative={query}"))).await.expect("open the link");
+            let seen = wait_for(&browser, opened, json!(title), Duration::from_secs(10)).await;
+            assert_eq!(seen, json!(title), "?initiative={query} opens the detail");
+        }
+        browser.goto(&server.url("/?initiative=%3Cscript%3E")).await.expect("open the link");
+        let cards = wait_for(
+            &browser,
+            "return document.querySelectorAll('article.card').length;",
+            json!(3),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(cards, json!(3), "the board still loads");
+        let hidden = browser.execute("return document.getElementById('detail').hidden;", vec![]).await;
+        assert_eq!(hidden.expect("script runs"), json!(true), "a malformed key opens nothing");
+    };
+    let result = std::panic::AssertUnwindSafe(outcome).catch_unwind().await;
+    let _ = browser.close().await;
+    drop(driver);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
