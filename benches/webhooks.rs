@@ -79,7 +79,8 @@ fn latencies<'a>(receivers: impl Iterator<Item = &'a Receiver>) -> Vec<f64> {
     let mut all = Vec::new();
     for receiver in receivers {
         for got in receiver.received() {
-            let recorded = got.body["data"]["recorded_at"].as_str().and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
+            let recorded =
+                got.body["data"]["recorded_at"].as_str().and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
             if let Some(recorded) = recorded {
                 all.push((got.wall - recorded).num_microseconds().unwrap_or_default() as f64 / 1000.0);
             }
@@ -102,7 +103,12 @@ fn report(name: &str, latencies: &[f64], expected: usize) {
 
 /// Issues `count` sign-offs at `rate` per second from `pending` (initiative, decision,
 /// function, approver); returns how many were acknowledged.
-async fn sign_offs(channel: &Channel, pending: &mut Vec<(String, String, String, String)>, rate: u32, count: usize) -> usize {
+async fn sign_offs(
+    channel: &Channel,
+    pending: &mut Vec<(String, String, String, String)>,
+    rate: u32,
+    count: usize,
+) -> usize {
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
     let mut calls = Vec::new();
     for _ in 0..count {
@@ -146,9 +152,14 @@ async fn main() -> Result<(), String> {
     let args = parse_args()?;
     let database = ThrowAwayDatabase { url: common::fresh_postgres_url_on(&args.database_url, "accord_webhook_bench") };
     let workdir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let server_args = ["--database-url", database.url.as_str(), "--log", "warn", "--webhook-allow-private", "127.0.0.0/8"];
+    let server_args =
+        ["--database-url", database.url.as_str(), "--log", "warn", "--webhook-allow-private", "127.0.0.0/8"];
     let server = tokio::task::block_in_place(|| ServeProcess::spawn(workdir.path(), &server_args))?;
-    let channel = Channel::from_shared(server.address.clone()).map_err(|e| e.to_string())?.connect().await.map_err(|e| e.to_string())?;
+    let channel = Channel::from_shared(server.address.clone())
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
 
     let per_phase = (u64::from(args.rate) * args.seconds) as usize;
     // Enough distinct (decision, function, approver) sign-offs for both phases.
@@ -159,7 +170,12 @@ async fn main() -> Result<(), String> {
         let staffed = staffed_initiative(&channel, &format!("HOOK-{n}"), approvers).await;
         for function in FUNCTIONS {
             for a in 0..approvers {
-                pending.push((staffed.id.clone(), staffed.decision.clone(), function.to_owned(), approver(function, a)));
+                pending.push((
+                    staffed.id.clone(),
+                    staffed.decision.clone(),
+                    function.to_owned(),
+                    approver(function, a),
+                ));
             }
         }
     }
@@ -194,7 +210,11 @@ async fn main() -> Result<(), String> {
     wait_for(&receivers, acknowledged, Duration::from_secs(120)).await;
     let drained_in = started.elapsed();
     let all = latencies(receivers.iter());
-    println!("phase 1: {acknowledged} sign-offs acknowledged in {:.1} s; every receiver had them after {:.1} s", issued_in.as_secs_f64(), drained_in.as_secs_f64());
+    println!(
+        "phase 1: {acknowledged} sign-offs acknowledged in {:.1} s; every receiver had them after {:.1} s",
+        issued_in.as_secs_f64(),
+        drained_in.as_secs_f64()
+    );
     report("phase 1, all receivers fast", &all, acknowledged * receivers.len());
     let delivered = all.len() as f64 / drained_in.as_secs_f64();
     println!("phase 1: {delivered:.0} deliveries/s on average");

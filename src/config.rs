@@ -216,7 +216,7 @@ pub enum Commands {
         #[arg(long, env = "ACCORD_SNAPSHOT_EVERY", default_value_t = 500)]
         snapshot_every: u32,
         #[command(flatten)]
-        webhooks: WebhookArgs,
+        webhooks: Box<WebhookArgs>,
         #[command(flatten)]
         store: StoreArgs,
     },

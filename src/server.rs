@@ -143,9 +143,9 @@ pub async fn serve_all(
     }
     let feed = Feed::start(store.clone());
     let webhooks = match &options.webhooks {
-        Some(webhook_options) if webhook_options.deliver => Some(
-            Webhooks::start(store.clone(), feed.clone(), webhook_options.clone()).map_err(ServeError::Webhooks)?,
-        ),
+        Some(webhook_options) if webhook_options.deliver => {
+            Some(Webhooks::start(store.clone(), feed.clone(), webhook_options.clone()).map_err(ServeError::Webhooks)?)
+        }
         Some(_) | None => None,
     };
     let (readiness, probe) = Readiness::probe(store.clone());

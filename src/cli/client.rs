@@ -21,9 +21,8 @@ use super::output::{ExitClass, Failure};
 use crate::config::DEFAULT_SERVER;
 use crate::domain::values::quote;
 use crate::proto::{
-    webhook_service_client::WebhookServiceClient,
     alignment_service_client::AlignmentServiceClient, audit_service_client::AuditServiceClient,
-    command_service_client::CommandServiceClient,
+    command_service_client::CommandServiceClient, webhook_service_client::WebhookServiceClient,
 };
 use crate::security::guard::{ACTOR_HEADER, AUTHORIZATION_HEADER, CORRELATION_HEADER};
 

@@ -217,7 +217,10 @@ impl WebhookService for WebhookApi {
         let grace = chrono::Duration::seconds(i64::try_from(seconds).unwrap_or_default());
         let (rotated, secret) = manage::rotate(&self.store, id, Some(r.secret), grace).await.map_err(store_status)?;
         self.changed();
-        Ok(Response::new(pb::RotateSecretResponse { subscription: Some(subscription(&rotated)), secret: secret.expose() }))
+        Ok(Response::new(pb::RotateSecretResponse {
+            subscription: Some(subscription(&rotated)),
+            secret: secret.expose(),
+        }))
     }
 
     async fn delete_subscription(
@@ -260,12 +263,15 @@ impl WebhookService for WebhookApi {
                 bad(DomainError::invalid("page_token", format!("{:?} is not a page token of this list", prefix(token))))
             })?),
         };
-        let rows =
-            self.store.deliveries(id, status, before, i64::from(limit) + 1).await.map_err(store_status)?;
+        let rows = self.store.deliveries(id, status, before, i64::from(limit) + 1).await.map_err(store_status)?;
         let more = rows.len() > limit as usize;
         let page: Vec<_> = rows.into_iter().take(limit as usize).collect();
-        let next_page_token = if more { page.last().map(|row| row.seq.to_string()).unwrap_or_default() } else { String::new() };
-        Ok(Response::new(pb::ListDeliveriesResponse { deliveries: page.iter().map(delivery).collect(), next_page_token }))
+        let next_page_token =
+            if more { page.last().map(|row| row.seq.to_string()).unwrap_or_default() } else { String::new() };
+        Ok(Response::new(pb::ListDeliveriesResponse {
+            deliveries: page.iter().map(delivery).collect(),
+            next_page_token,
+        }))
     }
 
     async fn redeliver(&self, request: Request<pb::RedeliverRequest>) -> Result<Response<pb::Delivery>, Status> {

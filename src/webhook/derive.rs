@@ -40,11 +40,8 @@ impl Derived {
 
     fn measure(&self) -> usize {
         let payload = self.event.payload.to_string().len();
-        let notes: usize = self
-            .notifications
-            .iter()
-            .map(|n| 256 + n.action.len() + n.reason.len() + n.who_must_act.len() * 48)
-            .sum();
+        let notes: usize =
+            self.notifications.iter().map(|n| 256 + n.action.len() + n.reason.len() + n.who_must_act.len() * 48).sum();
         512 + payload * 2 + notes
     }
 }
@@ -108,7 +105,12 @@ pub struct Tail {
 impl Tail {
     /// Starts reading after `from` (the head when the dispatcher starts), keeping at most
     /// `max_bytes` of derived events; woken by the feed, and every second regardless.
-    pub fn start(store: Store, feed: Feed, from: GlobalCursor, max_bytes: usize) -> (Tail, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        store: Store,
+        feed: Feed,
+        from: GlobalCursor,
+        max_bytes: usize,
+    ) -> (Tail, tokio::task::JoinHandle<()>) {
         let ring = Arc::new(Mutex::new(Ring { base: from, items: VecDeque::new(), bytes: 0 }));
         let (publish, last) = watch::channel(from);
         let (active, mut activity) = watch::channel(false);

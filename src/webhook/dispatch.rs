@@ -25,12 +25,12 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use super::WebhookOptions;
 use super::derive::{Derived, Deriver, Tail};
 use super::http::{Attempt, HttpSender, Outcome};
 use super::payload::{self, BoardLinks};
 use super::sign;
 use super::subscription::{State, Subscription};
-use super::WebhookOptions;
 use crate::domain::notify;
 use crate::domain::values::InitiativeRef;
 use crate::live::Feed;
@@ -64,12 +64,7 @@ pub struct Outgoing {
 
 /// The messages of one derived event in `format`: the event, then its notifications;
 /// `wanted` picks which of them a subscription receives (all: a redelivery's search).
-pub fn messages(
-    subscription: &Subscription,
-    derived: &Derived,
-    links: &BoardLinks,
-    everything: bool,
-) -> Vec<Outgoing> {
+pub fn messages(subscription: &Subscription, derived: &Derived, links: &BoardLinks, everything: bool) -> Vec<Outgoing> {
     let event = &derived.event;
     let event_id = event.event_id.simple();
     let mut out = Vec::new();
@@ -605,6 +600,8 @@ async fn redeliver(held: Arc<Held>) {
                 for row in rows {
                     redeliver_one(&held, row).await;
                 }
+                // Written before the queue is read again, so that each is sent once.
+                flush(&held).await;
                 continue;
             }
             Ok(_) => {}
@@ -662,7 +659,8 @@ async fn rederive(
 ) -> Result<Option<Outgoing>, StoreError> {
     let Some(position) = row.position.and_then(|p| u64::try_from(p).ok()) else { return Ok(None) };
     let page = store.read_all_after_position(position.saturating_sub(1), 1).await?;
-    let Some((cursor, event)) = page.into_iter().next().filter(|(_, event)| event.position == row.position.unwrap_or(0))
+    let Some((cursor, event)) =
+        page.into_iter().next().filter(|(_, event)| event.position == row.position.unwrap_or(0))
     else {
         return Ok(None);
     };
@@ -822,7 +820,8 @@ mod tests {
             delivered_at: None,
             payload: None,
         };
-        let kept = last_of_each(vec![row("a", 1, 10, "failing"), row("b", 1, 11, "delivered"), row("a", 2, 12, "delivered")]);
+        let kept =
+            last_of_each(vec![row("a", 1, 10, "failing"), row("b", 1, 11, "delivered"), row("a", 2, 12, "delivered")]);
         assert_eq!(kept.len(), 2);
         assert_eq!((kept[0].attempts, kept[0].status.as_str(), kept[0].first_attempt_at), (2, "delivered", at(10)));
     }

@@ -66,7 +66,10 @@ fn description(text: &str) -> Result<String, StoreError> {
 /// Initiatives named by key or id, as ids (each must exist).
 async fn resolved(store: &Store, input: &FilterInput) -> Result<StoredFilter, StoreError> {
     if input.initiatives.len() > MAX_LIST {
-        return Err(invalid("filter.initiatives", format!("names {} entries; at most {MAX_LIST}", input.initiatives.len())));
+        return Err(invalid(
+            "filter.initiatives",
+            format!("names {} entries; at most {MAX_LIST}", input.initiatives.len()),
+        ));
     }
     let mut initiatives = Vec::with_capacity(input.initiatives.len());
     for name in &input.initiatives {
@@ -109,7 +112,6 @@ pub async fn create(
     from_start: bool,
     by: &Principal,
 ) -> Result<(Subscription, Secret), StoreError> {
-    let url = checked_url(draft.url.as_deref().unwrap_or_default(), options).await?;
     let secret = match secret.filter(|s| !s.is_empty()) {
         Some(text) => Secret::parse("secret", &text).map_err(|e| StoreError::Domain(secret_error(e)))?,
         None => Secret::generate(),
@@ -122,10 +124,13 @@ pub async fn create(
         Some("paused") => State::Paused,
         Some(other) => return Err(invalid("state", format!("{:?} is not enabled or paused", prefix(other)))),
     };
+    let description = description(draft.description.as_deref().unwrap_or_default())?;
+    // Last: it asks the resolver, and every other mistake is found without the network.
+    let url = checked_url(draft.url.as_deref().unwrap_or_default(), options).await?;
     let now = crate::store::now_micros();
     let settings = Settings {
         url: url.as_str().to_owned(),
-        description: description(draft.description.as_deref().unwrap_or_default())?,
+        description,
         secrets: vec![StoredSecret { secret: secret.expose(), added_at: now, expires_at: None }],
         filter,
         format: format_name(format),
@@ -174,9 +179,6 @@ pub async fn update(
 ) -> Result<Subscription, StoreError> {
     let current = get(store, id).await?;
     let mut settings = settings_of(&current)?;
-    if let Some(url) = &draft.url {
-        settings.url = checked_url(url, options).await?.as_str().to_owned();
-    }
     if let Some(text) = &draft.description {
         settings.description = description(text)?;
     }
@@ -188,6 +190,9 @@ pub async fn update(
     }
     if let Some(change) = &draft.digest {
         settings.digest = change.as_ref().map(digest).transpose()?;
+    }
+    if let Some(url) = &draft.url {
+        settings.url = checked_url(url, options).await?.as_str().to_owned();
     }
     let state = match draft.state.as_deref() {
         None => None,
@@ -222,7 +227,12 @@ pub async fn rotate(
     };
     let now = crate::store::now_micros();
     let until = now + previous_valid_for;
-    settings.secrets = rotated(settings.secrets, StoredSecret { secret: secret.expose(), added_at: now, expires_at: None }, now, until);
+    settings.secrets = rotated(
+        settings.secrets,
+        StoredSecret { secret: secret.expose(), added_at: now, expires_at: None },
+        now,
+        until,
+    );
     let change = SubscriptionUpdate {
         config: Some(serde_json::to_value(&settings).map_err(|e| invalid("config", e.to_string()))?),
         state: None,
@@ -292,7 +302,12 @@ mod tests {
     fn a_rotation_keeps_the_previous_secrets_until_their_grace_ends_then_drops_them() {
         let now = DateTime::from_timestamp(1000, 0).expect("time");
         let until = DateTime::from_timestamp(2000, 0).expect("time");
-        let kept = rotated(vec![secret("old", 0, None), secret("older", 0, Some(1500)), secret("gone", 0, Some(900))], secret("new", 1000, None), now, until);
+        let kept = rotated(
+            vec![secret("old", 0, None), secret("older", 0, Some(1500)), secret("gone", 0, Some(900))],
+            secret("new", 1000, None),
+            now,
+            until,
+        );
         let names: Vec<_> = kept.iter().map(|s| s.secret.as_str()).collect();
         assert_eq!(names, ["new", "old", "older"]);
         assert_eq!(kept[1].expires_at, Some(until));

@@ -13,10 +13,10 @@ use uuid::Uuid;
 use super::payload::Format;
 use super::sign::Secret;
 use super::target::TargetUrl;
+use crate::domain::DomainError;
 use crate::domain::event::{EVENT_TYPES, Event};
 use crate::domain::notify::{Notification, NotificationKind};
 use crate::domain::values::{Function, Principal};
-use crate::domain::DomainError;
 use crate::store::GlobalCursor;
 use crate::store::webhooks::SubscriptionRow;
 
@@ -91,7 +91,9 @@ impl State {
             "enabled" => Ok(State::Enabled),
             "paused" => Ok(State::Paused),
             "disabled" => Ok(State::Disabled),
-            other => Err(DomainError::invalid(field, format!("{:?} is not enabled, paused or disabled", prefix(other)))),
+            other => {
+                Err(DomainError::invalid(field, format!("{:?} is not enabled, paused or disabled", prefix(other))))
+            }
         }
     }
 }
@@ -153,9 +155,7 @@ impl Filter {
     /// Whether the notification is sent.
     pub fn wants_notification(&self, notification: &Notification) -> bool {
         let typed = self.no_types() || self.notifications.contains(notification.kind.as_str());
-        typed
-            && self.wants_initiative(notification.initiative_id.0)
-            && self.wants_functions(&notification.functions)
+        typed && self.wants_initiative(notification.initiative_id.0) && self.wants_functions(&notification.functions)
     }
 }
 
@@ -163,9 +163,7 @@ impl Filter {
 pub fn event_functions(event: &Event) -> Vec<Function> {
     match event {
         Event::InitiativeCreated { required_functions, .. } => required_functions.iter().cloned().collect(),
-        Event::InitiativeUpdated { required_functions, .. } => {
-            required_functions.iter().flatten().cloned().collect()
-        }
+        Event::InitiativeUpdated { required_functions, .. } => required_functions.iter().flatten().cloned().collect(),
         Event::StakeholderAssigned { function, .. }
         | Event::StakeholderRemoved { function, .. }
         | Event::FeedbackRecorded { function, .. }
@@ -203,7 +201,10 @@ impl DigestPlan {
             .into_iter()
             .collect();
         if stored.hour > 23 {
-            return Err(DomainError::invalid("digest.hour", format!("{} is not an hour of the day (0-23)", stored.hour)));
+            return Err(DomainError::invalid(
+                "digest.hour",
+                format!("{} is not an hour of the day (0-23)", stored.hour),
+            ));
         }
         let name = if stored.timezone.is_empty() { "UTC" } else { stored.timezone.as_str() };
         let timezone = name.parse::<chrono_tz::Tz>().map_err(|_| {
@@ -309,7 +310,11 @@ fn bounded(field: &str, len: usize) -> Result<(), DomainError> {
 /// At most 40 characters of what a caller sent, for an error message.
 pub fn prefix(text: &str) -> String {
     const SHOWN: usize = 40;
-    if text.chars().count() > SHOWN { format!("{}…", text.chars().take(SHOWN).collect::<String>()) } else { text.to_owned() }
+    if text.chars().count() > SHOWN {
+        format!("{}…", text.chars().take(SHOWN).collect::<String>())
+    } else {
+        text.to_owned()
+    }
 }
 
 #[cfg(test)]

@@ -20,14 +20,14 @@ mod proxy;
 mod queries;
 mod reads;
 mod rebuild;
+#[path = "../common/receiver.rs"]
+mod receiver;
 mod scenario;
 mod security;
 mod snapshots;
 mod store;
 mod support;
 mod versions;
-#[path = "../common/receiver.rs"]
-mod receiver;
 mod watch;
 mod web;
 mod webhook_store;

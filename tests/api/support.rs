@@ -27,7 +27,8 @@ use tonic::{
 pub type Commands = CommandServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Queries = AlignmentServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Audit = AuditServiceClient<InterceptedService<Channel, Bearer>>;
-pub type WebhookAdmin = accord::proto::webhook_service_client::WebhookServiceClient<InterceptedService<Channel, Bearer>>;
+pub type WebhookAdmin =
+    accord::proto::webhook_service_client::WebhookServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub const ISSUER: &str = "https://id.test.example/";
 pub const AUDIENCE: &str = "accord";

@@ -92,7 +92,12 @@ async fn wait_for_state(app: &TestApp, id: &str, state: &str) -> pb::Subscriptio
         if found.state == state {
             return found;
         }
-        assert!(tokio::time::Instant::now() < deadline, "subscription stayed {} ({})", found.state, found.disabled_reason);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "subscription stayed {} ({})",
+            found.state,
+            found.disabled_reason
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -114,13 +119,12 @@ fn assert_in_log_order(received: &[crate::receiver::Received]) {
 
 async fn a_subscription_receives_signed_events_and_notifications_that_name_who_must_act(app: TestApp) {
     let receiver = Receiver::start(SECRET).await;
-    let delivering = replica(&app, delivering()).await;
-    let created = create(&app, subscribe(&receiver.url())).await;
+    let hooks = replica(&app, delivering()).await;
+    let created = create(&hooks, subscribe(&receiver.url())).await;
     assert_eq!(created.state, "enabled");
     let checkout = checkout(&app).await;
-    let got = receiver
-        .wait_until(WAIT, |got| got.iter().any(|r| r.message_type == "notification.sign_off_requested"))
-        .await;
+    let got =
+        receiver.wait_until(WAIT, |got| got.iter().any(|r| r.message_type == "notification.sign_off_requested")).await;
     assert_eq!(receiver.bad_signatures(), 0, "every request verifies with the published library");
     assert!(got.iter().all(|r| r.verified_by == [0]));
     let kinds = types(&got);
@@ -144,22 +148,20 @@ async fn a_subscription_receives_signed_events_and_notifications_that_name_who_m
     let log = wait_for_log(&app, &created.id, |log| log.len() >= got.len()).await;
     assert!(log.iter().all(|d| d.status == "delivered" && d.response_code == 204 && d.attempts == 1), "{log:?}");
     assert!(log.iter().any(|d| d.message_id == ask.id));
-    drop(delivering);
+    drop(hooks);
 }
 
 async fn a_receiver_that_is_down_gets_everything_in_order_once_it_is_up(app: TestApp) {
     let receiver = Receiver::start(SECRET).await;
-    let _delivering = replica(&app, WebhookOptions { attempts: 50, ..delivering() }).await;
-    let created = create(&app, subscribe(&receiver.url())).await;
+    let hooks = replica(&app, WebhookOptions { attempts: 50, ..delivering() }).await;
+    let created = create(&hooks, subscribe(&receiver.url())).await;
     receiver.down().await;
     let checkout = checkout(&app).await;
     sign(&app, ENGINEER, &checkout.decision_id, "engineering", pb::Verdict::Approve, "").await.expect("sign");
     let failing = wait_for_log(&app, &created.id, |log| log.iter().any(|d| d.status == "failing")).await;
     assert!(failing.iter().all(|d| d.status != "delivered"), "nothing arrives while it is down");
     receiver.up().await;
-    let got = receiver
-        .wait_until(WAIT, |got| got.iter().any(|r| r.message_type == "event.SignOffRecorded"))
-        .await;
+    let got = receiver.wait_until(WAIT, |got| got.iter().any(|r| r.message_type == "event.SignOffRecorded")).await;
     assert_in_log_order(&got);
     let kinds = types(&got);
     assert_eq!(kinds.first().map(String::as_str), Some("event.InitiativeCreated"), "nothing lost: {kinds:?}");
@@ -171,20 +173,23 @@ async fn a_slow_receiver_does_not_hold_up_the_others(app: TestApp) {
     let slow = Receiver::start(SECRET).await;
     slow.answer(Answer::Slow(Duration::from_secs(3)));
     let fast = Receiver::start(SECRET).await;
-    let _delivering = replica(&app, WebhookOptions { timeout: Duration::from_secs(10), ..delivering() }).await;
-    create(&app, subscribe(&slow.url())).await;
-    create(&app, subscribe(&fast.url())).await;
+    let hooks = replica(&app, WebhookOptions { timeout: Duration::from_secs(10), ..delivering() }).await;
+    create(&hooks, subscribe(&slow.url())).await;
+    create(&hooks, subscribe(&fast.url())).await;
     let started = std::time::Instant::now();
     checkout(&app).await;
     fast.wait_until(WAIT, |got| got.iter().any(|r| r.message_type == "event.DecisionProposed")).await;
-    assert!(started.elapsed() < Duration::from_secs(3), "the fast receiver had everything before the slow one's first answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the fast receiver had everything before the slow one's first answer"
+    );
     assert!(slow.accepted().len() <= 1, "the slow one is still on its first messages");
 }
 
 async fn a_receiver_that_answers_gone_disables_its_subscription_and_resuming_continues_where_it_stopped(app: TestApp) {
     let receiver = Receiver::start(SECRET).await;
-    let _delivering = replica(&app, delivering()).await;
-    let created = create(&app, subscribe(&receiver.url())).await;
+    let hooks = replica(&app, delivering()).await;
+    let created = create(&hooks, subscribe(&receiver.url())).await;
     receiver.answer(Answer::Status(410));
     create_initiative(&app, OWNER, "GONE-1", "Gone").await;
     let disabled = wait_for_state(&app, &created.id, "disabled").await;
@@ -213,9 +218,9 @@ async fn a_receiver_that_answers_gone_disables_its_subscription_and_resuming_con
 
 async fn failing_messages_use_their_budget_are_dead_lettered_and_can_be_sent_again(app: TestApp) {
     let receiver = Receiver::start(SECRET).await;
-    let _delivering = replica(&app, WebhookOptions { disable_after: 100, ..delivering() }).await;
+    let hooks = replica(&app, WebhookOptions { disable_after: 100, ..delivering() }).await;
     let created = create(
-        &app,
+        &hooks,
         pb::CreateSubscriptionRequest {
             filter: Some(pb::SubscriptionFilter { types: vec!["InitiativeCreated".into()], ..Default::default() }),
             ..subscribe(&receiver.url())
@@ -257,8 +262,8 @@ async fn a_receiver_that_hangs_is_timed_out_and_retried(app: TestApp) {
     let receiver = Receiver::start(SECRET).await;
     receiver.answer(Answer::Hang);
     let options = WebhookOptions { timeout: Duration::from_millis(300), attempts: 2, ..delivering() };
-    let _delivering = replica(&app, options).await;
-    let created = create(&app, subscribe(&receiver.url())).await;
+    let hooks = replica(&app, options).await;
+    let created = create(&hooks, subscribe(&receiver.url())).await;
     create_initiative(&app, OWNER, "HANG-1", "Hangs").await;
     let log = wait_for_log(&app, &created.id, |log| log.iter().any(|d| d.status == "dead")).await;
     let dead = log.iter().find(|d| d.status == "dead").expect("dead");
@@ -269,11 +274,8 @@ async fn a_receiver_that_hangs_is_timed_out_and_retried(app: TestApp) {
 
 async fn private_targets_are_refused_unless_allowed_and_only_administrators_manage_webhooks(app: TestApp) {
     // The harness server allows no private address.
-    let refused = app
-        .webhooks()
-        .create_subscription(subscribe("http://127.0.0.1:9/hook"))
-        .await
-        .expect_err("loopback refused");
+    let refused =
+        app.webhooks().create_subscription(subscribe("http://127.0.0.1:9/hook")).await.expect_err("loopback refused");
     assert_invalid(&refused, "url", "");
     let metadata = app
         .webhooks()
@@ -288,9 +290,11 @@ async fn private_targets_are_refused_unless_allowed_and_only_administrators_mana
     let long = format!("https://example.com/{}", "a".repeat(5000));
     let status = app.webhooks().create_subscription(subscribe(&long)).await.expect_err("long");
     assert!(status.message().len() < 400, "quotes a prefix only: {}", status.message().len());
-    let denied = app.webhooks_as(ENGINEER).list_subscriptions(pb::ListSubscriptionsRequest {}).await.expect_err("member");
+    let denied =
+        app.webhooks_as(ENGINEER).list_subscriptions(pb::ListSubscriptionsRequest {}).await.expect_err("member");
     assert_eq!(denied.code(), Code::PermissionDenied);
-    let denied = app.webhooks_as(AUDITOR).list_subscriptions(pb::ListSubscriptionsRequest {}).await.expect_err("auditor");
+    let denied =
+        app.webhooks_as(AUDITOR).list_subscriptions(pb::ListSubscriptionsRequest {}).await.expect_err("auditor");
     assert_eq!(denied.code(), Code::PermissionDenied);
     // Bad filters and digests name their field and store nothing.
     let bad_type = pb::CreateSubscriptionRequest {
@@ -308,7 +312,8 @@ async fn private_targets_are_refused_unless_allowed_and_only_administrators_mana
         ..subscribe("https://example.com/hook")
     };
     assert_eq!(app.webhooks().create_subscription(missing).await.expect_err("missing").code(), Code::NotFound);
-    let bad_secret = pb::CreateSubscriptionRequest { secret: "hunter2".into(), ..subscribe("https://example.com/hook") };
+    let bad_secret =
+        pb::CreateSubscriptionRequest { secret: "hunter2".into(), ..subscribe("https://example.com/hook") };
     assert_invalid(&app.webhooks().create_subscription(bad_secret).await.expect_err("secret"), "secret", "");
     let listed = app.webhooks().list_subscriptions(pb::ListSubscriptionsRequest {}).await.expect("list").into_inner();
     assert!(listed.subscriptions.is_empty(), "nothing stored: {listed:?}");
@@ -316,28 +321,39 @@ async fn private_targets_are_refused_unless_allowed_and_only_administrators_mana
 
 async fn a_rotated_secret_signs_beside_the_previous_one_until_its_grace_ends(app: TestApp) {
     let receiver = Receiver::start(SECRET).await;
-    let _delivering = replica(&app, delivering()).await;
-    let created = create(&app, subscribe(&receiver.url())).await;
+    let hooks = replica(&app, delivering()).await;
+    let created = create(&hooks, subscribe(&receiver.url())).await;
     let rotated = app
         .webhooks()
-        .rotate_secret(pb::RotateSecretRequest { id: created.id.clone(), secret: String::new(), previous_valid_seconds: None })
+        .rotate_secret(pb::RotateSecretRequest {
+            id: created.id.clone(),
+            secret: String::new(),
+            previous_valid_seconds: None,
+        })
         .await
         .expect("rotate")
         .into_inner();
     assert!(rotated.secret.starts_with("whsec_") && rotated.secret != SECRET);
     assert_eq!(rotated.subscription.as_ref().map(|s| s.active_secrets), Some(2));
     receiver.trust(&rotated.secret);
+    // A change reaches the delivering replica at its next look (100 ms here).
+    tokio::time::sleep(Duration::from_millis(400)).await;
     create_initiative(&app, OWNER, "ROT-1", "Rotated").await;
     let got = receiver.wait_until(WAIT, |got| !got.is_empty()).await;
     assert_eq!(got[0].verified_by, [0, 1], "both the old and the new secret verify it");
     // A grace of zero: only the new secret signs from now on.
     let again = app
         .webhooks()
-        .rotate_secret(pb::RotateSecretRequest { id: created.id.clone(), secret: String::new(), previous_valid_seconds: Some(0) })
+        .rotate_secret(pb::RotateSecretRequest {
+            id: created.id.clone(),
+            secret: String::new(),
+            previous_valid_seconds: Some(0),
+        })
         .await
         .expect("rotate now")
         .into_inner();
     receiver.trust(&again.secret);
+    tokio::time::sleep(Duration::from_millis(400)).await;
     create_initiative(&app, OWNER, "ROT-2", "Rotated twice").await;
     let got = receiver.wait_until(WAIT, |got| got.len() >= 2).await;
     assert_eq!(got[1].verified_by, [2], "only the newest secret signs");
@@ -345,10 +361,10 @@ async fn a_rotated_secret_signs_beside_the_previous_one_until_its_grace_ends(app
 
 async fn filters_choose_initiatives_types_and_functions(app: TestApp) {
     let design = Receiver::start(SECRET).await;
-    let _delivering = replica(&app, delivering()).await;
+    let hooks = replica(&app, delivering()).await;
     let checkout = checkout(&app).await;
     create(
-        &app,
+        &hooks,
         pb::CreateSubscriptionRequest {
             filter: Some(pb::SubscriptionFilter {
                 initiatives: vec!["CHECKOUT-42".into()],
@@ -378,12 +394,12 @@ async fn filters_choose_initiatives_types_and_functions(app: TestApp) {
 
 async fn a_daily_digest_lists_what_waits_on_a_person_at_their_hour(app: TestApp) {
     let receiver = Receiver::start(SECRET).await;
-    let _delivering = replica(&app, delivering()).await;
+    let hooks = replica(&app, delivering()).await;
     checkout(&app).await;
     use chrono::Timelike;
     let hour_now = chrono::Utc::now().hour();
     create(
-        &app,
+        &hooks,
         pb::CreateSubscriptionRequest {
             filter: Some(pb::SubscriptionFilter { types: vec!["aligned".into()], ..Default::default() }),
             digest: Some(pb::DigestSettings { people: vec![DESIGNER.into()], hour: hour_now, timezone: "UTC".into() }),
@@ -405,7 +421,7 @@ async fn a_daily_digest_lists_what_waits_on_a_person_at_their_hour(app: TestApp)
 
 async fn a_digest_later_in_the_day_waits_for_its_hour(app: TestApp) {
     let receiver = Receiver::start(SECRET).await;
-    let _delivering = replica(&app, delivering()).await;
+    let hooks = replica(&app, delivering()).await;
     checkout(&app).await;
     use chrono::Timelike;
     // Two hours ahead in Kolkata's half-hour zone (unless that wraps past midnight, when
@@ -415,9 +431,13 @@ async fn a_digest_later_in_the_day_waits_for_its_hour(app: TestApp) {
         return;
     }
     create(
-        &app,
+        &hooks,
         pb::CreateSubscriptionRequest {
-            digest: Some(pb::DigestSettings { people: vec![DESIGNER.into()], hour: later, timezone: "Asia/Kolkata".into() }),
+            digest: Some(pb::DigestSettings {
+                people: vec![DESIGNER.into()],
+                hour: later,
+                timezone: "Asia/Kolkata".into(),
+            }),
             filter: Some(pb::SubscriptionFilter { types: vec!["aligned".into()], ..Default::default() }),
             ..subscribe(&receiver.url())
         },
@@ -429,8 +449,8 @@ async fn a_digest_later_in_the_day_waits_for_its_hour(app: TestApp) {
 
 async fn the_slack_format_sends_blocks_for_notifications_only(app: TestApp) {
     let receiver = Receiver::start(SECRET).await;
-    let _delivering = replica(&app, delivering()).await;
-    create(&app, pb::CreateSubscriptionRequest { format: "slack".into(), ..subscribe(&receiver.url()) }).await;
+    let hooks = replica(&app, delivering()).await;
+    create(&hooks, pb::CreateSubscriptionRequest { format: "slack".into(), ..subscribe(&receiver.url()) }).await;
     checkout(&app).await;
     let got = receiver.wait_until(WAIT, |got| !got.is_empty()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -448,7 +468,7 @@ async fn two_delivering_replicas_send_each_message_once_and_never_at_the_same_ti
     receiver.answer(Answer::Slow(Duration::from_millis(20)));
     let first = replica(&app, delivering()).await;
     let second = replica(&app, delivering()).await;
-    create(&app, subscribe(&receiver.url())).await;
+    create(&first, subscribe(&receiver.url())).await;
     for n in 0..5 {
         create_initiative(&first, OWNER, &format!("TWO-{n}"), "Replicated").await;
         create_initiative(&second, OWNER, &format!("TWO-{}", n + 5), "Replicated").await;
