@@ -9,6 +9,8 @@
 mod common;
 #[path = "common/proxy.rs"]
 mod proxy;
+#[path = "common/receiver.rs"]
+mod receiver;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -1506,4 +1508,58 @@ fn rebuild_projections_online_swaps_in_a_rebuilt_projection_beside_a_running_ser
         let decision = propose(s, "CHECKOUT-42", "Adopt Adyen")["short_id"].as_str().expect("id").to_owned();
         s.ok(BIZ, &["signoff", "approve", "CHECKOUT-42", &decision]);
     });
+}
+
+#[test]
+fn webhooks_are_added_listed_paused_resumed_rotated_redelivered_and_removed() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    for store in STORES {
+        let workdir = tempfile::tempdir().expect("temporary folder");
+        let (url, database) = match store {
+            Store::Postgres => {
+                let url = fresh_postgres_url();
+                (url.clone(), Some(ThrowAwayDatabase { url }))
+            }
+            Store::Sqlite => (format!("sqlite://{}", workdir.path().join("accord.db").display()), None),
+        };
+        let extra = ["--webhook-allow-private", "127.0.0.0/8", "--webhook-backoff-ms", "50"];
+        let Started::Running(server) = Server::spawn_with(Some(&url), database, workdir, &extra) else {
+            panic!("{store:?} store did not start");
+        };
+        let receiver = runtime.block_on(receiver::Receiver::start(SECRET));
+        let added = server.json(
+            PM,
+            &["webhook", "add", &receiver.url(), "--types", "InitiativeCreated", "--secret", SECRET, "--description", "ops"],
+        );
+        assert_eq!(added["secret"], SECRET, "the secret is shown once, at creation");
+        assert_eq!(added["state"], "enabled");
+        let id = added["id"].as_str().expect("id").to_owned();
+        server.json(PM, &["initiative", "create", "HOOK-1", "--title", "Hooked"]);
+        eventually(|| receiver.accepted().len(), |n| *n == 1);
+        let log = eventually(
+            || server.json(PM, &["webhook", "deliveries", &id]),
+            |log| log["deliveries"].as_array().is_some_and(|d| d.len() == 1 && d[0]["status"] == "delivered"),
+        );
+        let message = log["deliveries"][0]["message_id"].as_str().expect("message id").to_owned();
+        let table = server.ok(PM, &["webhook", "deliveries", &id]).stdout;
+        assert!(table.contains("delivered") && table.contains(&message) && table.contains("204"), "{table}");
+        let listed = server.json(PM, &["webhook", "list"]);
+        assert_eq!(listed.as_array().map(Vec::len), Some(1));
+        assert!(listed[0].get("secret").is_none(), "a list never shows a secret: {listed}");
+        assert_eq!(server.json(PM, &["webhook", "pause", &id])["state"], "paused");
+        assert_eq!(server.json(PM, &["webhook", "resume", &id])["state"], "enabled");
+        let rotated = server.json(PM, &["webhook", "rotate-secret", &id]);
+        assert!(rotated["secret"].as_str().is_some_and(|s| s.starts_with("whsec_") && s != SECRET));
+        assert_eq!(rotated["active_secrets"], 2);
+        let queued = server.json(PM, &["webhook", "redeliver", &id, &message]);
+        assert_eq!(queued["status"], "queued");
+        eventually(|| receiver.accepted().len(), |n| *n == 2);
+        assert_eq!(receiver.accepted()[1].id, message, "sent again with the same webhook-id");
+        server.run(PM, &["webhook", "add", "ftp://example.com/x"]).fails(2, &["url"]);
+        server.run(PM, &["webhook", "show", "not-a-uuid"]).fails(2, &["id"]);
+        server.ok(PM, &["webhook", "remove", &id]);
+        assert_eq!(server.json(PM, &["webhook", "list"]).as_array().map(Vec::len), Some(0));
+        server.run(PM, &["webhook", "show", &id]).fails(3, &["no webhook subscription"]);
+    }
 }
