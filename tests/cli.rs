@@ -1530,7 +1530,17 @@ fn webhooks_are_added_listed_paused_resumed_rotated_redelivered_and_removed() {
         let receiver = runtime.block_on(receiver::Receiver::start(SECRET));
         let added = server.json(
             PM,
-            &["webhook", "add", &receiver.url(), "--types", "InitiativeCreated", "--secret", SECRET, "--description", "ops"],
+            &[
+                "webhook",
+                "add",
+                &receiver.url(),
+                "--types",
+                "InitiativeCreated",
+                "--secret",
+                SECRET,
+                "--description",
+                "ops",
+            ],
         );
         assert_eq!(added["secret"], SECRET, "the secret is shown once, at creation");
         assert_eq!(added["state"], "enabled");

@@ -22,24 +22,42 @@ Examples:
 #[derive(Debug, Subcommand)]
 pub enum WebhookCommand {
     /// Add a subscription; prints its signing secret (shown only now).
+    #[command(
+        after_help = "Example:\n  accord webhook add https://hooks.example.com/accord --types sign_off_requested,aligned --functions design"
+    )]
     Add(AddArgs),
     /// Every subscription.
+    #[command(after_help = "Example:\n  accord webhook list")]
     List,
     /// One subscription.
+    #[command(after_help = "Example:\n  accord webhook show 0198c3d2-7a1b-7c00-8000-000000000001")]
     Show(IdArg),
     /// Change a subscription's URL, description, filter, format or digest.
+    #[command(
+        after_help = "Example:\n  accord webhook update 0198c3d2-7a1b-7c00-8000-000000000001 --types SignOffRecorded --functions design"
+    )]
     Update(UpdateArgs),
     /// Stop sending (messages wait; nothing is skipped).
+    #[command(after_help = "Example:\n  accord webhook pause 0198c3d2-7a1b-7c00-8000-000000000001")]
     Pause(IdArg),
     /// Send again from where it stopped (also re-enables a disabled subscription).
+    #[command(after_help = "Example:\n  accord webhook resume 0198c3d2-7a1b-7c00-8000-000000000001")]
     Resume(IdArg),
     /// A new signing secret; the previous one keeps signing for a while beside it.
+    #[command(
+        after_help = "Example:\n  accord webhook rotate-secret 0198c3d2-7a1b-7c00-8000-000000000001 --previous-valid-seconds 3600"
+    )]
     RotateSecret(RotateArgs),
     /// Delete a subscription and its delivery log.
+    #[command(after_help = "Example:\n  accord webhook remove 0198c3d2-7a1b-7c00-8000-000000000001")]
     Remove(IdArg),
     /// The delivery log of a subscription, newest first.
+    #[command(after_help = "Example:\n  accord webhook deliveries 0198c3d2-7a1b-7c00-8000-000000000001 --status dead")]
     Deliveries(DeliveriesArgs),
     /// Send a delivered or dead-lettered message again (same webhook-id).
+    #[command(
+        after_help = "Example:\n  accord webhook redeliver 0198c3d2-7a1b-7c00-8000-000000000001 msg_0198c3d27a1b7c008000000000000002"
+    )]
     Redeliver(RedeliverArgs),
 }
 

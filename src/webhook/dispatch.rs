@@ -218,10 +218,12 @@ struct Held {
 async fn hold(inner: Arc<Inner>, fence: LeaseFence) -> bool {
     let (lose, lost) = watch::channel(false);
     let renewer = tokio::spawn(renew(Arc::clone(&inner), fence.clone(), lose.clone()));
-    let start = match start_cursor(&inner.store).await {
+    // The shared tail starts at the head: a subscription behind it (one resumed after a
+    // while) reads the log itself until it gets there, and holds up no one meanwhile.
+    let start = match head_cursor(&inner.store).await {
         Ok(cursor) => cursor,
         Err(error) => {
-            warn!(%error, "webhooks: cannot read the subscriptions");
+            warn!(%error, "webhooks: cannot read the log's head");
             renewer.abort();
             return false;
         }
@@ -242,16 +244,6 @@ async fn hold(inner: Arc<Inner>, fence: LeaseFence) -> bool {
     drop(held);
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     stopped
-}
-
-/// Where the shared tail starts: the furthest-behind enabled subscription, or the head.
-async fn start_cursor(store: &Store) -> Result<GlobalCursor, StoreError> {
-    let rows = store.subscriptions().await?;
-    let behind = rows.iter().filter(|row| row.state == State::Enabled.as_str()).map(|row| row.cursor).min();
-    match behind {
-        Some(cursor) => Ok(cursor),
-        None => head_cursor(store).await,
-    }
 }
 
 /// The cursor of the log's last event now.
