@@ -153,7 +153,7 @@ async fn main() -> Result<(), String> {
     let database = ThrowAwayDatabase { url: common::fresh_postgres_url_on(&args.database_url, "accord_webhook_bench") };
     let workdir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let server_args =
-        ["--database-url", database.url.as_str(), "--log", "warn", "--webhook-allow-private", "127.0.0.0/8"];
+        ["--database-url", database.url.as_str(), "--log", "info", "--webhook-allow-private", "127.0.0.0/8"];
     let server = tokio::task::block_in_place(|| ServeProcess::spawn(workdir.path(), &server_args))?;
     let channel = Channel::from_shared(server.address.clone())
         .map_err(|e| e.to_string())?
