@@ -39,6 +39,9 @@ Exit codes:
      commands: the database did not answer within --db-connect-timeout)
   7  verification failed (`accord audit verify` found a broken hash chain or checkpoint)";
 
+/// The heading the options every command takes are listed under, after the command's own.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "accord",
@@ -49,30 +52,31 @@ Exit codes:
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `accord=debug,sqlx=warn`.
     /// Default: `info` for the server commands, `warn` for the client commands.
-    #[arg(long, global = true, env = "ACCORD_LOG")]
+    #[arg(long, help_heading = GLOBAL, global = true, env = "ACCORD_LOG")]
     pub log: Option<String>,
 
     /// Log format: human-readable text or one JSON object per line.
-    #[arg(long, global = true, env = "ACCORD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, help_heading = GLOBAL, global = true, env = "ACCORD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// The Accord server the client commands talk to [default: http://127.0.0.1:50051].
-    #[arg(long, global = true, env = "ACCORD_SERVER", value_name = "URL")]
+    #[arg(long, help_heading = GLOBAL, global = true, env = "ACCORD_SERVER", value_name = "URL")]
     pub server: Option<String>,
 
     /// Who you are: the principal sent to the server in the `x-accord-actor` metadata entry
     /// [default: $USER@localhost].
-    #[arg(long = "as", global = true, env = "ACCORD_AS", value_name = "PRINCIPAL")]
+    #[arg(long = "as", help_heading = GLOBAL, global = true, env = "ACCORD_AS", value_name = "PRINCIPAL")]
     pub actor: Option<String>,
 
     /// Print machine-readable JSON on stdout instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, help_heading = GLOBAL, global = true)]
     pub json: bool,
 
     /// Bearer token (a JWT or a service token) sent with every call. Prefer ACCORD_TOKEN or
     /// --token-file: a flag shows in the process list.
     #[arg(
         long,
+        help_heading = GLOBAL,
         global = true,
         env = "ACCORD_TOKEN",
         hide_env_values = true,
@@ -82,24 +86,24 @@ pub struct Cli {
     pub token: Option<String>,
 
     /// File holding the bearer token (surrounding whitespace is ignored).
-    #[arg(long, global = true, env = "ACCORD_TOKEN_FILE", value_name = "FILE")]
+    #[arg(long, help_heading = GLOBAL, global = true, env = "ACCORD_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<std::path::PathBuf>,
 
     /// CA bundle (PEM) that signed the server's certificate, for https:// servers
     /// [default: the system's roots].
-    #[arg(long, global = true, env = "ACCORD_TLS_CA", value_name = "FILE")]
+    #[arg(long, help_heading = GLOBAL, global = true, env = "ACCORD_TLS_CA", value_name = "FILE")]
     pub tls_ca: Option<std::path::PathBuf>,
 
     /// Client certificate (PEM) for servers that verify clients (mTLS); with --client-key.
-    #[arg(long, global = true, env = "ACCORD_CLIENT_CERT", value_name = "FILE")]
+    #[arg(long, help_heading = GLOBAL, global = true, env = "ACCORD_CLIENT_CERT", value_name = "FILE")]
     pub client_cert: Option<std::path::PathBuf>,
 
     /// Private key (PEM) of --client-cert.
-    #[arg(long, global = true, env = "ACCORD_CLIENT_KEY", value_name = "FILE")]
+    #[arg(long, help_heading = GLOBAL, global = true, env = "ACCORD_CLIENT_KEY", value_name = "FILE")]
     pub client_key: Option<std::path::PathBuf>,
 
     /// Correlation id stored with the events the command appends (`x-correlation-id`).
-    #[arg(long, global = true, env = "ACCORD_CORRELATION_ID", value_name = "ID")]
+    #[arg(long, help_heading = GLOBAL, global = true, env = "ACCORD_CORRELATION_ID", value_name = "ID")]
     pub correlation_id: Option<String>,
 
     #[command(subcommand)]

@@ -573,8 +573,40 @@ fn every_command_has_help_with_an_example() {
         let run = Run::of(command, &["--help"]);
         assert_eq!(run.code, 0, "accord {path:?} --help: {}", run.stderr);
         assert!(run.stdout.contains("Example"), "accord {path:?} --help shows no example:\n{}", run.stdout);
+        // The options every command takes come after the command's own, under their own
+        // heading.
+        let global = run
+            .stdout
+            .find("Global options:")
+            .unwrap_or_else(|| panic!("accord {path:?} --help has no global options heading:\n{}", run.stdout));
+        for flag in GLOBAL_FLAGS {
+            let at = run.stdout.find(&format!("      {flag}")).or_else(|| run.stdout.find(&format!(" {flag} ")));
+            assert!(
+                at.is_some_and(|at| at > global),
+                "accord {path:?} --help lists {flag} among its own options:\n{}",
+                run.stdout
+            );
+        }
+        if let Some(own) = run.stdout.find("\nOptions:") {
+            assert!(own < global, "accord {path:?} --help: its own options first:\n{}", run.stdout);
+        }
     }
 }
+
+/// The eleven options every command takes.
+const GLOBAL_FLAGS: [&str; 11] = [
+    "--log <LOG>",
+    "--log-format",
+    "--server <URL>",
+    "--as <PRINCIPAL>",
+    "--json",
+    "--token <TOKEN>",
+    "--token-file",
+    "--tls-ca",
+    "--client-cert",
+    "--client-key",
+    "--correlation-id",
+];
 
 #[test]
 fn usage_errors_are_one_line_naming_the_help_to_read() {
