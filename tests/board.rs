@@ -690,3 +690,62 @@ async fn a_link_with_an_initiative_opens_its_detail_on_load() {
         std::panic::resume_unwind(panic);
     }
 }
+
+#[tokio::test]
+async fn a_rejection_on_a_card_names_the_rejecter_and_the_reason() {
+    let driver = Driver::start().await;
+    let server = Server::start(ServerOptions::local_development()).await;
+    let refund =
+        initiative(&server, "REFUND-9", "Refunds in one click", pb::Stage::Definition, "Refund instantly").await;
+    server
+        .commands(BUSINESS)
+        .record_sign_off(pb::RecordSignOffRequest {
+            options: None,
+            initiative: "REFUND-9".into(),
+            decision_id: refund,
+            function: "business".into(),
+            verdict: pb::Verdict::Reject.into(),
+            reason: "Fraud losses would double.".into(),
+            comment: String::new(),
+            revision: None,
+        })
+        .await
+        .expect("reject");
+
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        }),
+    );
+    let browser = ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session with headless Chromium");
+    let outcome = async {
+        browser.goto(&server.url("/")).await.expect("open the board");
+        let text = r#"const card = document.querySelector('article.card');
+                      return card ? card.querySelector('ul.outstanding')?.textContent ?? '' : null;"#;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut seen = Value::Null;
+        while std::time::Instant::now() < deadline {
+            seen = browser.execute(text, vec![]).await.expect("script runs");
+            if seen.as_str().is_some_and(|t| t.contains("Fraud")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let seen = seen.as_str().unwrap_or_default().to_owned();
+        assert!(seen.contains(BUSINESS), "names who rejected it: {seen}");
+        assert!(seen.contains("Fraud losses would double."), "and why: {seen}");
+    };
+    let result = std::panic::AssertUnwindSafe(outcome).catch_unwind().await;
+    let _ = browser.close().await;
+    drop(driver);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

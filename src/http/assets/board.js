@@ -392,7 +392,9 @@
       el("span", { class: `chip chip-${item.state}`, "aria-label": `${item.function}: ${state}` },
         el("span", { class: "icon", "aria-hidden": "true" }, STATE_ICON[item.state] || "•"), item.function),
       el("span", {}, item.decision_title ? `“${item.decision_title}” — ` : "the initiative — ",
-        who.length > 0 ? [`${verb} `, el("span", { class: "who" }, who.join(", "))] : item.reason));
+        // A rejection's reason says who rejected it and why ("rejected by bo@…: fees").
+        item.state === "rejected" && item.reason ? el("span", { class: "reason" }, item.reason)
+          : who.length > 0 ? [`${verb} `, el("span", { class: "who" }, who.join(", "))] : item.reason));
   }
 
   function showNotice(text) {
