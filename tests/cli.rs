@@ -301,6 +301,22 @@ fn the_acceptance_scenario_through_the_cli() {
         let accepted = s.json(DRIVER, &["decision", "accept", key, &decision]);
         assert_eq!(accepted["override"], false);
 
+        // What was agreed and by whom: every function shows as agreed, not "n/a".
+        let view = s.json(PM, &["status", key]);
+        let agreed = &view["agreed"][0];
+        assert_eq!((agreed["revision"].as_u64(), agreed["accepted_by"].as_str()), (Some(2), Some(DRIVER)));
+        let signers: Vec<(&str, &str)> = agreed["functions"]
+            .as_array()
+            .expect("functions")
+            .iter()
+            .map(|f| (f["function"].as_str().unwrap_or(""), f["sign_offs"][0]["signer"].as_str().unwrap_or("")))
+            .collect();
+        assert_eq!(signers, [("business", BIZ), ("design", DES), ("engineering", ENG)]);
+        let text = s.ok(PM, &["status", key]).stdout;
+        assert!(!text.contains("n/a") && text.matches("agreed").count() >= 3, "{text}");
+        assert!(text.contains("Agreed (accepted decisions)"), "{text}");
+        assert!(text.contains(&format!("design approved by {DES} (r2)")), "{text}");
+
         // The decision's record.
         let detail = s.json(PM, &["decision", "show", key, &decision]);
         assert_eq!(detail["status"], "accepted");

@@ -254,6 +254,9 @@ pub fn board_table(views: &[pb::InitiativeAlignment], with_outstanding: bool) ->
         ];
         for column in &columns {
             match view.functions.iter().find(|f| &f.function == column) {
+                Some(f) if f.state() == pb::FunctionState::NotApplicable && agreed_on(view, column) => {
+                    row.push(Cell::toned("agreed", Some(Tone::Good)));
+                }
                 Some(f) => row.push(Cell::state(state_word(f.state()))),
                 None => row.push(Cell::toned("-", Some(Tone::Dim))),
             }
@@ -266,6 +269,34 @@ pub fn board_table(views: &[pb::InitiativeAlignment], with_outstanding: bool) ->
         table.row(row);
     }
     table
+}
+
+/// Whether `function` approved the latest accepted decision that needed it: what the
+/// board shows for a function no open decision needs.
+fn agreed_on(view: &pb::InitiativeAlignment, function: &str) -> bool {
+    view.agreed
+        .iter()
+        .rev()
+        .find_map(|agreed| agreed.functions.iter().find(|f| f.function == function))
+        .is_some_and(|f| f.state() == pb::FunctionState::Approved)
+}
+
+/// What an accepted decision agreed, one function per piece: `design approved by
+/// carol@example.com (r2)`, or the state an override accepted it over.
+fn agreed_summary(agreed: &pb::AgreedDecision) -> String {
+    agreed
+        .functions
+        .iter()
+        .map(|f| {
+            let signers: Vec<String> = f.sign_offs.iter().map(|s| format!("{} (r{})", s.signer, s.revision)).collect();
+            match (f.state(), signers.is_empty()) {
+                (pb::FunctionState::Approved, false) => format!("{} approved by {}", f.function, signers.join(", ")),
+                (pb::FunctionState::Rejected, false) => format!("{} rejected by {}", f.function, signers.join(", ")),
+                (state, _) => format!("{} {}", f.function, state_word(state)),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The line under a list the view cut to its most recent items: how many there are and
@@ -390,6 +421,26 @@ pub fn alignment_text(view: &pb::InitiativeAlignment, style: Style) -> String {
             unaligned.join(", "),
             o.reason
         ));
+    }
+    if !view.agreed.is_empty() {
+        let mut table = Table::new(["DECISION", "TITLE", "REV", "ACCEPTED BY", "AGREED"]).indented(2);
+        for agreed in &view.agreed {
+            let by = if agreed.overridden {
+                Cell::toned(format!("{} (override)", agreed.accepted_by), Some(Tone::Bad))
+            } else {
+                Cell::plain(agreed.accepted_by.clone())
+            };
+            table.row(vec![
+                short_decision_id(&agreed.decision_id, view).into(),
+                agreed.title.clone().into(),
+                agreed.revision.to_string().into(),
+                by,
+                agreed_summary(agreed).into(),
+            ]);
+        }
+        out.push_str(&format!("\n{}\n", style.paint("Agreed (accepted decisions)", Tone::Bold)));
+        out.push_str(&table.render(style));
+        out.push_str(&more(view.agreed.len(), counts.agreed, "the most recent", "accord decision show"));
     }
     let evidence = view.evidence.unwrap_or_default();
     let open = counts.open_decisions.max(u32::try_from(open.len()).unwrap_or(u32::MAX));

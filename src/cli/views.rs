@@ -235,6 +235,24 @@ pub fn alignment_json(view: &pb::InitiativeAlignment) -> Value {
             "function": s.function,
             "role": role_name(s.role()),
         })).collect::<Vec<_>>(),
+        "agreed": view.agreed.iter().map(|a| json!({
+            "decision_id": a.decision_id,
+            "title": a.title,
+            "revision": a.revision,
+            "accepted_by": a.accepted_by,
+            "accepted_at": time_json(a.accepted_at.as_ref()),
+            "overridden": a.overridden,
+            "functions": a.functions.iter().map(|f| json!({
+                "function": f.function,
+                "state": function_state_name(f.state()),
+                "sign_offs": f.sign_offs.iter().map(|s| json!({
+                    "signer": s.signer,
+                    "verdict": verdict_name(s.verdict()),
+                    "revision": s.revision,
+                    "signed_at": time_json(s.signed_at.as_ref()),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
         "last_activity": time_json(view.last_activity.as_ref()),
         "version": view.version,
     })

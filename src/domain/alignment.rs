@@ -193,6 +193,48 @@ pub fn evaluate_decision(initiative: &Initiative, decision: &Decision) -> Decisi
     DecisionEval { alignment, functions, objections }
 }
 
+/// A sign-off that counted when a decision was accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgreedSignOff {
+    pub signer: Principal,
+    pub verdict: Verdict,
+    /// The revision it was given on.
+    pub revision: u32,
+    pub at: DateTime<Utc>,
+}
+
+/// One function a decision needed, as it stood the moment the decision was accepted:
+/// approved (with every approval that counted), or — for a decision accepted with an
+/// override — the state it was accepted over (with the rejections that counted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgreedFunction {
+    pub function: Function,
+    pub state: FunctionState,
+    pub sign_offs: Vec<AgreedSignOff>,
+}
+
+/// What an acceptance agreed, function by function, evaluated on the state just before
+/// it. The fold records it on the decision (`Decision::agreement`), so a later change of
+/// decision rights never rewrites who agreed.
+pub fn agreement(initiative: &Initiative, decision: &Decision) -> Vec<AgreedFunction> {
+    decision
+        .required_functions()
+        .iter()
+        .map(|function| {
+            let eval = evaluate_function(initiative, decision, function);
+            let verdict = if eval.state == FunctionState::Rejected { Verdict::Reject } else { Verdict::Approve };
+            let sign_offs = decision
+                .sign_offs
+                .iter()
+                .filter(|s| &s.function == function && s.verdict == verdict)
+                .filter(|s| sign_off_counts(initiative, decision, s))
+                .map(|s| AgreedSignOff { signer: s.signer.clone(), verdict: s.verdict, revision: s.revision, at: s.at })
+                .collect();
+            AgreedFunction { function: function.clone(), state: eval.state, sign_offs }
+        })
+        .collect()
+}
+
 fn summarize(text: &str) -> String {
     const LIMIT: usize = 120;
     let line = text.lines().next().unwrap_or_default();
@@ -264,6 +306,20 @@ pub struct OverrideView {
     pub record: OverrideRecord,
 }
 
+/// An accepted decision in force (not superseded) and what was agreed: the revision
+/// accepted, who accepted it, and each function's sign-offs at that moment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgreedDecision {
+    pub decision_id: DecisionId,
+    pub title: String,
+    pub revision: u32,
+    pub accepted_by: Principal,
+    pub accepted_at: DateTime<Utc>,
+    /// Accepted with an override (the functions not approved show what it overrode).
+    pub overridden: bool,
+    pub functions: Vec<AgreedFunction>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DecisionSummary {
     pub decision_id: DecisionId,
@@ -284,7 +340,8 @@ pub struct DecisionSummary {
 /// written by people are cut to a preview. The full lists come from `GetDecision` (a
 /// decision's revisions, sign-offs and feedback thread) and `ListFeedback`.
 pub mod bounds {
-    /// Most open objections, open concerns, stale sign-offs and overrides a view lists.
+    /// Most open objections, open concerns, stale sign-offs, overrides and agreed
+    /// decisions a view lists.
     pub const ITEMS: usize = 20;
     /// Most decisions a view lists (open ones first).
     pub const DECISIONS: usize = 50;
@@ -292,7 +349,8 @@ pub mod bounds {
     pub const OUTSTANDING: usize = 50;
     /// Most stakeholders a view lists.
     pub const STAKEHOLDERS: usize = 100;
-    /// Most people (or feedback ids) one item names: who can sign, an override's objections.
+    /// Most people (or feedback ids) one item names: who can sign, an override's
+    /// objections, an agreed function's sign-offs.
     pub const NAMES: usize = 10;
     /// Characters of a feedback body, resolution, reason or override reason a view quotes.
     /// (The initiative's own title and summary are single fields with their own limits,
@@ -311,6 +369,9 @@ pub struct ViewCounts {
     pub decisions: u32,
     pub open_decisions: u32,
     pub stakeholders: u32,
+    /// Accepted decisions in force.
+    #[serde(default)]
+    pub agreed: u32,
 }
 
 /// The alignment projection of one initiative: what dashboards read. Bounded in size:
@@ -347,6 +408,10 @@ pub struct AlignmentView {
     /// `pending_function` filters match.
     #[serde(default)]
     pub pending_functions: Vec<String>,
+    /// Accepted decisions in force, oldest acceptance first, with what each agreed (the
+    /// function states above count open decisions only).
+    #[serde(default)]
+    pub agreed: Vec<AgreedDecision>,
 }
 
 impl AlignmentView {
@@ -410,7 +475,7 @@ fn unique_strings(values: impl Iterator<Item = String>) -> Vec<String> {
 /// The version of the projection below: raise it whenever a change to this module gives
 /// some initiative another view (a new field, another rule). Stored views carry the
 /// version that wrote them; one of another version is not served but folded anew.
-pub const PROJECTION_VERSION: i32 = 1;
+pub const PROJECTION_VERSION: i32 = 2;
 
 /// The alignment projection of an initiative.
 pub fn project(initiative: &Initiative) -> AlignmentView {
@@ -433,6 +498,7 @@ fn project_in_full(initiative: &Initiative) -> AlignmentView {
     let mut stale_sign_offs = Vec::new();
     let mut decisions = Vec::new();
     let mut overrides = Vec::new();
+    let mut agreed = Vec::new();
     let mut approved_pairs = 0u32;
     let mut total_pairs = 0u32;
     let mut open_count = 0usize;
@@ -463,6 +529,20 @@ fn project_in_full(initiative: &Initiative) -> AlignmentView {
         });
         if decision.status == DecisionStatus::Accepted || decision.status == DecisionStatus::Superseded {
             accepted_count += usize::from(decision.status == DecisionStatus::Accepted);
+            if let (DecisionStatus::Accepted, Some(closure)) = (decision.status, &decision.closure) {
+                agreed.push((
+                    closure.version,
+                    AgreedDecision {
+                        decision_id: decision.id,
+                        title: decision.title().to_owned(),
+                        revision: decision.revision(),
+                        accepted_by: closure.by.clone(),
+                        accepted_at: closure.at,
+                        overridden: decision.r#override.is_some(),
+                        functions: decision.agreement.clone(),
+                    },
+                ));
+            }
             if let (Some(record), Some(closure)) = (&decision.r#override, &decision.closure) {
                 overrides.push(OverrideView {
                     decision_id: decision.id,
@@ -557,6 +637,9 @@ fn project_in_full(initiative: &Initiative) -> AlignmentView {
         list.sort_by_key(|f| (f.version, f.id));
     }
     let stakeholders: Vec<Stakeholder> = initiative.stakeholders.iter().cloned().collect();
+    // In the order they were accepted (decision ids need not be).
+    agreed.sort_by_key(|(version, agreed)| (*version, agreed.decision_id));
+    let agreed: Vec<AgreedDecision> = agreed.into_iter().map(|(_, agreed)| agreed).collect();
     let counts = ViewCounts {
         outstanding: count(&outstanding),
         stale_sign_offs: count(&stale_sign_offs),
@@ -566,6 +649,7 @@ fn project_in_full(initiative: &Initiative) -> AlignmentView {
         decisions: count(&decisions),
         open_decisions: u32::try_from(open_count).unwrap_or(u32::MAX),
         stakeholders: count(&stakeholders),
+        agreed: count(&agreed),
     };
     AlignmentView {
         initiative_id: initiative.id,
@@ -595,6 +679,7 @@ fn project_in_full(initiative: &Initiative) -> AlignmentView {
         version: initiative.version,
         counts,
         pending_functions,
+        agreed,
     }
 }
 
@@ -617,6 +702,10 @@ fn bound(view: &mut AlignmentView) {
     }
     keep_decisions(&mut view.decisions, bounds::DECISIONS);
     view.stakeholders.truncate(bounds::STAKEHOLDERS);
+    keep_last(&mut view.agreed, bounds::ITEMS);
+    for function in view.agreed.iter_mut().flat_map(|agreed| agreed.functions.iter_mut()) {
+        function.sign_offs.truncate(bounds::NAMES);
+    }
 }
 
 fn count<T>(list: &[T]) -> u32 {

@@ -120,6 +120,9 @@ pub struct Decision {
     pub sign_offs: Vec<SignOff>,
     pub closure: Option<Closure>,
     pub r#override: Option<OverrideRecord>,
+    /// What its acceptance agreed, function by function (empty unless accepted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agreement: Vec<super::alignment::AgreedFunction>,
 }
 
 impl Decision {
@@ -331,6 +334,7 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
                 sign_offs: Vec::new(),
                 closure: None,
                 r#override: None,
+                agreement: Vec::new(),
             };
             if initiative.decisions.insert(*decision_id, decision).is_some() {
                 return Err(fail(format!("decision {decision_id} proposed twice")));
@@ -353,7 +357,12 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
             }
         }
         Event::DecisionAccepted { decision_id, r#override, .. } => {
+            let agreement = match initiative.decisions.get(decision_id) {
+                Some(decision) => super::alignment::agreement(&initiative, decision),
+                None => Vec::new(),
+            };
             let decision = decision_mut(&mut initiative, decision_id, &fail)?;
+            decision.agreement = agreement;
             decision.status = DecisionStatus::Accepted;
             let reason = r#override.as_ref().map(|o| o.reason.clone()).unwrap_or_default();
             decision.closure = Some(Closure { by: actor.clone(), at, reason, version: recorded.version });

@@ -375,7 +375,38 @@ pub fn alignment(view: &AlignmentView) -> pb::InitiativeAlignment {
             decisions: view.counts.decisions,
             open_decisions: view.counts.open_decisions,
             stakeholders: view.counts.stakeholders,
+            agreed: view.counts.agreed,
         }),
+        agreed: view.agreed.iter().map(agreed_decision).collect(),
+    }
+}
+
+fn agreed_decision(agreed: &crate::domain::alignment::AgreedDecision) -> pb::AgreedDecision {
+    pb::AgreedDecision {
+        decision_id: agreed.decision_id.to_string(),
+        title: agreed.title.clone(),
+        revision: agreed.revision,
+        accepted_by: agreed.accepted_by.to_string(),
+        accepted_at: Some(timestamp(agreed.accepted_at)),
+        overridden: agreed.overridden,
+        functions: agreed
+            .functions
+            .iter()
+            .map(|f| pb::AgreedFunction {
+                function: f.function.to_string(),
+                state: function_state_pb(f.state).into(),
+                sign_offs: f
+                    .sign_offs
+                    .iter()
+                    .map(|s| pb::AgreedSignOff {
+                        signer: s.signer.to_string(),
+                        verdict: verdict_pb(s.verdict).into(),
+                        revision: s.revision,
+                        signed_at: Some(timestamp(s.at)),
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }
 

@@ -356,12 +356,19 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_written_before_snapshots_had_a_version_is_of_version_1() {
+    fn a_snapshot_written_before_snapshots_had_a_version_is_of_version_1_and_so_folded_anew() {
+        // Version 2 records what an acceptance agreed (`Decision::agreement`): a version 1
+        // snapshot lacks it, so the stream is folded from its first event.
+        const { assert!(crate::store::fold::SNAPSHOT_VERSION > 1) };
         let (events, states) = stream(4);
-        let mut rows = rows(&events, &states, 3, 4);
-        rows.snapshot = Some(serde_json::to_string(&states[2]).expect("encode"));
-        let head = folded(rows);
-        assert_eq!((head.snapshot_version, head.snapshot_current), (3, true));
+        let mut partial = rows(&events, &states, 3, 4);
+        partial.snapshot = Some(serde_json::to_string(&states[2]).expect("encode"));
+        let HeadFold::NeedsWholeStream(mut whole) = partial.fold().expect("an old snapshot is no corruption") else {
+            panic!("folded from a snapshot of version 1")
+        };
+        whole.tail = events.clone();
+        let head = folded(whole);
+        assert_eq!((head.snapshot_version, head.snapshot_current), (0, false));
         assert_eq!(head.state, states[3]);
     }
 }

@@ -18,7 +18,7 @@ use crate::domain::{AlignmentView, Initiative, alignment::project_indexed, evolv
 /// The version of the snapshot's shape: raise it with any change to `Initiative`'s serde
 /// form (a renamed, removed or retyped field), so that processes of another version
 /// refold instead of misreading it.
-pub const SNAPSHOT_VERSION: i32 = 1;
+pub const SNAPSHOT_VERSION: i32 = 2;
 
 /// The field of a snapshot that names its version.
 pub const SNAPSHOT_VERSION_FIELD: &str = "snapshot_version";

@@ -6,6 +6,7 @@
 //! feedback, sign-offs, the alignment projection, the acceptance scenario of section 4
 //! and property tests over arbitrary command sequences.
 
+mod agreed;
 mod alignment;
 mod bounds;
 mod decisions;
