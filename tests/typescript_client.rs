@@ -145,7 +145,9 @@ fn serve(workdir: &Path, url: &str) -> ServeProcess {
 
 /// Runs the check script against `server` and asserts every check's line.
 fn check_against(server: &ServeProcess) {
-    let output = run("node_modules/.bin/tsx", &["test/check.ts", &server.address]);
+    // An absolute path: a relative program's meaning under current_dir differs by platform.
+    let tsx = client_dir().join("node_modules").join(".bin").join("tsx");
+    let output = run(&tsx.to_string_lossy(), &["test/check.ts", &server.address]);
     let printed = String::from_utf8_lossy(&output.stdout);
     eprintln!("{printed}");
     for check in CHECKS {
