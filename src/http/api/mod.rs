@@ -1,6 +1,8 @@
 //! The board's JSON API: one initiative in detail (`detail`, `GET
-//! /api/initiatives/{initiative}`) and the live alignment of many as server-sent events
-//! (`watch`, `GET /api/watch`). Both answer refusals as this module maps them.
+//! /api/initiatives/{initiative}`), its alignment as of a past version with the
+//! explanation (`history`), a decision's revisions diffed (`diff`), who the caller is and
+//! what waits on them (`me`), and the live alignment of many as server-sent events
+//! (`watch`, `GET /api/watch`). All answer refusals as this module maps them.
 //!
 //! The detail is built from the same domain functions as gRPC `GetDecision`
 //! (`evaluate_decision`, `sign_off_history`, `sign_off_counts`); the event stream is a
@@ -8,6 +10,9 @@
 //! other watcher see the same changes at the same positions.
 
 mod detail;
+mod diff;
+mod history;
+mod me;
 mod watch;
 
 use axum::{http::StatusCode, response::Response};
@@ -18,9 +23,13 @@ use crate::domain::{
     DomainError,
     values::{MAX_ERROR_BYTES, clip},
 };
+use crate::live::ReadError;
 use crate::store::StoreError;
 
 pub(super) use detail::initiative;
+pub(super) use diff::diff;
+pub(super) use history::as_of;
+pub(super) use me::{inbox, me};
 pub(super) use watch::watch;
 
 /// A refusal as the API answers it; messages are cut to `MAX_ERROR_BYTES`, like gRPC's
@@ -56,6 +65,15 @@ fn store_response(error: StoreError) -> Response {
         StoreError::Database(db) => {
             error!(error = %db, "database error");
             error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal database error")
+        }
+    }
+}
+
+fn read_response(error: ReadError) -> Response {
+    match error {
+        ReadError::Store(error) => store_response(error),
+        past @ ReadError::PastHead { .. } => {
+            error_response(StatusCode::BAD_REQUEST, &clip(&past.to_string(), MAX_ERROR_BYTES))
         }
     }
 }
