@@ -886,6 +886,7 @@
       x.initiative_objections.length > 0 ? el("div", { class: "explain-other" }, "Objections to the initiative: ",
         el("ul", { class: "explain-events" }, x.initiative_objections.map(eventRef))) : null);
     $("asof-body").replaceChildren(state, why);
+    $("asof-body").dataset.version = String(past.version);
   }
 
   function eventRef(e) {
@@ -946,20 +947,31 @@
     renderDiff(diff);
   }
 
-  function revisionSelect(name, label, diff, selected) {
-    return el("label", {}, label,
-      el("select", { name, onchange: () => {
-        const form = $("diff-pick");
-        loadDiff(form.elements.from.value, form.elements.to.value);
-      } }, diff.revisions.map((r) => {
-        const option = el("option", { value: String(r.number) }, `revision ${r.number} · ${r.number === 1 ? "proposal" : r.kind}`);
-        if (r.number === selected) option.selected = true;
-        return option;
-      })));
+  function revisionOptions(select, diff, selected) {
+    select.replaceChildren(...diff.revisions.map((r) => {
+      const option = el("option", { value: String(r.number) }, `revision ${r.number} · ${r.number === 1 ? "proposal" : r.kind}`);
+      if (r.number === selected) option.selected = true;
+      return option;
+    }));
+  }
+
+  // The two revisions to compare: made once per decision page, so that focus stays on
+  // them while the diff below is redrawn.
+  function diffPick(diff) {
+    let pick = $("diff-pick");
+    if (!pick || pick.dataset.decision !== diff.decision_id) {
+      const changed = () => loadDiff(pick.elements.from.value, pick.elements.to.value);
+      pick = el("form", { id: "diff-pick", class: "diff-pick", "aria-label": "Revisions to compare", "data-decision": diff.decision_id,
+        onsubmit: (e) => e.preventDefault() },
+      el("label", {}, "From revision", el("select", { name: "from", onchange: changed })),
+      el("label", {}, "To revision", el("select", { name: "to", onchange: changed })));
+    }
+    revisionOptions(pick.elements.from, diff, diff.from);
+    revisionOptions(pick.elements.to, diff, diff.to);
+    return pick;
   }
 
   function renderDiff(diff) {
-    const focused = document.activeElement && document.activeElement.name;
     const revisions = el("ol", { class: "revisions", "aria-label": "Revisions, oldest first" }, diff.revisions.map((r) =>
       el("li", { "data-revision": String(r.number), "data-kind": r.kind },
         el("strong", {}, `Revision ${r.number}`),
@@ -970,77 +982,30 @@
     const low = Math.min(diff.from, diff.to);
     const high = Math.max(diff.from, diff.to);
     const verdict = diff.from === diff.to
-      ? el("p", { class: "diff-verdict" }, diff.revisions.length === 1 ? "Only one revision: nothing to compare yet." : "The same revision on both sides.")
+      ? el("p", { class: "diff-verdict same", id: "diff-verdict" },
+        diff.revisions.length === 1 ? "Only one revision: nothing to compare yet." : "The same revision on both sides.")
       : el("p", { class: `diff-verdict ${diff.material ? "material" : "editorial"}`, id: "diff-verdict" },
         diff.material
           ? `Material change between revision ${low} and ${high}: approvals given before it went stale and must be given again.`
           : `Editorial change only between revision ${low} and ${high}: approvals still count.`);
-    const fields = el("div", { class: "diff-fields" }, diff.fields.map((f) =>
-      el("section", { class: "field-diff", "data-field": f.field, "data-changed": String(f.changed), "aria-label": `${f.field.replace("_", " ")}: ${f.changed ? "changed" : "unchanged"}` },
-        el("h4", {}, f.field.replace("_", " "), el("span", { class: f.changed ? "changed" : "unchanged" }, f.changed ? " · changed" : " · unchanged")),
-        el("p", { class: "diff-text" }, f.ops.length === 0 ? el("span", { class: "none" }, "(empty)") : f.ops.map((op) =>
-          op.op === "insert" ? el("ins", { title: "added" }, op.text)
-            : op.op === "delete" ? el("del", { title: "removed" }, op.text)
-              : document.createTextNode(op.text))))));
-    const pick = el("form", { id: "diff-pick", class: "diff-pick", "aria-label": "Revisions to compare", onsubmit: (e) => e.preventDefault() },
-      revisionSelect("from", "From revision", diff, diff.from),
-      revisionSelect("to", "To revision", diff, diff.to));
-    $("decision-page-body").replaceChildren(el("h4", {}, "Revisions"), revisions,
-      el("h4", {}, "Changes"), pick, verdict, fields);
-    if (focused === "from" || focused === "to") $("diff-pick").elements[focused].focus();
-  }
-
-  function decision(d) {
-    const open = d.status === "proposed";
-    const badge = open ? statusBadge(d.alignment) : el("span", { class: `status status-${d.status}` }, d.status);
-    return el("section", { class: "decision", "data-decision": d.decision_id, "aria-label": `Decision: ${d.title}` },
-      el("div", { class: "decision-head" }, el("h4", {}, d.title), badge),
-      el("button", { type: "button", class: "compare link", onclick: () => openDecisionPage(d) },
-        d.revisions.length > 1 ? `Revisions and changes (${d.revisions.length})` : "Revisions"),
-      el("div", { class: "sub" }, `revision ${d.revision} · proposed by ${d.proposed_by} `, timeEl(d.proposed_at),
-        d.closure ? ` · ${d.status} by ${d.closure.by}${d.closure.reason ? `: ${d.closure.reason}` : ""}` : "",
-        d.override ? ` · OVERRIDE: ${d.override.reason}` : ""),
-      d.content && d.content.proposal ? el("p", { class: "proposal" }, d.content.proposal) : null,
-      open ? el("ul", { class: "chips", "aria-label": "Sign-off by function" }, d.functions.map((f) => chip(f.function, f.state))) : null,
-      open ? el("ul", { class: "reasons" }, d.functions.filter((f) => f.state !== "approved").map((f) =>
-        el("li", {}, el("strong", {}, `${f.function}: `), f.reason,
-          f.can_sign.length > 0 ? ` — ${f.state === "pending" ? "can sign" : "by"}: ${f.can_sign.join(", ")}` : ""))) : null,
-      d.revisions.map((r) => revision(r, d)),
-      d.feedback.length > 0 ? [el("div", { class: "revision-title feedback-title" }, "Feedback"), feedbackList(d.feedback)] : null);
-  }
-
-  function revision(r, d) {
-    const current = r.number === d.revision;
-    return el("div", { class: "revision" },
-      el("div", { class: "revision-title" }, `Revision ${r.number}`,
-        el("span", { class: "kind" }, ` · ${r.number === 1 ? "proposal" : r.kind}${current ? " · current" : ""}${r.number < d.material_base ? " · approvals stale" : ""} · by ${r.by} `),
-        timeEl(r.at)),
-      el("table", { class: "matrix", "aria-label": `Sign-offs of revision ${r.number}` },
-        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Function"), el("th", { scope: "col" }, "Verdicts"))),
-        el("tbody", {}, r.matrix.map((row) => el("tr", { "data-function": row.function },
-          el("th", { scope: "row" }, row.function),
-          el("td", {}, row.sign_offs.length === 0 ? el("span", { class: "none" }, "no verdict")
-            : row.sign_offs.map(verdict)))))));
-  }
-
-  function verdict(s) {
-    const approve = s.verdict === "approve";
-    const note = s.revoked ? " (revoked)" : s.replaced ? " (replaced)" : s.in_force && !s.counts ? " (does not count now)" : "";
-    const words = [s.reason, s.comment].filter((w) => w && w.trim()).join(" — ");
-    return el("span", {
-      class: `verdict verdict-${s.verdict}${s.in_force ? "" : " stale"}`, "data-signer": s.signer,
-      title: words || null,
-    }, el("span", { "aria-hidden": "true" }, approve ? "✓" : "✕"),
-    `${approve ? "approved" : "rejected"} by `, el("strong", {}, s.signer), note, " ",
-    el("span", { class: "when" }, timeEl(s.at)));
-  }
-
-  function feedbackList(items) {
-    return el("ul", { class: "feedback" }, items.map((f) => el("li", {},
-      el("span", { class: `kind kind-${f.kind}` }, f.kind), ` from ${f.function} (${f.author}, ${f.source.replace("_", " ")}) `,
-      timeEl(f.recorded_at),
-      el("div", {}, f.body),
-      f.resolution ? el("div", { class: "resolved" }, `✓ resolved by ${f.resolution.by}: ${f.resolution.text}`) : null)));
+    const fields = el("div", { class: "diff-fields", id: "diff-fields", "data-from": String(diff.from), "data-to": String(diff.to) },
+      diff.fields.map((f) => {
+        const name = f.field.replace("_", " ");
+        return el("section", { class: "field-diff", "data-field": f.field, "data-changed": String(f.changed), "aria-label": `${name}: ${f.changed ? "changed" : "unchanged"}` },
+          el("h4", {}, name, el("span", { class: f.changed ? "changed" : "unchanged" }, f.changed ? " · changed" : " · unchanged")),
+          el("p", { class: "diff-text" }, f.ops.length === 0 ? el("span", { class: "none" }, "(empty)") : f.ops.map((op) =>
+            op.op === "insert" ? el("ins", { title: "added" }, op.text)
+              : op.op === "delete" ? el("del", { title: "removed" }, op.text)
+                : document.createTextNode(op.text))));
+      }));
+    const pick = diffPick(diff);
+    const body = $("decision-page-body");
+    if (!body.contains(pick)) {
+      body.replaceChildren(el("h4", {}, "Revisions"), el("div", { id: "diff-revisions" }), el("h4", {}, "Changes"), pick,
+        el("div", { id: "diff-result", "aria-live": "polite" }));
+    }
+    $("diff-revisions").replaceChildren(revisions);
+    $("diff-result").replaceChildren(verdict, fields);
   }
 
   // ---- Wiring ------------------------------------------------------------------------
