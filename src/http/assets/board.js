@@ -451,7 +451,10 @@
     if (type === "alignment") {
       views.set(payload.initiative_id, payload);
       scheduleRender();
-      if (openId === payload.initiative_id || openKey === payload.key) refreshDetailSoon();
+      // The open detail is read again when its initiative moved past what it shows.
+      const shows = lastDetail && lastDetail.alignment.initiative_id === payload.initiative_id
+        && lastDetail.alignment.version === payload.version;
+      if ((openId === payload.initiative_id || openKey === payload.key) && !shows) refreshDetailSoon();
       if (caughtUp) refreshInboxSoon();
     } else if (type === "removed") {
       views.delete(payload.initiative_id);
@@ -755,7 +758,10 @@
     }
     const detail = await response.json();
     if (key !== openKey) return;
-    renderDetail(detail);
+    // Nothing moved since it was drawn: leave it (and the focus in it) as it is.
+    const same = lastDetail && lastDetail.alignment.initiative_id === detail.alignment.initiative_id
+      && lastDetail.alignment.version === detail.alignment.version;
+    if (!same) renderDetail(detail);
   }
 
   function renderDetail(detail) {
@@ -1006,6 +1012,59 @@
     }
     $("diff-revisions").replaceChildren(revisions);
     $("diff-result").replaceChildren(verdict, fields);
+  }
+
+  function decision(d) {
+    const open = d.status === "proposed";
+    const badge = open ? statusBadge(d.alignment) : el("span", { class: `status status-${d.status}` }, d.status);
+    return el("section", { class: "decision", "data-decision": d.decision_id, "aria-label": `Decision: ${d.title}` },
+      el("div", { class: "decision-head" }, el("h4", {}, d.title), badge),
+      el("button", { type: "button", class: "compare link", onclick: () => openDecisionPage(d) },
+        d.revisions.length > 1 ? `Revisions and changes (${d.revisions.length})` : "Revisions"),
+      el("div", { class: "sub" }, `revision ${d.revision} · proposed by ${d.proposed_by} `, timeEl(d.proposed_at),
+        d.closure ? ` · ${d.status} by ${d.closure.by}${d.closure.reason ? `: ${d.closure.reason}` : ""}` : "",
+        d.override ? ` · OVERRIDE: ${d.override.reason}` : ""),
+      d.content && d.content.proposal ? el("p", { class: "proposal" }, d.content.proposal) : null,
+      open ? el("ul", { class: "chips", "aria-label": "Sign-off by function" }, d.functions.map((f) => chip(f.function, f.state))) : null,
+      open ? el("ul", { class: "reasons" }, d.functions.filter((f) => f.state !== "approved").map((f) =>
+        el("li", {}, el("strong", {}, `${f.function}: `), f.reason,
+          f.can_sign.length > 0 ? ` — ${f.state === "pending" ? "can sign" : "by"}: ${f.can_sign.join(", ")}` : ""))) : null,
+      d.revisions.map((r) => revision(r, d)),
+      d.feedback.length > 0 ? [el("div", { class: "revision-title feedback-title" }, "Feedback"), feedbackList(d.feedback)] : null);
+  }
+
+  function revision(r, d) {
+    const current = r.number === d.revision;
+    return el("div", { class: "revision" },
+      el("div", { class: "revision-title" }, `Revision ${r.number}`,
+        el("span", { class: "kind" }, ` · ${r.number === 1 ? "proposal" : r.kind}${current ? " · current" : ""}${r.number < d.material_base ? " · approvals stale" : ""} · by ${r.by} `),
+        timeEl(r.at)),
+      el("table", { class: "matrix", "aria-label": `Sign-offs of revision ${r.number}` },
+        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Function"), el("th", { scope: "col" }, "Verdicts"))),
+        el("tbody", {}, r.matrix.map((row) => el("tr", { "data-function": row.function },
+          el("th", { scope: "row" }, row.function),
+          el("td", {}, row.sign_offs.length === 0 ? el("span", { class: "none" }, "no verdict")
+            : row.sign_offs.map(verdict)))))));
+  }
+
+  function verdict(s) {
+    const approve = s.verdict === "approve";
+    const note = s.revoked ? " (revoked)" : s.replaced ? " (replaced)" : s.in_force && !s.counts ? " (does not count now)" : "";
+    const words = [s.reason, s.comment].filter((w) => w && w.trim()).join(" — ");
+    return el("span", {
+      class: `verdict verdict-${s.verdict}${s.in_force ? "" : " stale"}`, "data-signer": s.signer,
+      title: words || null,
+    }, el("span", { "aria-hidden": "true" }, approve ? "✓" : "✕"),
+    `${approve ? "approved" : "rejected"} by `, el("strong", {}, s.signer), note, " ",
+    el("span", { class: "when" }, timeEl(s.at)));
+  }
+
+  function feedbackList(items) {
+    return el("ul", { class: "feedback" }, items.map((f) => el("li", {},
+      el("span", { class: `kind kind-${f.kind}` }, f.kind), ` from ${f.function} (${f.author}, ${f.source.replace("_", " ")}) `,
+      timeEl(f.recorded_at),
+      el("div", {}, f.body),
+      f.resolution ? el("div", { class: "resolved" }, `✓ resolved by ${f.resolution.by}: ${f.resolution.text}`) : null)));
   }
 
   // ---- Wiring ------------------------------------------------------------------------
