@@ -109,7 +109,61 @@ fn diff_text(field: &'static str, old: &str, new: &str) -> FieldDiff {
             _ => ops.push(DiffOp { op, text: change.value().to_owned() }),
         }
     }
-    FieldDiff { field, changed: old != new, ops }
+    FieldDiff { field, changed: old != new, ops: hunks(ops) }
+}
+
+/// The runs with the changes next to each other made one: the spaces between two changed
+/// words go to both sides, so "starting next sprint." reads as one deletion followed by one
+/// insertion rather than word by word, interleaved. Equal runs and inserted runs still
+/// make the newer text, equal and deleted the older.
+fn hunks(runs: Vec<DiffOp>) -> Vec<DiffOp> {
+    let mut out: Vec<DiffOp> = Vec::new();
+    let (mut deleted, mut inserted, mut pending_space) = (String::new(), String::new(), String::new());
+    let mut in_hunk = false;
+    let flush = |out: &mut Vec<DiffOp>, deleted: &mut String, inserted: &mut String| {
+        if !deleted.is_empty() {
+            out.push(DiffOp { op: "delete", text: std::mem::take(deleted) });
+        }
+        if !inserted.is_empty() {
+            out.push(DiffOp { op: "insert", text: std::mem::take(inserted) });
+        }
+    };
+    for run in runs {
+        match run.op {
+            "equal" if in_hunk && run.text.chars().all(char::is_whitespace) && pending_space.is_empty() => {
+                pending_space = run.text;
+            }
+            "equal" => {
+                flush(&mut out, &mut deleted, &mut inserted);
+                let mut text = std::mem::take(&mut pending_space);
+                text.push_str(&run.text);
+                match out.last_mut() {
+                    Some(last) if last.op == "equal" => last.text.push_str(&text),
+                    _ => out.push(DiffOp { op: "equal", text }),
+                }
+                in_hunk = false;
+            }
+            change => {
+                if !pending_space.is_empty() {
+                    // Whitespace between two changes belongs to both sides of the hunk.
+                    deleted.push_str(&pending_space);
+                    inserted.push_str(&pending_space);
+                    pending_space.clear();
+                }
+                if change == "delete" {
+                    deleted.push_str(&run.text)
+                } else {
+                    inserted.push_str(&run.text)
+                }
+                in_hunk = true;
+            }
+        }
+    }
+    flush(&mut out, &mut deleted, &mut inserted);
+    if !pending_space.is_empty() {
+        out.push(DiffOp { op: "equal", text: pending_space });
+    }
+    out
 }
 
 /// Each content field of two revisions, diffed (lists one item a line).
@@ -219,6 +273,15 @@ mod tests {
         assert!(inserted.contains("Adyen") && inserted.contains("all"), "{inserted:?}");
         let joined: String = diff.ops.iter().filter(|o| o.op != "delete").map(|o| o.text.as_str()).collect();
         assert_eq!(joined, "Use Adyen for all payments", "equal and inserted runs make the newer text");
+        let old: String = diff.ops.iter().filter(|o| o.op != "insert").map(|o| o.text.as_str()).collect();
+        assert_eq!(old, "Use Stripe for payments", "equal and deleted runs make the older text");
+        let hunk = diff_text("proposal", "Pay now, starting next sprint.", "Pay now, and PayPal later.");
+        let ops: Vec<(&str, &str)> = hunk.ops.iter().map(|o| (o.op, o.text.as_str())).collect();
+        assert_eq!(
+            ops,
+            [("equal", "Pay now, "), ("delete", "starting next sprint."), ("insert", "and PayPal later.")],
+            "changed words next to each other read as one deletion and one insertion"
+        );
         let same = diff_text("title", "Same", "Same");
         assert!(!same.changed);
         assert_eq!(same.ops, vec![DiffOp { op: "equal", text: "Same".into() }]);

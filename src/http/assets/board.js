@@ -787,7 +787,7 @@
           el("div", { class: "line1" }, el("span", { class: "actor" }, entry.actor), " · ", timeEl(entry.recorded_at),
             ` · v${entry.version}`),
           el("div", {}, entry.summary)))),
-      detail.timeline_truncated ? el("p", { class: "none" }, "Older events are not shown.") : null);
+      ...(detail.timeline_truncated ? [el("p", { class: "none" }, "Older events are not shown.")] : []));
     updateAsOf(v.key, v.version);
   }
 
