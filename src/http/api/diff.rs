@@ -11,16 +11,15 @@
 use std::time::Duration;
 
 use axum::{
-    Json,
     extract::{Path, Query, State, rejection::QueryRejection},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use similar::{Algorithm, ChangeTag, TextDiff};
 
-use super::{domain_response, error_response, field_error, store_response};
+use super::{bounded_json, domain_response, error_response, field_error, store_response};
 use crate::domain::{
     DomainError,
     state::{Decision, Revision},
@@ -249,7 +248,7 @@ pub(crate) async fn diff(
         Err(error) => return domain_response(error),
     };
     match revision_diff(decision, from, to) {
-        Some(diff) => Json(diff).into_response(),
+        Some(diff) => bounded_json(&diff),
         None => {
             error_response(StatusCode::NOT_FOUND, &format!("decision {decision_id} has no revision {from} or {to}"))
         }

@@ -7,15 +7,14 @@
 //! explained (`explain`, as gRPC `Explain`); nothing is folded here.
 
 use axum::{
-    Json,
     extract::{Path, Query, State, rejection::QueryRejection},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::{Deserialize, Serialize};
 
 use super::detail::{TimelineEntry, timeline_entry};
-use super::{domain_response, error_response, field_error, store_response};
+use super::{bounded_json, domain_response, error_response, field_error, store_response};
 use crate::domain::{
     AlignmentView, DomainError,
     explain::{Explanation, explain},
@@ -86,14 +85,13 @@ pub(crate) async fn as_of(
         Ok(events) => events.first().map(|stored| timeline_entry(&state, stored)),
         Err(error) => return store_response(error),
     };
-    Json(AsOf {
+    bounded_json(&AsOf {
         version,
         current_version: current.version,
         alignment: project(&state),
         explanation: explain(&state, None),
         event,
     })
-    .into_response()
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{domain_response, field_error, read_response};
+use super::{bounded_json, domain_response, field_error, read_response};
 use crate::domain::{
     DomainError,
     alignment::{FunctionState, InitiativeStatus},
@@ -127,5 +127,5 @@ pub(crate) async fn inbox(
         })
         .take(MAX_INBOX_ITEMS)
         .collect();
-    Json(Inbox { principal, items, total, truncated: total > MAX_INBOX_ITEMS }).into_response()
+    bounded_json(&Inbox { principal, items, total, truncated: total > MAX_INBOX_ITEMS })
 }

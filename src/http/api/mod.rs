@@ -15,7 +15,11 @@ mod history;
 mod me;
 mod watch;
 
-use axum::{http::StatusCode, response::Response};
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
 use tracing::error;
 
 use super::{error as error_response, field_error};
@@ -75,5 +79,54 @@ fn read_response(error: ReadError) -> Response {
         past @ ReadError::PastHead { .. } => {
             error_response(StatusCode::BAD_REQUEST, &clip(&past.to_string(), MAX_ERROR_BYTES))
         }
+    }
+}
+
+/// The most bytes one JSON answer of the as-of, diff and inbox endpoints may take; past
+/// it the answer is refused (500) rather than buffered on.
+const MAX_RESPONSE_BYTES: usize = 8 << 20;
+
+/// Writes into memory up to `MAX_RESPONSE_BYTES`, and fails past it.
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + bytes.len() > MAX_RESPONSE_BYTES {
+            return Err(std::io::Error::other("the answer is too large"));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `value` as a JSON answer, encoded into at most `MAX_RESPONSE_BYTES`.
+fn bounded_json<T: Serialize>(value: &T) -> Response {
+    let mut body = Capped(Vec::new());
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.0).into_response(),
+        Err(reason) => {
+            error!(%reason, limit = MAX_RESPONSE_BYTES, "an API answer was not sent");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("the answer would be larger than {} MiB", MAX_RESPONSE_BYTES >> 20),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_past_the_bound_is_refused_not_buffered() {
+        let small = bounded_json(&vec!["x"; 10]);
+        assert_eq!(small.status(), StatusCode::OK);
+        let large = bounded_json(&vec!["x".repeat(1024); MAX_RESPONSE_BYTES / 1024 + 1]);
+        assert_eq!(large.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }
