@@ -417,7 +417,13 @@ async fn the_api_serves_the_board_the_detail_and_the_event_stream() {
 async fn outside_local_development_the_api_needs_a_reader_token() {
     let reader_token = "board-reader-token-0123456789abcdef";
     let roleless_token = "board-roleless-token-0123456789abcdef";
+    let auditor_token = "board-auditor-token-0123456789abcdef";
     let mut tokens = ServiceTokens::new();
+    tokens.add(
+        service_tokens::digest(auditor_token),
+        Principal::parse("principal", "audit@svc").expect("principal"),
+        Roles::of(&[Role::Auditor]),
+    );
     tokens.add(
         service_tokens::digest(reader_token),
         Principal::parse("principal", "dashboard@svc").expect("principal"),
@@ -467,13 +473,17 @@ async fn outside_local_development_the_api_needs_a_reader_token() {
     assert_eq!(inbox["items"], json!([]), "{inbox}");
     let (status, theirs) = get_json(&server.url("/api/inbox?principal=dee@example.com"), Some(reader_token)).await;
     assert_eq!((status, &theirs["principal"]), (200, &json!("dee@example.com")), "{theirs}");
-    for path in [
-        "/api/initiatives/CHECKOUT-42/as-of?version=1",
-        "/api/initiatives/CHECKOUT-42/decisions/0198a1b2-0000-7000-8000-000000000000/diff",
-    ] {
-        let (status, missing) = get_json(&server.url(path), Some(reader_token)).await;
-        assert_eq!(status, 404, "{path}: a reader gets through to the handler: {missing}");
-    }
+    let diff = "/api/initiatives/CHECKOUT-42/decisions/0198a1b2-0000-7000-8000-000000000000/diff";
+    let (status, missing) = get_json(&server.url(diff), Some(reader_token)).await;
+    assert_eq!(status, 404, "a reader gets through to the diff: {missing}");
+    // The alignment as of a version is the audit API's: auditors and admins, as in gRPC.
+    let as_of = "/api/initiatives/CHECKOUT-42/as-of?version=1";
+    let (status, refused) = get_json(&server.url(as_of), Some(reader_token)).await;
+    assert_eq!(status, 403, "a reader may not read the history: {refused}");
+    let reason = refused["error"].as_str().expect("reason");
+    assert!(reason.contains("the auditor or admin role") && reason.contains("dashboard@svc"), "{reason}");
+    let (status, missing) = get_json(&server.url(as_of), Some(auditor_token)).await;
+    assert_eq!(status, 404, "an auditor gets through to the handler: {missing}");
     let response =
         http_client().request(request(&server.url("/api/watch"), Some(reader_token))).await.expect("event stream");
     assert_eq!(response.status(), 200);

@@ -16,6 +16,7 @@
 //! - `GET /api/initiatives/{initiative}/as-of?version=N`: its alignment as of version N
 //!   (default: now) with the explanation of every function's state then and the event
 //!   that made the version, narrated (see `api::history`; the board's as-of slider);
+//!   like gRPC's audit API it needs the auditor or admin role (403 otherwise);
 //! - `GET /api/initiatives/{initiative}/decisions/{decision}/diff?from=A&to=B`: a
 //!   decision's revisions and a word diff of each content field between two of them
 //!   (default: the latest material revision and the one before; see `api::diff`);

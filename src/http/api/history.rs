@@ -4,14 +4,17 @@
 //!
 //! Built from the audit API's functions: the state is the store's fold of the stream's
 //! prefix (`Store::state_until`, as gRPC `GetAlignmentAsOf`), projected (`project`) and
-//! explained (`explain`, as gRPC `Explain`); nothing is folded here.
+//! explained (`explain`, as gRPC `Explain`); nothing is folded here. It needs what they
+//! need: the auditor or admin role (any caller in local development mode).
 
 use axum::{
+    Extension,
     extract::{Path, Query, State, rejection::QueryRejection},
     http::StatusCode,
     response::Response,
 };
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use super::detail::{TimelineEntry, timeline_entry};
 use super::{bounded_json, domain_response, error_response, field_error, store_response};
@@ -22,6 +25,7 @@ use crate::domain::{
     values::{InitiativeRef, parser_message, quote},
 };
 use crate::http::App;
+use crate::security::{Caller, Right};
 use crate::store::audit::Until;
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,9 +58,24 @@ fn version(given: Option<&str>, current: u64) -> Result<u64, DomainError> {
 
 pub(crate) async fn as_of(
     State(app): State<App>,
+    caller: Option<Extension<Caller>>,
     Path(initiative): Path<String>,
     query: Result<Query<AsOfQuery>, QueryRejection>,
 ) -> Response {
+    // The guard let a reader through; the history is the audit API's, as in gRPC.
+    if let Some(Extension(caller)) = &caller
+        && !caller.roles.grants(Right::Audit)
+    {
+        let reason = format!(
+            "the alignment as of a version needs {}; {} holds {}",
+            Right::Audit.describe(),
+            caller.principal,
+            caller.roles
+        );
+        warn!(target: "accord::security", event = "permission_denied", principal = %caller.principal,
+            roles = %caller.roles, http = "/api/initiatives/{initiative}/as-of", %reason, "HTTP request refused: service role");
+        return error_response(StatusCode::FORBIDDEN, &reason);
+    }
     let query = match query {
         Ok(Query(query)) => query,
         Err(rejection) => return field_error("query", &format!("query: {}", parser_message(&rejection.body_text()))),
