@@ -1346,3 +1346,117 @@ async fn a_decision_page_shows_the_diff_between_two_revisions() {
     };
     finish(&browser, driver, outcome).await;
 }
+
+/// Sends a bearer token (outside local development mode).
+#[derive(Clone)]
+struct Bearer(String);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let value = format!("Bearer {}", self.0).parse().map_err(|_| Status::internal("bad token"))?;
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+}
+
+#[tokio::test]
+async fn with_a_token_the_home_view_is_the_callers_own_without_asking() {
+    let (admin, driver_token, business) = (
+        "board-admin-token-0123456789abcdef",
+        "board-driver-token-0123456789abcdef",
+        "board-business-token-0123456789ab",
+    );
+    let mut tokens = ServiceTokens::new();
+    for (token, principal, role) in
+        [(admin, OWNER, Role::Admin), (driver_token, DRIVER, Role::Member), (business, BUSINESS, Role::Member)]
+    {
+        tokens.add(
+            service_tokens::digest(token),
+            Principal::parse("principal", principal).expect("principal"),
+            Roles::of(&[role]),
+        );
+    }
+    let options = ServerOptions {
+        authenticator: Authenticator::Tokens { jwt: None, service_tokens: tokens },
+        ..ServerOptions::local_development()
+    };
+    let server = Server::start(options).await;
+    let channel = Channel::from_shared(format!("http://{}", server.grpc)).expect("uri").connect_lazy();
+    let as_owner = CommandServiceClient::with_interceptor(channel.clone(), Bearer(admin.into()));
+    as_owner
+        .clone()
+        .create_initiative(pb::CreateInitiativeRequest {
+            options: None,
+            key: "CHECKOUT-42".into(),
+            title: "New checkout".into(),
+            summary: String::new(),
+            owner: String::new(),
+            stage: pb::Stage::Definition.into(),
+            required_functions: vec!["business".into()],
+        })
+        .await
+        .expect("create initiative");
+    for (principal, function, role) in
+        [(DRIVER, "product", pb::Role::Driver), (BUSINESS, "business", pb::Role::Approver)]
+    {
+        as_owner
+            .clone()
+            .assign_stakeholder(pb::AssignStakeholderRequest {
+                options: None,
+                initiative: "CHECKOUT-42".into(),
+                principal: principal.into(),
+                function: function.into(),
+                role: role.into(),
+            })
+            .await
+            .expect("assign stakeholder");
+    }
+    CommandServiceClient::with_interceptor(channel, Bearer(driver_token.into()))
+        .propose_decision(pb::ProposeDecisionRequest {
+            options: None,
+            initiative: "CHECKOUT-42".into(),
+            content: content("Use Stripe for payments", "Use Stripe."),
+            required_functions: vec![],
+            supersedes: String::new(),
+        })
+        .await
+        .expect("propose decision");
+
+    let driver = Driver::start().await;
+    let browser = chromium(&driver, 1400, 1000).await;
+    let outcome = async {
+        browser.goto(&server.url("/")).await.expect("open the board");
+        let asks = wait_for(
+            &browser,
+            "return !document.getElementById('token-panel').hidden;",
+            json!(true),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(asks, json!(true), "without a token the board asks for one");
+        let field = browser.find(Locator::Css("#token-form input[name=token]")).await.expect("token field");
+        field.send_keys(business).await.expect("type the token");
+        browser
+            .find(Locator::Css("#token-form button[type=submit]"))
+            .await
+            .expect("submit")
+            .click()
+            .await
+            .expect("use it");
+        let keys = r#"return [...document.querySelectorAll('#inbox > li')].map((li) => li.dataset.key).join(',');"#;
+        let seen = wait_for(&browser, keys, json!("CHECKOUT-42"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("CHECKOUT-42"), "the caller's own inbox");
+        let me = browser.execute("return document.getElementById('me-line').textContent;", vec![]).await;
+        assert_eq!(me.expect("me line"), json!(format!("for {BUSINESS} (signed in)")), "named by the server");
+        let asked = browser
+            .execute(
+                "return [document.getElementById('whoami').hidden, document.getElementById('me-change').hidden];",
+                vec![],
+            )
+            .await
+            .expect("script runs");
+        assert_eq!(asked, json!([true, true]), "nobody is asked who they are, nor offered to change it");
+        assert_accessible(&browser, "the home view with a token").await;
+    };
+    finish(&browser, driver, outcome).await;
+}
