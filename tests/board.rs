@@ -417,7 +417,13 @@ async fn the_api_serves_the_board_the_detail_and_the_event_stream() {
 async fn outside_local_development_the_api_needs_a_reader_token() {
     let reader_token = "board-reader-token-0123456789abcdef";
     let roleless_token = "board-roleless-token-0123456789abcdef";
+    let auditor_token = "board-auditor-token-0123456789abcdef";
     let mut tokens = ServiceTokens::new();
+    tokens.add(
+        service_tokens::digest(auditor_token),
+        Principal::parse("principal", "audit@svc").expect("principal"),
+        Roles::of(&[Role::Auditor]),
+    );
     tokens.add(
         service_tokens::digest(reader_token),
         Principal::parse("principal", "dashboard@svc").expect("principal"),
@@ -434,7 +440,15 @@ async fn outside_local_development_the_api_needs_a_reader_token() {
     };
     let server = Server::start(options).await;
 
-    for path in ["/api/initiatives/CHECKOUT-42", "/api/watch"] {
+    for path in [
+        "/api/initiatives/CHECKOUT-42",
+        "/api/watch",
+        "/api/me",
+        "/api/inbox",
+        "/api/inbox?principal=dee@example.com",
+        "/api/initiatives/CHECKOUT-42/as-of?version=1",
+        "/api/initiatives/CHECKOUT-42/decisions/0198a1b2-0000-7000-8000-000000000000/diff",
+    ] {
         let (status, error) = get_json(&server.url(path), None).await;
         assert_eq!(status, 401, "{path} without a token: {error}");
         assert!(error["error"].as_str().expect("reason").contains("missing bearer token"), "{error}");
@@ -447,6 +461,29 @@ async fn outside_local_development_the_api_needs_a_reader_token() {
     }
     let (status, missing) = get_json(&server.url("/api/initiatives/CHECKOUT-42"), Some(reader_token)).await;
     assert_eq!(status, 404, "a reader gets through to the handler: {missing}");
+    // Who am I: the caller the token names; their inbox without naming them.
+    let (status, me) = get_json(&server.url("/api/me"), Some(reader_token)).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["principal"], "dashboard@svc", "{me}");
+    assert_eq!(me["local_development"], false, "{me}");
+    assert!(me["roles"].as_str().is_some_and(|r| r.contains("reader")), "{me}");
+    let (status, inbox) = get_json(&server.url("/api/inbox"), Some(reader_token)).await;
+    assert_eq!(status, 200, "{inbox}");
+    assert_eq!(inbox["principal"], "dashboard@svc", "the caller's own inbox: {inbox}");
+    assert_eq!(inbox["items"], json!([]), "{inbox}");
+    let (status, theirs) = get_json(&server.url("/api/inbox?principal=dee@example.com"), Some(reader_token)).await;
+    assert_eq!((status, &theirs["principal"]), (200, &json!("dee@example.com")), "{theirs}");
+    let diff = "/api/initiatives/CHECKOUT-42/decisions/0198a1b2-0000-7000-8000-000000000000/diff";
+    let (status, missing) = get_json(&server.url(diff), Some(reader_token)).await;
+    assert_eq!(status, 404, "a reader gets through to the diff: {missing}");
+    // The alignment as of a version is the audit API's: auditors and admins, as in gRPC.
+    let as_of = "/api/initiatives/CHECKOUT-42/as-of?version=1";
+    let (status, refused) = get_json(&server.url(as_of), Some(reader_token)).await;
+    assert_eq!(status, 403, "a reader may not read the history: {refused}");
+    let reason = refused["error"].as_str().expect("reason");
+    assert!(reason.contains("the auditor or admin role") && reason.contains("dashboard@svc"), "{reason}");
+    let (status, missing) = get_json(&server.url(as_of), Some(auditor_token)).await;
+    assert_eq!(status, 404, "an auditor gets through to the handler: {missing}");
     let response =
         http_client().request(request(&server.url("/api/watch"), Some(reader_token))).await.expect("event stream");
     assert_eq!(response.status(), 200);
@@ -456,6 +493,117 @@ async fn outside_local_development_the_api_needs_a_reader_token() {
         let (status, _, _) = get(&server.url(path), None).await;
         assert_eq!(status, 200, "{path} is open");
     }
+}
+
+#[tokio::test]
+async fn the_daily_use_endpoints_answer_and_refuse_bad_input_naming_the_field() {
+    let server = Server::start(ServerOptions::local_development()).await;
+    let decision = seed(&server).await;
+    revise(&server, "CHECKOUT-42", &decision, pb::RevisionKind::Material, "Use Adyen for payments.", "Fees.").await;
+
+    // Who am I: nobody in local development mode, and the inbox needs a principal.
+    let (status, me) = get_json(&server.url("/api/me"), None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me, json!({ "principal": null, "roles": null, "local_development": true }));
+    let (status, error) = get_json(&server.url("/api/inbox"), None).await;
+    assert_eq!((status, error["field"].as_str()), (400, Some("principal")), "{error}");
+    let long = "x".repeat(5000);
+    for (path, field, quoted) in [
+        ("/api/inbox?principal=two%20words".to_owned(), "principal", "\"two words\""),
+        (format!("/api/inbox?principal={long}"), "principal", "longer than 254 characters"),
+        ("/api/initiatives/CHECKOUT-42/as-of?version=abc".to_owned(), "version", "\"abc\""),
+        ("/api/initiatives/CHECKOUT-42/as-of?version=0".to_owned(), "version", "\"0\""),
+        ("/api/initiatives/CHECKOUT-42/as-of?version=10".to_owned(), "version", "\"10\""),
+        (format!("/api/initiatives/CHECKOUT-42/as-of?version={long}"), "version", "(5000 characters)"),
+        ("/api/initiatives/not%20a%20key/as-of".to_owned(), "initiative", "\"not a key\""),
+        ("/api/initiatives/CHECKOUT-42/decisions/nope/diff".to_owned(), "decision", "\"nope\""),
+        (format!("/api/initiatives/CHECKOUT-42/decisions/{decision}/diff?from=3"), "from", "\"3\""),
+        (format!("/api/initiatives/CHECKOUT-42/decisions/{decision}/diff?to=-1"), "to", "\"-1\""),
+        (format!("/api/initiatives/CHECKOUT-42/decisions/{decision}/diff?from={long}"), "from", "(5000 characters)"),
+    ] {
+        let (status, error) = get_json(&server.url(&path), None).await;
+        let shown = &path[..path.len().min(80)];
+        assert_eq!(status, 400, "{shown}: {error}");
+        assert_eq!(error["field"], field, "{shown}: {error}");
+        let message = error["error"].as_str().expect("message");
+        assert!(message.starts_with(&format!("{field}: ")) && message.contains(quoted), "{shown}: {message}");
+        assert!(message.len() < 300, "{shown}: a short quote of the bad value: {message}");
+    }
+    for path in [
+        "/api/initiatives/NOPE-1/as-of?version=1".to_owned(),
+        "/api/initiatives/NOPE-1/decisions/0198a1b2-0000-7000-8000-000000000000/diff".to_owned(),
+        "/api/initiatives/CHECKOUT-42/decisions/0198a1b2-0000-7000-8000-000000000000/diff".to_owned(),
+    ] {
+        let (status, error) = get_json(&server.url(&path), None).await;
+        assert_eq!(status, 404, "{path}: {error}");
+    }
+
+    // The inbox as gRPC GetInbox answers it.
+    let (status, inbox) = get_json(&server.url("/api/inbox?principal=bo@example.com"), None).await;
+    assert_eq!(status, 200, "{inbox}");
+    let keys: Vec<&str> =
+        inbox["items"].as_array().expect("items").iter().filter_map(|i| i["initiative_key"].as_str()).collect();
+    assert_eq!(keys, ["CHECKOUT-42", "SEARCH-7"], "{inbox}");
+    assert_eq!(inbox["items"][0]["function"], "business");
+    assert_eq!(inbox["items"][0]["state"], "pending");
+    assert_eq!(inbox["items"][0]["decision_id"], decision.as_str());
+    assert_eq!((inbox["total"].as_u64(), inbox["truncated"].as_bool()), (Some(2), Some(false)));
+    let channel = Channel::from_shared(format!("http://{}", server.grpc)).expect("uri").connect_lazy();
+    let grpc = pb::alignment_service_client::AlignmentServiceClient::with_interceptor(channel, Actor(OWNER.into()))
+        .get_inbox(pb::GetInboxRequest { principal: BUSINESS.into() })
+        .await
+        .expect("GetInbox")
+        .into_inner();
+    let grpc_keys: Vec<&str> = grpc.items.iter().map(|i| i.initiative_key.as_str()).collect();
+    assert_eq!(grpc_keys, keys, "the same inbox as GetInbox");
+
+    // As of a version: the alignment, why, and the event, narrated. CHECKOUT-42: created
+    // (v1), four stakeholders (v2-5), proposed (v6), engineering approved (v7), a concern
+    // (v8), a material revision (v9).
+    let (status, past) = get_json(&server.url("/api/initiatives/checkout-42/as-of?version=7"), None).await;
+    assert_eq!(status, 200, "{past}");
+    assert_eq!((past["version"].as_u64(), past["current_version"].as_u64()), (Some(7), Some(9)));
+    assert_eq!(past["alignment"]["approved_pairs"], 1, "engineering's approval counted at v7");
+    assert_eq!(past["event"]["type"], "SignOffRecorded");
+    assert_eq!(past["event"]["actor"], ENGINEER);
+    assert!(past["event"]["summary"].as_str().is_some_and(|s| s.contains("approved")), "{past}");
+    let functions = past["explanation"]["decisions"][0]["functions"].as_array().expect("functions");
+    let engineering = functions.iter().find(|f| f["function"] == "engineering").expect("engineering");
+    assert_eq!(engineering["state"], "approved", "{engineering}");
+    assert!(engineering["events"].as_array().is_some_and(|e| !e.is_empty()), "the approval is cited: {engineering}");
+    let (_, now) = get_json(&server.url("/api/initiatives/CHECKOUT-42/as-of"), None).await;
+    assert_eq!(now["version"], 9, "no version: now");
+    assert_eq!(now["alignment"]["approved_pairs"], 0, "the material revision made the approval stale: {now}");
+    let (_, first) = get_json(&server.url("/api/initiatives/CHECKOUT-42/as-of?version=1"), None).await;
+    assert_eq!(first["alignment"]["status"], "no_decisions", "{first}");
+    assert_eq!(first["event"]["type"], "InitiativeCreated");
+
+    // The diff between revisions: by default the latest material one and the one before.
+    let (status, diff) =
+        get_json(&server.url(&format!("/api/initiatives/CHECKOUT-42/decisions/{decision}/diff")), None).await;
+    assert_eq!(status, 200, "{diff}");
+    assert_eq!(
+        (diff["from"].as_u64(), diff["to"].as_u64(), diff["material"].as_bool()),
+        (Some(1), Some(2), Some(true))
+    );
+    let proposal =
+        diff["fields"].as_array().expect("fields").iter().find(|f| f["field"] == "proposal").expect("proposal");
+    assert_eq!(proposal["changed"], true);
+    let ops: Vec<(&str, &str)> = proposal["ops"]
+        .as_array()
+        .expect("ops")
+        .iter()
+        .map(|o| (o["op"].as_str().expect("op"), o["text"].as_str().expect("text")))
+        .collect();
+    assert!(ops.contains(&("insert", "Adyen")), "{ops:?}");
+    assert!(ops.iter().any(|(op, text)| *op == "delete" && text.contains("Stripe")), "{ops:?}");
+    let title = diff["fields"].as_array().expect("fields").iter().find(|f| f["field"] == "title").expect("title");
+    assert_eq!(title["changed"], false, "{title}");
+    let (_, same) =
+        get_json(&server.url(&format!("/api/initiatives/CHECKOUT-42/decisions/{decision}/diff?from=2&to=2")), None)
+            .await;
+    assert_eq!(same["material"], false, "{same}");
+    assert!(same["fields"].as_array().expect("fields").iter().all(|f| f["changed"] == false), "{same}");
 }
 
 #[tokio::test]
@@ -558,7 +706,7 @@ async fn the_board_shows_a_sign_off_live_in_a_real_browser() {
         .expect("a WebDriver session with headless Chromium");
 
     let outcome = async {
-        browser.goto(&server.url("/")).await.expect("open the board");
+        browser.goto(&server.url("/?view=list")).await.expect("open the list of initiatives");
         let chip = r#"const c = document.querySelector('article[data-key="CHECKOUT-42"] .chips [data-function="design"]');
                       return c ? c.getAttribute('data-state') + ' | ' + c.textContent : null;"#;
         let seen = wait_for(&browser, chip, json!("pending | ◔designpending"), Duration::from_secs(15)).await;
@@ -726,7 +874,7 @@ async fn a_rejection_on_a_card_names_the_rejecter_and_the_reason() {
         .await
         .expect("a WebDriver session with headless Chromium");
     let outcome = async {
-        browser.goto(&server.url("/")).await.expect("open the board");
+        browser.goto(&server.url("/?view=list")).await.expect("open the list of initiatives");
         let text = r#"const card = document.querySelector('article.card');
                       return card ? card.querySelector('ul.outstanding')?.textContent ?? '' : null;"#;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -748,4 +896,567 @@ async fn a_rejection_on_a_card_names_the_rejecter_and_the_reason() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+// ---- The board for daily use: home view, list, as-of slider, revision diff --------------
+
+/// A headless Chromium session of `driver` with a window of `width` × `height`.
+async fn chromium(driver: &Driver, width: u32, height: u32) -> fantoccini::Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     format!("--window-size={width},{height}")],
+        }),
+    );
+    ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session with headless Chromium")
+}
+
+/// Runs `outcome`, then closes the browser session whatever happened, then reports.
+async fn finish(browser: &fantoccini::Client, driver: Driver, outcome: impl std::future::Future<Output = ()>) {
+    let result = std::panic::AssertUnwindSafe(outcome).catch_unwind().await;
+    let _ = browser.clone().close().await;
+    drop(driver);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn save_screenshot(name: &str, png: Vec<u8>) {
+    let path = screenshot_dir().join(name);
+    std::fs::write(&path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    println!("screenshot: {}", path.display());
+}
+
+/// axe-core as `tests/run` installs it (`npm ci --prefix tests/browser`, the exact version
+/// of tests/browser/package-lock.json).
+fn axe_source() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} cannot be read ({e}): the accessibility checks need axe-core; `npm ci --prefix tests/browser` \
+             (tests/run does it) installs it",
+            path.display()
+        )
+    })
+}
+
+/// Runs axe-core in the page as it is and fails on any serious or critical violation.
+async fn assert_accessible(browser: &fantoccini::Client, what: &str) {
+    let violations = serious_violations(browser).await;
+    assert_eq!(violations, json!([]), "{what}: axe-core finds no serious or critical violation");
+}
+
+/// What axe-core finds serious or critical in the page as it is: id, impact, help and
+/// the first few elements of each.
+async fn serious_violations(browser: &fantoccini::Client) -> Value {
+    let loaded = browser.execute("return typeof window.axe;", vec![]).await.expect("script runs");
+    if loaded != json!("object") {
+        let source = format!("{}\n;return typeof window.axe;", axe_source());
+        let loaded = browser.execute(&source, vec![]).await.expect("axe-core loads");
+        assert_eq!(loaded, json!("object"), "axe-core is defined in the page");
+    }
+    let run = r#"const done = arguments[arguments.length - 1];
+        axe.run(document, { resultTypes: ["violations"] })
+          .then((r) => done(r.violations
+            .filter((v) => v.impact === "serious" || v.impact === "critical")
+            .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                           nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " — " + n.failureSummary) }))))
+          .catch((e) => done({ error: String(e) }));"#;
+    browser.execute_async(run, vec![]).await.expect("axe-core runs")
+}
+
+async fn revise(server: &Server, key: &str, decision_id: &str, kind: pb::RevisionKind, proposal: &str, note: &str) {
+    server
+        .commands(DRIVER)
+        .revise_decision(pb::ReviseDecisionRequest {
+            options: None,
+            initiative: key.into(),
+            decision_id: decision_id.into(),
+            kind: kind.into(),
+            content: content("Use Stripe for payments", proposal),
+            required_functions: vec![],
+            note: note.into(),
+        })
+        .await
+        .expect("revise decision");
+}
+
+#[tokio::test]
+async fn the_home_view_lists_what_waits_on_me_and_follows_it_live() {
+    let driver = Driver::start().await;
+    let server = Server::start(ServerOptions::local_development()).await;
+    let decision = seed(&server).await;
+    let browser = chromium(&driver, 1400, 1000).await;
+    let outcome = async {
+        browser.goto(&server.url("/")).await.expect("open the board");
+        // Local development mode: nobody is signed in, so the board asks who you are.
+        let asks = wait_for(
+            &browser,
+            "return !document.getElementById('home').hidden && !document.getElementById('whoami').hidden;",
+            json!(true),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(asks, json!(true), "the home view is the landing view and asks who you are");
+        assert_accessible(&browser, "the home view asking who you are").await;
+        let input = browser.find(Locator::Css("#whoami input[name=principal]")).await.expect("who-am-I field");
+        input.send_keys(BUSINESS).await.expect("type who I am");
+        browser.find(Locator::Css("#whoami button[type=submit]")).await.expect("submit").click().await.expect("submit");
+        let keys = r#"return [...document.querySelectorAll('#inbox > li')].map((li) => li.dataset.key).join(',');"#;
+        let seen = wait_for(&browser, keys, json!("CHECKOUT-42,SEARCH-7"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("CHECKOUT-42,SEARCH-7"), "business signs on both open decisions");
+        let me = browser.execute("return document.getElementById('me-line').textContent;", vec![]).await;
+        assert_eq!(me.expect("me line"), json!(format!("for {BUSINESS}")));
+
+        // Kept across a reload, and another person's inbox is theirs alone.
+        browser.refresh().await.expect("reload");
+        let seen = wait_for(&browser, keys, json!("CHECKOUT-42,SEARCH-7"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("CHECKOUT-42,SEARCH-7"), "who I am survives a reload");
+        browser.find(Locator::Id("me-change")).await.expect("not you?").click().await.expect("change who I am");
+        let input = browser.find(Locator::Css("#whoami input[name=principal]")).await.expect("who-am-I field");
+        input.send_keys(DESIGNER).await.expect("type who I am");
+        browser.find(Locator::Css("#whoami button[type=submit]")).await.expect("submit").click().await.expect("submit");
+        let seen = wait_for(&browser, keys, json!("CHECKOUT-42"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("CHECKOUT-42"), "design is blocked on SEARCH-7 by its own objection, not waiting");
+        let item = r#"const li = document.querySelector('#inbox li[data-key="CHECKOUT-42"] li[data-function]');
+                      return li ? li.dataset.function + ' | ' + li.textContent : null;"#;
+        let text = browser.execute(item, vec![]).await.expect("inbox item");
+        let text = text.as_str().unwrap_or_default().to_owned();
+        assert!(text.starts_with("design | ") && text.contains("Use Stripe for payments"), "{text}");
+        let count = browser.execute("return document.getElementById('inbox-count').textContent;", vec![]).await;
+        assert_eq!(count.expect("count"), json!("1"), "the view's tab counts what waits");
+        assert_accessible(&browser, "the home view").await;
+        save_screenshot("home.png", browser.screenshot().await.expect("screenshot"));
+        // The check can fail: a field without a label is found.
+        browser
+            .execute("document.getElementById('home').append(Object.assign(document.createElement('input'), { id: 'bare' }));", vec![])
+            .await
+            .expect("add a bare field");
+        let found = serious_violations(&browser).await;
+        let ids: Vec<&str> = found.as_array().expect("violations").iter().filter_map(|v| v["id"].as_str()).collect();
+        assert!(ids.contains(&"label"), "axe-core reports the unlabelled field: {found}");
+        browser.execute("document.getElementById('bare').remove();", vec![]).await.expect("remove it");
+
+        // A sign-off elsewhere empties the inbox without a reload.
+        browser.execute("window.__noReload = 1;", vec![]).await.expect("mark the page");
+        sign(&server, DESIGNER, "CHECKOUT-42", &decision, "design").await;
+        let empty = wait_for(
+            &browser,
+            "return document.querySelectorAll('#inbox > li').length === 0 && \
+                    document.getElementById('inbox-status').textContent.startsWith('✓ Nothing waits on you');",
+            json!(true),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(empty, json!(true), "the inbox follows the sign-off live");
+        let marker = browser.execute("return window.__noReload === 1;", vec![]).await.expect("marker");
+        assert_eq!(marker, json!(true), "the page was not reloaded");
+
+        // The list of every initiative is one click away.
+        browser.find(Locator::Id("nav-list")).await.expect("list tab").click().await.expect("open the list");
+        let list = wait_for(
+            &browser,
+            "return document.getElementById('home').hidden && !document.getElementById('list-view').hidden \
+                    && document.querySelectorAll('article.card').length === 3 && location.search;",
+            json!("?view=list"),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(list, json!("?view=list"), "the list shows every initiative and says so in the URL");
+    };
+    finish(&browser, driver, outcome).await;
+}
+
+#[tokio::test]
+async fn the_list_searches_sorts_and_groups_a_page_at_a_time_and_keeps_it_in_the_url() {
+    let driver = Driver::start().await;
+    let server = Server::start(ServerOptions::local_development()).await;
+    seed(&server).await;
+    // Enough more that the list draws only its first page.
+    let owner = server.commands(OWNER);
+    for n in 1..=70 {
+        owner
+            .clone()
+            .create_initiative(pb::CreateInitiativeRequest {
+                options: None,
+                key: format!("BULK-{n}"),
+                title: format!("Bulk initiative {n}"),
+                summary: if n == 70 { "The seventieth, about zeppelins.".into() } else { String::new() },
+                owner: String::new(),
+                stage: pb::Stage::Scaling.into(),
+                required_functions: vec![],
+            })
+            .await
+            .expect("create initiative");
+    }
+    let browser = chromium(&driver, 1400, 1000).await;
+    let outcome = async {
+        let cards = "return [...document.querySelectorAll('#board article.card')].map((c) => c.dataset.key).join(',');";
+        let count = "return document.querySelectorAll('#board article.card').length;";
+        browser.goto(&server.url("/?view=list")).await.expect("open the list");
+        let summary = wait_for(
+            &browser,
+            "return document.querySelector('#summary .count strong')?.textContent ?? null;",
+            json!("73"),
+            Duration::from_secs(15),
+        )
+        .await;
+        assert_eq!(summary, json!("73"), "every initiative arrived");
+        let drawn = browser.execute(count, vec![]).await.expect("count");
+        assert_eq!(drawn, json!(60), "the list draws one page of cards, not all 73");
+        let more = browser.execute("return document.getElementById('more').textContent;", vec![]).await;
+        assert_eq!(more.expect("text"), json!("Show 13 more (13 not shown yet)"), "it says how many are not drawn");
+        browser.execute("window.scrollTo(0, document.body.scrollHeight);", vec![]).await.expect("scroll down");
+        let drawn = wait_for(&browser, count, json!(73), Duration::from_secs(5)).await;
+        assert_eq!(drawn, json!(73), "the next page is drawn as the end of the list comes near");
+        let hidden = browser.execute("return document.getElementById('more').hidden;", vec![]).await;
+        assert_eq!(hidden.expect("hidden"), json!(true), "nothing is left to draw");
+        assert_accessible(&browser, "the list").await;
+
+        // Search as you type, in the summary too (and in any case), over every initiative.
+        let search = browser.find(Locator::Css("#arrange input[name=q]")).await.expect("search field");
+        search.send_keys("ZEPPELIN").await.expect("type");
+        let seen = wait_for(&browser, cards, json!("BULK-70"), Duration::from_secs(5)).await;
+        assert_eq!(seen, json!("BULK-70"), "the summary matches, case-insensitively");
+        search.clear().await.expect("clear");
+        search.send_keys("faceted").await.expect("type");
+        let seen = wait_for(&browser, cards, json!("SEARCH-7"), Duration::from_secs(5)).await;
+        assert_eq!(seen, json!("SEARCH-7"), "the title matches");
+        let url = browser.execute("return location.search;", vec![]).await.expect("url");
+        assert_eq!(url, json!("?view=list&q=faceted"), "the search is in the URL");
+        search.clear().await.expect("clear");
+        search.send_keys("pm@example CHECKOUT").await.expect("type");
+        let seen = wait_for(&browser, cards, json!("CHECKOUT-42"), Duration::from_secs(5)).await;
+        assert_eq!(seen, json!("CHECKOUT-42"), "every word must match: the owner and the key");
+
+        // Sort and group, from a shared link, surviving a reload.
+        browser.goto(&server.url("/?view=list&q=new%20faceted%20annual&sort=key")).await.expect("open a link");
+        let nothing = "return document.querySelector('#summary .count strong')?.textContent === '73' \
+                       && document.querySelectorAll('#board article.card').length === 0 \
+                       && !document.getElementById('empty').hidden;";
+        let seen = wait_for(&browser, nothing, json!(true), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!(true), "no initiative has all three words, and the list says so");
+        browser.goto(&server.url("/?view=list&q=teams&sort=key")).await.expect("open a link");
+        let seen = wait_for(&browser, cards, json!("CHECKOUT-42,PRICING-3,SEARCH-7"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("CHECKOUT-42,PRICING-3,SEARCH-7"), "sorted by key");
+        let select = browser.find(Locator::Css("#arrange select[name=sort]")).await.expect("sort");
+        select.select_by_value("stage").await.expect("sort by stage");
+        let seen = wait_for(&browser, cards, json!("SEARCH-7,CHECKOUT-42,PRICING-3"), Duration::from_secs(5)).await;
+        assert_eq!(seen, json!("SEARCH-7,CHECKOUT-42,PRICING-3"), "sorted by stage: discovery, definition, delivery");
+        let group = browser.find(Locator::Css("#arrange select[name=group]")).await.expect("group");
+        group.select_by_value("status").await.expect("group by status");
+        let groups =
+            "return [...document.querySelectorAll('#board .group-heading')].map((h) => h.dataset.group).join(',');";
+        let seen = wait_for(&browser, groups, json!("blocked,pending,aligned"), Duration::from_secs(5)).await;
+        assert_eq!(seen, json!("blocked,pending,aligned"), "grouped by status, worst first");
+        browser.refresh().await.expect("reload");
+        let seen = wait_for(&browser, groups, json!("blocked,pending,aligned"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("blocked,pending,aligned"), "the grouping survives a reload");
+        let url = browser.execute("return location.search;", vec![]).await.expect("url");
+        assert_eq!(url, json!("?view=list&q=teams&sort=stage&group=status"), "and is in the URL");
+        let value = browser.execute("return document.querySelector('#arrange [name=q]').value;", vec![]).await;
+        assert_eq!(value.expect("value"), json!("teams"), "the search field shows the search");
+        assert_accessible(&browser, "the grouped list").await;
+    };
+    finish(&browser, driver, outcome).await;
+}
+
+#[tokio::test]
+async fn the_as_of_slider_shows_the_alignment_and_why_at_each_version_by_keyboard() {
+    let driver = Driver::start().await;
+    let server = Server::start(ServerOptions::local_development()).await;
+    seed(&server).await;
+    let browser = chromium(&driver, 1400, 1100).await;
+    let outcome = async {
+        browser.goto(&server.url("/?view=list&initiative=CHECKOUT-42")).await.expect("open the detail");
+        // CHECKOUT-42: created (v1), four stakeholders (v2-5), proposed (v6), engineering
+        // approved (v7), a business concern (v8).
+        let range = "const r = document.getElementById('asof-range'); \
+                     return r && !document.getElementById('detail-history').hidden ? r.min + '..' + r.max + ' @' + r.value : null;";
+        let seen = wait_for(&browser, range, json!("1..8 @8"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("1..8 @8"), "the slider runs over every version, at the newest");
+        let state = r#"const body = document.getElementById('asof-body');
+                       const li = body.querySelector('.asof-explain li[data-function="engineering"]');
+                       return li ? `version ${body.dataset.version} of 8 | ${li.dataset.state}` : null;"#;
+        let seen = wait_for(&browser, state, json!("version 8 of 8 | approved"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("version 8 of 8 | approved"));
+
+        let slider = browser.find(Locator::Id("asof-range")).await.expect("the slider");
+        slider.send_keys("\u{E012}").await.expect("arrow left");
+        let seen = wait_for(&browser, state, json!("version 7 of 8 | approved"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("version 7 of 8 | approved"), "one version back by keyboard");
+        let event = browser.execute("return document.getElementById('asof-event').textContent;", vec![]).await;
+        let event = event.expect("event").as_str().unwrap_or_default().to_owned();
+        assert!(event.contains("v7") && event.contains(ENGINEER) && event.contains("approved"), "narrated: {event}");
+        slider.send_keys("\u{E012}").await.expect("arrow left");
+        let seen = wait_for(&browser, state, json!("version 6 of 8 | pending"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("version 6 of 8 | pending"), "before the approval, engineering was pending");
+        let why = browser
+            .execute(
+                r#"return document.querySelector('#asof-body .asof-explain li[data-function="engineering"] .why').textContent;"#,
+                vec![],
+            )
+            .await
+            .expect("reason");
+        assert!(why.as_str().is_some_and(|w| !w.trim().is_empty()), "the explanation says why: {why}");
+        let status = browser
+            .execute("return document.querySelector('#asof-body .asof-alignment .status').textContent;", vec![])
+            .await
+            .expect("status");
+        assert_eq!(status, json!("◔pending"), "the alignment as of version 6");
+        let valuetext = browser
+            .execute("return document.getElementById('asof-range').getAttribute('aria-valuetext');", vec![])
+            .await;
+        let valuetext = valuetext.expect("valuetext").as_str().unwrap_or_default().to_owned();
+        assert!(valuetext.starts_with("version 6 of 8: ") && valuetext.contains(DRIVER), "{valuetext}");
+        // The buttons step too, down to the first version.
+        slider.send_keys("\u{E011}").await.expect("home");
+        let seen = wait_for(
+            &browser,
+            "return document.getElementById('asof-range').getAttribute('aria-valuetext')?.split(':')[0] ?? null;",
+            json!("version 1 of 8"),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(seen, json!("version 1 of 8"), "Home goes to the first version");
+        let earlier = browser.execute("return document.getElementById('asof-earlier').disabled;", vec![]).await;
+        assert_eq!(earlier.expect("disabled"), json!(true), "nothing before version 1");
+        browser.find(Locator::Id("asof-later")).await.expect("later").click().await.expect("step");
+        let seen = wait_for(
+            &browser,
+            "return document.getElementById('asof-range').getAttribute('aria-valuetext')?.split(':')[0] ?? null;",
+            json!("version 2 of 8"),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(seen, json!("version 2 of 8"), "the later button steps one version");
+        for _ in 0..4 {
+            slider.send_keys("\u{E014}").await.expect("arrow right");
+        }
+        let seen = wait_for(&browser, state, json!("version 6 of 8 | pending"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("version 6 of 8 | pending"));
+        assert_accessible(&browser, "the detail with the as-of slider").await;
+        browser
+            .execute("document.getElementById('detail-history').scrollIntoView();", vec![])
+            .await
+            .expect("scroll to the slider");
+        save_screenshot("as-of.png", browser.screenshot().await.expect("screenshot"));
+    };
+    finish(&browser, driver, outcome).await;
+}
+
+#[tokio::test]
+async fn a_decision_page_shows_the_diff_between_two_revisions() {
+    let driver = Driver::start().await;
+    let server = Server::start(ServerOptions::local_development()).await;
+    let decision = seed(&server).await;
+    revise(
+        &server,
+        "CHECKOUT-42",
+        &decision,
+        pb::RevisionKind::Material,
+        "Use Stripe for card payments, and PayPal later.",
+        "Scope changed after the fees review.",
+    )
+    .await;
+    revise(
+        &server,
+        "CHECKOUT-42",
+        &decision,
+        pb::RevisionKind::Editorial,
+        "Use Stripe for card payments, and PayPal next quarter.",
+        "Wording.",
+    )
+    .await;
+    let browser = chromium(&driver, 1400, 1200).await;
+    let outcome = async {
+        browser.goto(&server.url("/?view=list&initiative=CHECKOUT-42")).await.expect("open the detail");
+        let button = r#"return document.querySelector('#detail-main .decision .compare')?.textContent ?? null;"#;
+        let seen = wait_for(&browser, button, json!("Revisions and changes (3)"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("Revisions and changes (3)"));
+        browser
+            .find(Locator::Css("#detail-main .decision .compare"))
+            .await
+            .expect("button")
+            .click()
+            .await
+            .expect("open");
+        let pair = r#"const f = document.getElementById('diff-fields');
+                      const v = document.getElementById('diff-verdict');
+                      return f && v ? f.dataset.from + '→' + f.dataset.to + ' ' + v.className : null;"#;
+        let seen = wait_for(&browser, pair, json!("1→2 diff-verdict material"), Duration::from_secs(10)).await;
+        assert_eq!(
+            seen,
+            json!("1→2 diff-verdict material"),
+            "by default the latest material revision vs the one before"
+        );
+        let proposal = r#"const p = document.querySelector('.field-diff[data-field="proposal"]');
+                          return p.dataset.changed + ' | -' + [...p.querySelectorAll('del')].map((d) => d.textContent).join('')
+                                 + ' | +' + [...p.querySelectorAll('ins')].map((d) => d.textContent).join('');"#;
+        let seen = browser.execute(proposal, vec![]).await.expect("proposal diff");
+        let seen = seen.as_str().unwrap_or_default().to_owned();
+        assert!(seen.starts_with("true | -"), "{seen}");
+        assert!(seen.contains("card") && seen.contains("PayPal") && seen.contains("later"), "inserted words: {seen}");
+        assert!(seen.contains("starting") && seen.contains("sprint"), "deleted words: {seen}");
+        let title = browser
+            .execute(r#"return document.querySelector('.field-diff[data-field="title"]').dataset.changed;"#, vec![])
+            .await
+            .expect("title");
+        assert_eq!(title, json!("false"), "the title did not change");
+        let kinds = browser
+            .execute(
+                "return [...document.querySelectorAll('.revisions li')].map((li) => li.dataset.kind).join(',');",
+                vec![],
+            )
+            .await
+            .expect("kinds");
+        assert_eq!(kinds, json!("material,material,editorial"), "each revision's kind is listed");
+        assert_accessible(&browser, "the revision diff").await;
+        save_screenshot("revision-diff.png", browser.screenshot().await.expect("screenshot"));
+
+        // Two other revisions: the editorial one alone.
+        let from = browser.find(Locator::Css("#diff-pick select[name=from]")).await.expect("from");
+        from.select_by_value("2").await.expect("from 2");
+        let seen = wait_for(&browser, pair, json!("2→2 diff-verdict same"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("2→2 diff-verdict same"), "the same revision on both sides: nothing changed");
+        let to = browser.find(Locator::Css("#diff-pick select[name=to]")).await.expect("to");
+        to.select_by_value("3").await.expect("to 3");
+        let seen = wait_for(&browser, pair, json!("2→3 diff-verdict editorial"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("2→3 diff-verdict editorial"), "an editorial revision is marked as such");
+        let seen = browser.execute(proposal, vec![]).await.expect("proposal diff");
+        let seen = seen.as_str().unwrap_or_default().to_owned();
+        assert_eq!(seen, "true | -later. | +next quarter.", "the editorial revision's words");
+        // Back to the initiative with Escape, the detail still open.
+        browser.find(Locator::Css("#diff-pick select[name=to]")).await.expect("to").send_keys("\u{E00C}").await.ok();
+        let back = wait_for(
+            &browser,
+            "return document.getElementById('detail-decision').hidden && !document.getElementById('detail').hidden;",
+            json!(true),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(back, json!(true), "Escape goes back to the initiative");
+    };
+    finish(&browser, driver, outcome).await;
+}
+
+/// Sends a bearer token (outside local development mode).
+#[derive(Clone)]
+struct Bearer(String);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let value = format!("Bearer {}", self.0).parse().map_err(|_| Status::internal("bad token"))?;
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+}
+
+#[tokio::test]
+async fn with_a_token_the_home_view_is_the_callers_own_without_asking() {
+    let (admin, driver_token, business) = (
+        "board-admin-token-0123456789abcdef",
+        "board-driver-token-0123456789abcdef",
+        "board-business-token-0123456789ab",
+    );
+    let mut tokens = ServiceTokens::new();
+    for (token, principal, role) in
+        [(admin, OWNER, Role::Admin), (driver_token, DRIVER, Role::Member), (business, BUSINESS, Role::Member)]
+    {
+        tokens.add(
+            service_tokens::digest(token),
+            Principal::parse("principal", principal).expect("principal"),
+            Roles::of(&[role]),
+        );
+    }
+    let options = ServerOptions {
+        authenticator: Authenticator::Tokens { jwt: None, service_tokens: tokens },
+        ..ServerOptions::local_development()
+    };
+    let server = Server::start(options).await;
+    let channel = Channel::from_shared(format!("http://{}", server.grpc)).expect("uri").connect_lazy();
+    let as_owner = CommandServiceClient::with_interceptor(channel.clone(), Bearer(admin.into()));
+    as_owner
+        .clone()
+        .create_initiative(pb::CreateInitiativeRequest {
+            options: None,
+            key: "CHECKOUT-42".into(),
+            title: "New checkout".into(),
+            summary: String::new(),
+            owner: String::new(),
+            stage: pb::Stage::Definition.into(),
+            required_functions: vec!["business".into()],
+        })
+        .await
+        .expect("create initiative");
+    for (principal, function, role) in
+        [(DRIVER, "product", pb::Role::Driver), (BUSINESS, "business", pb::Role::Approver)]
+    {
+        as_owner
+            .clone()
+            .assign_stakeholder(pb::AssignStakeholderRequest {
+                options: None,
+                initiative: "CHECKOUT-42".into(),
+                principal: principal.into(),
+                function: function.into(),
+                role: role.into(),
+            })
+            .await
+            .expect("assign stakeholder");
+    }
+    CommandServiceClient::with_interceptor(channel, Bearer(driver_token.into()))
+        .propose_decision(pb::ProposeDecisionRequest {
+            options: None,
+            initiative: "CHECKOUT-42".into(),
+            content: content("Use Stripe for payments", "Use Stripe."),
+            required_functions: vec![],
+            supersedes: String::new(),
+        })
+        .await
+        .expect("propose decision");
+
+    let driver = Driver::start().await;
+    let browser = chromium(&driver, 1400, 1000).await;
+    let outcome = async {
+        browser.goto(&server.url("/")).await.expect("open the board");
+        let asks = wait_for(
+            &browser,
+            "return !document.getElementById('token-panel').hidden;",
+            json!(true),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(asks, json!(true), "without a token the board asks for one");
+        let field = browser.find(Locator::Css("#token-form input[name=token]")).await.expect("token field");
+        field.send_keys(business).await.expect("type the token");
+        browser
+            .find(Locator::Css("#token-form button[type=submit]"))
+            .await
+            .expect("submit")
+            .click()
+            .await
+            .expect("use it");
+        let keys = r#"return [...document.querySelectorAll('#inbox > li')].map((li) => li.dataset.key).join(',');"#;
+        let seen = wait_for(&browser, keys, json!("CHECKOUT-42"), Duration::from_secs(10)).await;
+        assert_eq!(seen, json!("CHECKOUT-42"), "the caller's own inbox");
+        let me = browser.execute("return document.getElementById('me-line').textContent;", vec![]).await;
+        assert_eq!(me.expect("me line"), json!(format!("for {BUSINESS} (signed in)")), "named by the server");
+        let asked = browser
+            .execute(
+                "return [document.getElementById('whoami').hidden, document.getElementById('me-change').hidden];",
+                vec![],
+            )
+            .await
+            .expect("script runs");
+        assert_eq!(asked, json!([true, true]), "nobody is asked who they are, nor offered to change it");
+        assert_accessible(&browser, "the home view with a token").await;
+    };
+    finish(&browser, driver, outcome).await;
 }

@@ -19,7 +19,6 @@ use super::status::{domain_status, store_status};
 use crate::domain::values::InitiativeRef;
 use crate::domain::{
     DomainError,
-    alignment::inbox,
     state::{Feedback, sign_off_history},
     values::*,
 };
@@ -303,23 +302,9 @@ impl AlignmentService for Queries {
     async fn get_inbox(&self, request: Request<pb::GetInboxRequest>) -> Result<Response<pb::GetInboxResponse>, Status> {
         let principal = Principal::parse("principal", &request.get_ref().principal).map_err(domain_status)?;
         let wanted = wanted(&request)?;
-        let views = self.reads.awaiting(&principal, wanted).await.map_err(read_status)?;
-        let store = self.store.reader(wanted.min_position).await;
-        let mut items = Vec::new();
-        for view in &views {
-            // A view lists only the most recent outstanding items; past that, the inbox
-            // comes from the initiative itself.
-            let inbox = if view.outstanding_is_complete() {
-                view.inbox(&principal)
-            } else {
-                let initiative = store.initiative(&InitiativeRef::Id(view.initiative_id)).await;
-                match initiative.map_err(store_status)? {
-                    Some(initiative) => inbox(&initiative, &principal),
-                    None => continue,
-                }
-            };
-            items.extend(inbox.iter().map(|item| c::inbox_item(view, item)));
-        }
+        let inboxes = self.reads.inbox(&self.store, &principal, wanted).await.map_err(read_status)?;
+        let items =
+            inboxes.iter().flat_map(|(view, items)| items.iter().map(|item| c::inbox_item(view, item))).collect();
         Ok(Response::new(pb::GetInboxResponse { items }))
     }
 

@@ -13,6 +13,17 @@
 //!   metrics are not authenticated);
 //! - `GET /api/initiatives/{initiative}`: one initiative's alignment, decisions with their
 //!   sign-off matrix per revision, feedback and timeline (see `api::detail`);
+//! - `GET /api/initiatives/{initiative}/as-of?version=N`: its alignment as of version N
+//!   (default: now) with the explanation of every function's state then and the event
+//!   that made the version, narrated (see `api::history`; the board's as-of slider);
+//!   like gRPC's audit API it needs the auditor or admin role (403 otherwise);
+//! - `GET /api/initiatives/{initiative}/decisions/{decision}/diff?from=A&to=B`: a
+//!   decision's revisions and a word diff of each content field between two of them
+//!   (default: the latest material revision and the one before; see `api::diff`);
+//! - `GET /api/me`: the authenticated caller's principal and roles (none in local
+//!   development mode, where the board asks the user who they are);
+//! - `GET /api/inbox?principal=…`: the sign-offs waiting on a principal, as gRPC
+//!   `GetInbox` computes them; without `principal`, the caller's own (see `api::me`);
 //! - `GET /api/watch?…`: the live alignment of every matching initiative as
 //!   `text/event-stream`, built on the shared live feed (see `api::watch`).
 //!
@@ -41,7 +52,7 @@ use tokio::{
 use tracing::warn;
 
 use crate::health::Readiness;
-use crate::live::Feed;
+use crate::live::{Feed, Reads};
 use crate::security::{Authenticator, Right};
 use crate::store::Store;
 
@@ -63,6 +74,8 @@ const MAX_EVENT_STREAMS: usize = 256;
 #[derive(Clone)]
 struct App {
     state: HttpState,
+    /// The feed's reads (the inbox, as gRPC answers it).
+    reads: Reads,
     stopping: watch::Receiver<bool>,
     streams: Arc<Semaphore>,
 }
@@ -89,9 +102,14 @@ pub async fn serve_http(
 }
 
 fn router(state: HttpState, stopping: watch::Receiver<bool>) -> Router {
-    let app = App { state, stopping, streams: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)) };
+    let reads = Reads::new(state.feed.clone());
+    let app = App { state, reads, stopping, streams: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)) };
     let api = Router::new()
+        .route("/me", get(api::me))
+        .route("/inbox", get(api::inbox))
         .route("/initiatives/{initiative}", get(api::initiative))
+        .route("/initiatives/{initiative}/as-of", get(api::as_of))
+        .route("/initiatives/{initiative}/decisions/{decision}/diff", get(api::diff))
         .route("/watch", get(api::watch))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such API endpoint") })
         .layer(middleware::from_fn_with_state(app.clone(), require_reader));
@@ -176,8 +194,9 @@ fn bearer(headers: &HeaderMap) -> Result<&str, &'static str> {
 }
 
 /// Lets a request to `/api/*` through when local development mode is on, or when its
-/// bearer token names a caller whose roles may read.
-async fn require_reader(State(app): State<App>, request: Request, next: Next) -> Response {
+/// bearer token names a caller whose roles may read; the caller goes with the request
+/// (an extension, as the gRPC guard attaches it) for `/api/me` and `/api/inbox`.
+async fn require_reader(State(app): State<App>, mut request: Request, next: Next) -> Response {
     if app.state.authenticator.is_local_development() {
         return next.run(request).await;
     }
@@ -206,5 +225,6 @@ async fn require_reader(State(app): State<App>, request: Request, next: Next) ->
             roles = %caller.roles, http = %path, %peer, %reason, "HTTP request refused: service role");
         return error(StatusCode::FORBIDDEN, &reason);
     }
+    request.extensions_mut().insert(caller);
     next.run(request).await
 }

@@ -36,6 +36,7 @@ use uuid::Uuid;
 
 use super::feed::Feed;
 use crate::domain::AlignmentView;
+use crate::domain::alignment::{InboxItem, inbox};
 use crate::domain::values::{InitiativeRef, Principal};
 use crate::store::{ListFilter, StandbyStatus, Store, StoreError};
 
@@ -150,6 +151,33 @@ impl Reads {
                 Ok(views.into_iter().map(Arc::new).collect())
             }
         }
+    }
+
+    /// The sign-offs waiting on `principal`, initiative by initiative in key order: what
+    /// gRPC `GetInbox` and the board's `GET /api/inbox` answer. A view lists only its most
+    /// recent outstanding items; past that, the inbox comes from the initiative itself,
+    /// read from `store` (the request's reader for `wanted`).
+    pub async fn inbox(
+        &self,
+        store: &Store,
+        principal: &Principal,
+        wanted: Wanted,
+    ) -> Result<Vec<(Arc<AlignmentView>, Vec<InboxItem>)>, ReadError> {
+        let views = self.awaiting(principal, wanted).await?;
+        let store = store.reader(wanted.min_position).await;
+        let mut inboxes = Vec::with_capacity(views.len());
+        for view in views {
+            let items = if view.outstanding_is_complete() {
+                view.inbox(principal)
+            } else {
+                match store.initiative(&InitiativeRef::Id(view.initiative_id)).await? {
+                    Some(initiative) => inbox(&initiative, principal),
+                    None => continue,
+                }
+            };
+            inboxes.push((view, items));
+        }
+        Ok(inboxes)
     }
 
     /// Whether a read that arrived at `arrival` (the index's next acknowledgement ticket

@@ -98,7 +98,7 @@ struct MatrixCell {
 }
 
 #[derive(Debug, Serialize)]
-struct TimelineEntry {
+pub(super) struct TimelineEntry {
     position: i64,
     version: i64,
     r#type: String,
@@ -214,7 +214,7 @@ fn decision_detail(initiative: &Initiative, decision: &Decision, history: &[Sign
     }
 }
 
-fn timeline_entry(initiative: &Initiative, stored: &StoredEvent) -> TimelineEntry {
+pub(super) fn timeline_entry(initiative: &Initiative, stored: &StoredEvent) -> TimelineEntry {
     let (summary, tone) = match stored.to_recorded() {
         Ok(recorded) => {
             let told = narrate(&recorded.event, &BoardReader(initiative));

@@ -1,11 +1,22 @@
 // Accord board: follows /api/watch (server-sent events read with fetch, so the request
-// can carry a bearer token), keeps one card per initiative up to date in place, and
-// shows one initiative in detail from /api/initiatives/{key}. Every piece of data goes
-// into the page as text nodes or attributes, never as markup.
+// can carry a bearer token), keeps one card per initiative up to date, and shows one
+// initiative in detail from /api/initiatives/{key}. Two views: "Waiting on me" (the
+// landing view: /api/inbox for whoever the board is used by, see `identity`) and all
+// initiatives (searched, sorted and grouped here, drawn a page at a time so that
+// thousands stay responsive). The detail has an as-of slider over the initiative's
+// versions (/api/initiatives/{key}/as-of) and a decision page with the diff between two
+// revisions (…/decisions/{id}/diff). Every piece of data goes into the page as text
+// nodes or attributes, never as markup.
 "use strict";
 
 (() => {
   const TOKEN_KEY = "accord.board.token";
+  const ME_KEY = "accord.board.me";
+  const STAGE_ORDER = { discovery: 0, definition: 1, delivery: 2, launched: 3, scaling: 4, sunset: 5 };
+  const SORTS = ["status", "stage", "owner", "age", "recent", "key"];
+  const GROUPS = ["", "status", "stage", "owner"];
+  const PAGE = 60; // cards drawn at once; more as the list is scrolled
+  const SEARCH_DELAY = 200;
   const STATUS_ORDER = { blocked: 0, pending: 1, no_decisions: 2, aligned: 3 };
   const STATUS_TEXT = { aligned: "aligned", pending: "pending", blocked: "blocked", no_decisions: "no decisions" };
   const STATUS_ICON = { aligned: "✓", pending: "◔", blocked: "⊘", no_decisions: "○" };
@@ -24,6 +35,10 @@
   let openKey = null;
   let openId = null;
   let detailTimer = null;
+  let view = "home"; // "home" (waiting on me) or "list"
+  let arrange = { q: "", sort: "status", group: "" };
+  let shown = PAGE; // how many cards of the list are drawn
+  const drawn = new Map(); // initiative_id -> { view, node }: cards as last drawn
 
   // ---- DOM helpers (text only) -------------------------------------------------------
 
@@ -123,7 +138,196 @@
     }
   }
 
-  // ---- Filters -----------------------------------------------------------------------
+  // ---- Who the board is used by -----------------------------------------------------
+  // The one place that decides who "me" is. With a bearer token (and, later, sign-in by
+  // OpenID Connect, which sets the caller the same way) the server knows: /api/me names
+  // the caller and /api/inbox answers theirs. In local development mode there is no
+  // caller: the user types who they are (kept in localStorage) and the inbox is asked
+  // for that principal.
+
+  const identity = { principal: null, fromServer: false, localDevelopment: false, known: false };
+
+  function typedPrincipal() {
+    try { return localStorage.getItem(ME_KEY) || ""; } catch { return ""; }
+  }
+
+  function setTypedPrincipal(value) {
+    try {
+      if (value) localStorage.setItem(ME_KEY, value); else localStorage.removeItem(ME_KEY);
+    } catch { /* private mode: kept for this page only */ }
+    identity.principal = value || null;
+  }
+
+  // Asks the server who the caller is; false when the caller must sign in first.
+  async function whoAmI() {
+    let response;
+    try {
+      response = await fetch("/api/me", { headers: headers(), cache: "no-store" });
+    } catch {
+      return false;
+    }
+    if (response.status === 401 || response.status === 403) {
+      showTokenForm(await errorText(response));
+      return false;
+    }
+    if (!response.ok) return false;
+    const me = await response.json();
+    identity.localDevelopment = Boolean(me.local_development);
+    identity.fromServer = Boolean(me.principal);
+    identity.principal = me.principal || (identity.localDevelopment ? typedPrincipal() || null : null);
+    identity.known = true;
+    return true;
+  }
+
+  function inboxUrl() {
+    if (identity.fromServer) return "/api/inbox";
+    return `/api/inbox?principal=${encodeURIComponent(identity.principal || "")}`;
+  }
+
+  // ---- Views: waiting on me, and all initiatives --------------------------------------
+
+  function showView(name, push) {
+    view = name === "list" ? "list" : "home";
+    $("home").hidden = view !== "home";
+    $("list-view").hidden = view !== "list";
+    for (const link of document.querySelectorAll(".views a")) {
+      if (link.dataset.view === view) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    syncUrl(push);
+    if (view === "home") loadInbox();
+    else scheduleRender();
+  }
+
+  let inboxTimer = null;
+  function refreshInboxSoon() {
+    clearTimeout(inboxTimer);
+    inboxTimer = setTimeout(loadInbox, 500);
+  }
+
+  let inboxGeneration = 0;
+  async function loadInbox() {
+    const mine = ++inboxGeneration;
+    if (!identity.known && !(await whoAmI())) {
+      if (mine === inboxGeneration) $("inbox-status").textContent = "Cannot tell who you are yet.";
+      return;
+    }
+    renderIdentity();
+    if (!identity.principal) {
+      $("inbox").replaceChildren();
+      $("inbox-status").textContent = identity.localDevelopment
+        ? "Say who you are to see the sign-offs waiting on you."
+        : "The server did not name you.";
+      return;
+    }
+    let response;
+    try {
+      response = await fetch(inboxUrl(), { headers: headers(), cache: "no-store" });
+    } catch {
+      if (mine === inboxGeneration) $("inbox-status").textContent = "Could not reach the server.";
+      return;
+    }
+    if (mine !== inboxGeneration) return;
+    if (response.status === 401 || response.status === 403) {
+      showTokenForm(await errorText(response));
+      return;
+    }
+    if (!response.ok) {
+      $("inbox-status").textContent = `Not shown — ${await errorText(response)}`;
+      $("inbox").replaceChildren();
+      return;
+    }
+    const inbox = await response.json();
+    if (mine !== inboxGeneration) return;
+    renderInbox(inbox);
+  }
+
+  function renderIdentity() {
+    const who = identity.principal;
+    $("me-line").textContent = who ? `for ${who}${identity.fromServer ? " (signed in)" : ""}` : "";
+    $("me-change").hidden = !(identity.localDevelopment && !identity.fromServer && who);
+    const ask = identity.localDevelopment && !identity.fromServer && !who;
+    $("whoami").hidden = !ask;
+  }
+
+  function renderInbox(inbox) {
+    const items = inbox.items || [];
+    const count = $("inbox-count");
+    count.hidden = items.length === 0;
+    count.textContent = String(inbox.total ?? items.length);
+    count.setAttribute("aria-label", `${plural(inbox.total ?? items.length, "sign-off")} waiting`);
+    $("inbox-status").textContent = items.length === 0
+      ? "✓ Nothing waits on you: no sign-off is pending on you."
+      : `${plural(inbox.total ?? items.length, "sign-off")} waiting on you${inbox.truncated ? ` (the first ${items.length} shown)` : ""}.`;
+    // One entry per initiative, its waiting sign-offs under it; oldest activity first.
+    const byInitiative = new Map();
+    for (const item of items) {
+      if (!byInitiative.has(item.initiative_id)) byInitiative.set(item.initiative_id, []);
+      byInitiative.get(item.initiative_id).push(item);
+    }
+    const groups = [...byInitiative.values()].sort((a, b) =>
+      String(a[0].last_activity).localeCompare(String(b[0].last_activity)) || a[0].initiative_key.localeCompare(b[0].initiative_key));
+    $("inbox").replaceChildren(...groups.map((group) => {
+      const first = group[0];
+      const titleId = `inbox-${first.initiative_id}`;
+      return el("li", { class: "inbox-item", "data-key": first.initiative_key, "aria-labelledby": titleId },
+        el("div", { class: "card-top" },
+          el("span", { class: "key" }, first.initiative_key, ` · ${first.stage} · owner ${first.owner}`),
+          statusBadge(first.initiative_status)),
+        el("h3", { id: titleId }, el("button", {
+          type: "button", class: "title-button", "aria-label": `${first.initiative_key}: ${first.initiative_title} — open details`,
+          onclick: () => openDetail(first.initiative_key, first.initiative_id),
+        }, first.initiative_title)),
+        el("ul", { class: "outstanding", "aria-label": "Waiting on you" }, group.map((item) =>
+          el("li", { "data-decision": item.decision_id, "data-function": item.function },
+            el("span", { class: `chip chip-${item.state}`, "aria-label": `${item.function}: ${STATE_TEXT[item.state] || item.state}` },
+              el("span", { class: "icon", "aria-hidden": "true" }, STATE_ICON[item.state] || "•"), item.function),
+            el("span", {}, `sign “${item.decision_title}” (revision ${item.revision}) for ${item.function}`,
+              item.reason ? el("span", { class: "reason" }, ` — ${item.reason}`) : null)))),
+        el("div", { class: "facts" }, el("span", {}, "active ", timeEl(first.last_activity))));
+    }));
+  }
+
+  // ---- The URL: view, filters, search, sort and group ----------------------------------
+
+  function syncUrl(push) {
+    const params = filterParams();
+    if (view === "list") params.set("view", "list");
+    if (arrange.q) params.set("q", arrange.q);
+    if (arrange.sort !== "status") params.set("sort", arrange.sort);
+    if (arrange.group) params.set("group", arrange.group);
+    if (openKey) params.set("initiative", openKey);
+    // Keep the filters first, as links made before had them.
+    const query = params.toString();
+    const url = query ? `?${query}` : location.pathname;
+    if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
+  }
+
+  function restoreArrange() {
+    const params = new URLSearchParams(location.search);
+    const sort = params.get("sort") || "status";
+    const group = params.get("group") || "";
+    arrange = {
+      q: (params.get("q") || "").slice(0, 200),
+      sort: SORTS.includes(sort) ? sort : "status",
+      group: GROUPS.includes(group) ? group : "",
+    };
+    const form = $("arrange");
+    form.elements.q.value = arrange.q;
+    form.elements.sort.value = arrange.sort;
+    form.elements.group.value = arrange.group;
+    view = params.get("view") === "list" ? "list" : "home";
+  }
+
+  function arrangeChanged() {
+    const form = $("arrange");
+    arrange = { q: form.elements.q.value.trim(), sort: form.elements.sort.value, group: form.elements.group.value };
+    shown = PAGE;
+    syncUrl(false);
+    scheduleRender();
+  }
+
+  // ---- Filters (the server's: a new filter is a new subscription) -----------------------
 
   function filterParams() {
     const form = $("filters");
@@ -146,12 +350,11 @@
   }
 
   function filtersChanged() {
-    const params = filterParams();
-    const query = params.toString();
-    history.replaceState(null, "", query ? `?${query}` : location.pathname);
+    syncUrl(false);
     // A new filter is a new subscription: start from a fresh snapshot.
     views.clear();
     lastPosition = 0;
+    shown = PAGE;
     renderBoard();
     connect();
   }
@@ -246,27 +449,31 @@
     try { payload = JSON.parse(data); } catch { return; }
     const position = id !== null && /^\d+$/.test(id) ? Number(id) : null;
     if (type === "alignment") {
-      const fresh = !views.has(payload.initiative_id);
       views.set(payload.initiative_id, payload);
-      if (caughtUp) upsertCard(payload, !fresh); else scheduleRender();
-      if (openId === payload.initiative_id || openKey === payload.key) refreshDetailSoon();
+      scheduleRender();
+      // The open detail is read again when its initiative moved past what it shows.
+      const shows = lastDetail && lastDetail.alignment.initiative_id === payload.initiative_id
+        && lastDetail.alignment.version === payload.version;
+      if ((openId === payload.initiative_id || openKey === payload.key) && !shows) refreshDetailSoon();
+      if (caughtUp) refreshInboxSoon();
     } else if (type === "removed") {
       views.delete(payload.initiative_id);
-      const card = document.querySelector(`article[data-id="${CSS.escape(payload.initiative_id)}"]`);
-      if (card) card.remove();
-      renderSummary();
+      scheduleRender();
+      refreshInboxSoon();
     } else if (type === "caught_up") {
+      if (!caughtUp && performance.getEntriesByName("accord:caught-up").length === 0) performance.mark("accord:caught-up");
       caughtUp = true;
       backoff = 1000;
       renderBoard();
       setConnection("live", "live");
+      if (view === "home") refreshInboxSoon();
     } else if (type === "resync") {
       setConnection("connecting", "catching up…");
     }
     if (position !== null && position > lastPosition) lastPosition = position;
   }
 
-  // ---- Rendering the board -----------------------------------------------------------
+  // ---- Rendering the list: search, sort, group, a page at a time ------------------------
 
   let renderPending = false;
   function scheduleRender() {
@@ -275,55 +482,152 @@
     requestAnimationFrame(() => { renderPending = false; renderBoard(); });
   }
 
-  function sorted() {
-    return [...views.values()].sort((a, b) =>
-      (STATUS_ORDER[a.status] ?? 9) - (STATUS_ORDER[b.status] ?? 9) || a.key.localeCompare(b.key));
+  const byKey = (a, b) => a.key.localeCompare(b.key);
+  const COMPARE = {
+    status: (a, b) => (STATUS_ORDER[a.status] ?? 9) - (STATUS_ORDER[b.status] ?? 9) || byKey(a, b),
+    stage: (a, b) => (STAGE_ORDER[a.stage] ?? 9) - (STAGE_ORDER[b.stage] ?? 9) || byKey(a, b),
+    owner: (a, b) => a.owner.localeCompare(b.owner) || byKey(a, b),
+    age: (a, b) => String(a.last_activity).localeCompare(String(b.last_activity)) || byKey(a, b),
+    recent: (a, b) => String(b.last_activity).localeCompare(String(a.last_activity)) || byKey(a, b),
+    key: byKey,
+  };
+  const GROUP_OF = {
+    status: (v) => ({ id: v.status, rank: STATUS_ORDER[v.status] ?? 9, label: STATUS_TEXT[v.status] || v.status }),
+    stage: (v) => ({ id: v.stage, rank: STAGE_ORDER[v.stage] ?? 9, label: v.stage }),
+    owner: (v) => ({ id: v.owner, rank: 0, label: v.owner }),
+  };
+
+  // Whether a view matches the search: every word in its key, title, owner or summary.
+  function matcher(query) {
+    const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+    if (words.length === 0) return () => true;
+    return (v) => {
+      const text = `${v.key}\n${v.title}\n${v.owner}\n${v.summary || ""}`.toLowerCase();
+      return words.every((word) => text.includes(word));
+    };
+  }
+
+  // The list as drawn: initiatives matching the search in the chosen order, with a
+  // heading before each group when grouped.
+  function arranged() {
+    const matches = [...views.values()].filter(matcher(arrange.q));
+    const compare = COMPARE[arrange.sort] || COMPARE.status;
+    const groupOf = GROUP_OF[arrange.group];
+    if (!groupOf) return { matches: matches.sort(compare), groups: null };
+    const groups = new Map();
+    for (const v of matches) {
+      const g = groupOf(v);
+      if (!groups.has(g.id)) groups.set(g.id, { ...g, views: [] });
+      groups.get(g.id).views.push(v);
+    }
+    const ordered = [...groups.values()].sort((a, b) => a.rank - b.rank || a.label.localeCompare(b.label));
+    for (const g of ordered) g.views.sort(compare);
+    return { matches: ordered.flatMap((g) => g.views), groups: ordered };
+  }
+
+  // A card as last drawn when its view has not changed (so focus and scroll stay), a
+  // new one otherwise (flashing when it changed live).
+  function cardFor(v) {
+    const known = drawn.get(v.initiative_id);
+    if (known && known.view === v) return known.node;
+    const node = card(v);
+    if (known && caughtUp) node.classList.add("flash");
+    drawn.set(v.initiative_id, { view: v, node });
+    return node;
   }
 
   function renderBoard() {
     const board = $("board");
-    board.replaceChildren(...sorted().map(card));
-    $("empty").hidden = views.size > 0 || !caughtUp;
-    renderSummary();
+    const { matches, groups } = arranged();
+    const nodes = [];
+    let left = shown;
+    if (groups) {
+      for (const g of groups) {
+        if (left <= 0) break;
+        nodes.push(groupHeading(g));
+        for (const v of g.views.slice(0, left)) nodes.push(cardFor(v));
+        left -= g.views.length;
+      }
+    } else {
+      for (const v of matches.slice(0, shown)) nodes.push(cardFor(v));
+    }
+    // The first cards ever drawn are marked for the Performance API (benches/board.rs):
+    // a mark when they go in, and element timing for when they are painted.
+    const firstCard = !firstRowsMarked && nodes.find((node) => node.tagName === "ARTICLE");
+    if (firstCard) {
+      firstRowsMarked = true;
+      firstCard.querySelector("h2 button")?.setAttribute("elementtiming", "first-rows");
+      performance.mark("accord:first-rows");
+    }
+    // Put the nodes in place, moving only those out of place.
+    let cursor = board.firstChild;
+    for (const node of nodes) {
+      if (node === cursor) cursor = cursor.nextSibling;
+      else board.insertBefore(node, cursor);
+    }
+    while (cursor) {
+      const next = cursor.nextSibling;
+      cursor.remove();
+      cursor = next;
+    }
+    for (const id of drawn.keys()) if (!views.has(id)) drawn.delete(id);
+    const rest = matches.length - Math.min(shown, matches.length);
+    $("more").hidden = rest <= 0;
+    $("more").textContent = rest > 0 ? `Show ${Math.min(rest, PAGE)} more (${rest} not shown yet)` : "";
+    $("empty").hidden = matches.length > 0 || !caughtUp;
+    $("empty").textContent = views.size > 0 ? "No initiative matches this search." : "No initiative matches these filters.";
+    renderSummary(matches.length);
     renderSuggestions();
   }
 
-  function upsertCard(view, changed) {
-    const existing = document.querySelector(`article[data-id="${CSS.escape(view.initiative_id)}"]`);
-    const fresh = card(view);
-    if (existing) existing.replaceWith(fresh); else $("board").append(fresh);
-    // Keep the order (status, then key) without rebuilding the other cards.
-    const order = sorted().map((v) => v.initiative_id);
-    const index = order.indexOf(view.initiative_id);
-    const next = index >= 0 && index + 1 < order.length
-      ? document.querySelector(`article[data-id="${CSS.escape(order[index + 1])}"]`) : null;
-    if (next && next !== fresh.nextSibling) $("board").insertBefore(fresh, next);
-    else if (!next) $("board").append(fresh);
-    if (changed) fresh.classList.add("flash");
-    $("empty").hidden = true;
-    renderSummary();
-    renderSuggestions();
+  let firstRowsMarked = false;
+  const headings = new Map();
+  function groupHeading(g) {
+    const id = `${arrange.group}:${g.id}`;
+    const text = `${g.label} · ${g.views.length}`;
+    let node = headings.get(id);
+    if (!node || node.dataset.text !== text) {
+      node = el("h2", { class: "group-heading", "data-group": g.id, "data-text": text },
+        arrange.group === "status" ? statusBadge(g.id) : el("span", {}, g.label),
+        el("span", { class: "group-count" }, plural(g.views.length, "initiative")));
+      headings.set(id, node);
+    }
+    return node;
   }
 
-  function renderSummary() {
+  function showMore() {
+    shown += PAGE;
+    renderBoard();
+  }
+
+  function renderSummary(matching) {
     const counts = { blocked: 0, pending: 0, aligned: 0, no_decisions: 0 };
-    for (const view of views.values()) counts[view.status] = (counts[view.status] || 0) + 1;
+    for (const v of views.values()) counts[v.status] = (counts[v.status] || 0) + 1;
     const parts = [el("span", { class: "count" }, el("strong", {}, String(views.size)), views.size === 1 ? " initiative" : " initiatives")];
     for (const status of ["blocked", "pending", "aligned", "no_decisions"]) {
       if (counts[status]) parts.push(el("span", { class: "count" }, statusBadge(status), el("strong", {}, String(counts[status]))));
     }
+    if (arrange.q && matching !== undefined) {
+      parts.push(el("span", { class: "count", id: "search-count" }, el("strong", {}, String(matching)), ` matching “${arrange.q}”`));
+    }
     $("summary").replaceChildren(...parts);
   }
 
+  let suggested = "";
   function renderSuggestions() {
     const functions = new Set();
     const owners = new Set();
-    for (const view of views.values()) {
-      for (const f of view.required_functions) functions.add(f);
-      owners.add(view.owner);
+    for (const v of views.values()) {
+      for (const f of v.required_functions) functions.add(f);
+      owners.add(v.owner);
     }
-    $("known-functions").replaceChildren(...[...functions].sort().map((f) => el("option", { value: f })));
-    $("known-owners").replaceChildren(...[...owners].sort().map((o) => el("option", { value: o })));
+    const fs = [...functions].sort();
+    const os = [...owners].sort();
+    const signature = `${fs.join(",")}|${os.join(",")}`;
+    if (signature === suggested) return;
+    suggested = signature;
+    $("known-functions").replaceChildren(...fs.map((f) => el("option", { value: f })));
+    $("known-owners").replaceChildren(...os.slice(0, 500).map((o) => el("option", { value: o })));
   }
 
   function card(view) {
@@ -405,28 +709,42 @@
   // ---- Detail panel ------------------------------------------------------------------
 
   let lastFocus = null;
+  let lastDetail = null;
   function openDetail(key, id) {
     lastFocus = document.activeElement;
     openKey = key;
     openId = id || null;
+    lastDetail = null;
+    asOf.key = null;
     $("detail").hidden = false;
     $("detail-key").textContent = key;
     $("detail-title").textContent = "";
-    $("detail-body").replaceChildren(el("p", { class: "none" }, "loading…"));
+    $("detail-main").replaceChildren(el("p", { class: "none" }, "loading…"));
+    $("detail-timeline").replaceChildren();
+    $("detail-history").hidden = true;
+    closeDecisionPage(false);
     $("detail").focus();
+    syncUrl(false);
     loadDetail();
   }
 
   function closeDetail() {
     openKey = null;
     openId = null;
+    lastDetail = null;
+    asOf.key = null;
     $("detail").hidden = true;
+    syncUrl(false);
     if (lastFocus && document.contains(lastFocus)) lastFocus.focus();
   }
 
   function refreshDetailSoon() {
     clearTimeout(detailTimer);
     detailTimer = setTimeout(loadDetail, 250);
+  }
+
+  function showDetailError(text) {
+    $("detail-main").replaceChildren(el("p", { class: "none" }, text));
   }
 
   async function loadDetail() {
@@ -436,7 +754,7 @@
     try {
       response = await fetch(`/api/initiatives/${encodeURIComponent(key)}`, { headers: headers(), cache: "no-store" });
     } catch {
-      if (key === openKey) $("detail-body").replaceChildren(el("p", { class: "none" }, "Could not reach the server."));
+      if (key === openKey) showDetailError("Could not reach the server.");
       return;
     }
     if (key !== openKey) return;
@@ -445,37 +763,265 @@
       return;
     }
     if (!response.ok) {
-      $("detail-body").replaceChildren(el("p", { class: "none" }, await errorText(response)));
+      showDetailError(await errorText(response));
       return;
     }
     const detail = await response.json();
     if (key !== openKey) return;
-    renderDetail(detail);
+    // Nothing moved since it was drawn: leave it (and the focus in it) as it is.
+    const same = lastDetail && lastDetail.alignment.initiative_id === detail.alignment.initiative_id
+      && lastDetail.alignment.version === detail.alignment.version;
+    if (!same) renderDetail(detail);
   }
 
   function renderDetail(detail) {
-    const view = detail.alignment;
-    openId = view.initiative_id;
-    $("detail-key").textContent = `${view.key} · ${view.stage} · owner ${view.owner}`;
-    $("detail-title").textContent = view.title;
+    const v = detail.alignment;
+    lastDetail = detail;
+    openId = v.initiative_id;
+    $("detail-key").textContent = `${v.key} · ${v.stage} · owner ${v.owner}`;
+    $("detail-title").textContent = v.title;
     const body = [
-      el("div", { class: "card-top" }, statusBadge(view.status),
-        el("span", { class: "numbers" }, `${view.approved_pairs}/${view.total_pairs} sign-offs`)),
-      view.summary ? el("p", { class: "summary-text" }, view.summary) : null,
+      el("div", { class: "card-top" }, statusBadge(v.status),
+        el("span", { class: "numbers" }, `${v.approved_pairs}/${v.total_pairs} sign-offs`)),
+      v.summary ? el("p", { class: "summary-text" }, v.summary) : null,
       el("h3", {}, "Decisions"),
       detail.decisions.length > 0 ? detail.decisions.map(decision) : el("p", { class: "none" }, "No decision proposed yet."),
     ];
     if ((detail.feedback || []).length > 0) {
       body.push(el("h3", {}, "Feedback on the initiative"), feedbackList(detail.feedback));
     }
-    body.push(el("h3", {}, "Timeline"),
+    $("detail-main").replaceChildren(...body.flat().filter(Boolean));
+    $("detail-timeline").replaceChildren(el("h3", {}, "Timeline"),
       el("ol", { class: "timeline", "aria-label": "History, newest first" }, detail.timeline.map((entry) =>
         el("li", { class: `tone-${entry.tone}`, "data-type": entry.type },
           el("div", { class: "line1" }, el("span", { class: "actor" }, entry.actor), " · ", timeEl(entry.recorded_at),
             ` · v${entry.version}`),
           el("div", {}, entry.summary)))),
-      detail.timeline_truncated ? el("p", { class: "none" }, "Older events are not shown.") : null);
-    $("detail-body").replaceChildren(...body.flat().filter(Boolean));
+      ...(detail.timeline_truncated ? [el("p", { class: "none" }, "Older events are not shown.")] : []));
+    updateAsOf(v.key, v.version);
+  }
+
+  // ---- The as-of slider: the alignment at each version, and why ------------------------
+
+  const asOf = { key: null, current: 0, following: true, timer: null, generation: 0 };
+
+  // Sets the slider's range to 1..current; it follows the newest version until moved.
+  function updateAsOf(key, current) {
+    const range = $("asof-range");
+    if (!decisionPage.id) $("detail-history").hidden = false;
+    const fresh = asOf.key !== key;
+    asOf.key = key;
+    asOf.current = current;
+    range.max = String(current);
+    if (fresh || asOf.following) {
+      asOf.following = true;
+      range.value = String(current);
+      loadAsOf();
+    } else {
+      labelAsOf(Number(range.value), null);
+    }
+  }
+
+  function labelAsOf(version, event) {
+    const range = $("asof-range");
+    const text = `version ${version} of ${asOf.current}`;
+    $("asof-value").textContent = text;
+    range.setAttribute("aria-valuetext", event ? `${text}: ${event.actor} — ${event.summary}` : text);
+    $("asof-earlier").disabled = version <= 1;
+    $("asof-later").disabled = version >= asOf.current;
+  }
+
+  function asOfMoved() {
+    const version = Number($("asof-range").value);
+    asOf.following = version >= asOf.current;
+    labelAsOf(version, null);
+    clearTimeout(asOf.timer);
+    asOf.timer = setTimeout(loadAsOf, 120);
+  }
+
+  function stepAsOf(delta) {
+    const range = $("asof-range");
+    const version = Math.min(asOf.current, Math.max(1, Number(range.value) + delta));
+    range.value = String(version);
+    asOfMoved();
+  }
+
+  async function loadAsOf() {
+    const key = asOf.key;
+    const version = Number($("asof-range").value);
+    const mine = ++asOf.generation;
+    labelAsOf(version, null);
+    let response;
+    try {
+      response = await fetch(`/api/initiatives/${encodeURIComponent(key)}/as-of?version=${version}`,
+        { headers: headers(), cache: "no-store" });
+    } catch {
+      if (mine === asOf.generation) $("asof-body").replaceChildren(el("p", { class: "none" }, "Could not reach the server."));
+      return;
+    }
+    if (mine !== asOf.generation || key !== asOf.key) return;
+    if (!response.ok) {
+      $("asof-body").replaceChildren(el("p", { class: "none" }, await errorText(response)));
+      return;
+    }
+    const past = await response.json();
+    if (mine !== asOf.generation || key !== asOf.key) return;
+    renderAsOf(past);
+  }
+
+  function renderAsOf(past) {
+    const v = past.alignment;
+    const e = past.event;
+    labelAsOf(past.version, e);
+    $("asof-event").replaceChildren(...(e ? [
+      el("span", { class: "line1" }, `v${e.version} · `, el("span", { class: "actor" }, e.actor), " · ", timeEl(e.recorded_at), " · "),
+      el("span", { class: `tone-text tone-${e.tone}`, "data-type": e.type }, e.summary),
+    ] : [el("span", { class: "none" }, "no event at this version")]));
+    const x = past.explanation;
+    const state = el("div", { class: "asof-alignment", "aria-label": `Alignment as of version ${past.version}`, role: "group" },
+      el("h4", {}, `As of version ${past.version}`),
+      el("div", { class: "card-top" }, statusBadge(v.status),
+        el("span", { class: "numbers" }, `${v.approved_pairs}/${v.total_pairs} sign-offs`)),
+      el("ul", { class: "chips", "aria-label": "Sign-off by function then" }, (v.functions || []).map((f) => chip(f.function, f.state))),
+      el("ul", { class: "asof-decisions" }, (v.decisions || []).map((d) =>
+        el("li", { "data-decision": d.decision_id }, el("strong", {}, d.title), ` · ${d.status}${d.status === "proposed" ? ` · ${d.alignment}` : ""}`))));
+    const why = el("div", { class: "asof-explain", role: "group", "aria-label": `Why, as of version ${past.version}` },
+      el("h4", {}, "Why"),
+      x.decisions.length === 0 ? el("p", { class: "none" }, "No decision yet.") : x.decisions.map((d) =>
+        el("section", { class: "explain-decision", "data-decision": d.decision_id, "aria-label": `Why: ${d.title}` },
+          el("div", { class: "explain-title" }, el("strong", {}, d.title), ` · revision ${d.revision} · ${d.status === "proposed" ? d.alignment : d.status}`),
+          el("ul", { class: "explain-functions" }, d.functions.map((f) =>
+            el("li", { "data-function": f.function, "data-state": f.state },
+              el("span", { class: `chip chip-${f.state}` },
+                el("span", { class: "icon", "aria-hidden": "true" }, STATE_ICON[f.state] || "•"),
+                el("span", { class: "fn" }, f.function), el("span", { class: "state" }, STATE_TEXT[f.state] || f.state)),
+              el("span", { class: "why" }, ` ${f.reason}`),
+              f.events.length > 0 ? el("ul", { class: "explain-events" }, f.events.map(eventRef)) : null))),
+          d.other_objections.length > 0 ? el("div", { class: "explain-other" }, "Objections from other functions: ",
+            el("ul", { class: "explain-events" }, d.other_objections.map(eventRef))) : null)),
+      x.initiative_objections.length > 0 ? el("div", { class: "explain-other" }, "Objections to the initiative: ",
+        el("ul", { class: "explain-events" }, x.initiative_objections.map(eventRef))) : null);
+    $("asof-body").replaceChildren(state, why);
+    $("asof-body").dataset.version = String(past.version);
+  }
+
+  function eventRef(e) {
+    return el("li", {}, el("span", { class: "when" }, `v${e.version} · ${e.actor}: `), e.summary);
+  }
+
+  // ---- The decision page: its revisions, and the diff between two ----------------------
+
+  const decisionPage = { id: null, generation: 0 };
+
+  function openDecisionPage(d) {
+    decisionPage.id = d.decision_id;
+    $("detail-main").hidden = true;
+    $("detail-history").hidden = true;
+    $("detail-timeline").hidden = true;
+    $("detail-decision").hidden = false;
+    $("decision-page-title").textContent = `Decision: ${d.title}`;
+    $("decision-page-body").replaceChildren(el("p", { class: "none" }, "loading…"));
+    $("detail-decision").focus();
+    loadDiff(null, null);
+  }
+
+  function closeDecisionPage(focus) {
+    const was = decisionPage.id;
+    decisionPage.id = null;
+    $("detail-decision").hidden = true;
+    $("detail-main").hidden = false;
+    $("detail-timeline").hidden = false;
+    if (asOf.key) $("detail-history").hidden = false;
+    if (focus && was) {
+      const button = document.querySelector(`#detail-main [data-decision="${CSS.escape(was)}"] .compare`);
+      if (button) button.focus();
+    }
+  }
+
+  async function loadDiff(from, to) {
+    const id = decisionPage.id;
+    const key = openKey;
+    const mine = ++decisionPage.generation;
+    const params = new URLSearchParams();
+    if (from) params.set("from", String(from));
+    if (to) params.set("to", String(to));
+    let response;
+    try {
+      response = await fetch(`/api/initiatives/${encodeURIComponent(key)}/decisions/${encodeURIComponent(id)}/diff?${params}`,
+        { headers: headers(), cache: "no-store" });
+    } catch {
+      if (mine === decisionPage.generation) $("decision-page-body").replaceChildren(el("p", { class: "none" }, "Could not reach the server."));
+      return;
+    }
+    if (mine !== decisionPage.generation || id !== decisionPage.id) return;
+    if (!response.ok) {
+      $("decision-page-body").replaceChildren(el("p", { class: "none" }, await errorText(response)));
+      return;
+    }
+    const diff = await response.json();
+    if (mine !== decisionPage.generation || id !== decisionPage.id) return;
+    renderDiff(diff);
+  }
+
+  function revisionOptions(select, diff, selected) {
+    select.replaceChildren(...diff.revisions.map((r) => {
+      const option = el("option", { value: String(r.number) }, `revision ${r.number} · ${r.number === 1 ? "proposal" : r.kind}`);
+      if (r.number === selected) option.selected = true;
+      return option;
+    }));
+  }
+
+  // The two revisions to compare: made once per decision page, so that focus stays on
+  // them while the diff below is redrawn.
+  function diffPick(diff) {
+    let pick = $("diff-pick");
+    if (!pick || pick.dataset.decision !== diff.decision_id) {
+      const changed = () => loadDiff(pick.elements.from.value, pick.elements.to.value);
+      pick = el("form", { id: "diff-pick", class: "diff-pick", "aria-label": "Revisions to compare", "data-decision": diff.decision_id,
+        onsubmit: (e) => e.preventDefault() },
+      el("label", {}, "From revision", el("select", { name: "from", onchange: changed })),
+      el("label", {}, "To revision", el("select", { name: "to", onchange: changed })));
+    }
+    revisionOptions(pick.elements.from, diff, diff.from);
+    revisionOptions(pick.elements.to, diff, diff.to);
+    return pick;
+  }
+
+  function renderDiff(diff) {
+    const revisions = el("ol", { class: "revisions", "aria-label": "Revisions, oldest first" }, diff.revisions.map((r) =>
+      el("li", { "data-revision": String(r.number), "data-kind": r.kind },
+        el("strong", {}, `Revision ${r.number}`),
+        el("span", { class: `kind-badge kind-${r.number === 1 ? "proposal" : r.kind}` }, r.number === 1 ? "proposal" : r.kind),
+        ` by ${r.by} `, timeEl(r.at),
+        r.number === diff.material_base && r.number > 1 ? el("span", { class: "hint-inline" }, " · approvals must be of this revision or later") : null,
+        r.note ? el("div", { class: "note" }, r.note) : null)));
+    const low = Math.min(diff.from, diff.to);
+    const high = Math.max(diff.from, diff.to);
+    const verdict = diff.from === diff.to
+      ? el("p", { class: "diff-verdict same", id: "diff-verdict" },
+        diff.revisions.length === 1 ? "Only one revision: nothing to compare yet." : "The same revision on both sides.")
+      : el("p", { class: `diff-verdict ${diff.material ? "material" : "editorial"}`, id: "diff-verdict" },
+        diff.material
+          ? `Material change between revision ${low} and ${high}: approvals given before it went stale and must be given again.`
+          : `Editorial change only between revision ${low} and ${high}: approvals still count.`);
+    const fields = el("div", { class: "diff-fields", id: "diff-fields", "data-from": String(diff.from), "data-to": String(diff.to) },
+      diff.fields.map((f) => {
+        const name = f.field.replace("_", " ");
+        return el("section", { class: "field-diff", "data-field": f.field, "data-changed": String(f.changed), "aria-label": `${name}: ${f.changed ? "changed" : "unchanged"}` },
+          el("h4", {}, name, el("span", { class: f.changed ? "changed" : "unchanged" }, f.changed ? " · changed" : " · unchanged")),
+          el("p", { class: "diff-text" }, f.ops.length === 0 ? el("span", { class: "none" }, "(empty)") : f.ops.map((op) =>
+            op.op === "insert" ? el("ins", { title: "added" }, op.text)
+              : op.op === "delete" ? el("del", { title: "removed" }, op.text)
+                : document.createTextNode(op.text))));
+      }));
+    const pick = diffPick(diff);
+    const body = $("decision-page-body");
+    if (!body.contains(pick)) {
+      body.replaceChildren(el("h4", {}, "Revisions"), el("div", { id: "diff-revisions" }), el("h4", {}, "Changes"), pick,
+        el("div", { id: "diff-result", "aria-live": "polite" }));
+    }
+    $("diff-revisions").replaceChildren(revisions);
+    $("diff-result").replaceChildren(verdict, fields);
   }
 
   function decision(d) {
@@ -483,6 +1029,8 @@
     const badge = open ? statusBadge(d.alignment) : el("span", { class: `status status-${d.status}` }, d.status);
     return el("section", { class: "decision", "data-decision": d.decision_id, "aria-label": `Decision: ${d.title}` },
       el("div", { class: "decision-head" }, el("h4", {}, d.title), badge),
+      el("button", { type: "button", class: "compare link", onclick: () => openDecisionPage(d) },
+        d.revisions.length > 1 ? `Revisions and changes (${d.revisions.length})` : "Revisions"),
       el("div", { class: "sub" }, `revision ${d.revision} · proposed by ${d.proposed_by} `, timeEl(d.proposed_at),
         d.closure ? ` · ${d.status} by ${d.closure.by}${d.closure.reason ? `: ${d.closure.reason}` : ""}` : "",
         d.override ? ` · OVERRIDE: ${d.override.reason}` : ""),
@@ -532,7 +1080,9 @@
   // ---- Wiring ------------------------------------------------------------------------
 
   function start() {
+    const linked = new URLSearchParams(location.search).get("initiative") || "";
     restoreFilters();
+    restoreArrange();
     updateTokenStatus();
     let typing = null;
     const form = $("filters");
@@ -544,6 +1094,50 @@
     });
     form.addEventListener("submit", (event) => { event.preventDefault(); filtersChanged(); });
     form.addEventListener("reset", () => setTimeout(filtersChanged, 0));
+    let searching = null;
+    const tools = $("arrange");
+    tools.addEventListener("submit", (event) => { event.preventDefault(); arrangeChanged(); });
+    tools.addEventListener("change", arrangeChanged);
+    tools.addEventListener("input", (event) => {
+      if (event.target.name !== "q") return;
+      clearTimeout(searching);
+      searching = setTimeout(arrangeChanged, SEARCH_DELAY);
+    });
+    $("more").addEventListener("click", showMore);
+    if ("IntersectionObserver" in window) {
+      // Draw the next page as the end of the list comes near.
+      new IntersectionObserver((entries) => {
+        if (entries.some((e) => e.isIntersecting) && !$("more").hidden && view === "list") showMore();
+      }, { rootMargin: "600px" }).observe($("more"));
+    }
+    for (const link of document.querySelectorAll(".views a")) {
+      link.addEventListener("click", (event) => {
+        if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+        event.preventDefault();
+        showView(link.dataset.view, true);
+      });
+    }
+    window.addEventListener("popstate", () => {
+      restoreArrange();
+      showView(view, false);
+      scheduleRender();
+    });
+    $("whoami").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const value = event.target.elements.principal.value.trim();
+      if (!value) return;
+      setTypedPrincipal(value);
+      event.target.reset();
+      loadInbox();
+    });
+    $("me-change").addEventListener("click", () => {
+      setTypedPrincipal("");
+      renderIdentity();
+      $("inbox").replaceChildren();
+      $("inbox-count").hidden = true;
+      $("inbox-status").textContent = "Say who you are to see the sign-offs waiting on you.";
+      $("whoami").elements.principal.focus();
+    });
     $("token-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const value = event.target.elements.token.value.trim();
@@ -552,35 +1146,45 @@
       event.target.reset();
       $("token-panel").hidden = true;
       updateTokenStatus();
+      identity.known = false;
       connect();
+      loadInbox();
       if (openKey) loadDetail();
     });
     $("forget-token").addEventListener("click", () => {
       try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* nothing kept */ }
       updateTokenStatus();
+      identity.known = false;
       views.clear();
       lastPosition = 0;
       renderBoard();
       connect();
+      loadInbox();
     });
     $("detail-close").addEventListener("click", closeDetail);
+    $("decision-back").addEventListener("click", () => closeDecisionPage(true));
+    $("asof-range").addEventListener("input", asOfMoved);
+    $("asof-earlier").addEventListener("click", () => stepAsOf(-1));
+    $("asof-later").addEventListener("click", () => stepAsOf(1));
     document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && !$("detail").hidden) closeDetail();
+      if (event.key !== "Escape" || $("detail").hidden) return;
+      if (decisionPage.id) closeDecisionPage(true); else closeDetail();
     });
     setInterval(() => {
       for (const node of document.querySelectorAll("time[data-relative]")) {
         node.textContent = relative(node.getAttribute("datetime"));
       }
     }, 30000);
+    showView(view, false);
     connect();
-    openLinkedInitiative();
+    openLinkedInitiative(linked);
   }
 
   // A link such as a webhook message's (`/?initiative=CHECKOUT-42`, or the initiative's
   // id) opens that initiative's detail on load; anything but a well-formed key or UUID is
   // ignored.
-  function openLinkedInitiative() {
-    const wanted = (new URLSearchParams(location.search).get("initiative") || "").trim();
+  function openLinkedInitiative(linked) {
+    const wanted = linked.trim();
     const key = wanted.toUpperCase();
     if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(wanted)) openDetail(wanted, null);
     else if (/^[A-Z](?:[A-Z0-9]|-(?=[A-Z0-9])){1,31}$/.test(key)) openDetail(key, null);
