@@ -36,6 +36,8 @@ pub struct CommandEnvelope {
     pub actor: Principal,
     /// Whether the actor may manage any initiative (an administrator) or only their own.
     pub authority: Authority,
+    /// The teams the actor belongs to now: a role given to one of them is theirs too.
+    pub teams: std::collections::BTreeSet<Principal>,
     pub command_id: CommandId,
     pub expected_version: Option<u64>,
     pub correlation_id: String,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::committed::{CommitSink, Committed, SinkSlot};
 use super::head::{EVENT_OVERHEAD, Head, HeadCache, SNAPSHOT_EVERY, append, head_move, payload_bytes};
 use crate::domain::{
-    DomainError, decide_as,
+    DomainError, Member, decide_for,
     values::{InitiativeId, InitiativeRef, quote},
 };
 use crate::store::batch::StoredCommand;
@@ -459,7 +459,12 @@ impl Committer {
             return refuse(plan, DomainError::VersionConflict { expected, actual: version }.into());
         }
         let state = head.map(|head| &head.state);
-        let events = match decide_as(state, &envelope.command, &envelope.actor, envelope.authority) {
+        let events = match decide_for(
+            state,
+            &envelope.command,
+            Member { person: &envelope.actor, teams: &envelope.teams },
+            envelope.authority,
+        ) {
             Ok(events) => events,
             Err(error) => return refuse(plan, error.into()),
         };
@@ -703,6 +708,7 @@ mod tests {
             },
             actor: Principal::parse("actor", "olivia@example.com").expect("principal"),
             authority: Authority::Member,
+            teams: Default::default(),
             correlation_id: command_id.as_str().to_owned(),
             causation_id: command_id.as_str().to_owned(),
             command_id,

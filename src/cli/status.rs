@@ -187,7 +187,11 @@ pub async fn inbox(ctx: &Context, args: InboxArgs) -> Result<Output, Failure> {
             short.into(),
             item.decision_title.clone().into(),
             item.revision.to_string().into(),
-            item.function.clone().into(),
+            if item.via_team.is_empty() {
+                item.function.clone().into()
+            } else {
+                format!("{} (as {})", item.function, item.via_team).into()
+            },
             item.reason.clone().into(),
         ]);
     }

@@ -282,6 +282,7 @@ pub fn sign_off_json(s: &pb::SignOff, stale: bool) -> Value {
         "stale": stale,
         "replaced": s.replaced,
         "revoked": s.revoked,
+        "via_team": non_empty(&s.via_team),
     })
 }
 
@@ -338,6 +339,7 @@ pub fn inbox_item_json(item: &pb::InboxItem) -> Value {
         "function": item.function,
         "state": function_state_name(item.state()),
         "reason": item.reason,
+        "via_team": non_empty(&item.via_team),
     })
 }
 

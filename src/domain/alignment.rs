@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::event::OverrideRecord;
-use super::state::{Decision, DecisionStatus, Feedback, Initiative, Stakeholder};
+use super::state::{Decision, DecisionStatus, Feedback, Initiative, Member, Stakeholder};
 use super::values::*;
 
 /// Ordered from best to worst, so `max` picks the state that wins.
@@ -95,14 +95,20 @@ impl DecisionEval {
     }
 }
 
-/// Whether a sign-off counts now: its signer is still an approver of the function and,
-/// for an approval, no material revision came after the revision it signed.
+/// Whether a sign-off counts now: its signer is still an approver of the function
+/// (themselves, or the team they signed through) and, for an approval, no material
+/// revision came after the revision it signed.
 pub fn sign_off_counts(initiative: &Initiative, decision: &Decision, sign_off: &super::state::SignOff) -> bool {
-    let still_approver = initiative.has_role(&sign_off.signer, &sign_off.function, Role::Approver);
+    let still_approver = initiative.still_entitled(sign_off);
     match sign_off.verdict {
         Verdict::Reject => still_approver,
         Verdict::Approve => still_approver && sign_off.revision >= decision.material_base,
     }
+}
+
+/// " (for team:design-leads)" when a sign-off was given through a team.
+fn through(sign_off: &super::state::SignOff) -> String {
+    sign_off.via_team.as_ref().map(|team| format!(" (for {team})")).unwrap_or_default()
 }
 
 /// Evaluates one function on one decision.
@@ -111,8 +117,11 @@ pub fn evaluate_function(initiative: &Initiative, decision: &Decision, function:
     let rejections: Vec<_> =
         verdicts.iter().filter(|s| s.verdict == Verdict::Reject && sign_off_counts(initiative, decision, s)).collect();
     if !rejections.is_empty() {
-        let reason =
-            rejections.iter().map(|s| format!("rejected by {}: {}", s.signer, s.reason)).collect::<Vec<_>>().join("; ");
+        let reason = rejections
+            .iter()
+            .map(|s| format!("rejected by {}{}: {}", s.signer, through(s), s.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
         return FunctionEval {
             function: function.clone(),
             state: FunctionState::Rejected,
@@ -141,7 +150,7 @@ pub fn evaluate_function(initiative: &Initiative, decision: &Decision, function:
         return FunctionEval {
             function: function.clone(),
             state: FunctionState::Approved,
-            reason: format!("approved by {} at revision {}", approval.signer, approval.revision),
+            reason: format!("approved by {}{} at revision {}", approval.signer, through(approval), approval.revision),
             can_sign: Vec::new(),
         };
     }
@@ -149,7 +158,7 @@ pub fn evaluate_function(initiative: &Initiative, decision: &Decision, function:
     let stale: Vec<_> = verdicts
         .iter()
         .filter(|s| {
-            s.verdict == Verdict::Approve && s.revision < decision.material_base && approvers.contains(&&s.signer)
+            s.verdict == Verdict::Approve && s.revision < decision.material_base && initiative.still_entitled(s)
         })
         .collect();
     let reason = if approvers.is_empty() {
@@ -201,6 +210,9 @@ pub struct AgreedSignOff {
     /// The revision it was given on.
     pub revision: u32,
     pub at: DateTime<Utc>,
+    /// The team the signer signed for (none: themselves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_team: Option<Principal>,
 }
 
 /// One function a decision needed, as it stood the moment the decision was accepted:
@@ -228,7 +240,13 @@ pub fn agreement(initiative: &Initiative, decision: &Decision) -> Vec<AgreedFunc
                 .iter()
                 .filter(|s| &s.function == function && s.verdict == verdict)
                 .filter(|s| sign_off_counts(initiative, decision, s))
-                .map(|s| AgreedSignOff { signer: s.signer.clone(), verdict: s.verdict, revision: s.revision, at: s.at })
+                .map(|s| AgreedSignOff {
+                    signer: s.signer.clone(),
+                    verdict: s.verdict,
+                    revision: s.revision,
+                    at: s.at,
+                    via_team: s.via_team.clone(),
+                })
                 .collect();
             AgreedFunction { function: function.clone(), state: eval.state, sign_offs }
         })
@@ -448,13 +466,24 @@ impl AlignmentView {
     /// an objection is not waiting on another signature; an archived initiative waits on
     /// nobody.
     pub fn inbox(&self, principal: &Principal) -> Vec<InboxItem> {
+        self.inbox_of(Member::alone(principal))
+    }
+
+    /// The sign-offs waiting on a member: those they can give themselves, then those
+    /// one of their teams can give (each item once, naming the team).
+    pub fn inbox_of(&self, member: Member<'_>) -> Vec<InboxItem> {
         if self.archived {
             return Vec::new();
         }
         self.outstanding
             .iter()
-            .filter(|o| o.state == FunctionState::Pending && o.can_sign.contains(principal))
+            .filter(|o| o.state == FunctionState::Pending)
             .filter_map(|o| {
+                let via_team = if o.can_sign.contains(member.person) {
+                    None
+                } else {
+                    Some(member.teams.iter().find(|team| o.can_sign.contains(team))?.clone())
+                };
                 Some(InboxItem {
                     decision_id: o.decision_id?,
                     decision_title: o.decision_title.clone(),
@@ -462,6 +491,7 @@ impl AlignmentView {
                     function: o.function.clone(),
                     state: o.state,
                     reason: o.reason.clone(),
+                    via_team,
                 })
             })
             .collect()
@@ -584,7 +614,7 @@ fn project_in_full(initiative: &Initiative) -> AlignmentView {
             }
         }
         for sign_off in &decision.sign_offs {
-            let approver = initiative.has_role(&sign_off.signer, &sign_off.function, Role::Approver);
+            let approver = initiative.still_entitled(sign_off);
             if sign_off.verdict == Verdict::Approve && approver && sign_off.revision < decision.material_base {
                 stale_sign_offs.push(StaleSignOff {
                     decision_id: decision.id,
@@ -775,10 +805,17 @@ pub struct InboxItem {
     pub function: Function,
     pub state: FunctionState,
     pub reason: String,
+    /// The team it waits on the person through (none: on them).
+    pub via_team: Option<Principal>,
 }
 
 /// The sign-offs waiting on `principal` in one initiative (see `AlignmentView::inbox`),
 /// all of them, however many the bounded view lists.
 pub fn inbox(initiative: &Initiative, principal: &Principal) -> Vec<InboxItem> {
-    project_in_full(initiative).inbox(principal)
+    inbox_of(initiative, Member::alone(principal))
+}
+
+/// The sign-offs waiting on a member and their teams in one initiative, all of them.
+pub fn inbox_of(initiative: &Initiative, member: Member<'_>) -> Vec<InboxItem> {
+    project_in_full(initiative).inbox_of(member)
 }

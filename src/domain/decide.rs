@@ -5,7 +5,7 @@ use super::alignment::{DecisionAlignment, FunctionState, evaluate_decision, sign
 use super::command::Command;
 use super::error::DomainError;
 use super::event::{Event, OverrideRecord, StaleApproval};
-use super::state::{Decision, DecisionStatus, Feedback, Initiative};
+use super::state::{Decision, DecisionStatus, Entitlement, Feedback, Initiative, Member};
 use super::values::*;
 
 /// The standing of the actor beyond their stakeholder roles on the initiative.
@@ -34,6 +34,18 @@ pub fn decide_as(
     actor: &Principal,
     authority: Authority,
 ) -> Result<Vec<Event>, DomainError> {
+    decide_for(state, command, Member::alone(actor), authority)
+}
+
+/// `decide`, for an actor who belongs to teams (a role given to one of them is theirs
+/// too) and has the given authority. A sign-off records the team it was given through.
+pub fn decide_for(
+    state: Option<&Initiative>,
+    command: &Command,
+    member: Member<'_>,
+    authority: Authority,
+) -> Result<Vec<Event>, DomainError> {
+    let actor = member.person;
     let initiative = match (state, command) {
         (None, Command::CreateInitiative { id, key, title, summary, owner, stage, required_functions }) => {
             return Ok(vec![Event::InitiativeCreated {
@@ -64,7 +76,7 @@ pub fn decide_as(
         Command::CreateInitiative { .. } => Err(DomainError::AlreadyExists(format!("initiative {key} exists already"))),
 
         Command::UpdateInitiative { title, summary, owner, required_functions } => {
-            require_manager(initiative, actor, authority, "update")?;
+            require_manager(initiative, member, authority, "update")?;
             let changed = |new: &Option<String>, old: &String| new.as_ref().filter(|n| *n != old).cloned();
             let event = Event::InitiativeUpdated {
                 title: changed(title, &initiative.title),
@@ -81,7 +93,7 @@ pub fn decide_as(
         }
 
         Command::ChangeStage { stage } => {
-            require_manager(initiative, actor, authority, "change the stage of")?;
+            require_manager(initiative, member, authority, "change the stage of")?;
             if *stage == initiative.stage {
                 return Err(DomainError::precondition(format!("initiative {key} is already in stage {stage}")));
             }
@@ -89,12 +101,12 @@ pub fn decide_as(
         }
 
         Command::ArchiveInitiative { reason } => {
-            require_manager(initiative, actor, authority, "archive")?;
+            require_manager(initiative, member, authority, "archive")?;
             Ok(vec![Event::InitiativeArchived { reason: reason.clone() }])
         }
 
         Command::AssignStakeholder { principal, function, role } => {
-            require_manager(initiative, actor, authority, "assign stakeholders to")?;
+            require_manager(initiative, member, authority, "assign stakeholders to")?;
             if initiative.has_role(principal, function, *role) {
                 return Err(DomainError::AlreadyExists(format!(
                     "{principal} is already {role} for {function} on {key}"
@@ -108,7 +120,7 @@ pub fn decide_as(
         }
 
         Command::RemoveStakeholder { principal, function, role } => {
-            require_manager(initiative, actor, authority, "remove stakeholders from")?;
+            require_manager(initiative, member, authority, "remove stakeholders from")?;
             if !initiative.has_role(principal, function, *role) {
                 return Err(DomainError::not_found(format!("{principal} is not {role} for {function} on {key}")));
             }
@@ -120,8 +132,8 @@ pub fn decide_as(
         }
 
         Command::ProposeDecision { decision_id, content, required_functions, supersedes } => {
-            let participates = initiative.can_manage(actor)
-                || initiative.stakeholders.iter().any(|s| &s.principal == actor && s.role != Role::Informed);
+            let participates = initiative.can_manage_as(member)
+                || initiative.stakeholders.iter().any(|s| member.is(&s.principal) && s.role != Role::Informed);
             if !participates {
                 return Err(DomainError::denied(format!(
                     "{actor} holds no driver, approver or contributor role on {key} and may not propose decisions"
@@ -187,7 +199,7 @@ pub fn decide_as(
 
         Command::AcceptDecision { decision_id, override_reason } => {
             let decision = open_decision(initiative, decision_id, "accepted")?;
-            require_driver(initiative, actor, "accept decisions")?;
+            require_driver(initiative, member, "accept decisions")?;
             let eval = evaluate_decision(initiative, decision);
             let r#override = if eval.alignment == DecisionAlignment::Aligned {
                 None
@@ -233,7 +245,7 @@ pub fn decide_as(
 
         Command::RejectDecision { decision_id, reason } => {
             open_decision(initiative, decision_id, "rejected")?;
-            require_driver(initiative, actor, "reject decisions")?;
+            require_driver(initiative, member, "reject decisions")?;
             Ok(vec![Event::DecisionRejected { decision_id: *decision_id, reason: reason.clone() }])
         }
 
@@ -253,7 +265,7 @@ pub fn decide_as(
             }
             let old = find_decision(initiative, decision_id, "decision_id")?;
             let new = find_decision(initiative, superseded_by, "superseded_by")?;
-            require_driver(initiative, actor, "supersede decisions")?;
+            require_driver(initiative, member, "supersede decisions")?;
             for decision in [old, new] {
                 if decision.status != DecisionStatus::Accepted {
                     return Err(DomainError::precondition(format!(
@@ -275,7 +287,7 @@ pub fn decide_as(
         Command::RecordFeedback { feedback_id, decision_id, function, kind, source, body } => {
             let may_give_feedback = [Role::Driver, Role::Approver, Role::Contributor]
                 .into_iter()
-                .any(|role| initiative.has_role(actor, function, role));
+                .any(|role| initiative.entitlement(member, function, role).is_some());
             if let Some(decision_id) = decision_id {
                 let decision = find_decision(initiative, decision_id, "decision_id")?;
                 if *kind == FeedbackKind::Objection && !decision.is_open() {
@@ -308,7 +320,7 @@ pub fn decide_as(
             if !feedback.is_open() {
                 return Err(DomainError::precondition(format!("feedback {feedback_id} is already resolved")));
             }
-            require_author_or_driver(initiative, feedback, actor, "resolve")?;
+            require_author_or_driver(initiative, feedback, member, "resolve")?;
             Ok(vec![Event::FeedbackResolved { feedback_id: *feedback_id, resolution: resolution.clone() }])
         }
 
@@ -328,7 +340,7 @@ pub fn decide_as(
                     decision.status.as_str()
                 )));
             }
-            require_author_or_driver(initiative, feedback, actor, "reopen")?;
+            require_author_or_driver(initiative, feedback, member, "reopen")?;
             Ok(vec![Event::FeedbackReopened { feedback_id: *feedback_id, reason: reason.clone() }])
         }
 
@@ -340,9 +352,15 @@ pub fn decide_as(
                     join(decision.required_functions().iter())
                 )));
             }
-            if !initiative.has_role(actor, function, Role::Approver) {
-                return Err(DomainError::denied(format!("{actor} is not an approver for {function} on {key}")));
-            }
+            let Some(entitlement) = initiative.entitlement(member, function, Role::Approver) else {
+                let teams =
+                    if member.teams.is_empty() { String::new() } else { " (nor is any of their teams)".to_owned() };
+                return Err(DomainError::denied(format!("{actor} is not an approver for {function} on {key}{teams}")));
+            };
+            let via_team = match entitlement {
+                Entitlement::Direct => None,
+                Entitlement::Team(team) => Some(team),
+            };
             let current = decision.revision();
             if let Some(read) = revision
                 && *read != current
@@ -361,6 +379,7 @@ pub fn decide_as(
                 verdict: *verdict,
                 reason: reason.clone(),
                 comment: comment.clone(),
+                via_team,
             }])
         }
 
@@ -382,11 +401,12 @@ fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
 
 fn require_manager(
     initiative: &Initiative,
-    actor: &Principal,
+    member: Member<'_>,
     authority: Authority,
     what: &str,
 ) -> Result<(), DomainError> {
-    if authority == Authority::Administrator || initiative.can_manage(actor) {
+    let actor = member.person;
+    if authority == Authority::Administrator || initiative.can_manage_as(member) {
         Ok(())
     } else {
         Err(DomainError::denied(format!(
@@ -396,8 +416,9 @@ fn require_manager(
     }
 }
 
-fn require_driver(initiative: &Initiative, actor: &Principal, what: &str) -> Result<(), DomainError> {
-    if initiative.is_driver(actor) {
+fn require_driver(initiative: &Initiative, member: Member<'_>, what: &str) -> Result<(), DomainError> {
+    let actor = member.person;
+    if initiative.is_driver_as(member) {
         Ok(())
     } else {
         Err(DomainError::denied(format!("only a driver of {} may {what}; {actor} is not one", initiative.key)))
@@ -407,10 +428,11 @@ fn require_driver(initiative: &Initiative, actor: &Principal, what: &str) -> Res
 fn require_author_or_driver(
     initiative: &Initiative,
     feedback: &Feedback,
-    actor: &Principal,
+    member: Member<'_>,
     what: &str,
 ) -> Result<(), DomainError> {
-    if &feedback.author == actor || initiative.is_driver(actor) {
+    let actor = member.person;
+    if &feedback.author == actor || initiative.is_driver_as(member) {
         Ok(())
     } else {
         Err(DomainError::denied(format!(

@@ -12,7 +12,7 @@ use super::upcast::{Upcast, upcast};
 use super::values::*;
 
 /// Version of the stored payload schema of every event type written today.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// What a decision says. A revision replaces the whole content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +140,11 @@ pub enum Event {
         verdict: Verdict,
         reason: String,
         comment: String,
+        /// The team through which the signer was an approver at that moment (schema 2);
+        /// none when they were one themselves. The sign-off counts while that team (or
+        /// the signer) stays an approver: membership is not in the log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via_team: Option<Principal>,
     },
     SignOffRevoked {
         decision_id: DecisionId,

@@ -157,9 +157,7 @@ fn function_events(
         FunctionState::Pending => {
             let stale: Vec<EventRef> = verdicts
                 .filter(|s| {
-                    s.verdict == Verdict::Approve
-                        && s.revision < decision.material_base
-                        && initiative.has_role(&s.signer, function, Role::Approver)
+                    s.verdict == Verdict::Approve && s.revision < decision.material_base && initiative.still_entitled(s)
                 })
                 .map(|s| {
                     sign_off_ref(s, format!("{} approved revision {} for {function} (now stale)", s.signer, s.revision))

@@ -18,10 +18,10 @@ pub mod values;
 
 pub use alignment::{AlignmentView, project};
 pub use command::Command;
-pub use decide::{Authority, decide, decide_as};
+pub use decide::{Authority, decide, decide_as, decide_for};
 pub use error::DomainError;
 pub use event::{Event, Recorded};
-pub use state::{Initiative, evolve, fold};
+pub use state::{Initiative, Member, evolve, fold};
 
 #[cfg(test)]
 mod tests;

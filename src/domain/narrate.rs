@@ -170,7 +170,7 @@ pub fn narrate(event: &Event, reader: &impl Reader) -> Narration {
         Event::FeedbackReopened { feedback_id, reason } => {
             said(format!("reopened feedback{}{}", feedback(feedback_id), colon(reason)), Tone::Warn)
         }
-        Event::SignOffRecorded { decision_id, revision, function, verdict, reason, comment } => {
+        Event::SignOffRecorded { decision_id, revision, function, verdict, reason, comment, via_team } => {
             let words: Vec<&str> =
                 [reason.as_str(), comment.as_str()].into_iter().filter(|w| !w.trim().is_empty()).collect();
             let (word, tone) = match verdict {
@@ -179,8 +179,9 @@ pub fn narrate(event: &Event, reader: &impl Reader) -> Narration {
             };
             said(
                 format!(
-                    "{word} {} (revision {revision}) for {function}{}",
+                    "{word} {} (revision {revision}) for {function}{}{}",
                     decision(decision_id),
+                    via_team.as_ref().map(|team| format!(" as a member of {team}")).unwrap_or_default(),
                     colon(&words.join(" — "))
                 ),
                 tone,

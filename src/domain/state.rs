@@ -89,6 +89,10 @@ pub struct SignOff {
     /// Set in the history when its signer revoked it.
     #[serde(default)]
     pub revoked: bool,
+    /// The team through which the signer was an approver when they signed (none: they
+    /// were one themselves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_team: Option<Principal>,
 }
 
 /// Who closed a decision (accepted, rejected, withdrew or superseded it), when and why.
@@ -209,18 +213,74 @@ pub struct Initiative {
     pub feedback: BTreeMap<FeedbackId, Feedback>,
 }
 
+/// A person with the teams they belong to at the moment they act (from their identity
+/// provider's group claim): what a role check is asked about. Membership is not in the
+/// log; it only decides whether a command may be recorded now.
+#[derive(Clone, Copy, Debug)]
+pub struct Member<'a> {
+    pub person: &'a Principal,
+    pub teams: &'a BTreeSet<Principal>,
+}
+
+impl<'a> Member<'a> {
+    /// Someone whose teams are not known (or who belongs to none).
+    pub fn alone(person: &'a Principal) -> Self {
+        static NONE: BTreeSet<Principal> = BTreeSet::new();
+        Member { person, teams: &NONE }
+    }
+
+    /// Whether a stakeholder entry names this person or one of their teams.
+    pub fn is(&self, principal: &Principal) -> bool {
+        principal == self.person || self.teams.contains(principal)
+    }
+}
+
+/// How someone holds a role: themselves, or through a team they belong to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entitlement {
+    Direct,
+    Team(Principal),
+}
+
 impl Initiative {
     pub fn has_role(&self, principal: &Principal, function: &Function, role: Role) -> bool {
         self.stakeholders.contains(&Stakeholder { principal: principal.clone(), function: function.clone(), role })
     }
 
+    /// How `member` holds `role` for `function`, if they do: themselves first, else the
+    /// first of their teams (in name order) that holds it.
+    pub fn entitlement(&self, member: Member<'_>, function: &Function, role: Role) -> Option<Entitlement> {
+        if self.has_role(member.person, function, role) {
+            return Some(Entitlement::Direct);
+        }
+        member.teams.iter().find(|team| self.has_role(team, function, role)).map(|team| Entitlement::Team(team.clone()))
+    }
+
+    /// Whether a recorded sign-off still counts as its signer's: the role it was given
+    /// through (the signer's own, or the team's) is still held. A signer who left the
+    /// team keeps their recorded sign-off; removing the team's role retracts it.
+    pub fn still_entitled(&self, sign_off: &SignOff) -> bool {
+        let through = sign_off.via_team.as_ref().unwrap_or(&sign_off.signer);
+        self.has_role(through, &sign_off.function, Role::Approver)
+    }
+
     pub fn is_driver(&self, principal: &Principal) -> bool {
-        self.stakeholders.iter().any(|s| &s.principal == principal && s.role == Role::Driver)
+        self.is_driver_as(Member::alone(principal))
+    }
+
+    /// Whether the member is a driver, themselves or through a team.
+    pub fn is_driver_as(&self, member: Member<'_>) -> bool {
+        self.stakeholders.iter().any(|s| member.is(&s.principal) && s.role == Role::Driver)
     }
 
     /// The owner and the drivers run the initiative itself: its fields, stage and people.
     pub fn can_manage(&self, principal: &Principal) -> bool {
-        &self.owner == principal || self.is_driver(principal)
+        self.can_manage_as(Member::alone(principal))
+    }
+
+    /// The owner and the drivers (themselves or through a team) run the initiative.
+    pub fn can_manage_as(&self, member: Member<'_>) -> bool {
+        &self.owner == member.person || self.is_driver_as(member)
     }
 
     pub fn approvers(&self, function: &Function) -> Vec<&Principal> {
@@ -406,7 +466,7 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
         Event::FeedbackReopened { feedback_id, .. } => {
             feedback_mut(&mut initiative, feedback_id, &fail)?.resolution = None;
         }
-        Event::SignOffRecorded { decision_id, revision, function, verdict, reason, comment } => {
+        Event::SignOffRecorded { decision_id, revision, function, verdict, reason, comment, via_team } => {
             let decision = decision_mut(&mut initiative, decision_id, &fail)?;
             let sign_off = SignOff {
                 signer: actor.clone(),
@@ -419,6 +479,7 @@ pub fn evolve(state: Option<Initiative>, recorded: &Recorded) -> Result<Initiati
                 replaced: false,
                 revoked: false,
                 version: recorded.version,
+                via_team: via_team.clone(),
             };
             decision.sign_offs.retain(|s| !(&s.signer == actor && &s.function == function));
             decision.sign_offs.push(sign_off);
@@ -459,7 +520,7 @@ pub fn sign_off_history<'a>(decision: DecisionId, events: impl IntoIterator<Item
     };
     for recorded in events {
         match &recorded.event {
-            Event::SignOffRecorded { decision_id, revision, function, verdict, reason, comment }
+            Event::SignOffRecorded { decision_id, revision, function, verdict, reason, comment, via_team }
                 if *decision_id == decision =>
             {
                 if let Some(i) = in_force(&mut history, &recorded.actor, function) {
@@ -476,6 +537,7 @@ pub fn sign_off_history<'a>(decision: DecisionId, events: impl IntoIterator<Item
                     replaced: false,
                     revoked: false,
                     version: recorded.version,
+                    via_team: via_team.clone(),
                 });
             }
             Event::SignOffRevoked { decision_id, function } if *decision_id == decision => {

@@ -18,10 +18,23 @@ use super::event::SCHEMA_VERSION;
 /// One step of the chain: the payload of `from` → the payload of `from + 1`.
 pub type Step = fn(serde_json::Value) -> Result<serde_json::Value, String>;
 
-/// The registered steps, as (event type, from version, step). Only version 1 has ever
-/// been written, so there is none yet. A step for a type that did not change between
-/// two versions is not needed: `upcast` passes such payloads through unchanged.
-pub const STEPS: &[(&str, i32, Step)] = &[];
+/// The registered steps, as (event type, from version, step). A step for a type that
+/// did not change between two versions is not needed: `upcast` passes such payloads
+/// through unchanged.
+///
+/// Version 2 (teams in decision rights) added `via_team` to `SignOffRecorded`: a version 1
+/// sign-off was always given by an approver in person, which is what an absent
+/// `via_team` means, so its step keeps the payload as it is (and, being the oldest
+/// step, marks version 1 as the oldest version ever written).
+pub const STEPS: &[(&str, i32, Step)] = &[("SignOffRecorded", 1, sign_off_given_in_person)];
+
+/// `SignOffRecorded` 1 → 2: no team; the payload is already a version 2 one.
+fn sign_off_given_in_person(payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    match payload.get("via_team") {
+        None => Ok(payload),
+        Some(_) => Err("a version 1 sign-off cannot name a team".into()),
+    }
+}
 
 /// Why a stored payload could not be brought to the current version.
 #[derive(Clone, Debug, PartialEq, Eq)]

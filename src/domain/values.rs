@@ -299,13 +299,31 @@ impl Principal {
         if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid(field, format!("{} must not contain whitespace or control characters", quote(value))));
         }
+        if value == TEAM_PREFIX {
+            return Err(invalid(field, "names no team: give one after \"team:\""));
+        }
         Ok(Self(value.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The team a group name stands for (`design-leads` → `team:design-leads`): the
+    /// principal a stakeholder role is given to when any member may act on it.
+    pub fn team(field: &str, name: &str) -> Result<Self, DomainError> {
+        Self::parse(field, &format!("{TEAM_PREFIX}{name}"))
+    }
+
+    /// Whether this names a team rather than a person.
+    pub fn is_team(&self) -> bool {
+        self.0.starts_with(TEAM_PREFIX)
+    }
 }
+
+/// The prefix of a principal that names a team (`team:design-leads`): a group claim from
+/// the identity provider. Any member of the team holds the roles given to it.
+pub const TEAM_PREFIX: &str = "team:";
 
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

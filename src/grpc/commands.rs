@@ -73,6 +73,7 @@ impl Commands {
             command,
             actor: caller.principal.clone(),
             authority: if caller.is_administrator() { Authority::Administrator } else { Authority::Member },
+            teams: caller.teams.clone(),
             correlation_id: trace.correlation_id.unwrap_or_else(|| command_id.as_str().to_owned()),
             causation_id: trace.causation_id.unwrap_or_else(|| command_id.as_str().to_owned()),
             command_id,

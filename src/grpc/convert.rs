@@ -403,6 +403,7 @@ fn agreed_decision(agreed: &crate::domain::alignment::AgreedDecision) -> pb::Agr
                         verdict: verdict_pb(s.verdict).into(),
                         revision: s.revision,
                         signed_at: Some(timestamp(s.at)),
+                        via_team: s.via_team.as_ref().map(ToString::to_string).unwrap_or_default(),
                     })
                     .collect(),
             })
@@ -432,6 +433,7 @@ fn sign_off(s: &state::SignOff, counts: bool) -> pb::SignOff {
         counts,
         replaced: s.replaced,
         revoked: s.revoked,
+        via_team: s.via_team.as_ref().map(ToString::to_string).unwrap_or_default(),
     }
 }
 
@@ -515,6 +517,7 @@ pub fn inbox_item(view: &AlignmentView, item: &al::InboxItem) -> pb::InboxItem {
         function: item.function.to_string(),
         state: function_state_pb(item.state).into(),
         reason: item.reason.clone(),
+        via_team: item.via_team.as_ref().map(ToString::to_string).unwrap_or_default(),
     }
 }
 

@@ -18,14 +18,16 @@ use super::convert as c;
 use super::status::{domain_status, store_status};
 use crate::domain::values::InitiativeRef;
 use crate::domain::{
-    DomainError,
+    DomainError, Member,
     state::{Feedback, sign_off_history},
     values::*,
 };
 use crate::live::{Feed, ReadError, Reads, Wanted, Watch, WatchFilter, WatchItem};
 use crate::proto::{self as pb, alignment_service_server::AlignmentService};
+use crate::security::Caller;
 use crate::store::{ListFilter, Store, StoredEvent};
 
+use std::collections::BTreeSet;
 use std::{pin::Pin, sync::Arc, time::Duration};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::Stream;
@@ -302,7 +304,15 @@ impl AlignmentService for Queries {
     async fn get_inbox(&self, request: Request<pb::GetInboxRequest>) -> Result<Response<pb::GetInboxResponse>, Status> {
         let principal = Principal::parse("principal", &request.get_ref().principal).map_err(domain_status)?;
         let wanted = wanted(&request)?;
-        let inboxes = self.reads.inbox(&self.store, &principal, wanted).await.map_err(read_status)?;
+        // Your own inbox includes what waits on your teams; someone else's, only what
+        // waits on them (their teams are in their credentials, not here).
+        let no_teams = BTreeSet::new();
+        let teams = match request.extensions().get::<Caller>() {
+            Some(caller) if caller.principal == principal => &caller.teams,
+            _ => &no_teams,
+        };
+        let member = Member { person: &principal, teams };
+        let inboxes = self.reads.inbox(&self.store, member, wanted).await.map_err(read_status)?;
         let items =
             inboxes.iter().flat_map(|(view, items)| items.iter().map(|item| c::inbox_item(view, item))).collect();
         Ok(Response::new(pb::GetInboxResponse { items }))

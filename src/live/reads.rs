@@ -36,7 +36,8 @@ use uuid::Uuid;
 
 use super::feed::Feed;
 use crate::domain::AlignmentView;
-use crate::domain::alignment::{InboxItem, inbox};
+use crate::domain::Member;
+use crate::domain::alignment::{InboxItem, inbox_of};
 use crate::domain::values::{InitiativeRef, Principal};
 use crate::store::{ListFilter, StandbyStatus, Store, StoreError};
 
@@ -153,25 +154,37 @@ impl Reads {
         }
     }
 
-    /// The sign-offs waiting on `principal`, initiative by initiative in key order: what
-    /// gRPC `GetInbox` and the board's `GET /api/inbox` answer. A view lists only its most
-    /// recent outstanding items; past that, the inbox comes from the initiative itself,
-    /// read from `store` (the request's reader for `wanted`).
+    /// The sign-offs waiting on a member — on them, and on each of their teams —,
+    /// initiative by initiative in key order: what gRPC `GetInbox` and the board's `GET
+    /// /api/inbox` answer. A view lists only its most recent outstanding items; past
+    /// that, the inbox comes from the initiative itself, read from `store` (the request's
+    /// reader for `wanted`).
     pub async fn inbox(
         &self,
         store: &Store,
-        principal: &Principal,
+        member: Member<'_>,
         wanted: Wanted,
     ) -> Result<Vec<(Arc<AlignmentView>, Vec<InboxItem>)>, ReadError> {
-        let views = self.awaiting(principal, wanted).await?;
+        let mut views = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for identity in std::iter::once(member.person).chain(member.teams.iter()) {
+            for view in self.awaiting(identity, wanted).await? {
+                if seen.insert(view.initiative_id) {
+                    views.push(view);
+                }
+            }
+        }
+        if !member.teams.is_empty() {
+            views.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+        }
         let store = store.reader(wanted.min_position).await;
         let mut inboxes = Vec::with_capacity(views.len());
         for view in views {
             let items = if view.outstanding_is_complete() {
-                view.inbox(principal)
+                view.inbox_of(member)
             } else {
                 match store.initiative(&InitiativeRef::Id(view.initiative_id)).await? {
-                    Some(initiative) => inbox(&initiative, principal),
+                    Some(initiative) => inbox_of(&initiative, member),
                     None => continue,
                 }
             };

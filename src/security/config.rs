@@ -9,6 +9,7 @@
 //! audience = "accord"
 //! leeway_seconds = 30            # clock skew allowed on exp/nbf; at most 300
 //! roles_claim = "roles"          # a string ("admin member") or a list of strings
+//! teams_claim = "groups"         # the caller's teams (`team:NAME`), same forms
 //!
 //! [[jwt.keys]]
 //! algorithm = "ES256"            # HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA
@@ -66,6 +67,10 @@ pub struct JwtSection {
     pub leeway_seconds: u64,
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
+    /// The claim listing the caller's groups, each a team (`team:NAME`) whose stakeholder
+    /// roles the caller holds too.
+    #[serde(default = "default_teams_claim")]
+    pub teams_claim: String,
     pub keys: Vec<KeyEntry>,
 }
 
@@ -75,6 +80,10 @@ fn default_leeway() -> u64 {
 
 fn default_roles_claim() -> String {
     "roles".to_owned()
+}
+
+fn default_teams_claim() -> String {
+    super::jwt::DEFAULT_TEAMS_CLAIM.to_owned()
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,7 +176,8 @@ impl JwtSection {
         for (i, entry) in self.keys.iter().enumerate() {
             keys.extend(entry.load(base).map_err(|message| (format!("jwt.keys[{i}]"), message))?);
         }
-        Ok(JwtVerifier::new(&self.issuer, &self.audience, self.leeway_seconds, &self.roles_claim, keys))
+        Ok(JwtVerifier::new(&self.issuer, &self.audience, self.leeway_seconds, &self.roles_claim, keys)
+            .with_teams_claim(&self.teams_claim))
     }
 }
 

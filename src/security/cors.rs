@@ -10,10 +10,12 @@ use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 
 use crate::domain::values::quote;
 
-use super::guard::{ACTOR_HEADER, AUTHORIZATION_HEADER, CAUSATION_HEADER, CORRELATION_HEADER, ROLES_HEADER};
+use super::guard::{
+    ACTOR_HEADER, AUTHORIZATION_HEADER, CAUSATION_HEADER, CORRELATION_HEADER, ROLES_HEADER, TEAMS_HEADER,
+};
 
 /// Request headers a browser may send: the gRPC-Web protocol's and the metadata the guard reads.
-pub const ALLOWED_HEADERS: [&str; 9] = [
+pub const ALLOWED_HEADERS: [&str; 10] = [
     AUTHORIZATION_HEADER,
     "content-type",
     "x-grpc-web",
@@ -21,6 +23,7 @@ pub const ALLOWED_HEADERS: [&str; 9] = [
     "grpc-timeout",
     ACTOR_HEADER,
     ROLES_HEADER,
+    TEAMS_HEADER,
     CORRELATION_HEADER,
     CAUSATION_HEADER,
 ];

@@ -36,6 +36,8 @@ pub const AUTHORIZATION_HEADER: &str = "authorization";
 pub const ACTOR_HEADER: &str = "x-accord-actor";
 /// Local development mode: the caller's roles, comma-separated (default: admin).
 pub const ROLES_HEADER: &str = "x-accord-roles";
+/// Local development mode only: the teams the caller belongs to, comma-separated.
+pub const TEAMS_HEADER: &str = "x-accord-teams";
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 pub const CAUSATION_HEADER: &str = "x-causation-id";
 
@@ -277,7 +279,8 @@ fn authenticate(authenticator: &Authenticator, headers: &http::HeaderMap) -> Res
                     Roles::from_names(names)
                 }
             };
-            Ok(Caller { principal, roles, credential: Credential::LocalDevelopment })
+            let teams = super::teams_of(header(headers, TEAMS_HEADER)?.unwrap_or_default().split(','));
+            Ok(Caller { principal, roles, credential: Credential::LocalDevelopment, teams })
         }
         Authenticator::Tokens { .. } => {
             let Some(value) = header(headers, AUTHORIZATION_HEADER)? else {
@@ -319,6 +322,18 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert("grpc-timeout", http::HeaderValue::from_str(value).expect("header"));
         callers_deadline(&headers)
+    }
+
+    #[test]
+    fn in_local_development_the_teams_header_names_the_callers_teams() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(ACTOR_HEADER, http::HeaderValue::from_static("lea@example.com"));
+        let caller = authenticate(&Authenticator::LocalDevelopment, &headers).expect("a caller");
+        assert!(caller.teams.is_empty());
+        headers.insert(TEAMS_HEADER, http::HeaderValue::from_static("design-leads, team:ux,,"));
+        let caller = authenticate(&Authenticator::LocalDevelopment, &headers).expect("a caller");
+        let teams: Vec<&str> = caller.teams.iter().map(Principal::as_str).collect();
+        assert_eq!(teams, ["team:design-leads", "team:ux"]);
     }
 
     #[test]

@@ -29,12 +29,17 @@ pub struct VerificationKey {
 /// Verified tokens remembered at most (a client reuses its token for many calls).
 const CACHED_TOKENS: usize = 10_000;
 
+/// The claim a token lists its subject's groups in, unless configured otherwise.
+pub const DEFAULT_TEAMS_CLAIM: &str = "groups";
+
 #[derive(Clone, Debug)]
 pub struct JwtVerifier {
     issuer: String,
     audience: String,
     leeway_seconds: u64,
     roles_claim: String,
+    /// The claim listing the caller's groups, taken as their teams.
+    teams_claim: String,
     keys: Vec<VerificationKey>,
     /// SHA-256 of a verified token → its caller and expiry (Unix seconds). A signature
     /// check costs up to a quarter of a millisecond (ES256); a cache hit, a hash.
@@ -56,9 +61,16 @@ impl JwtVerifier {
             audience: audience.into(),
             leeway_seconds: leeway_seconds.min(MAX_LEEWAY_SECONDS),
             roles_claim: roles_claim.into(),
+            teams_claim: DEFAULT_TEAMS_CLAIM.to_owned(),
             keys,
             verified: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Reads the caller's teams from `claim` instead of `groups`.
+    pub fn with_teams_claim(mut self, claim: impl Into<String>) -> JwtVerifier {
+        self.teams_claim = claim.into();
+        self
     }
 
     pub fn issuer(&self) -> &str {
@@ -140,7 +152,12 @@ impl JwtVerifier {
             Some(Value::Array(many)) => Roles::from_names(many.iter().filter_map(Value::as_str)),
             _ => Roles::none(),
         };
-        Ok(Caller { principal, roles, credential: Credential::Jwt { issuer: self.issuer.clone() } })
+        let teams = match claims.get(&self.teams_claim) {
+            Some(Value::String(one)) => super::teams_of(one.split([' ', ','])),
+            Some(Value::Array(many)) => super::teams_of(many.iter().filter_map(Value::as_str)),
+            _ => Default::default(),
+        };
+        Ok(Caller { principal, roles, credential: Credential::Jwt { issuer: self.issuer.clone() }, teams })
     }
 }
 
@@ -194,6 +211,25 @@ mod tests {
         tampered.pop();
         tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
         assert_eq!(verifier.verify(&tampered).unwrap_err().0, "the token's signature does not verify");
+    }
+
+    #[test]
+    fn the_groups_claim_names_the_callers_teams_as_a_list_or_a_string_and_another_claim_may_be_configured() {
+        let claims = |extra: serde_json::Value| {
+            let mut claims = serde_json::json!({"iss": "iss", "aud": "aud", "sub": "lea@x", "exp": 4_000_000_000u64});
+            claims.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+            token(claims)
+        };
+        let names = |caller: Caller| caller.teams.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let listed = verifier().verify(&claims(serde_json::json!({"groups": ["design-leads", "ux"]}))).expect("ok");
+        assert_eq!(names(listed), ["team:design-leads", "team:ux"]);
+        let spaced = verifier().verify(&claims(serde_json::json!({"groups": "design-leads ux"}))).expect("ok");
+        assert_eq!(names(spaced), ["team:design-leads", "team:ux"]);
+        let elsewhere = claims(serde_json::json!({"teams": ["ops"], "groups": ["ignored"]}));
+        let caller = verifier().with_teams_claim("teams").verify(&elsewhere).expect("ok");
+        assert_eq!(names(caller), ["team:ops"]);
+        let none = verifier().verify(&claims(serde_json::json!({}))).expect("ok");
+        assert!(none.teams.is_empty());
     }
 
     #[test]

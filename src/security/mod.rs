@@ -14,7 +14,7 @@ pub mod rights;
 pub mod service_tokens;
 pub mod tls;
 
-use std::{fmt, net::SocketAddr};
+use std::{collections::BTreeSet, fmt, net::SocketAddr};
 
 use crate::domain::values::Principal;
 
@@ -42,6 +42,32 @@ pub struct Caller {
     pub principal: Principal,
     pub roles: Roles,
     pub credential: Credential,
+    /// The teams the caller belongs to now (`team:NAME`, from the token's group claim):
+    /// a stakeholder role given to one of them is the caller's too.
+    pub teams: BTreeSet<Principal>,
+}
+
+/// Most teams one caller is taken to belong to (a token may list thousands of groups;
+/// the first ones in name order are kept).
+pub const MAX_TEAMS: usize = 256;
+
+/// The teams named by a group claim or header: each name as `team:NAME` (a name that
+/// already carries the prefix is kept as it is). A name that cannot be a principal
+/// (whitespace, too long) is left out: no stakeholder role can name it either.
+pub fn teams_of<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeSet<Principal> {
+    let mut teams: BTreeSet<Principal> = names
+        .into_iter()
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .filter_map(|name| {
+            let name = name.strip_prefix(crate::domain::values::TEAM_PREFIX).unwrap_or(name);
+            Principal::team("groups", name).ok()
+        })
+        .collect();
+    while teams.len() > MAX_TEAMS {
+        teams.pop_last();
+    }
+    teams
 }
 
 impl Caller {
@@ -101,7 +127,12 @@ impl Authenticator {
             return Err(AuthError("bearer tokens are not accepted in local development mode".into()));
         };
         if let Some((principal, roles)) = service_tokens.find(token) {
-            return Ok(Caller { principal: principal.clone(), roles: *roles, credential: Credential::ServiceToken });
+            return Ok(Caller {
+                principal: principal.clone(),
+                roles: *roles,
+                credential: Credential::ServiceToken,
+                teams: BTreeSet::new(),
+            });
         }
         match jwt {
             Some(verifier) if jwt::looks_like_jwt(token) => verifier.verify(token),
@@ -131,6 +162,16 @@ impl std::error::Error for Unprotected {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_names_become_teams_bounded_in_number_and_names_that_cannot_be_principals_are_left_out() {
+        let teams = teams_of(["design-leads", " team:ux ", "", "has space", "design-leads"]);
+        assert_eq!(teams.iter().map(Principal::as_str).collect::<Vec<_>>(), ["team:design-leads", "team:ux"]);
+        let many: Vec<String> = (0..MAX_TEAMS + 50).map(|n| format!("g{n:04}")).collect();
+        let teams = teams_of(many.iter().map(String::as_str));
+        assert_eq!(teams.len(), MAX_TEAMS);
+        assert_eq!(teams.first().map(Principal::as_str), Some("team:g0000"));
+    }
 
     #[test]
     fn local_development_listens_on_loopback_only() {

@@ -21,11 +21,13 @@ use super::fold::refold;
 use super::{StoredEvent, ZERO_HASH, event_hash};
 use crate::domain::event::{DecisionContent, EVENT_TYPES, SCHEMA_VERSION};
 use crate::domain::values::*;
-use crate::domain::{Authority, Command, Initiative, Recorded, decide_as, evolve};
+use crate::domain::{Authority, Command, Initiative, Member, Recorded, decide_for, evolve};
 
 /// Every corpus: (schema version, its log, the views it folds to).
-const CORPUS: &[(i32, &str, &str)] =
-    &[(1, include_str!("../../tests/corpus/v1.jsonl"), include_str!("../../tests/corpus/v1.alignment.json"))];
+const CORPUS: &[(i32, &str, &str)] = &[
+    (1, include_str!("../../tests/corpus/v1.jsonl"), include_str!("../../tests/corpus/v1.alignment.json")),
+    (2, include_str!("../../tests/corpus/v2.jsonl"), include_str!("../../tests/corpus/v2.alignment.json")),
+];
 
 /// The events of a corpus log, parsed as an import parses them.
 fn parse(log: &str) -> Vec<StoredEvent> {
@@ -115,6 +117,11 @@ fn the_corpus_holds_the_variants_that_fold_differently() {
         events.iter().any(|e| e.event_type == "DecisionRevised"
             && e.payload["stale"].as_array().is_some_and(|stale| !stale.is_empty()))
     );
+    let today = parse(CORPUS[CORPUS.len() - 1].1);
+    assert!(
+        today.iter().any(|e| e.event_type == "SignOffRecorded" && e.payload.get("via_team").is_some()),
+        "a sign-off through a team (schema 2)"
+    );
 }
 
 /// A corpus being written: commands decided and folded as the service does, stored with
@@ -139,9 +146,16 @@ impl Writer {
     }
 
     fn run(&mut self, stream: Uuid, actor: &str, command: Command) {
+        self.run_in(stream, actor, &[], command);
+    }
+
+    /// `run`, by a member of `teams`.
+    fn run_in(&mut self, stream: Uuid, actor: &str, teams: &[&str], command: Command) {
         let actor = Principal::parse("actor", actor).expect("actor");
+        let teams: BTreeSet<Principal> = teams.iter().map(|team| principal(team)).collect();
         let (state, prev) = self.states.remove(&stream).unwrap_or((None, ZERO_HASH.to_vec()));
-        let events = decide_as(state.as_ref(), &command, &actor, Authority::Member)
+        let member = Member { person: &actor, teams: &teams };
+        let events = decide_for(state.as_ref(), &command, member, Authority::Member)
             .unwrap_or_else(|e| panic!("the corpus command {command:?} is refused: {e}"));
         self.clock += Duration::minutes(7);
         let command_id = format!("corpus-{}", self.lines.len() + 1);
@@ -346,6 +360,17 @@ fn write_today() -> Writer {
     let terms = DecisionId(w.id());
     w.run(checkout, DRIVER, propose(terms, "Publish new terms", None));
     w.run(checkout, "lee@example.com", sign(terms, "legal", Verdict::Approve, ""));
+    // Schema 2: a team holds design's approval, and a member signs through it.
+    w.run(
+        checkout,
+        OWNER,
+        Command::AssignStakeholder {
+            principal: principal("team:design-leads"),
+            function: function("design"),
+            role: Role::Approver,
+        },
+    );
+    w.run_in(checkout, "lea@example.com", &["team:design-leads"], sign(terms, "design", Verdict::Approve, ""));
 
     // An initiative with open questions, then one archived.
     let search = w.id();

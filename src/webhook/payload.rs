@@ -506,6 +506,7 @@ mod tests {
             verdict: Verdict::Reject,
             reason: reason.into(),
             comment: String::new(),
+            via_team: None,
         })
     }
 

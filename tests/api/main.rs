@@ -27,6 +27,7 @@ mod security;
 mod snapshots;
 mod store;
 mod support;
+mod teams;
 mod versions;
 mod watch;
 mod web;

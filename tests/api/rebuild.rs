@@ -204,6 +204,7 @@ fn envelope(target: Option<InitiativeRef>, command: Command, actor: usize) -> Co
         command,
         actor: principal(actor),
         authority: accord::domain::Authority::Member,
+        teams: Default::default(),
         correlation_id: command_id.as_str().to_owned(),
         causation_id: command_id.as_str().to_owned(),
         command_id,

@@ -19,18 +19,30 @@ use crate::on_both_stores;
 use crate::support::*;
 
 on_both_stores!(
-    the_corpus_of_every_schema_version_imports_and_serves_its_checked_in_alignment,
+    the_corpus_of_schema_version_1_imports_and_serves_its_checked_in_alignment,
+    the_corpus_of_schema_version_2_imports_and_serves_its_checked_in_alignment,
     a_head_snapshot_of_another_version_is_folded_from_the_log_and_a_newer_one_is_kept,
     an_online_rebuild_swaps_in_the_new_projection_under_commands_and_queries,
     an_event_of_a_newer_schema_version_is_refused_as_written_by_a_newer_accord,
     an_append_does_not_overwrite_an_alignment_row_of_a_newer_projection,
 );
 
-const CORPUS: &[(&str, &str)] = &[(include_str!("../corpus/v1.jsonl"), include_str!("../corpus/v1.alignment.json"))];
+const CORPUS: &[(&str, &str)] = &[
+    (include_str!("../corpus/v1.jsonl"), include_str!("../corpus/v1.alignment.json")),
+    (include_str!("../corpus/v2.jsonl"), include_str!("../corpus/v2.alignment.json")),
+];
 
-async fn the_corpus_of_every_schema_version_imports_and_serves_its_checked_in_alignment(app: TestApp) {
-    // One store per corpus: an import needs an empty one (the first is the test's).
-    let (log, expected) = CORPUS[0];
+async fn the_corpus_of_schema_version_1_imports_and_serves_its_checked_in_alignment(app: TestApp) {
+    corpus_imports_and_serves_its_checked_in_alignment(app, 0).await;
+}
+
+async fn the_corpus_of_schema_version_2_imports_and_serves_its_checked_in_alignment(app: TestApp) {
+    corpus_imports_and_serves_its_checked_in_alignment(app, 1).await;
+}
+
+/// An import needs an empty store: one test per corpus.
+async fn corpus_imports_and_serves_its_checked_in_alignment(app: TestApp, corpus: usize) {
+    let (log, expected) = CORPUS[corpus];
     let expected: BTreeMap<String, AlignmentView> = serde_json::from_str(expected).expect("checked-in views");
     // Through the ImportEvents call, as an operator imports: the line stream and its end.
     let mut requests: Vec<pb::ImportEventsRequest> =

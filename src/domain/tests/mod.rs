@@ -21,6 +21,7 @@ mod scenario;
 mod sign_offs;
 mod stakeholders;
 mod standing;
+mod teams;
 mod values;
 
 use std::collections::BTreeSet;

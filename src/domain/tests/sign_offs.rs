@@ -15,6 +15,7 @@ fn approval_by_an_approver_of_the_function_records_the_current_revision() {
             verdict: Verdict::Approve,
             reason: String::new(),
             comment: String::new(),
+            via_team: None,
         }]
     );
     let in_force = &history.decision(dec(1)).sign_offs;

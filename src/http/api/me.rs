@@ -33,6 +33,8 @@ struct Me {
     principal: Option<Principal>,
     /// The caller's Accord roles, as the server names them.
     roles: Option<String>,
+    /// The teams the caller's credentials name (`team:NAME`).
+    teams: Vec<Principal>,
     local_development: bool,
 }
 
@@ -41,6 +43,7 @@ pub(crate) async fn me(State(app): State<App>, caller: Option<Extension<Caller>>
     Json(Me {
         principal: caller.as_ref().map(|c| c.principal.clone()),
         roles: caller.as_ref().map(|c| c.roles.to_string()),
+        teams: caller.as_ref().map(|c| c.teams.iter().cloned().collect()).unwrap_or_default(),
         local_development: app.state.authenticator.is_local_development(),
     })
     .into_response()
@@ -76,6 +79,9 @@ struct InboxEntry {
     function: String,
     state: FunctionState,
     reason: String,
+    /// The team it waits on the person through; absent when on them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via_team: Option<Principal>,
 }
 
 pub(crate) async fn inbox(
@@ -88,12 +94,13 @@ pub(crate) async fn inbox(
         Err(rejection) => return field_error("query", &format!("query: {}", parser_message(&rejection.body_text()))),
     };
     let given = query.principal.as_deref().map(str::trim).filter(|p| !p.is_empty());
-    let principal = match (given, caller) {
+    let caller = caller.map(|Extension(caller)| caller);
+    let principal = match (given, &caller) {
         (Some(text), _) => match Principal::parse("principal", text) {
             Ok(principal) => principal,
             Err(error) => return domain_response(error),
         },
-        (None, Some(Extension(caller))) => caller.principal,
+        (None, Some(caller)) => caller.principal.clone(),
         (None, None) => {
             return domain_response(DomainError::invalid(
                 "principal",
@@ -101,7 +108,14 @@ pub(crate) async fn inbox(
             ));
         }
     };
-    let inboxes = match app.reads.inbox(&app.state.store, &principal, Wanted::own_writes()).await {
+    // Your own inbox includes what waits on your teams; someone else's, only on them.
+    let no_teams = std::collections::BTreeSet::new();
+    let teams = match &caller {
+        Some(caller) if caller.principal == principal => &caller.teams,
+        _ => &no_teams,
+    };
+    let member = crate::domain::Member { person: &principal, teams };
+    let inboxes = match app.reads.inbox(&app.state.store, member, Wanted::own_writes()).await {
         Ok(inboxes) => inboxes,
         Err(error) => return read_response(error),
     };
@@ -123,6 +137,7 @@ pub(crate) async fn inbox(
                 function: item.function.to_string(),
                 state: item.state,
                 reason: item.reason.clone(),
+                via_team: item.via_team.clone(),
             })
         })
         .take(MAX_INBOX_ITEMS)

@@ -106,6 +106,7 @@ fn envelope(actor: &str, target: Option<&InitiativeRef>, command: Command) -> Co
         command,
         actor: who(actor),
         authority: crate::domain::Authority::Member,
+        teams: Default::default(),
         correlation_id: format!("corr-{}", command_id.as_str()),
         causation_id: format!("cause-{}", command_id.as_str()),
         command_id,
