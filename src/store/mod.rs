@@ -28,6 +28,7 @@ pub mod note;
 pub mod postgres;
 mod replay;
 mod rows;
+pub mod sessions;
 pub mod snapshots;
 mod sql;
 pub mod sqlite;
@@ -53,6 +54,7 @@ pub use note::{CheckpointSigner, CheckpointVerifier};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use standby::{Route, Standby, StandbyStatus};
+pub use sessions::{SessionClaims, SessionRow};
 pub use webhooks::{DeliveryRow, LeaseFence, Progress, SubscriptionRow, SubscriptionUpdate};
 
 /// How many initiatives an online rebuild folds per page, and the most the swap's

@@ -62,6 +62,7 @@ mod reads;
 mod rebuild;
 mod session;
 mod signals;
+mod sessions;
 mod snapshots;
 mod webhooks;
 
