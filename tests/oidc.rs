@@ -162,7 +162,8 @@ impl Accord {
             ..ServerOptions::local_development()
         };
         let store = Store::open(store_url, 4).await.expect("open the store");
-        let (grpc, http) = (listeners.grpc.local_addr().expect("address"), listeners.http.local_addr().expect("address"));
+        let (grpc, http) =
+            (listeners.grpc.local_addr().expect("address"), listeners.http.local_addr().expect("address"));
         let (stop, stopped) = oneshot::channel::<()>();
         let served = tokio::spawn(accord::server::serve_all(
             listeners.grpc,
@@ -372,7 +373,13 @@ async fn sign_in(browser: &fantoccini::Client, accord: &Accord, path: &str, logi
                 form.submit().await.expect("submit the login form");
             }
             Some("consent") => {
-                browser.find(Locator::Css("button[type=submit]")).await.expect("Continue").click().await.expect("consent");
+                browser
+                    .find(Locator::Css("button[type=submit]"))
+                    .await
+                    .expect("Continue")
+                    .click()
+                    .await
+                    .expect("consent");
             }
             Some(origin) if origin == accord.origin() => return,
             _ => {}
@@ -490,8 +497,7 @@ async fn a_full_sign_in_then_csrf_and_open_redirect_refusals_then_logout() {
         let (status, _, body) = send("POST", &accord.url("/auth/logout"), &[("cookie", &cookie)], "").await;
         assert_eq!(status, 403, "{body}");
         assert!(body.contains("missing CSRF token"), "{body}");
-        let foreign =
-            [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str()), ("origin", "http://evil.example")];
+        let foreign = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str()), ("origin", "http://evil.example")];
         let (status, _, body) = send("POST", &accord.url("/auth/logout"), &foreign, "").await;
         assert_eq!(status, 403, "{body}");
         let wrong = [("cookie", cookie.as_str()), ("x-csrf-token", "not-the-token")];

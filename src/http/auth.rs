@@ -86,10 +86,10 @@ fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
-fn random_token() -> Result<String, Response> {
+fn random_token() -> Option<String> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|_| page(StatusCode::INTERNAL_SERVER_ERROR, "no randomness available"))?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
+    getrandom::fill(&mut bytes).ok()?;
+    Some(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 fn hash(session_id: &str) -> [u8; 32] {
@@ -182,7 +182,11 @@ pub(super) struct CallbackQuery {
 }
 
 /// `GET /auth/callback`.
-pub(super) async fn callback(State(app): State<App>, headers: HeaderMap, Query(query): Query<CallbackQuery>) -> Response {
+pub(super) async fn callback(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
     let Some(sign_in) = app.state.sign_in.clone() else { return not_configured() };
     let login_cookie = login_cookie_name(&sign_in);
     let refuse = |status: StatusCode, reason: String| {
@@ -207,7 +211,10 @@ pub(super) async fn callback(State(app): State<App>, headers: HeaderMap, Query(q
     }
     if let Some(error) = &query.error {
         let described = query.error_description.as_deref().map(|d| format!(": {}", clip(d, 200))).unwrap_or_default();
-        return refuse(StatusCode::UNAUTHORIZED, format!("the identity provider answered {}{described}", clip(error, 100)));
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            format!("the identity provider answered {}{described}", clip(error, 100)),
+        );
     }
     let Some(code) = query.code.filter(|code| !code.is_empty()) else {
         return refuse(StatusCode::BAD_REQUEST, "the identity provider sent no authorization code".into());
@@ -232,13 +239,8 @@ pub(super) async fn callback(State(app): State<App>, headers: HeaderMap, Query(q
             ),
         );
     }
-    let session_id = match random_token() {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let csrf_token = match random_token() {
-        Ok(token) => token,
-        Err(response) => return response,
+    let (Some(session_id), Some(csrf_token)) = (random_token(), random_token()) else {
+        return page(StatusCode::INTERNAL_SERVER_ERROR, "no randomness available for the session");
     };
     let settings = sign_in.settings();
     let at = now();
@@ -463,8 +465,15 @@ pub(super) async fn session(State(app): State<App>, headers: HeaderMap) -> Respo
         };
         return no_store(Json(info).into_response());
     }
-    let signed_out =
-        SessionInfo { sign_in: true, signed_in: false, principal: None, roles: None, csrf_token: None, expires_at: None, login: Some("/auth/login") };
+    let signed_out = SessionInfo {
+        sign_in: true,
+        signed_in: false,
+        principal: None,
+        roles: None,
+        csrf_token: None,
+        expires_at: None,
+        login: Some("/auth/login"),
+    };
     if !has_session_cookie(&app, &headers) {
         return no_store(Json(signed_out).into_response());
     }

@@ -25,21 +25,21 @@ use std::time::{Duration, Instant};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim,
-    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreRevocableToken,
-    CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreTokenIntrospectionResponse, CoreTokenType,
 };
+use openidconnect::url::{self, Url};
 use openidconnect::{
     AccessTokenHash, AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenClaims, IdTokenFields, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
-    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenClaims, IdTokenFields, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 use tokio::sync::Mutex;
-use openidconnect::url::{self, Url};
 
 use super::Roles;
 use super::jwt::roles_of_claim;
@@ -123,8 +123,8 @@ impl OidcSection {
         let secret = match (&self.client_secret_file, &self.client_secret_env) {
             (Some(file), None) => {
                 let path = base.join(file);
-                let bytes =
-                    std::fs::read(&path).map_err(|e| bad("client_secret_file", format!("cannot read {}: {e}", path.display())))?;
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| bad("client_secret_file", format!("cannot read {}: {e}", path.display())))?;
                 String::from_utf8(bytes).map_err(|_| bad("client_secret_file", "is not UTF-8 text"))?
             }
             (None, Some(variable)) => std::env::var(variable)
@@ -197,7 +197,9 @@ fn parse_base_url(text: &str) -> Result<Url, OidcConfigError> {
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
-        "http" => return Err(bad("base_url", "must be https:// (http:// only on a loopback address, for development)")),
+        "http" => {
+            return Err(bad("base_url", "must be https:// (http:// only on a loopback address, for development)"));
+        }
         other => return Err(bad("base_url", format!("{} is not http(s)", quote(other)))),
     }
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
@@ -294,8 +296,13 @@ pub struct OtherClaims {
 
 impl AdditionalClaims for OtherClaims {}
 
-type Fields =
-    IdTokenFields<OtherClaims, EmptyExtraTokenFields, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type Fields = IdTokenFields<
+    OtherClaims,
+    EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 type Tokens = StandardTokenResponse<Fields, CoreTokenType>;
 type Client = openidconnect::Client<
     OtherClaims,
@@ -393,7 +400,9 @@ impl SignIn {
         }
         let metadata = ProviderMetadataWithLogout::discover_async(self.settings.issuer.clone(), &self.http)
             .await
-            .map_err(|e| SignInError::Provider(format!("discovery of {} failed: {}", self.settings.issuer.as_str(), chain(&e))))?;
+            .map_err(|e| {
+                SignInError::Provider(format!("discovery of {} failed: {}", self.settings.issuer.as_str(), chain(&e)))
+            })?;
         let metadata = Arc::new(metadata);
         *discovered = Some((metadata.clone(), Instant::now()));
         Ok(metadata)
@@ -475,9 +484,9 @@ impl SignIn {
             .id_token()
             .ok_or_else(|| SignInError::Invalid("the identity provider returned no ID token".into()))?;
         let verifier = client.id_token_verifier();
-        let claims = id_token
-            .claims(&verifier, nonce)
-            .map_err(|e| SignInError::Invalid(format!("the ID token does not verify: {}", clip_message(&e.to_string()))))?;
+        let claims = id_token.claims(&verifier, nonce).map_err(|e| {
+            SignInError::Invalid(format!("the ID token does not verify: {}", clip_message(&e.to_string())))
+        })?;
         if let Some(expected) = claims.access_token_hash() {
             let algorithm = id_token.signing_alg().map_err(|e| SignInError::Invalid(format!("the ID token: {e}")))?;
             let key = id_token
@@ -500,7 +509,10 @@ impl SignIn {
     }
 
     /// The principal and roles the claims name, or why they name nobody.
-    fn identity(&self, claims: &IdTokenClaims<OtherClaims, CoreGenderClaim>) -> Result<(Principal, Roles), SignInError> {
+    fn identity(
+        &self,
+        claims: &IdTokenClaims<OtherClaims, CoreGenderClaim>,
+    ) -> Result<(Principal, Roles), SignInError> {
         let name = &self.settings.principal_claim;
         let other = &claims.additional_claims().claims;
         let value = match name.as_str() {
@@ -509,8 +521,9 @@ impl SignIn {
             "preferred_username" => claims.preferred_username().map(|u| u.as_str().to_owned()),
             _ => other.get(name).and_then(Value::as_str).map(str::to_owned),
         };
-        let value = value
-            .ok_or_else(|| SignInError::Invalid(format!("the ID token has no {name:?} claim to name the Accord principal")))?;
+        let value = value.ok_or_else(|| {
+            SignInError::Invalid(format!("the ID token has no {name:?} claim to name the Accord principal"))
+        })?;
         if name == "email" && claims.email_verified() == Some(false) {
             return Err(SignInError::Invalid(format!(
                 "the identity provider has not verified the e-mail address {}",

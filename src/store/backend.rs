@@ -31,8 +31,8 @@ use super::batch::{AppendRefused, Appended, Batch, HeadRows, StoredCommand};
 use super::cut::ProjectionCut;
 use super::note::CheckpointSigner;
 use super::replay::StreamFold;
-use super::snapshots::{DueStream, PastSnapshot};
 use super::sessions::{SessionClaims, SessionRow};
+use super::snapshots::{DueStream, PastSnapshot};
 use super::webhooks::{DeliveryRow, LeaseFence, Progress, SubscriptionRow, SubscriptionUpdate};
 use super::{
     Checkpointed, GlobalCursor, ImportReport, ListFilter, PgStore, PoolStats, SqliteStore, StoreError, StoredEvent,
@@ -63,7 +63,19 @@ pub type AppendSignals = Pin<Box<dyn Stream<Item = AppendSignal> + Send>>;
 /// `Store` bounds those by `query_timeout`.
 #[async_trait]
 pub trait Backend:
-    Heads + Reads + Rebuild + OnlineRebuild + Audit + Import + ProjectionCuts + Snapshots + Webhooks + Sessions + Debug + Send + Sync
+    Heads
+    + Reads
+    + Rebuild
+    + OnlineRebuild
+    + Audit
+    + Import
+    + ProjectionCuts
+    + Snapshots
+    + Webhooks
+    + Sessions
+    + Debug
+    + Send
+    + Sync
 {
     /// "postgres" or "sqlite", for logs.
     fn kind(&self) -> &'static str;

@@ -52,9 +52,9 @@ pub use backend::{AppendSignal, AppendSignals, Backend};
 pub use hash::{EventContent, ZERO_HASH, event_hash};
 pub use note::{CheckpointSigner, CheckpointVerifier};
 pub use postgres::PgStore;
+pub use sessions::{SessionClaims, SessionRow};
 pub use sqlite::SqliteStore;
 pub use standby::{Route, Standby, StandbyStatus};
-pub use sessions::{SessionClaims, SessionRow};
 pub use webhooks::{DeliveryRow, LeaseFence, Progress, SubscriptionRow, SubscriptionUpdate};
 
 /// How many initiatives an online rebuild folds per page, and the most the swap's

@@ -61,8 +61,8 @@ mod online;
 mod reads;
 mod rebuild;
 mod session;
-mod signals;
 mod sessions;
+mod signals;
 mod snapshots;
 mod webhooks;
 

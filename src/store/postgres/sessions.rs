@@ -36,8 +36,7 @@ impl Sessions for PgStore {
 
     async fn session(&self, id_hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError> {
         let mut session = self.session().await?;
-        let row =
-            sql::optional(sqlx::query(&SESSION).bind(id_hash.as_slice()), session.run(), decode_session).await?;
+        let row = sql::optional(sqlx::query(&SESSION).bind(id_hash.as_slice()), session.run(), decode_session).await?;
         session.commit().await?;
         Ok(row)
     }
@@ -51,7 +50,12 @@ impl Sessions for PgStore {
         session.commit().await
     }
 
-    async fn refresh_session(&self, id_hash: &[u8; 32], used: &str, claims: &SessionClaims) -> Result<bool, StoreError> {
+    async fn refresh_session(
+        &self,
+        id_hash: &[u8; 32],
+        used: &str,
+        claims: &SessionClaims,
+    ) -> Result<bool, StoreError> {
         let update = sqlx::query(
             "UPDATE sessions SET principal = $3, roles = $4, refresh_token = $5, id_token = $6, refresh_at = $7
               WHERE id_hash = $1 AND refresh_token = $2",

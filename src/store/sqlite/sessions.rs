@@ -55,7 +55,12 @@ impl Sessions for SqliteStore {
         .await
     }
 
-    async fn refresh_session(&self, id_hash: &[u8; 32], used: &str, claims: &SessionClaims) -> Result<bool, StoreError> {
+    async fn refresh_session(
+        &self,
+        id_hash: &[u8; 32],
+        used: &str,
+        claims: &SessionClaims,
+    ) -> Result<bool, StoreError> {
         let (id_hash, used, claims) = (id_hash.to_vec(), used.to_owned(), claims.clone());
         self.write(move |pool| async move {
             let done = sqlx::query(
@@ -80,8 +85,11 @@ impl Sessions for SqliteStore {
     async fn delete_session(&self, id_hash: &[u8; 32]) -> Result<bool, StoreError> {
         let id_hash = id_hash.to_vec();
         self.write(move |pool| async move {
-            let done =
-                sqlx::query("DELETE FROM sessions WHERE id_hash = ?1").bind(id_hash).execute(&pool).await.map_err(map_sqlx)?;
+            let done = sqlx::query("DELETE FROM sessions WHERE id_hash = ?1")
+                .bind(id_hash)
+                .execute(&pool)
+                .await
+                .map_err(map_sqlx)?;
             Ok(done.rows_affected() == 1)
         })
         .await
