@@ -96,7 +96,15 @@ impl Provider {
         Provider { child, issuer }
     }
 
-    /// `pass`, `tamper` or `wrong-aud`: what the proxy does to the token endpoint's ID token.
+    /// Changes an account's groups at the provider.
+    async fn groups(&self, account: &str, groups: &[&str]) {
+        let body = json!({"account": account, "groups": groups}).to_string();
+        let (status, _, _) = send("POST", &format!("{}/__test/groups", self.issuer), &[], &body).await;
+        assert_eq!(status, 204, "the provider takes the groups");
+    }
+
+    /// `pass`, `tamper`, `wrong-aud` or `refuse-refresh`: what the proxy does to the
+    /// token endpoint's answers.
     async fn mode(&self, mode: &str) {
         let (status, _, _) = send("POST", &format!("{}/__test/mode", self.issuer), &[], mode).await;
         assert_eq!(status, 204, "the proxy takes mode {mode}");
@@ -645,6 +653,37 @@ async fn two_replicas_on_one_postgresql_database_accept_each_others_session() {
         assert!(to.starts_with(&format!("{}/session/end", provider.issuer)), "{to}");
         let (status, body) = get_with_cookie(&a.url("/api/initiatives/NOPE-1"), &session).await;
         assert_eq!(status, 401, "replica A no longer accepts it: {body}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refresh_re_reads_the_roles_and_a_refused_refresh_ends_the_session() {
+    let data = tempfile::tempdir().expect("temporary folder");
+    let listeners = Listeners::bind().await;
+    // ID tokens that expire within the refresh margin: every use of the session refreshes.
+    let provider = Provider::start(&[listeners.base()], 30);
+    let accord = Accord::start(listeners, &sqlite_url(&data), &provider.issuer, "").await;
+
+    with_browser(|browser| async move {
+        sign_in(&browser, &accord, "/", "ann@example.com").await;
+        assert_eq!(signed_in_as(&browser).await, json!("signed in as ann@example.com"));
+        let session = session_cookie(&browser).await;
+        let info = session_info(&accord, &session).await;
+        assert_eq!(info["roles"], json!(["member"]), "{info}");
+
+        // The provider's administrator makes ann an Accord admin: the next refresh says so.
+        provider.groups("ann@example.com", &["admin", "member"]).await;
+        let info = session_info(&accord, &session).await;
+        assert_eq!(info["roles"], json!(["admin", "member"]), "the refreshed claims apply: {info}");
+        assert_eq!(accord.sessions().await, 1, "a refresh keeps the one session");
+
+        // The provider refuses the next refresh: the session ends.
+        provider.mode("refuse-refresh").await;
+        let (status, body) = get_with_cookie(&accord.url("/api/initiatives/CHECKOUT-42"), &session).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("ended the session"), "{body}");
+        assert_eq!(accord.sessions().await, 0, "the refused session is deleted");
     })
     .await;
 }

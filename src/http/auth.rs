@@ -319,10 +319,16 @@ pub(super) async fn resolve(app: &App, headers: &HeaderMap) -> Result<Resolved, 
         info!(target: "accord::security", event = "session_expired", principal = %row.principal, "board session expired");
         return Err(Ended("the session has expired; sign in again".into()));
     }
-    if at + REFRESH_AHEAD >= row.refresh_at
-        && let Some(used) = row.refresh_token.clone()
-    {
-        row = refresh(app, sign_in, &id_hash, row, &used).await?;
+    if at + REFRESH_AHEAD >= row.refresh_at && row.refresh_token.is_some() {
+        let _turn = sign_in.refresh_turn().await;
+        // Another request of this session may have refreshed it while this one waited.
+        row =
+            store.session(&id_hash).await.map_err(unavailable)?.ok_or_else(|| Ended("the session has ended".into()))?;
+        if now() + REFRESH_AHEAD >= row.refresh_at
+            && let Some(used) = row.refresh_token.clone()
+        {
+            row = refresh(app, sign_in, &id_hash, row, &used).await?;
+        }
     }
     let touch_every = TOUCH_EVERY.min(settings.session_idle / 8);
     let touch_every = chrono::TimeDelta::from_std(touch_every).unwrap_or(chrono::TimeDelta::minutes(1));

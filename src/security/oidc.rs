@@ -373,6 +373,10 @@ pub struct SignIn {
     settings: Arc<OidcSettings>,
     http: reqwest::Client,
     discovered: Arc<Mutex<Discovered>>,
+    /// Refreshes run one at a time in this process, so that two requests of one session
+    /// never spend its refresh token twice (a provider that rotates refresh tokens may
+    /// revoke the whole grant when one is reused).
+    refreshing: Arc<Mutex<()>>,
 }
 
 impl SignIn {
@@ -383,11 +387,21 @@ impl SignIn {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| format!("cannot build the HTTP client for the identity provider: {e}"))?;
-        Ok(SignIn { settings: Arc::new(settings), http, discovered: Arc::new(Mutex::new(None)) })
+        Ok(SignIn {
+            settings: Arc::new(settings),
+            http,
+            discovered: Arc::new(Mutex::new(None)),
+            refreshing: Arc::new(Mutex::new(())),
+        })
     }
 
     pub fn settings(&self) -> &OidcSettings {
         &self.settings
+    }
+
+    /// Held while a session is refreshed (see `refreshing`).
+    pub async fn refresh_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.refreshing.lock().await
     }
 
     async fn metadata(&self, fresh: bool) -> Result<Arc<ProviderMetadataWithLogout>, SignInError> {

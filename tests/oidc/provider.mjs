@@ -10,7 +10,10 @@
 //   REDIRECT_URIS              comma-separated; POST_LOGOUT_REDIRECT_URIS likewise
 //   ID_TOKEN_TTL               seconds (default 3600)
 // Prints `ready http://127.0.0.1:PORT` once both listen. `POST /__test/mode` with a
-// body of `pass`, `tamper` or `wrong-aud` sets the proxy's mode.
+// body of `pass`, `tamper`, `wrong-aud` or `refuse-refresh` (refresh grants answered
+// invalid_grant) sets the proxy's mode; `POST /__test/groups` with `{"account": …,
+// "groups": […]}` changes an account's groups (as an administrator of the provider
+// would). Refresh tokens are issued with every code.
 import http from "node:http";
 import Provider from "oidc-provider";
 import * as jose from "jose";
@@ -46,6 +49,7 @@ const provider = new Provider(issuer, {
   },
   features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
   cookies: { keys: ["accord-oidc-test-cookie-key"] },
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token"),
   ttl: { IdToken: Number(process.env.ID_TOKEN_TTL || 3600) },
 });
 
@@ -80,8 +84,20 @@ const proxy = http.createServer((request, response) => {
       response.writeHead(204).end();
       return;
     }
+    if (request.url === "/__test/groups" && request.method === "POST") {
+      const { account, groups } = JSON.parse(body.toString());
+      accounts[account] = { ...(accounts[account] || { email_verified: true, name: account }), groups };
+      response.writeHead(204).end();
+      return;
+    }
     const path = request.url.split("?")[0];
-    const rewrite = (path === "/token" && mode !== "pass") || path === "/jwks";
+    if (path === "/token" && mode === "refuse-refresh" && body.toString().includes("grant_type=refresh_token")) {
+      response.writeHead(400, { "content-type": "application/json" });
+      response.end(JSON.stringify({ error: "invalid_grant", error_description: "refresh refused by the test" }));
+      return;
+    }
+    const spoiling = mode === "tamper" || mode === "wrong-aud";
+    const rewrite = (path === "/token" && spoiling) || path === "/jwks";
     const forward = http.request(
       { host: "127.0.0.1", port: innerPort, method: request.method, path: request.url, headers: request.headers },
       (upstream) => {
