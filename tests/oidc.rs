@@ -513,6 +513,10 @@ async fn a_full_sign_in_then_csrf_and_open_redirect_refusals_then_logout() {
         assert_eq!(status, 403, "{body}");
         let (status, body) = get_with_cookie(&accord.url("/api/initiatives/CHECKOUT-42"), &session).await;
         assert_eq!(status, 200, "the session survives refused logouts: {body}");
+        // Any state-changing /api/* request of the session needs the token too.
+        let (status, _, body) = send("POST", &accord.url("/api/watch"), &[("cookie", &cookie)], "").await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("missing CSRF token"), "{body}");
 
         // Sign out from the board: the session is gone and the browser is at the provider's end-session.
         browser.find(Locator::Id("sign-out")).await.expect("Sign out").click().await.expect("click Sign out");
@@ -527,6 +531,18 @@ async fn a_full_sign_in_then_csrf_and_open_redirect_refusals_then_logout() {
         let (status, body) = get_with_cookie(&accord.url("/api/initiatives/CHECKOUT-42"), &session).await;
         assert_eq!(status, 401, "the cookie no longer works: {body}");
         assert_eq!(accord.sessions().await, 0, "the session row is deleted");
+        // The provider's end-session page signs out there too and comes back to the board.
+        let back = wait_for(
+            &browser,
+            "const b = document.querySelector('button[autofocus], form button'); if (b) { b.click(); return 'clicked'; } \
+             return null;",
+            json!("clicked"),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(back, json!("clicked"), "the provider asks to confirm the sign-out");
+        let home = wait_for(&browser, "return location.href;", json!(accord.url("/")), Duration::from_secs(15)).await;
+        assert_eq!(home, json!(accord.url("/")), "back on the board after the provider's sign-out");
     })
     .await;
 }

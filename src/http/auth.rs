@@ -512,12 +512,24 @@ struct LoggedOut {
 }
 
 /// `POST /auth/logout`: answers JSON `{"redirect": …}` to a request that accepts JSON
-/// (the board, which then goes there), else a 303 to it.
+/// (the board, which then goes there), else a 303 to it. Without a valid session there
+/// is nothing to end: it answers the same, to `/`.
 pub(super) async fn logout(State(app): State<App>, method: Method, headers: HeaderMap) -> Response {
     let Some(sign_in) = app.state.sign_in.clone() else { return not_configured() };
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"));
     let resolved = match resolve(&app, &headers).await {
         Ok(resolved) => resolved,
-        Err(Ended(reason)) => return ended(&app, &reason),
+        // No session (it expired, or was ended elsewhere): nothing to end, and nothing a
+        // forged request could do either; the cookie is cleared all the same.
+        Err(Ended(_)) => {
+            let mut response =
+                if wants_json { Json(LoggedOut { redirect: "/".into() }).into_response() } else { redirect("/") };
+            response.headers_mut().append(header::SET_COOKIE, clear_cookie(&sign_in, session_cookie_name(&sign_in)));
+            return response;
+        }
     };
     if let Some(reason) = check_csrf(&app, &method, &headers, &resolved.row) {
         warn!(target: "accord::security", event = "csrf_refused", principal = %resolved.caller.principal, %reason,
@@ -531,10 +543,6 @@ pub(super) async fn logout(State(app): State<App>, method: Method, headers: Head
     info!(target: "accord::security", event = "signed_out", principal = %resolved.caller.principal,
         "signed out of the board");
     let to = sign_in.logout_url(resolved.row.id_token.as_deref()).await.unwrap_or_else(|| "/".to_owned());
-    let wants_json = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/json"));
     let mut response = if wants_json { Json(LoggedOut { redirect: to }).into_response() } else { redirect(&to) };
     response.headers_mut().append(header::SET_COOKIE, clear_cookie(&sign_in, session_cookie_name(&sign_in)));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
