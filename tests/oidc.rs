@@ -497,6 +497,11 @@ async fn a_full_sign_in_then_csrf_and_open_redirect_refusals_then_logout() {
         let info = session_info(&accord, &session).await;
         assert_eq!(info["principal"], "ann@example.com", "{info}");
         assert_eq!(info["roles"], json!(["member"]), "groups member and accord-staff map to member: {info}");
+        // Pasted bearer tokens still work for scripts.
+        let bearer = format!("Bearer {ADMIN_TOKEN}");
+        let (status, _, body) =
+            send("GET", &accord.url("/api/initiatives/CHECKOUT-42"), &[("authorization", &bearer)], "").await;
+        assert_eq!(status, 200, "{body}");
         let csrf = info["csrf_token"].as_str().expect("a CSRF token").to_owned();
         assert_eq!(accord.sessions().await, 1, "one session row");
 

@@ -258,6 +258,12 @@ pub(super) async fn callback(
         refresh_at: DateTime::from_timestamp(signed_in.expires_at, 0).unwrap_or(at + chrono::TimeDelta::hours(1)),
     };
     let idle = chrono::TimeDelta::from_std(settings.session_idle).unwrap_or(chrono::TimeDelta::hours(8));
+    // A session this browser held before is replaced, not left behind.
+    if let Some(previous) = cookie(&headers, session_cookie_name(&sign_in))
+        && let Err(error) = app.state.store.delete_session(&hash(previous)).await
+    {
+        warn!(%error, "could not delete the session a new sign-in replaces");
+    }
     if let Err(error) = app.state.store.prune_sessions(at, at - idle).await {
         warn!(%error, "could not prune expired sessions");
     }
