@@ -693,7 +693,6 @@ mod tests {
                         client_secret_env = \"ACCORD_OIDC_TEST_SECRET_SET\"\nbase_url = \"https://accord.example.com\"\n";
 
     fn parse(extra: &str) -> Result<OidcSettings, OidcConfigError> {
-        // SAFETY-free: the variable is only read; set once for every test of this module.
         set_secret();
         section(&format!("{BASE}{extra}")).parse(Path::new("."))
     }
@@ -751,6 +750,37 @@ mod tests {
         let settings = section(&text).parse(Path::new(".")).expect("valid");
         assert!(!settings.secure_cookies);
         assert_eq!(settings.redirect_uri.as_str(), "http://127.0.0.1:8080/auth/callback");
+    }
+
+    fn identity(claims: Value) -> Result<(String, Roles), SignInError> {
+        let sign_in = SignIn::new(parse("").expect("valid")).expect("sign-in");
+        let mut all = serde_json::json!({"iss": "https://id.example.com/", "aud": "accord", "exp": 4_000_000_000u64,
+            "iat": 1_700_000_000u64, "sub": "0f3a"});
+        if let (Some(all), Some(extra)) = (all.as_object_mut(), claims.as_object()) {
+            all.extend(extra.clone());
+        }
+        let claims: IdTokenClaims<OtherClaims, CoreGenderClaim> = serde_json::from_value(all).expect("claims");
+        sign_in.identity(&claims).map(|(principal, roles)| (principal.to_string(), roles))
+    }
+
+    #[test]
+    fn the_claims_name_the_principal_and_the_groups_its_roles() {
+        use crate::security::Role;
+        let ann = identity(serde_json::json!({"email": "ann@example.com", "email_verified": true,
+            "groups": ["member", "payroll", "reader"]}));
+        assert_eq!(ann, Ok(("ann@example.com".to_owned(), Roles::of(&[Role::Member, Role::Reader]))));
+        // A provider that does not say whether it verified the address is trusted for it.
+        let unsaid = identity(serde_json::json!({"email": "bo@example.com", "groups": "admin"}));
+        assert_eq!(unsaid, Ok(("bo@example.com".to_owned(), Roles::of(&[Role::Admin]))));
+        let refused = |claims: Value| match identity(claims) {
+            Err(SignInError::Invalid(reason)) => reason,
+            other => panic!("refused, not {other:?}"),
+        };
+        assert!(refused(serde_json::json!({"groups": ["member"]})).contains("has no \"email\" claim"));
+        let unverified = refused(serde_json::json!({"email": "una@example.com", "email_verified": false}));
+        assert!(unverified.contains("has not verified the e-mail address"), "{unverified}");
+        let invalid = refused(serde_json::json!({"email": "", "email_verified": true}));
+        assert!(invalid.contains("is not a valid principal"), "{invalid}");
     }
 
     #[test]
