@@ -611,7 +611,7 @@ async fn an_expired_session_answers_401_and_the_board_offers_sign_in_again() {
     let data = tempfile::tempdir().expect("temporary folder");
     let listeners = Listeners::bind().await;
     let provider = Provider::start(&[listeners.base()], 3600);
-    let lifetimes = "session_idle = \"6s\"\nsession_absolute = \"6s\"\n";
+    let lifetimes = "session_idle = \"10s\"\nsession_absolute = \"10s\"\n";
     let accord = Accord::start(listeners, &sqlite_url(&data), &provider.issuer, lifetimes).await;
 
     with_browser(|browser| async move {
@@ -621,7 +621,7 @@ async fn an_expired_session_answers_401_and_the_board_offers_sign_in_again() {
         let session = session_cookie(&browser).await;
         let (status, body) = get_with_cookie(&accord.url("/api/initiatives/CHECKOUT-42"), &session).await;
         assert_eq!(status, 404, "signed in, the API lets the request through: {body}");
-        tokio::time::sleep(Duration::from_secs(7).saturating_sub(signed_in_at.elapsed())).await;
+        tokio::time::sleep(Duration::from_secs(11).saturating_sub(signed_in_at.elapsed())).await;
         let (status, body) = get_with_cookie(&accord.url("/api/initiatives/CHECKOUT-42"), &session).await;
         assert_eq!(status, 401, "{body}");
         assert!(body.contains("expired"), "{body}");
