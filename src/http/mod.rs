@@ -193,8 +193,9 @@ fn bearer(headers: &HeaderMap) -> Result<&str, &'static str> {
 
 /// Lets a request to `/api/*` through when local development mode is on, or when its
 /// bearer token — or, without one, its board session cookie (with its CSRF token on a
-/// state-changing request) — names a caller whose roles may read.
-async fn require_reader(State(app): State<App>, request: Request, next: Next) -> Response {
+/// state-changing request) — names a caller whose roles may read. The caller goes into
+/// the request's extensions (`Caller`).
+async fn require_reader(State(app): State<App>, mut request: Request, next: Next) -> Response {
     if app.state.authenticator.is_local_development() {
         return next.run(request).await;
     }
@@ -243,5 +244,7 @@ async fn require_reader(State(app): State<App>, request: Request, next: Next) ->
             roles = %caller.roles, http = %path, %peer, %reason, "HTTP request refused: service role");
         return error(StatusCode::FORBIDDEN, &reason);
     }
+    // The handlers find who is calling here, however the caller was authenticated.
+    request.extensions_mut().insert(caller);
     next.run(request).await
 }
