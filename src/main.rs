@@ -111,9 +111,13 @@ async fn run_server_command(command: Commands) -> Result<(), Failure> {
         } => {
             // Everything the security settings name is read before the store opens or a
             // port is bound: a mistake there stops the start with one message.
-            let authenticator = match &security.auth_config {
-                Some(path) => SecurityConfig::load(path).map_err(|e| e.to_string())?,
-                None => Authenticator::LocalDevelopment,
+            let (authenticator, sign_in) = match &security.auth_config {
+                Some(path) => {
+                    let loaded = SecurityConfig::load_all(path).map_err(|e| e.to_string())?;
+                    let sign_in = loaded.sign_in.map(accord::security::oidc::SignIn::new).transpose()?;
+                    (loaded.authenticator, sign_in)
+                }
+                None => (Authenticator::LocalDevelopment, None),
             };
             authenticator
                 .may_listen_on(std::iter::once(listen).chain(http_listen.0))
@@ -143,6 +147,7 @@ async fn run_server_command(command: Commands) -> Result<(), Failure> {
                 snapshot_every: (snapshot_every > 0).then_some(i64::from(snapshot_every)),
                 cors_origins: security.cors_origins.clone(),
                 webhooks: Some(webhook_options),
+                sign_in,
             };
             accord::server::serve_all(listener, http, store, options, accord::server::shutdown_signal())
                 .await

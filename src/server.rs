@@ -71,6 +71,8 @@ pub struct ServerOptions {
     /// How this process delivers webhooks; `None` (or `deliver: false`): it does not
     /// (the API to manage subscriptions is served either way; another replica delivers).
     pub webhooks: Option<crate::webhook::WebhookOptions>,
+    /// Board sign-in with an OpenID provider (the `[oidc]` section); none without.
+    pub sign_in: Option<crate::security::oidc::SignIn>,
 }
 
 impl ServerOptions {
@@ -86,6 +88,7 @@ impl ServerOptions {
             snapshot_every: Some(crate::store::snapshots::SNAPSHOT_EVERY),
             cors_origins: Vec::new(),
             webhooks: Some(crate::webhook::WebhookOptions::default()),
+            sign_in: None,
         }
     }
 }
@@ -166,6 +169,7 @@ pub async fn serve_all(
         feed: feed.clone(),
         authenticator: options.authenticator.clone(),
         readiness: readiness.clone(),
+        sign_in: options.sign_in.clone(),
     };
     let grpc_server = async {
         let served =

@@ -25,14 +25,21 @@
 //! - `GET /api/inbox?principal=…`: the sign-offs waiting on a principal, as gRPC
 //!   `GetInbox` computes them; without `principal`, the caller's own (see `api::me`);
 //! - `GET /api/watch?…`: the live alignment of every matching initiative as
-//!   `text/event-stream`, built on the shared live feed (see `api::watch`).
+//!   `text/event-stream`, built on the shared live feed (see `api::watch`);
+//! - `GET /auth.js`: the board's sign-in block (who is signed in, Sign in / Sign out);
+//! - `GET /auth/login?return_to=`, `GET /auth/callback`, `GET /auth/session`,
+//!   `POST /auth/logout`: signing in with the OpenID provider of the `[oidc]` section
+//!   and the session that follows (see `auth`); 404 without that section.
 //!
 //! In local development mode the API is open (the server is loopback-only then);
 //! otherwise `/api/*` needs `Authorization: Bearer <token>` of a caller with an Accord
-//! role that may read. Refusals are logged like the gRPC guard's (target
-//! `accord::security`), never with the token.
+//! role that may read, or the session cookie of a board sign-in (then a state-changing
+//! request also needs the session's `X-CSRF-Token` and must come from the board's own
+//! origin). Refusals are logged like the gRPC guard's (target `accord::security`), never
+//! with the token or session id.
 
 mod api;
+mod auth;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -42,7 +49,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use serde::Serialize;
 use tokio::{
@@ -53,6 +60,7 @@ use tracing::warn;
 
 use crate::health::Readiness;
 use crate::live::{Feed, Reads};
+use crate::security::oidc::SignIn;
 use crate::security::{Authenticator, Right};
 use crate::store::Store;
 
@@ -64,6 +72,8 @@ pub struct HttpState {
     pub feed: Feed,
     pub authenticator: Authenticator,
     pub readiness: Readiness,
+    /// Board sign-in with an OpenID provider (`[oidc]`), if configured.
+    pub sign_in: Option<SignIn>,
 }
 
 /// Event streams open at once on the HTTP listener; past it, 503.
@@ -83,6 +93,7 @@ struct App {
 const BOARD_HTML: &str = include_str!("assets/board.html");
 const BOARD_JS: &str = include_str!("assets/board.js");
 const BOARD_CSS: &str = include_str!("assets/board.css");
+const AUTH_JS: &str = include_str!("assets/auth.js");
 
 /// Serves the board and its API on `listener` until `stopping` turns true (or its sender
 /// goes away); open event streams end then, and the server waits for requests in flight.
@@ -117,6 +128,11 @@ fn router(state: HttpState, stopping: watch::Receiver<bool>) -> Router {
         .route("/", get(|| async { asset("text/html; charset=utf-8", BOARD_HTML) }))
         .route("/board.js", get(|| async { asset("text/javascript; charset=utf-8", BOARD_JS) }))
         .route("/board.css", get(|| async { asset("text/css; charset=utf-8", BOARD_CSS) }))
+        .route("/auth.js", get(|| async { asset("text/javascript; charset=utf-8", AUTH_JS) }))
+        .route("/auth/login", get(auth::login))
+        .route("/auth/callback", get(auth::callback))
+        .route("/auth/session", get(auth::session))
+        .route("/auth/logout", post(auth::logout))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/healthz", get(ready))
@@ -194,8 +210,9 @@ fn bearer(headers: &HeaderMap) -> Result<&str, &'static str> {
 }
 
 /// Lets a request to `/api/*` through when local development mode is on, or when its
-/// bearer token names a caller whose roles may read; the caller goes with the request
-/// (an extension, as the gRPC guard attaches it) for `/api/me` and `/api/inbox`.
+/// bearer token — or, without one, its board session cookie (with its CSRF token on a
+/// state-changing request) — names a caller whose roles may read. The caller goes into
+/// the request's extensions (`Caller`).
 async fn require_reader(State(app): State<App>, mut request: Request, next: Next) -> Response {
     if app.state.authenticator.is_local_development() {
         return next.run(request).await;
@@ -205,9 +222,29 @@ async fn require_reader(State(app): State<App>, mut request: Request, next: Next
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |ConnectInfo(address)| address.to_string());
-    let authenticated = bearer(request.headers())
-        .map_err(str::to_owned)
-        .and_then(|token| app.state.authenticator.authenticate_token(token).map_err(|e| e.0));
+    let by_session =
+        !request.headers().contains_key(header::AUTHORIZATION) && auth::has_session_cookie(&app, request.headers());
+    let authenticated = if by_session {
+        match auth::resolve(&app, request.headers()).await {
+            Ok(resolved) => {
+                if let Some(reason) = auth::check_csrf(&app, request.method(), request.headers(), &resolved.row) {
+                    warn!(target: "accord::security", event = "csrf_refused", principal = %resolved.caller.principal,
+                        http = %path, %peer, %reason, "HTTP request refused: CSRF");
+                    return error(StatusCode::FORBIDDEN, &reason);
+                }
+                Ok(resolved.caller)
+            }
+            Err(auth::Ended(reason)) => {
+                warn!(target: "accord::security", event = "unauthenticated", http = %path, %peer, %reason,
+                    "HTTP request refused: no valid session");
+                return auth::ended(&app, &reason);
+            }
+        }
+    } else {
+        bearer(request.headers())
+            .map_err(str::to_owned)
+            .and_then(|token| app.state.authenticator.authenticate_token(token).map_err(|e| e.0))
+    };
     let caller = match authenticated {
         Ok(caller) => caller,
         Err(reason) => {
@@ -225,6 +262,7 @@ async fn require_reader(State(app): State<App>, mut request: Request, next: Next
             roles = %caller.roles, http = %path, %peer, %reason, "HTTP request refused: service role");
         return error(StatusCode::FORBIDDEN, &reason);
     }
+    // The handlers find who is calling here, however the caller was authenticated.
     request.extensions_mut().insert(caller);
     next.run(request).await
 }

@@ -27,6 +27,12 @@
 //! principal = "release-bot@svc"
 //! roles = ["member"]
 //! sha256 = "…"                   # `accord token generate` prints token and digest
+//!
+//! [oidc]                         # sign-in for the board: see `oidc`
+//! issuer = "https://id.example.com/"
+//! client_id = "accord-board"
+//! client_secret_env = "ACCORD_OIDC_CLIENT_SECRET"   # or client_secret_file
+//! base_url = "https://accord.example.com"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -36,6 +42,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, jwk::JwkSet};
 use serde::Deserialize;
 
 use super::jwt::{JwtVerifier, MAX_LEEWAY_SECONDS, VerificationKey};
+use super::oidc::{OidcSection, OidcSettings};
 use super::{Authenticator, Role, Roles, ServiceTokens};
 use crate::domain::values::{Principal, quote};
 
@@ -56,6 +63,16 @@ pub struct SecurityConfig {
     pub jwt: Option<JwtSection>,
     #[serde(default)]
     pub service_tokens: Vec<ServiceTokenEntry>,
+    /// Sign-in for the board (OpenID Connect).
+    pub oidc: Option<OidcSection>,
+}
+
+/// Everything the file configures: how bearer tokens are checked and, with an `[oidc]`
+/// section, how people sign in to the board.
+#[derive(Debug)]
+pub struct Security {
+    pub authenticator: Authenticator,
+    pub sign_in: Option<OidcSettings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,20 +125,33 @@ pub struct ServiceTokenEntry {
 impl SecurityConfig {
     /// Reads and checks the file at `path`, loading every key it names.
     pub fn load(path: &Path) -> Result<Authenticator, ConfigError> {
+        Self::load_all(path).map(|security| security.authenticator)
+    }
+
+    /// Reads and checks the file at `path`, with its `[oidc]` section.
+    pub fn load_all(path: &Path) -> Result<Security, ConfigError> {
         let file = path.display().to_string();
         let error = |entry: &str, message: String| ConfigError { file: file.clone(), entry: entry.to_owned(), message };
         let text = std::fs::read_to_string(path).map_err(|e| error("file", format!("cannot read it: {e}")))?;
         let config: SecurityConfig = toml::from_str(&text).map_err(|e| error("syntax", e.message().to_owned()))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        config.build(&base).map_err(|(entry, message)| error(&entry, message))
+        let authenticator = config.build(&base).map_err(|(entry, message)| error(&entry, message))?;
+        let sign_in = config
+            .oidc
+            .as_ref()
+            .map(|section| section.parse(&base))
+            .transpose()
+            .map_err(|e| error(&format!("oidc.{}", e.field), e.message))?;
+        Ok(Security { authenticator, sign_in })
     }
 
     /// Builds the authenticator; paths are relative to `base`. Errors are (entry, message).
     pub fn build(&self, base: &Path) -> Result<Authenticator, (String, String)> {
-        if self.jwt.is_none() && self.service_tokens.is_empty() {
+        if self.jwt.is_none() && self.service_tokens.is_empty() && self.oidc.is_none() {
             return Err((
                 "file".into(),
-                "configures neither [jwt] nor [[service_tokens]]; without them nobody could call the service".into(),
+                "configures none of [jwt], [[service_tokens]] and [oidc]; without them nobody could call the service"
+                    .into(),
             ));
         }
         let jwt = self.jwt.as_ref().map(|section| section.build(base)).transpose()?;

@@ -147,11 +147,7 @@ impl JwtVerifier {
         let subject = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
         let principal = Principal::parse("sub", subject)
             .map_err(|error| AuthError(format!("the token's subject is not a valid principal: {error}")))?;
-        let roles = match claims.get(&self.roles_claim) {
-            Some(Value::String(one)) => Roles::from_names(one.split([' ', ','])),
-            Some(Value::Array(many)) => Roles::from_names(many.iter().filter_map(Value::as_str)),
-            _ => Roles::none(),
-        };
+        let roles = roles_of_claim(claims.get(&self.roles_claim));
         let teams = match claims.get(&self.teams_claim) {
             Some(Value::String(one)) => super::teams_of(one.split([' ', ','])),
             Some(Value::Array(many)) => super::teams_of(many.iter().filter_map(Value::as_str)),
@@ -172,6 +168,17 @@ fn describe(kind: &ErrorKind, verifier: &JwtVerifier) -> AuthError {
         ErrorKind::InvalidAlgorithm => "the token's algorithm does not match its key".into(),
         _ => "the bearer token is not a valid JWT".into(),
     })
+}
+
+/// The Accord roles a roles claim names: a string ("admin member", or comma-separated)
+/// or a list of strings; names that are not Accord roles are ignored. The one mapping of
+/// token claims to roles, for `[jwt]` and `[oidc]` alike.
+pub fn roles_of_claim(claim: Option<&Value>) -> Roles {
+    match claim {
+        Some(Value::String(one)) => Roles::from_names(one.split([' ', ','])),
+        Some(Value::Array(many)) => Roles::from_names(many.iter().filter_map(Value::as_str)),
+        _ => Roles::none(),
+    }
 }
 
 /// Three dot-separated parts: worth trying as a JWT.

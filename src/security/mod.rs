@@ -10,6 +10,7 @@ pub mod config;
 pub mod cors;
 pub mod guard;
 pub mod jwt;
+pub mod oidc;
 pub mod rights;
 pub mod service_tokens;
 pub mod tls;
@@ -18,7 +19,7 @@ use std::{collections::BTreeSet, fmt, net::SocketAddr};
 
 use crate::domain::values::Principal;
 
-pub use config::{ConfigError, SecurityConfig};
+pub use config::{ConfigError, Security, SecurityConfig};
 pub use guard::{DomainStatus, GuardLayer, Limits};
 pub use jwt::{JwtVerifier, VerificationKey};
 pub use rights::{Right, Role, Roles};
@@ -31,6 +32,8 @@ pub enum Credential {
     Jwt { issuer: String },
     /// A static service token from the configuration file.
     ServiceToken,
+    /// A board session cookie, from a sign-in with this OpenID provider.
+    Session { issuer: String },
     /// Local development mode: the name the caller sent, unverified.
     LocalDevelopment,
 }

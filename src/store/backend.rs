@@ -31,6 +31,7 @@ use super::batch::{AppendRefused, Appended, Batch, HeadRows, StoredCommand};
 use super::cut::ProjectionCut;
 use super::note::CheckpointSigner;
 use super::replay::StreamFold;
+use super::sessions::{SessionClaims, SessionRow};
 use super::snapshots::{DueStream, PastSnapshot};
 use super::webhooks::{DeliveryRow, LeaseFence, Progress, SubscriptionRow, SubscriptionUpdate};
 use super::{
@@ -62,7 +63,19 @@ pub type AppendSignals = Pin<Box<dyn Stream<Item = AppendSignal> + Send>>;
 /// `Store` bounds those by `query_timeout`.
 #[async_trait]
 pub trait Backend:
-    Heads + Reads + Rebuild + OnlineRebuild + Audit + Import + ProjectionCuts + Snapshots + Webhooks + Debug + Send + Sync
+    Heads
+    + Reads
+    + Rebuild
+    + OnlineRebuild
+    + Audit
+    + Import
+    + ProjectionCuts
+    + Snapshots
+    + Webhooks
+    + Sessions
+    + Debug
+    + Send
+    + Sync
 {
     /// "postgres" or "sqlite", for logs.
     fn kind(&self) -> &'static str;
@@ -320,4 +333,28 @@ pub trait Webhooks: Send + Sync {
 
     /// Deletes delivered rows last attempted before `older_than`; how many.
     async fn prune_deliveries(&self, older_than: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError>;
+}
+
+/// The board's sign-in sessions (see `store::sessions`).
+#[async_trait]
+pub trait Sessions: Send + Sync {
+    async fn create_session(&self, session: &SessionRow) -> Result<(), StoreError>;
+
+    async fn session(&self, id_hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError>;
+
+    /// Sets last_seen_at to `at` when that is later.
+    async fn touch_session(&self, id_hash: &[u8; 32], at: chrono::DateTime<chrono::Utc>) -> Result<(), StoreError>;
+
+    /// Writes `claims` when the row still holds the refresh token `used`; whether it did.
+    async fn refresh_session(&self, id_hash: &[u8; 32], used: &str, claims: &SessionClaims)
+    -> Result<bool, StoreError>;
+
+    async fn delete_session(&self, id_hash: &[u8; 32]) -> Result<bool, StoreError>;
+
+    /// Deletes sessions expired at `now` or last seen before `idle_before`; how many.
+    async fn prune_sessions(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        idle_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError>;
 }

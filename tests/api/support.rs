@@ -99,6 +99,7 @@ pub fn harness_options() -> ServerOptions {
         snapshot_every: None,
         cors_origins: vec![ALLOWED_ORIGIN.to_owned()],
         webhooks: None,
+        sign_in: None,
     }
 }
 

@@ -61,6 +61,7 @@ mod online;
 mod reads;
 mod rebuild;
 mod session;
+mod sessions;
 mod signals;
 mod snapshots;
 mod webhooks;

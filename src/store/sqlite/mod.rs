@@ -79,6 +79,7 @@ mod import;
 mod online;
 mod reads;
 mod rebuild;
+mod sessions;
 mod snapshots;
 #[cfg(test)]
 mod tests;
