@@ -504,7 +504,7 @@ async fn the_daily_use_endpoints_answer_and_refuse_bad_input_naming_the_field() 
     // Who am I: nobody in local development mode, and the inbox needs a principal.
     let (status, me) = get_json(&server.url("/api/me"), None).await;
     assert_eq!(status, 200, "{me}");
-    assert_eq!(me, json!({ "principal": null, "roles": null, "local_development": true }));
+    assert_eq!(me, json!({ "principal": null, "roles": null, "teams": [], "local_development": true }));
     let (status, error) = get_json(&server.url("/api/inbox"), None).await;
     assert_eq!((status, error["field"].as_str()), (400, Some("principal")), "{error}");
     let long = "x".repeat(5000);
@@ -1459,4 +1459,57 @@ async fn with_a_token_the_home_view_is_the_callers_own_without_asking() {
         assert_accessible(&browser, "the home view with a token").await;
     };
     finish(&browser, driver, outcome).await;
+}
+
+/// An initiative whose only decision was accepted shows what was agreed and by whom, not
+/// every function as "not needed" (issue 16).
+#[tokio::test]
+async fn an_accepted_decision_shows_its_functions_as_agreed_and_who_agreed() {
+    let driver = Driver::start().await;
+    let server = Server::start(ServerOptions::local_development()).await;
+    let decision =
+        initiative(&server, "REFUND-9", "Refunds in one click", pb::Stage::Definition, "Refund instantly").await;
+    for (who, function) in [(ENGINEER, "engineering"), (DESIGNER, "design"), (BUSINESS, "business")] {
+        sign(&server, who, "REFUND-9", &decision, function).await;
+    }
+    server
+        .commands(DRIVER)
+        .accept_decision(pb::AcceptDecisionRequest {
+            options: None,
+            initiative: "REFUND-9".into(),
+            decision_id: decision,
+            override_reason: String::new(),
+        })
+        .await
+        .expect("accept");
+
+    let browser = chromium(&driver, 1280, 900).await;
+    finish(&browser, driver, async {
+        browser.goto(&server.url("/?view=list")).await.expect("open the list of initiatives");
+        let read = r#"const card = document.querySelector('article.card[data-key="REFUND-9"]');
+            if (!card) return null;
+            return { states: [...card.querySelectorAll('ul.chips li')].map((c) => c.dataset.state),
+                     titles: [...card.querySelectorAll('ul.chips li')].map((c) => c.title),
+                     agreed: card.querySelector('ul.agreed')?.textContent ?? '' };"#;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut seen = Value::Null;
+        while std::time::Instant::now() < deadline {
+            seen = browser.execute(read, vec![]).await.expect("script runs");
+            if seen["agreed"].as_str().is_some_and(|t| !t.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(seen["states"], json!(["agreed", "agreed", "agreed"]), "{seen}");
+        let design = seen["titles"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t.as_str().is_some_and(|t| t.starts_with("design"))));
+        assert!(design.and_then(Value::as_str).is_some_and(|t| t.contains(DESIGNER)), "{seen}");
+        let agreed = seen["agreed"].as_str().unwrap_or_default();
+        for who in [ENGINEER, DESIGNER, BUSINESS, DRIVER] {
+            assert!(agreed.contains(who), "the agreed list names {who}: {agreed}");
+        }
+        assert!(agreed.contains("Refund instantly") && agreed.contains("revision 1"), "{agreed}");
+    })
+    .await;
 }

@@ -497,6 +497,11 @@ async fn a_full_sign_in_then_csrf_and_open_redirect_refusals_then_logout() {
         let info = session_info(&accord, &session).await;
         assert_eq!(info["principal"], "ann@example.com", "{info}");
         assert_eq!(info["roles"], json!(["member"]), "groups member and accord-staff map to member: {info}");
+        // The same groups are the person's teams, for decision rights given to a team.
+        let (status, me) = get_with_cookie(&accord.url("/api/me"), &session).await;
+        assert_eq!(status, 200, "{me}");
+        let me: serde_json::Value = serde_json::from_str(&me).expect("JSON");
+        assert_eq!(me["teams"], json!(["team:accord-staff", "team:member"]), "{me}");
         // Pasted bearer tokens still work for scripts.
         let bearer = format!("Bearer {ADMIN_TOKEN}");
         let (status, _, body) =

@@ -6,6 +6,8 @@ CREATE TABLE sessions (
     principal      text        NOT NULL,
     -- The Accord roles, space-separated, as mapped from the provider's claims.
     roles          text        NOT NULL,
+    -- The teams (team:NAME), space-separated, from the provider's group claim.
+    teams          text        NOT NULL DEFAULT '',
     -- The synchronizer token every state-changing request of this session must send.
     csrf_token     text        NOT NULL,
     -- What the provider gave: a refresh token (if any) and the last ID token (the

@@ -4,6 +4,7 @@ CREATE TABLE sessions (
     id_hash        BLOB    PRIMARY KEY CHECK (length(id_hash) = 32),
     principal      TEXT    NOT NULL,
     roles          TEXT    NOT NULL,
+    teams          TEXT    NOT NULL DEFAULT '',
     csrf_token     TEXT    NOT NULL,
     refresh_token  TEXT,
     id_token       TEXT,

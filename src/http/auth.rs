@@ -249,6 +249,7 @@ pub(super) async fn callback(
         id_hash: hash(&session_id),
         principal: signed_in.principal.to_string(),
         roles: role_names(signed_in.roles),
+        teams: team_names(&signed_in.teams),
         csrf_token,
         refresh_token: signed_in.refresh_token.clone(),
         id_token: Some(signed_in.id_token.clone()),
@@ -281,6 +282,10 @@ pub(super) async fn callback(
         set_cookie(&sign_in, session_cookie_name(&sign_in), &session_id, settings.session_absolute),
     );
     response
+}
+
+fn team_names(teams: &std::collections::BTreeSet<Principal>) -> String {
+    teams.iter().map(Principal::as_str).collect::<Vec<_>>().join(" ")
 }
 
 fn role_names(roles: Roles) -> String {
@@ -350,7 +355,7 @@ pub(super) async fn resolve(app: &App, headers: &HeaderMap) -> Result<Resolved, 
         principal,
         roles: Roles::from_names(row.roles.split(' ')),
         credential: Credential::Session { issuer: settings.issuer.as_str().to_owned() },
-        teams: Default::default(),
+        teams: crate::security::teams_of(row.teams.split(' ')),
     };
     Ok(Resolved { caller, row })
 }
@@ -369,6 +374,7 @@ async fn refresh(
             let claims = SessionClaims {
                 principal: signed_in.principal.to_string(),
                 roles: role_names(signed_in.roles),
+                teams: team_names(&signed_in.teams),
                 refresh_token: signed_in.refresh_token.clone(),
                 id_token: Some(signed_in.id_token.clone()),
                 refresh_at: DateTime::from_timestamp(signed_in.expires_at, 0)

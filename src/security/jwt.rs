@@ -148,11 +148,7 @@ impl JwtVerifier {
         let principal = Principal::parse("sub", subject)
             .map_err(|error| AuthError(format!("the token's subject is not a valid principal: {error}")))?;
         let roles = roles_of_claim(claims.get(&self.roles_claim));
-        let teams = match claims.get(&self.teams_claim) {
-            Some(Value::String(one)) => super::teams_of(one.split([' ', ','])),
-            Some(Value::Array(many)) => super::teams_of(many.iter().filter_map(Value::as_str)),
-            _ => Default::default(),
-        };
+        let teams = teams_of_claim(claims.get(&self.teams_claim));
         Ok(Caller { principal, roles, credential: Credential::Jwt { issuer: self.issuer.clone() }, teams })
     }
 }
@@ -178,6 +174,15 @@ pub fn roles_of_claim(claim: Option<&Value>) -> Roles {
         Some(Value::String(one)) => Roles::from_names(one.split([' ', ','])),
         Some(Value::Array(many)) => Roles::from_names(many.iter().filter_map(Value::as_str)),
         _ => Roles::none(),
+    }
+}
+
+/// The teams a claim names (a space- or comma-separated string, or a list of strings).
+pub fn teams_of_claim(claim: Option<&Value>) -> std::collections::BTreeSet<Principal> {
+    match claim {
+        Some(Value::String(one)) => super::teams_of(one.split([' ', ','])),
+        Some(Value::Array(many)) => super::teams_of(many.iter().filter_map(Value::as_str)),
+        _ => Default::default(),
     }
 }
 

@@ -14,6 +14,7 @@
 //! scopes = ["openid", "email", "profile"]              # the default
 //! principal_claim = "email"                            # the default: stakeholders are e-mail addresses
 //! roles_claim = "groups"                               # mapped to roles as [jwt] roles_claim is
+//! teams_claim = "groups"                               # each group G is the team team:G
 //! session_idle = "8h"                                  # the defaults
 //! session_absolute = "7d"
 //! ```
@@ -72,6 +73,7 @@ pub struct OidcSection {
     pub scopes: Option<Vec<String>>,
     pub principal_claim: Option<String>,
     pub roles_claim: Option<String>,
+    pub teams_claim: Option<String>,
     pub session_idle: Option<String>,
     pub session_absolute: Option<String>,
 }
@@ -102,6 +104,8 @@ pub struct OidcSettings {
     pub scopes: Vec<String>,
     pub principal_claim: String,
     pub roles_claim: String,
+    /// The claim listing the person's groups, each a team (`team:NAME`).
+    pub teams_claim: String,
     pub session_idle: Duration,
     pub session_absolute: Duration,
     /// The cookies are `Secure` and `__Host-` prefixed (false only for http on loopback).
@@ -189,6 +193,7 @@ impl OidcSection {
         };
         let principal_claim = claim_name("principal_claim", self.principal_claim.as_deref(), DEFAULT_PRINCIPAL_CLAIM)?;
         let roles_claim = claim_name("roles_claim", self.roles_claim.as_deref(), DEFAULT_ROLES_CLAIM)?;
+        let teams_claim = claim_name("teams_claim", self.teams_claim.as_deref(), super::jwt::DEFAULT_TEAMS_CLAIM)?;
         let session_idle = match &self.session_idle {
             None => DEFAULT_SESSION_IDLE,
             Some(text) => parse_duration(text).map_err(|m| bad("session_idle", m))?,
@@ -213,6 +218,7 @@ impl OidcSection {
             scopes,
             principal_claim,
             roles_claim,
+            teams_claim,
             session_idle,
             session_absolute,
             secure_cookies,
@@ -382,6 +388,8 @@ pub enum SignInError {
 pub struct SignedIn {
     pub principal: Principal,
     pub roles: Roles,
+    /// The teams the provider's group claim names (`team:NAME`).
+    pub teams: std::collections::BTreeSet<Principal>,
     pub refresh_token: Option<String>,
     /// The raw ID token, kept as the `id_token_hint` of the provider's logout.
     pub id_token: String,
@@ -551,9 +559,11 @@ impl SignIn {
             }
         }
         let (principal, roles) = self.identity(claims)?;
+        let teams = super::jwt::teams_of_claim(claims.additional_claims().claims.get(&self.settings.teams_claim));
         Ok(SignedIn {
             principal,
             roles,
+            teams,
             refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
             id_token: id_token.to_string(),
             expires_at: claims.expiration().timestamp(),

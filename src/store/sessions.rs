@@ -8,8 +8,8 @@ use super::rows::StoredRow;
 use super::{Store, StoreError};
 
 /// The columns `decode_session` reads, in both databases.
-pub(crate) const SESSION_COLUMNS: &str = "id_hash, principal, roles, csrf_token, refresh_token, id_token, \
-     created_at, last_seen_at, expires_at, refresh_at";
+pub(crate) const SESSION_COLUMNS: &str = "id_hash, principal, roles, teams, csrf_token, refresh_token, \
+     id_token, created_at, last_seen_at, expires_at, refresh_at";
 
 /// One session as stored.
 #[derive(Clone, PartialEq)]
@@ -19,6 +19,8 @@ pub struct SessionRow {
     pub principal: String,
     /// Role names, space-separated.
     pub roles: String,
+    /// Team principals (`team:NAME`), space-separated.
+    pub teams: String,
     pub csrf_token: String,
     pub refresh_token: Option<String>,
     pub id_token: Option<String>,
@@ -36,6 +38,7 @@ impl std::fmt::Debug for SessionRow {
         f.debug_struct("SessionRow")
             .field("principal", &self.principal)
             .field("roles", &self.roles)
+            .field("teams", &self.teams)
             .field("has_refresh_token", &self.refresh_token.is_some())
             .field("created_at", &self.created_at)
             .field("last_seen_at", &self.last_seen_at)
@@ -50,6 +53,7 @@ impl std::fmt::Debug for SessionRow {
 pub struct SessionClaims {
     pub principal: String,
     pub roles: String,
+    pub teams: String,
     pub refresh_token: Option<String>,
     pub id_token: Option<String>,
     pub refresh_at: DateTime<Utc>,
@@ -63,6 +67,7 @@ pub(crate) fn decode_session<R: StoredRow>(row: &R) -> Result<SessionRow, StoreE
         id_hash: <[u8; 32]>::try_from(hash).map_err(|_| corrupt("id_hash is not 32 bytes".into()))?,
         principal: row.read("principal")?,
         roles: row.read("roles")?,
+        teams: row.read("teams")?,
         csrf_token: row.read("csrf_token")?,
         refresh_token: row.read("refresh_token")?,
         id_token: row.read("id_token")?,

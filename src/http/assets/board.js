@@ -283,6 +283,7 @@
             el("span", { class: `chip chip-${item.state}`, "aria-label": `${item.function}: ${STATE_TEXT[item.state] || item.state}` },
               el("span", { class: "icon", "aria-hidden": "true" }, STATE_ICON[item.state] || "•"), item.function),
             el("span", {}, `sign “${item.decision_title}” (revision ${item.revision}) for ${item.function}`,
+              item.via_team ? el("span", { class: "team" }, ` as a member of ${item.via_team}`) : null,
               item.reason ? el("span", { class: "reason" }, ` — ${item.reason}`) : null)))),
         el("div", { class: "facts" }, el("span", {}, "active ", timeEl(first.last_activity))));
     }));
@@ -657,7 +658,7 @@
       el("span", {}, el("span", { class: "label" }, "stage "), view.stage),
       el("span", {}, plural(view.counts ? view.counts.open_decisions : (view.decisions || []).filter((d) => d.status === "proposed").length, "open decision"))),
     el("ul", { class: "chips", "aria-label": "Sign-off by function" },
-      (view.functions || []).map((f) => chip(f.function, f.state))),
+      (view.functions || []).map((f) => functionChip(view, f))),
     el("div", { class: "score" },
       el("div", {
         class: "bar", role: "progressbar", "aria-label": "Sign-offs in place",
@@ -671,6 +672,7 @@
       shown.map(outstandingItem),
       counted("outstanding") > shown.length ? el("li", { class: "more" }, `and ${counted("outstanding") - shown.length} more…`) : null)
       : view.status === "aligned" ? el("p", { class: "all-clear" }, "✓ Nothing outstanding: every function has signed.") : null,
+    agreedList(view),
     el("div", { class: "facts" },
       objections > 0 ? el("span", { class: "warn" }, `⊘ ${plural(objections, "open objection")}`) : null,
       concerns > 0 ? el("span", {}, `! ${plural(concerns, "open concern")}`) : null,
@@ -679,6 +681,47 @@
       el("span", { title: "evidence: user research · customer · internal" },
         `evidence ${evidence.user_research} research · ${evidence.customer} customer · ${evidence.internal} internal`),
       el("span", {}, "active ", timeEl(view.last_activity))));
+  }
+
+  // Function states count open decisions only; a function no open decision needs that
+  // approved the latest accepted decision needing it shows as agreed (from `agreed`).
+  function agreedFunction(view, name) {
+    const agreed = view.agreed || [];
+    for (let i = agreed.length - 1; i >= 0; i--) {
+      const f = (agreed[i].functions || []).find((g) => g.function === name);
+      if (f) return f.state === "approved" ? { decision: agreed[i], function: f } : null;
+    }
+    return null;
+  }
+
+  function signers(f) {
+    return (f.sign_offs || []).map((s) => `${s.signer}${s.via_team ? ` for ${s.via_team}` : ""} (r${s.revision})`).join(", ");
+  }
+
+  function functionChip(view, f) {
+    const agreed = f.state === "not_applicable" ? agreedFunction(view, f.function) : null;
+    if (!agreed) return chip(f.function, f.state);
+    const text = `agreed by ${signers(agreed.function) || "—"} on “${agreed.decision.title}”`;
+    return el("li", {
+      class: "chip chip-agreed", "data-function": f.function, "data-state": "agreed",
+      "aria-label": `${f.function}: ${text}`, title: `${f.function}: ${text}`,
+    }, el("span", { class: "icon", "aria-hidden": "true" }, "✓"),
+    el("span", { class: "fn" }, f.function), el("span", { class: "state" }, "agreed"));
+  }
+
+  // What the accepted decisions in force agreed, and by whom (the most recent first).
+  function agreedList(view) {
+    const agreed = (view.agreed || []).slice(-MAX_OUTSTANDING).reverse();
+    if (agreed.length === 0) return null;
+    const total = view.counts && view.counts.agreed !== undefined ? view.counts.agreed : agreed.length;
+    return el("ul", { class: "agreed", "aria-label": "Agreed" },
+      agreed.map((a) => el("li", { "data-decision": a.decision_id },
+        el("span", { class: a.overridden ? "warn" : "good" }, a.overridden ? "⚑ accepted over " : "✓ agreed "),
+        `“${a.title}” (revision ${a.revision}) — `,
+        el("span", { class: "who" }, (a.functions || []).map((f) =>
+          f.state === "approved" ? `${f.function}: ${signers(f)}` : `${f.function}: ${STATE_TEXT[f.state] || f.state}`).join("; ")),
+        ` · accepted by ${a.accepted_by}`)),
+      total > agreed.length ? el("li", { class: "more" }, `and ${total - agreed.length} more…`) : null);
   }
 
   function bar(percent) {

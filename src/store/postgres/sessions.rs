@@ -16,8 +16,8 @@ impl Sessions for PgStore {
     async fn create_session(&self, session: &SessionRow) -> Result<(), StoreError> {
         let insert = sqlx::query(
             "INSERT INTO sessions (id_hash, principal, roles, csrf_token, refresh_token, id_token, created_at,
-                                   last_seen_at, expires_at, refresh_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                   last_seen_at, expires_at, refresh_at, teams)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(session.id_hash.as_slice())
         .bind(&session.principal)
@@ -28,7 +28,8 @@ impl Sessions for PgStore {
         .bind(session.created_at)
         .bind(session.last_seen_at)
         .bind(session.expires_at)
-        .bind(session.refresh_at);
+        .bind(session.refresh_at)
+        .bind(&session.teams);
         let mut session = self.session().await?;
         insert.execute(session.run()).await.map_err(map_sqlx)?;
         session.commit().await
@@ -57,7 +58,8 @@ impl Sessions for PgStore {
         claims: &SessionClaims,
     ) -> Result<bool, StoreError> {
         let update = sqlx::query(
-            "UPDATE sessions SET principal = $3, roles = $4, refresh_token = $5, id_token = $6, refresh_at = $7
+            "UPDATE sessions SET principal = $3, roles = $4, refresh_token = $5, id_token = $6, refresh_at = $7,
+                                 teams = $8
               WHERE id_hash = $1 AND refresh_token = $2",
         )
         .bind(id_hash.as_slice())
@@ -66,7 +68,8 @@ impl Sessions for PgStore {
         .bind(&claims.roles)
         .bind(&claims.refresh_token)
         .bind(&claims.id_token)
-        .bind(claims.refresh_at);
+        .bind(claims.refresh_at)
+        .bind(&claims.teams);
         let mut session = self.session().await?;
         let done = update.execute(session.run()).await.map_err(map_sqlx)?;
         session.commit().await?;

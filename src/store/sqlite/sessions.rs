@@ -15,8 +15,8 @@ impl Sessions for SqliteStore {
         self.write(move |pool| async move {
             sqlx::query(
                 "INSERT INTO sessions (id_hash, principal, roles, csrf_token, refresh_token, id_token, created_at,
-                                       last_seen_at, expires_at, refresh_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                       last_seen_at, expires_at, refresh_at, teams)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .bind(session.id_hash.to_vec())
             .bind(&session.principal)
@@ -28,6 +28,7 @@ impl Sessions for SqliteStore {
             .bind(session.last_seen_at.timestamp_micros())
             .bind(session.expires_at.timestamp_micros())
             .bind(session.refresh_at.timestamp_micros())
+            .bind(&session.teams)
             .execute(&pool)
             .await
             .map_err(map_sqlx)?;
@@ -64,7 +65,8 @@ impl Sessions for SqliteStore {
         let (id_hash, used, claims) = (id_hash.to_vec(), used.to_owned(), claims.clone());
         self.write(move |pool| async move {
             let done = sqlx::query(
-                "UPDATE sessions SET principal = ?3, roles = ?4, refresh_token = ?5, id_token = ?6, refresh_at = ?7
+                "UPDATE sessions SET principal = ?3, roles = ?4, refresh_token = ?5, id_token = ?6, refresh_at = ?7,
+                                     teams = ?8
                   WHERE id_hash = ?1 AND refresh_token = ?2",
             )
             .bind(id_hash)
@@ -74,6 +76,7 @@ impl Sessions for SqliteStore {
             .bind(&claims.refresh_token)
             .bind(&claims.id_token)
             .bind(claims.refresh_at.timestamp_micros())
+            .bind(&claims.teams)
             .execute(&pool)
             .await
             .map_err(map_sqlx)?;
