@@ -111,6 +111,20 @@ impl Interceptor for Actor {
     }
 }
 
+/// Names the caller and their teams in local development mode.
+#[derive(Clone)]
+struct TeamMember(String, String);
+
+impl Interceptor for TeamMember {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let actor = self.0.parse().map_err(|_| Status::internal("bad actor"))?;
+        let teams = self.1.parse().map_err(|_| Status::internal("bad teams"))?;
+        request.metadata_mut().insert("x-accord-actor", actor);
+        request.metadata_mut().insert("x-accord-teams", teams);
+        Ok(request)
+    }
+}
+
 // ---- Seeding through gRPC ------------------------------------------------------------
 
 fn content(title: &str, proposal: &str) -> Option<pb::DecisionContent> {
@@ -1512,4 +1526,49 @@ async fn an_accepted_decision_shows_its_functions_as_agreed_and_who_agreed() {
         assert!(agreed.contains("Refund instantly") && agreed.contains("revision 1"), "{agreed}");
     })
     .await;
+}
+
+/// A sign-off given through a team says so in the detail's sign-off matrix (issue 16).
+#[tokio::test]
+async fn the_detail_names_the_team_a_sign_off_was_given_for() {
+    let server = Server::start(ServerOptions::local_development()).await;
+    let decision =
+        initiative(&server, "REFUND-9", "Refunds in one click", pb::Stage::Definition, "Refund instantly").await;
+    server
+        .commands(OWNER)
+        .assign_stakeholder(pb::AssignStakeholderRequest {
+            options: None,
+            initiative: "REFUND-9".into(),
+            principal: "team:design-leads".into(),
+            function: "design".into(),
+            role: pb::Role::Approver.into(),
+        })
+        .await
+        .expect("give design's approval to a team too");
+    let channel = Channel::from_shared(format!("http://{}", server.grpc)).expect("uri").connect_lazy();
+    CommandServiceClient::with_interceptor(channel, TeamMember("lea@example.com".into(), "design-leads".into()))
+        .record_sign_off(pb::RecordSignOffRequest {
+            options: None,
+            initiative: "REFUND-9".into(),
+            decision_id: decision,
+            function: "design".into(),
+            verdict: pb::Verdict::Approve.into(),
+            reason: String::new(),
+            comment: String::new(),
+            revision: None,
+        })
+        .await
+        .expect("a lead signs for the team");
+    let (status, detail) = get_json(&server.url("/api/initiatives/REFUND-9"), None).await;
+    assert_eq!(status, 200, "{detail}");
+    let cells: Vec<&Value> = detail["decisions"][0]["revisions"][0]["matrix"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|row| row["function"] == "design")
+        .flat_map(|row| row["sign_offs"].as_array().into_iter().flatten())
+        .collect();
+    assert_eq!(cells.len(), 1, "{detail}");
+    assert_eq!((&cells[0]["signer"], &cells[0]["via_team"]), (&json!("lea@example.com"), &json!("team:design-leads")));
+    assert_eq!(cells[0]["counts"], true);
 }

@@ -95,6 +95,9 @@ struct MatrixCell {
     revoked: bool,
     /// In force and counting now (signer still an approver; an approval not stale).
     counts: bool,
+    /// The team the signer signed for; absent when for themselves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via_team: Option<Principal>,
 }
 
 #[derive(Debug, Serialize)]
@@ -175,6 +178,7 @@ fn decision_detail(initiative: &Initiative, decision: &Decision, history: &[Sign
                                 replaced: s.replaced,
                                 revoked: s.revoked,
                                 counts: in_force && decision.is_open() && sign_off_counts(initiative, decision, s),
+                                via_team: s.via_team.clone(),
                             }
                         })
                         .collect(),

@@ -1108,7 +1108,7 @@
       class: `verdict verdict-${s.verdict}${s.in_force ? "" : " stale"}`, "data-signer": s.signer,
       title: words || null,
     }, el("span", { "aria-hidden": "true" }, approve ? "✓" : "✕"),
-    `${approve ? "approved" : "rejected"} by `, el("strong", {}, s.signer), note, " ",
+    `${approve ? "approved" : "rejected"} by `, el("strong", {}, s.signer), s.via_team ? ` for ${s.via_team}` : "", note, " ",
     el("span", { class: "when" }, timeEl(s.at)));
   }
 
