@@ -874,20 +874,8 @@ async fn a_rejection_on_a_card_names_the_rejecter_and_the_reason() {
         .await
         .expect("reject");
 
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".to_owned(),
-        json!({
-            "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        }),
-    );
-    let browser = ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&driver.url)
-        .await
-        .expect("a WebDriver session with headless Chromium");
-    let outcome = async {
+    let browser = chromium(&driver, 1280, 900).await;
+    finish(&browser, driver, async {
         browser.goto(&server.url("/?view=list")).await.expect("open the list of initiatives");
         let text = r#"const card = document.querySelector('article.card');
                       return card ? card.querySelector('ul.outstanding')?.textContent ?? '' : null;"#;
@@ -903,13 +891,8 @@ async fn a_rejection_on_a_card_names_the_rejecter_and_the_reason() {
         let seen = seen.as_str().unwrap_or_default().to_owned();
         assert!(seen.contains(BUSINESS), "names who rejected it: {seen}");
         assert!(seen.contains("Fraud losses would double."), "and why: {seen}");
-    };
-    let result = std::panic::AssertUnwindSafe(outcome).catch_unwind().await;
-    let _ = browser.close().await;
-    drop(driver);
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    })
+    .await;
 }
 
 // ---- The board for daily use: home view, list, as-of slider, revision diff --------------
